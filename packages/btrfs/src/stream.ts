@@ -1,0 +1,287 @@
+import { createHash } from "node:crypto";
+import { mkdir, readdir, rename } from "node:fs/promises";
+import { join } from "node:path";
+import { PassThrough, type Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { GildError, type ImageVersionInfo, toGildError } from "@gild/core";
+import { ExecaError, execa } from "execa";
+import { classifyBtrfsStderr, spawnFailure, toolError } from "./exec.js";
+import type { ImageStore } from "./image-store.js";
+import { writeMeta } from "./meta.js";
+import { isSubvolume, showSubvolume } from "./subvolume.js";
+
+/** The one name every stream gives its subvolume (DESIGN.md, Receiving). */
+export const STREAM_SUBVOLUME_NAME = "rootfs";
+
+export interface SendOptions {
+  /** Version of the same line to send incrementally against; full stream when absent. */
+  parent?: number;
+  /** Stream protocol 2 with compressed extents sent as they are (needs detectStreamCapabilities). */
+  compressedData?: boolean;
+  cancelSignal?: AbortSignal;
+}
+
+/**
+ * `btrfs send` of an image version as a Node Readable. The stream errors with a GildError when
+ * btrfs fails, so a consumer never mistakes a cut stream for a whole one.
+ */
+export function send(store: ImageStore, line: string, version: number, options: SendOptions = {}): Readable {
+  const args = ["send", "-q"];
+  if (options.compressedData) args.push("--proto", "2", "--compressed-data");
+  if (options.parent !== undefined) args.push("-p", store.pool.rootfsPath(line, options.parent));
+  args.push(store.pool.rootfsPath(line, version));
+  const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+  const subprocess = execa("btrfs", args, {
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    buffer: { stdout: false, stderr: true },
+    cancelSignal: options.cancelSignal,
+    forceKillAfterDelay: 2_000,
+  });
+  subprocess.stdout.pipe(out, { end: false });
+  // A consumer that stops reading early (destroy) must stop btrfs too.
+  out.on("close", () => {
+    if (subprocess.exitCode === null) subprocess.kill();
+  });
+  subprocess.then(
+    () => {
+      if (subprocess.stdout.readableEnded) out.end();
+      else subprocess.stdout.once("end", () => out.end());
+    },
+    (err: unknown) => out.destroy(toolError("btrfs", args, err)),
+  );
+  return out;
+}
+
+/** What a receive must find, or it refuses the stream. */
+export interface ExpectedStream {
+  line: string;
+  version: number;
+  /** Lowercase hex sha256 of the whole stream. */
+  sha256?: string;
+  sizeBytes?: number;
+  /**
+   * uuid of the sender's parent subvolume for an incremental stream (the received_uuid the local parent
+   * carries); null for a full stream. Undefined: accept either, but still check the result is consistent.
+   */
+  parentUuid?: string | null;
+  /** uuid of the sender's subvolume: the received_uuid the new copy must carry. */
+  uuid?: string;
+  /** Recorded in meta.json of the new version. */
+  createdBy?: string;
+  /** Size of the image, as the sender knows it, recorded in meta.json. */
+  imageSizeBytes?: number | null;
+  /** Parent version number, as the sender knows it, recorded in meta.json. */
+  parentVersion?: number | null;
+  onProgress?: (bytesDone: number) => void;
+  cancelSignal?: AbortSignal;
+}
+
+export interface ReceiveResult {
+  image: ImageVersionInfo;
+  bytes: number;
+  sha256: string;
+}
+
+/**
+ * Receive a send stream into images/<line>/<version>: `btrfs receive -C -e -E 1` into a fresh
+ * directory in .staging, hashing the stream as it flows; then check read-only, received_uuid,
+ * parent_uuid, sha256 and size, and only then rename the directory into images/. Any failure leaves
+ * nothing under images/ and nothing in .staging, and throws a coded error.
+ */
+export async function receive(
+  store: ImageStore,
+  source: Readable,
+  expected: ExpectedStream,
+): Promise<ReceiveResult> {
+  const pool = store.pool;
+  const target = pool.imageDir(expected.line, expected.version);
+  if (await isSubvolume(join(target, STREAM_SUBVOLUME_NAME))) {
+    source.destroy();
+    throw new GildError(
+      "GILD_IMAGE_EXISTS",
+      `image ${expected.line}@${expected.version} is already on this pool`,
+    );
+  }
+  let localParent: ImageVersionInfo | undefined;
+  if (expected.parentUuid) {
+    localParent = await store.findByUuid(expected.parentUuid);
+    if (!localParent) {
+      source.destroy();
+      throw new GildError(
+        "GILD_PARENT_MISSING",
+        `the parent of this incremental stream (uuid ${expected.parentUuid}) is not on this pool`,
+        { hint: "send a full stream, or first the version it is based on" },
+      );
+    }
+  }
+
+  const staging = await pool.newStagingDir(`recv-${expected.line}-${expected.version}`);
+  try {
+    const { bytes, sha256 } = await runReceive(staging, source, expected);
+    return await verifyAndPromote(store, staging, target, expected, localParent, bytes, sha256);
+  } catch (err) {
+    await pool.removeTree(staging);
+    throw err;
+  }
+}
+
+async function runReceive(
+  staging: string,
+  source: Readable,
+  expected: ExpectedStream,
+): Promise<{ bytes: number; sha256: string }> {
+  // -C: chroot into the target, so a hostile stream's "../" paths cannot leave it (measured: without it
+  // they do). -e: stop at the end marker. -E 1: the first error is fatal.
+  const args = ["receive", "-q", "-C", "-e", "-E", "1", staging];
+  const subprocess = execa("btrfs", args, {
+    stdin: "pipe",
+    stdout: "ignore",
+    stderr: "pipe",
+    buffer: { stderr: true },
+    cancelSignal: expected.cancelSignal,
+    forceKillAfterDelay: 2_000,
+    reject: true,
+  });
+  const hash = createHash("sha256");
+  let bytes = 0;
+  const onProgress = expected.onProgress;
+  const feed = pipeline(
+    source,
+    async function* (chunks: AsyncIterable<Buffer>) {
+      for await (const chunk of chunks) {
+        hash.update(chunk);
+        bytes += chunk.length;
+        onProgress?.(bytes);
+        yield chunk;
+      }
+    },
+    subprocess.stdin,
+  );
+  const [fed, exited] = await Promise.allSettled([feed, subprocess]);
+  if (exited.status === "rejected") {
+    const err = exited.reason as unknown;
+    const missing = spawnFailure("btrfs", err);
+    if (missing) throw missing;
+    if (expected.cancelSignal?.aborted) {
+      throw new GildError(
+        "GILD_TRANSFER_FAILED",
+        `receive of ${expected.line}@${expected.version} was cancelled`,
+        {
+          cause: expected.cancelSignal.reason,
+        },
+      );
+    }
+    const stderr = err instanceof ExecaError ? String(err.stderr ?? "") : "";
+    const classified = classifyBtrfsStderr(stderr);
+    const sourceError =
+      fed.status === "rejected" && !isPipeClosed(fed.reason) ? toGildError(fed.reason) : undefined;
+    if (classified === "GILD_NO_SPACE" || classified === "GILD_PARENT_MISSING") {
+      throw new GildError(classified, `btrfs receive failed: ${lastLines(stderr)}`, { cause: err });
+    }
+    if (sourceError) {
+      throw new GildError(
+        "GILD_STREAM_CORRUPT",
+        `the stream broke off after ${bytes} bytes: ${sourceError.message}`,
+        {
+          cause: sourceError,
+        },
+      );
+    }
+    throw new GildError(
+      "GILD_STREAM_CORRUPT",
+      `btrfs receive refused the stream after ${bytes} bytes: ${lastLines(stderr)}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  if (fed.status === "rejected") {
+    // receive finished at the end marker, but the source failed or had bytes after it.
+    throw new GildError("GILD_STREAM_CORRUPT", `the stream did not end cleanly after ${bytes} bytes`, {
+      cause: fed.reason,
+    });
+  }
+  return { bytes, sha256: hash.digest("hex") };
+}
+
+function isPipeClosed(err: unknown): boolean {
+  const code = (err as { code?: string }).code;
+  return code === "EPIPE" || code === "ERR_STREAM_PREMATURE_CLOSE" || code === "ERR_STREAM_DESTROYED";
+}
+
+function lastLines(text: string): string {
+  return text.trim().split("\n").slice(-3).join(" | ") || "(no output)";
+}
+
+async function verifyAndPromote(
+  store: ImageStore,
+  staging: string,
+  target: string,
+  expected: ExpectedStream,
+  localParent: ImageVersionInfo | undefined,
+  bytes: number,
+  sha256: string,
+): Promise<ReceiveResult> {
+  const fail = (message: string): never => {
+    throw new GildError(
+      "GILD_STREAM_CHECK_FAILED",
+      `received ${expected.line}@${expected.version}: ${message}`,
+    );
+  };
+  if (expected.sha256 !== undefined && sha256 !== expected.sha256.toLowerCase()) {
+    throw new GildError(
+      "GILD_STREAM_HASH_MISMATCH",
+      `stream sha256 ${sha256} differs from the expected ${expected.sha256}`,
+    );
+  }
+  if (expected.sizeBytes !== undefined && bytes !== expected.sizeBytes) {
+    throw new GildError(
+      "GILD_STREAM_SIZE_MISMATCH",
+      `stream has ${bytes} bytes, expected ${expected.sizeBytes}`,
+    );
+  }
+  const entries = await readdir(staging);
+  if (entries.length !== 1 || entries[0] !== STREAM_SUBVOLUME_NAME) {
+    fail(`the stream made ${JSON.stringify(entries)}, not one subvolume named ${STREAM_SUBVOLUME_NAME}`);
+  }
+  const rootfs = join(staging, STREAM_SUBVOLUME_NAME);
+  if (!(await isSubvolume(rootfs))) fail(`${STREAM_SUBVOLUME_NAME} is not a subvolume`);
+  const info = await showSubvolume(rootfs);
+  if (!info.readOnly) fail("the subvolume is not read-only (the stream did not finish)");
+  if (info.receivedUuid === null) fail("the subvolume has no received_uuid");
+  if (expected.uuid !== undefined && info.receivedUuid !== expected.uuid) {
+    fail(`received_uuid ${info.receivedUuid} differs from the expected ${expected.uuid}`);
+  }
+  const incremental = info.parentUuid !== null;
+  if (expected.parentUuid === null && incremental)
+    fail("a full stream was expected, but this one is incremental");
+  if (expected.parentUuid && !incremental) fail("an incremental stream was expected, but this one is full");
+  if (localParent && info.parentUuid !== localParent.uuid) {
+    fail(`its parent is ${info.parentUuid}, not the local copy of the expected parent (${localParent.uuid})`);
+  }
+  await writeMeta(staging, {
+    line: expected.line,
+    version: expected.version,
+    parent: expected.parentVersion ?? localParent?.version ?? null,
+    createdAt: new Date().toISOString(),
+    createdBy: expected.createdBy ?? null,
+    origin: { kind: "received", uuid: info.receivedUuid as string },
+    sizeBytes: expected.imageSizeBytes ?? null,
+  });
+  await mkdir(join(store.pool.paths.images, expected.line), { recursive: true });
+  try {
+    await rename(staging, target);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EEXIST" || code === "ENOTEMPTY") {
+      throw new GildError(
+        "GILD_IMAGE_EXISTS",
+        `image ${expected.line}@${expected.version} appeared while receiving`,
+      );
+    }
+    throw err;
+  }
+  return { image: await store.get(expected.line, expected.version), bytes, sha256 };
+}

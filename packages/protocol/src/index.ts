@@ -1,0 +1,3 @@
+export * from "./codec.js";
+export * from "./limits.js";
+export * from "./messages.js";

@@ -1,0 +1,23 @@
+/** Protocol version spoken by this build; Hello carries it and the controller refuses others. */
+export const PROTOCOL_VERSION = 1;
+
+/** Oldest agent protocol version this build's controller still serves. */
+export const MIN_PROTOCOL_VERSION = 1;
+
+/** Largest control-channel frame (one Envelope) and largest raw artifact frame: 1 MiB. */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+
+/** WebSocket close codes used on both sockets. */
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  policyViolation: 1008,
+  tooLarge: 1009,
+  internalError: 1011,
+  /** Application range: the credential was revoked while connected. */
+  revoked: 4001,
+  /** Application range: the protocol version is not supported. */
+  protocolVersion: 4002,
+  /** Application range: another connection for the same host replaced this one. */
+  replaced: 4003,
+} as const;

@@ -1,0 +1,52 @@
+import { accessSync, constants, existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { tryRunSync } from "./host-commands.js";
+
+/** What a test may need from the machine. */
+export type Requirement = "root" | "btrfs" | "nspawn" | "netns" | "busybox" | "debootstrap";
+
+function hasProgram(name: string): boolean {
+  const dirs = (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":");
+  return dirs.some((dir) => {
+    try {
+      accessSync(join(dir, name), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+const checks: Record<Requirement, () => string | undefined> = {
+  root: () => (process.getuid?.() === 0 ? undefined : "needs root (mounts, loop devices, containers)"),
+  btrfs: () => {
+    if (
+      !readFileSync("/proc/filesystems", "utf8").includes("btrfs") &&
+      !tryRunSync("modprobe", ["btrfs"]).ok
+    ) {
+      return "the kernel has no btrfs";
+    }
+    if (!hasProgram("mkfs.btrfs") || !hasProgram("btrfs"))
+      return "btrfs-progs is not installed (apt-get install btrfs-progs)";
+    if (!existsSync("/dev/loop-control")) return "no loop devices (/dev/loop-control missing)";
+    return undefined;
+  },
+  nspawn: () =>
+    hasProgram("systemd-nspawn")
+      ? undefined
+      : "systemd-nspawn is missing (apt-get install systemd-container)",
+  netns: () => (hasProgram("ip") ? undefined : "iproute2 is missing (apt-get install iproute2)"),
+  busybox: () =>
+    existsSync("/bin/busybox") ? undefined : "busybox-static is missing (apt-get install busybox-static)",
+  debootstrap: () =>
+    hasProgram("debootstrap") ? undefined : "debootstrap is missing (apt-get install debootstrap)",
+};
+
+/** The first unmet requirement as a sentence, or undefined when all are met. */
+export function unmetRequirement(needs: readonly Requirement[]): string | undefined {
+  for (const need of needs) {
+    const reason = checks[need]();
+    if (reason) return reason;
+  }
+  return undefined;
+}
