@@ -9,9 +9,15 @@ const adapters = new Set(["btrfs", "runtime"]);
 const spawners = /from\s+["'](?:node:)?child_process["']|from\s+["']execa["']/;
 const shellForms = [
   [/\bexecaCommand(?:Sync)?\b/, "execaCommand parses a command string"],
-  [/import\s*\{[^}]*\$[^}]*\}\s*from\s*["']execa["']/, "execa's $`...` template form builds a command from a string"],
+  [
+    /import\s*\{[^}]*\$[^}]*\}\s*from\s*["']execa["']/,
+    "execa's $`...` template form builds a command from a string",
+  ],
   [/shell:\s*true/, "shell: true runs a shell string"],
-  [/import\s*\{[^}]*\bexec(?:Sync)?\b[^}]*\}\s*from\s*["'](?:node:)?child_process["']/, "child_process exec runs a shell string"],
+  [
+    /import\s*\{[^}]*\bexec(?:Sync)?\b[^}]*\}\s*from\s*["'](?:node:)?child_process["']/,
+    "child_process exec runs a shell string",
+  ],
 ];
 
 function* sourceFiles(dir) {

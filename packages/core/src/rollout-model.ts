@@ -1,0 +1,184 @@
+/**
+ * The rollout model shared by the pure planner (rollout-planner.ts) and the controller's executor.
+ * DESIGN.md, Rollouts. All times are absolute milliseconds since the epoch, so a restarted controller
+ * resumes exactly from what it stored.
+ */
+
+export type RolloutState =
+  | "running"
+  | "paused"
+  | "awaiting-promotion"
+  | "succeeded"
+  | "failed"
+  | "aborted"
+  | "rolling-back"
+  | "rolled-back";
+
+export const TERMINAL_ROLLOUT_STATES: readonly RolloutState[] = [
+  "succeeded",
+  "failed",
+  "aborted",
+  "rolled-back",
+];
+
+/**
+ * Per host: pending -> fetching -> staged -> switching -> verifying -> healthy, or -> failed ->
+ * rolled-back. `rolling-back` is the transition of a host that a rollback is taking back.
+ */
+export type HostState =
+  | "pending"
+  | "fetching"
+  | "staged"
+  | "switching"
+  | "verifying"
+  | "healthy"
+  | "failed"
+  | "rolling-back"
+  | "rolled-back";
+
+/** A wave's size, or a failure budget: a host count or a percentage. */
+export type CountOrPercent = { count: number } | { percent: number };
+
+/** A rollout's strategy with every default applied (DESIGN.md defaults in brackets in the docs). */
+export interface RolloutStrategy {
+  /** Number of canary hosts [1]; 0 for none. Ignored when canaryHosts is set. */
+  canary: number;
+  /** Host ids named as canaries, or null to choose `canary` hosts by hash of host id. */
+  canaryHosts: string[] | null;
+  /** Batch sizes after the canary; the last one repeats [25%, 100%]. */
+  waves: CountOrPercent[];
+  /** Hosts switching at once inside a wave; null for the whole wave [null]. */
+  maxParallel: number | null;
+  /** Fetch the next wave's image while the current wave verifies or bakes [true]. */
+  prefetch: boolean;
+  /** A host counts as healthy only after every app on it held healthy this long without a break [10 s]. */
+  minHealthyMs: number;
+  /** From its switch, a host has this long to become healthy [5 min]. */
+  healthyDeadlineMs: number;
+  /** A wave that makes no progress for this long fails; reset by progress, stopped while paused [10 min]. */
+  progressDeadlineMs: number;
+  /** Wait after each wave before the next one [60 s]. */
+  bakeMs: number;
+  /** Wait after the canary wave [5 min]. */
+  canaryBakeMs: number;
+  /** Failed hosts a wave tolerates [0]. The canary tolerates none, whatever this says. */
+  maxFailures: CountOrPercent;
+  /** After the canary: wait for `gild rollout promote` (manual), or go on after canaryBake (auto) [manual]. */
+  promote: "manual" | "auto";
+  /** When a wave fails: roll back every host this rollout switched, or pause for the operator [rollback]. */
+  onFailure: "rollback" | "pause";
+  /** Hosts rolling back at once; null for half the hosts to roll back, at least one [null]. */
+  rollbackMaxParallel: number | null;
+}
+
+/** One host's progress in a rollout. */
+export interface HostStep {
+  hostId: string;
+  /** Index into RolloutRecord.waves. */
+  wave: number;
+  state: HostState;
+  /** Fetch commands issued so far (a failed fetch is retried up to 3 times while its wave is active). */
+  fetchAttempts: number;
+  /** Healthy deadline, set when the switch is issued; null before. */
+  deadlineAt: number | null;
+  /** Why the host failed or was rolled back. */
+  reason: string | null;
+  /** The version of the line the host ran before this rollout switched it (for display). */
+  fromVersion: number | null;
+  switchedAt: number | null;
+  healthyAt: number | null;
+}
+
+export type RolloutKind = "rollout";
+
+export interface RolloutRecord {
+  id: string;
+  line: string;
+  /** Target version. */
+  version: number;
+  strategy: RolloutStrategy;
+  state: RolloutState;
+  /** Host ids per wave; waves[0] is the canary wave when hasCanary. */
+  waves: string[][];
+  hasCanary: boolean;
+  /** Index of the active wave. */
+  currentWave: number;
+  /** Within a running rollout: is the current wave switching hosts, or baking after it completed. */
+  phase: "deploying" | "baking";
+  /** Absolute; null when no wave is deploying or while paused (then pausedClocks holds the remainders). */
+  progressDeadlineAt: number | null;
+  /** Absolute end of the current bake; null when not baking. */
+  bakeUntil: number | null;
+  /** When the rollout was paused; null when not paused. Resume shifts every clock by now - pausedAt. */
+  pausedAt: number | null;
+  /** State to return to on resume (running or awaiting-promotion). */
+  resumeState: RolloutState | null;
+  /** Why the rollout paused, failed, or rolls back. */
+  reason: string | null;
+  /** Final state once a rollback completes: failed (automatic, after a failure) or rolled-back (operator). */
+  rollbackOutcome: "failed" | "rolled-back" | null;
+  hosts: Record<string, HostStep>;
+  createdAt: number;
+  updatedAt: number;
+  finishedAt: number | null;
+}
+
+/** What the executor observed of one host, for one rollout. */
+export interface HostObservation {
+  online: boolean;
+  /** The target version of the line is on the host's pool. */
+  hasImage: boolean;
+  /** Every app of the line on the host has a running generation to return to (not on the target). */
+  rollbackReady: boolean;
+  /** The newest fetch / switch / rollback command of this rollout on this host, or null if none. */
+  fetch: CommandObservation | null;
+  switch: CommandObservation | null;
+  rollback: CommandObservation | null;
+  /** Apps of the rollout's line on this host. */
+  apps: AppObservation[];
+}
+
+export interface CommandObservation {
+  state: "pending" | "running" | "succeeded" | "failed";
+  /** For a failed switch: the agent already rolled the host back to its previous generation. */
+  rolledBack: boolean;
+  reason: string | null;
+}
+
+export interface AppObservation {
+  name: string;
+  /** Image version of the running generation. */
+  version: number;
+  health: "healthy" | "unhealthy" | "unknown";
+  /** Start of the current healthy streak, null when not healthy. */
+  healthySince: number | null;
+}
+
+export interface FleetObservation {
+  hosts: Record<string, HostObservation>;
+}
+
+/** Commands the executor sends; one executor per kind. `attempt` makes the command id unique. */
+export type RolloutCommand =
+  | { kind: "fetch"; hostId: string; attempt: number }
+  | { kind: "switch"; hostId: string }
+  | { kind: "rollback"; hostId: string };
+
+export interface RolloutEvent {
+  at: number;
+  /** e.g. "wave-started", "host-state", "rollout-state", "deadline-exceeded". */
+  kind: string;
+  hostId?: string;
+  message: string;
+}
+
+export interface PlanResult {
+  /** The rollout after this step; the executor stores it before it sends `commands`. */
+  rollout: RolloutRecord;
+  commands: RolloutCommand[];
+  events: RolloutEvent[];
+  /** A status for the target version that follows from this step. */
+  markVersion: "stable" | "bad" | null;
+  /** Earliest absolute time at which planning again could change something (a clock), or null. */
+  nextWakeAt: number | null;
+}
