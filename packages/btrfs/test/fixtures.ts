@@ -1,0 +1,39 @@
+import { randomBytes } from "node:crypto";
+import { chmod, chown, link, mkdir, symlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import { buildBusyboxRoot, run } from "@gild/testkit";
+
+/**
+ * A small OS tree nspawn accepts (busybox), plus entries that exercise what a transfer must keep:
+ * modes with special bits, owners, xattrs, symlinks, hard links, an empty dir, and some MiB of data.
+ */
+export async function makeSampleTree(dir: string, options: { dataMiB?: number } = {}): Promise<void> {
+  await buildBusyboxRoot(dir, { marker: "sample v1" });
+  await writeFile(join(dir, "gild-sample.txt"), "a top-level file\n");
+  const data = join(dir, "srv", "sample");
+  await mkdir(join(data, "empty-dir"), { recursive: true });
+  await mkdir(join(data, "nested", "deeper"), { recursive: true });
+  await writeFile(join(data, "big.bin"), randomBytes((options.dataMiB ?? 4) * 1024 * 1024));
+  await writeFile(join(data, "nested", "deeper", "note.txt"), "hello from a nested dir\n");
+  await writeFile(join(data, "small.txt"), "small file\n");
+  await writeFile(join(data, "to-delete.txt"), "removed by the update\n");
+  await writeFile(join(data, "setuid-tool"), "#!/bin/sh\nexit 0\n");
+  await chmod(join(data, "setuid-tool"), 0o4755);
+  await writeFile(join(data, "private.key"), "secret\n");
+  await chmod(join(data, "private.key"), 0o600);
+  await chown(join(data, "private.key"), 1000, 1000);
+  await chown(join(data, "nested"), 33, 33);
+  await symlink("small.txt", join(data, "link-to-small"));
+  await symlink("/etc/os-release", join(data, "absolute-link"));
+  await link(join(data, "small.txt"), join(data, "hardlink-to-small"));
+  await run("setfattr", ["-n", "user.gild", "-v", "sample", join(data, "small.txt")]);
+  await run("setfattr", ["-n", "user.empty", join(data, "nested")]);
+}
+
+/** Everything a Readable yields, as one Buffer. */
+export async function collect(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}

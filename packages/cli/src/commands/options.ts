@@ -1,0 +1,41 @@
+import { GildError } from "@gild/core";
+
+/** Collect repeated `--opt a --opt b` values. */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/** Parse repeated K=V flags into a record; every malformed one is reported. */
+export function parseKeyValues(values: readonly string[] | undefined, what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const problems: Array<{ path: string; message: string }> = [];
+  for (const item of values ?? []) {
+    const eq = item.indexOf("=");
+    if (eq <= 0) {
+      problems.push({ path: what, message: `"${item}" is not KEY=VALUE` });
+      continue;
+    }
+    out[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  if (problems.length > 0) {
+    throw new GildError("GILD_BAD_REQUEST", `invalid ${what}`, { details: { problems } });
+  }
+  return out;
+}
+
+/** Split comma lists given once or repeated: `--hosts a,b --hosts c`. */
+export function splitList(values: readonly string[] | string | undefined): string[] {
+  const list = typeof values === "string" ? [values] : (values ?? []);
+  return list
+    .flatMap((v) => v.split(","))
+    .map((v) => v.trim())
+    .filter((v) => v.length > 0);
+}
+
+/** Parse a positive integer flag. */
+export function parsePositiveInt(value: string, what: string): number {
+  if (!/^[1-9][0-9]*$/.test(value)) {
+    throw new GildError("GILD_BAD_REQUEST", `${what} must be a positive integer, not "${value}"`);
+  }
+  return Number(value);
+}

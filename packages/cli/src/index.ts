@@ -1,0 +1,6 @@
+export { readCliEnv } from "./cli-env.js";
+export { createCliContext } from "./context.js";
+export { runCli } from "./main.js";
+export { buildProgram } from "./program.js";
+export { formatProgress, formatTable, Renderer } from "./render.js";
+export { GILD_VERSION } from "./version.js";
