@@ -131,6 +131,8 @@ export async function findSubvolumes(dir: string): Promise<string[]> {
 
 /** Bytes referenced by a subvolume's files (`btrfs filesystem du`), or null when it cannot tell. */
 export async function subvolumeSize(path: string): Promise<number | null> {
+  // Freshly written data has no extents until it is flushed, and du counts extents.
+  await runTool("btrfs", ["filesystem", "sync", path]);
   const { stdout } = await runTool("btrfs", ["filesystem", "du", "-s", "--raw", path]);
   const line = stdout.trim().split("\n").at(-1) ?? "";
   const total = Number(line.trim().split(/\s+/)[0]);

@@ -1,5 +1,13 @@
+export * from "./ca-pin.js";
 export * from "./errors.js";
 export * from "./image.js";
+export * from "./join-token.js";
 export * from "./logger.js";
+export * from "./rollout-create.js";
 export * from "./rollout-model.js";
+export * from "./rollout-planner.js";
+export { failureBudget, hostsToRollBack, MAX_FETCH_ATTEMPTS, rollbackParallelism } from "./rollout-rules.js";
+export * from "./rollout-strategy.js";
+export * from "./rollout-timeline.js";
+export * from "./rollout-verbs.js";
 export * from "./units.js";

@@ -77,9 +77,12 @@ export interface HostStep {
   /** Index into RolloutRecord.waves. */
   wave: number;
   state: HostState;
-  /** Fetch commands issued so far (a failed fetch is retried up to 3 times while its wave is active). */
+  /** Fetch commands issued so far: a failed fetch is retried until 3 attempts in all, then the host fails. */
   fetchAttempts: number;
-  /** Healthy deadline, set when the switch is issued; null before. */
+  /**
+   * The host's clock: the healthy deadline, set when the switch is issued (switching, verifying), or the
+   * rollback deadline (now + healthyDeadlineMs), set when a rollback command is issued (rolling-back).
+   */
   deadlineAt: number | null;
   /** Why the host failed or was rolled back. */
   reason: string | null;
@@ -87,7 +90,15 @@ export interface HostStep {
   fromVersion: number | null;
   switchedAt: number | null;
   healthyAt: number | null;
+  /**
+   * The host runs (or may run) the target version and is to be rolled back, but its rollback command has
+   * not been issued yet (held back by rollback parallelism, or because the rollout was paused).
+   */
+  rollbackPending: boolean;
 }
+
+/** Why a rollout is paused: the operator's verb, a wave failure (onFailure pause), or readiness. */
+export type PauseCause = "operator" | "wave-failed" | "rollback-not-ready";
 
 export type RolloutKind = "rollout";
 
@@ -105,7 +116,10 @@ export interface RolloutRecord {
   currentWave: number;
   /** Within a running rollout: is the current wave switching hosts, or baking after it completed. */
   phase: "deploying" | "baking";
-  /** Absolute; null when no wave is deploying or while paused (then pausedClocks holds the remainders). */
+  /**
+   * Absolute; null when no wave is deploying (or once it fired). Kept while paused: resume shifts it,
+   * with every other clock, by the length of the pause.
+   */
   progressDeadlineAt: number | null;
   /** Absolute end of the current bake; null when not baking. */
   bakeUntil: number | null;
@@ -113,6 +127,18 @@ export interface RolloutRecord {
   pausedAt: number | null;
   /** State to return to on resume (running or awaiting-promotion). */
   resumeState: RolloutState | null;
+  /** Why the rollout is paused; null when not paused. */
+  pauseCause: PauseCause | null;
+  /**
+   * Failed hosts the operator accepted by resuming after a wave failure: they no longer count against
+   * their wave's maxFailures.
+   */
+  acceptedFailures: string[];
+  /**
+   * Hosts rolling back at once in the rolling-back state, fixed when it began (the rollback verb's
+   * override, strategy.rollbackMaxParallel, or half the hosts to roll back, at least one); null before.
+   */
+  rollbackParallel: number | null;
   /** Why the rollout paused, failed, or rolls back. */
   reason: string | null;
   /** Final state once a rollback completes: failed (automatic, after a failure) or rolled-back (operator). */
@@ -131,7 +157,7 @@ export interface HostObservation {
   /** Every app of the line on the host has a running generation to return to (not on the target). */
   rollbackReady: boolean;
   /** The newest fetch / switch / rollback command of this rollout on this host, or null if none. */
-  fetch: CommandObservation | null;
+  fetch: FetchObservation | null;
   switch: CommandObservation | null;
   rollback: CommandObservation | null;
   /** Apps of the rollout's line on this host. */
@@ -154,6 +180,12 @@ export interface AppObservation {
   healthySince: number | null;
 }
 
+/** A fetch result also names the attempt it answers, so a stale result of an older attempt is ignored. */
+export interface FetchObservation extends CommandObservation {
+  /** RolloutCommand.attempt of the fetch this result belongs to. */
+  attempt: number;
+}
+
 export interface FleetObservation {
   hosts: Record<string, HostObservation>;
 }
@@ -166,9 +198,14 @@ export type RolloutCommand =
 
 export interface RolloutEvent {
   at: number;
-  /** e.g. "wave-started", "host-state", "rollout-state", "deadline-exceeded". */
+  /**
+   * "rollout-state", "wave-started", "wave-completed", "wave-failed", "bake-started", "host-state",
+   * "deadline-exceeded".
+   */
   kind: string;
   hostId?: string;
+  /** The wave the event concerns, when it concerns one. */
+  wave?: number;
   message: string;
 }
 

@@ -1,0 +1,80 @@
+import type { HostStep } from "./rollout-model.js";
+import { emit, moveHost, observed, type PlanContext } from "./rollout-plan-context.js";
+import { hostsOfWave, MAX_FETCH_ATTEMPTS } from "./rollout-rules.js";
+
+// Every command is emitted together with the host transition that calls for it, so planning again on
+// the same observation finds the host already moved and emits nothing: that is what makes it idempotent.
+
+/** Fetch the image on the waves' pending hosts, and retry failed fetches; online hosts only. */
+export function issueFetches(ctx: PlanContext, waves: number[]): void {
+  for (const wave of waves) {
+    for (const host of hostsOfWave(ctx.rollout, wave)) {
+      const obs = observed(ctx, host.hostId);
+      if (!obs.online || obs.hasImage) continue;
+      if (host.state === "pending") {
+        host.fetchAttempts += 1;
+        moveHost(ctx, host, "fetching");
+        ctx.commands.push({ kind: "fetch", hostId: host.hostId, attempt: host.fetchAttempts });
+      } else if (
+        host.state === "fetching" &&
+        obs.fetch !== null &&
+        obs.fetch.attempt === host.fetchAttempts &&
+        obs.fetch.state === "failed" &&
+        host.fetchAttempts < MAX_FETCH_ATTEMPTS
+      ) {
+        host.fetchAttempts += 1;
+        emit(ctx, {
+          kind: "host-state",
+          hostId: host.hostId,
+          wave,
+          message: `host ${host.hostId}: fetch attempt ${host.fetchAttempts} of ${MAX_FETCH_ATTEMPTS} after: ${obs.fetch.reason ?? "no reason given"}`,
+        });
+        ctx.commands.push({ kind: "fetch", hostId: host.hostId, attempt: host.fetchAttempts });
+      }
+    }
+  }
+}
+
+/** Switch staged online hosts of the wave while fewer than maxParallel of its hosts are in flux. */
+export function issueSwitches(ctx: PlanContext, wave: number): void {
+  const { strategy } = ctx.rollout;
+  const hosts = hostsOfWave(ctx.rollout, wave);
+  const limit = strategy.maxParallel ?? hosts.length;
+  // A host rolling back is as disrupted as one switching, so it takes a slot too.
+  let busy = hosts.filter((h) => ["switching", "verifying", "rolling-back"].includes(h.state)).length;
+  for (const host of hosts) {
+    if (busy >= limit) return;
+    if (host.state !== "staged" || !observed(ctx, host.hostId).online) continue;
+    host.switchedAt = ctx.now;
+    host.deadlineAt = ctx.now + strategy.healthyDeadlineMs;
+    moveHost(ctx, host, "switching");
+    ctx.commands.push({ kind: "switch", hostId: host.hostId });
+    busy += 1;
+  }
+}
+
+/**
+ * Send rollback commands to hosts waiting for one, failed hosts first (they are down already), at most
+ * `limit` hosts rolling back at once (null: no limit). Each gets a rollback deadline.
+ */
+export function issueRollbacks(ctx: PlanContext, limit: number | null): void {
+  const hosts = ctx.rollout.waves.flatMap((_, wave) => hostsOfWave(ctx.rollout, wave));
+  const waiting = hosts.filter((h) => h.rollbackPending);
+  const ordered = [
+    ...waiting.filter((h) => h.state === "failed"),
+    ...waiting.filter((h) => h.state !== "failed"),
+  ];
+  let busy = hosts.filter((h) => h.state === "rolling-back").length;
+  for (const host of ordered) {
+    if (limit !== null && busy >= limit) return;
+    startRollback(ctx, host);
+    busy += 1;
+  }
+}
+
+function startRollback(ctx: PlanContext, host: HostStep): void {
+  host.rollbackPending = false;
+  host.deadlineAt = ctx.now + ctx.rollout.strategy.healthyDeadlineMs;
+  moveHost(ctx, host, "rolling-back");
+  ctx.commands.push({ kind: "rollback", hostId: host.hostId });
+}

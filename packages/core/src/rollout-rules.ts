@@ -1,0 +1,91 @@
+import type { HostState, HostStep, RolloutRecord } from "./rollout-model.js";
+
+/** Fetch attempts a host gets in all before it fails. */
+export const MAX_FETCH_ATTEMPTS = 3;
+
+/** States of a host that failed in this rollout (whether or not it is back on its previous version). */
+const FAILURE_STATES: readonly HostState[] = ["failed", "rolling-back", "rolled-back"];
+
+/** States of a switched host that runs, or may run, the target version. */
+const ON_TARGET_STATES: readonly HostState[] = ["switching", "verifying", "healthy"];
+
+/** The hosts of one wave, in wave order. */
+export function hostsOfWave(rollout: RolloutRecord, wave: number): HostStep[] {
+  return (rollout.waves[wave] ?? []).map((id) => rollout.hosts[id] as HostStep);
+}
+
+/** Is this wave the canary wave? */
+export function isCanaryWave(rollout: RolloutRecord, wave: number): boolean {
+  return rollout.hasCanary && wave === 0;
+}
+
+/** Failed hosts a wave tolerates: none for the canary; a count, or a percent of the wave rounded down. */
+export function failureBudget(rollout: RolloutRecord, wave: number): number {
+  if (isCanaryWave(rollout, wave)) return 0;
+  const max = rollout.strategy.maxFailures;
+  if ("count" in max) return max.count;
+  const size = rollout.waves[wave]?.length ?? 0;
+  // The epsilon keeps 10% of 30 at 3 despite float error.
+  return Math.floor((max.percent * size) / 100 + 1e-9);
+}
+
+/** Hosts of a wave that failed and count against its budget (accepted failures do not). */
+export function waveFailures(rollout: RolloutRecord, wave: number): HostStep[] {
+  return hostsOfWave(rollout, wave).filter(
+    (h) => FAILURE_STATES.includes(h.state) && !rollout.acceptedFailures.includes(h.hostId),
+  );
+}
+
+/** A host is done for its wave: healthy, or failed and not waiting for a rollback to finish. */
+export function isHostDone(host: HostStep): boolean {
+  return (
+    host.state === "healthy" ||
+    host.state === "rolled-back" ||
+    (host.state === "failed" && !host.rollbackPending)
+  );
+}
+
+/** Has the host been switched and may run the target version (so a rollback would change it)? */
+export function isOnTarget(host: HostStep): boolean {
+  return host.switchedAt !== null && ON_TARGET_STATES.includes(host.state);
+}
+
+/** Hosts a rollback takes back: every switched host on the target, and failed ones still waiting for one. */
+export function hostsToRollBack(rollout: RolloutRecord): HostStep[] {
+  return rollout.waves
+    .flat()
+    .map((id) => rollout.hosts[id] as HostStep)
+    .filter((h) => isOnTarget(h) || (h.state === "failed" && h.rollbackPending));
+}
+
+/** Rollback parallelism: the override, else the strategy's, else half the hosts (rounded up, at least one). */
+export function rollbackParallelism(rollout: RolloutRecord, hosts: number, override?: number | null): number {
+  return override ?? rollout.strategy.rollbackMaxParallel ?? Math.max(1, Math.ceil(hosts / 2));
+}
+
+/**
+ * Put a rollout into rolling-back: every switched host still on the target (and failed ones waiting)
+ * is queued for a rollback, with parallelism fixed now. Clocks of the forward rollout stop.
+ * Returns the number of hosts to roll back.
+ */
+export function enterRollingBack(
+  rollout: RolloutRecord,
+  outcome: "failed" | "rolled-back",
+  reason: string,
+  parallelOverride?: number | null,
+): number {
+  const queued = hostsToRollBack(rollout);
+  for (const host of queued) host.rollbackPending = true;
+  const total = queued.length + Object.values(rollout.hosts).filter((h) => h.state === "rolling-back").length;
+  rollout.rollbackParallel = rollbackParallelism(rollout, total, parallelOverride);
+  rollout.state = "rolling-back";
+  rollout.rollbackOutcome = outcome;
+  rollout.reason = reason;
+  rollout.progressDeadlineAt = null;
+  rollout.bakeUntil = null;
+  rollout.pausedAt = null;
+  rollout.resumeState = null;
+  rollout.pauseCause = null;
+  rollout.finishedAt = null;
+  return total;
+}
