@@ -1,13 +1,17 @@
 import { GildError } from "@gild/core";
 import type { CliEnv } from "./cli-env.js";
+import { ControllerClient, resolveTarget, type TargetFlags } from "./client.js";
 import { Renderer, type RenderStreams } from "./render.js";
 
-/** What every command handler gets: the environment, and how to print. */
+/** What every command handler gets: the environment, how to print, how to reach the controller. */
 export interface CliContext {
   env: CliEnv;
   renderer(flags: { json?: boolean }): Renderer;
   /** The pool for local image commands: --pool, else GILD_POOL. */
   poolPath(flag: string | undefined): string;
+  /** True when image commands should work on a local pool rather than the controller. */
+  isLocal(flags: { pool?: string }): boolean;
+  client(flags: TargetFlags): ControllerClient;
 }
 
 export function createCliContext(env: CliEnv, streams?: RenderStreams): CliContext {
@@ -23,5 +27,7 @@ export function createCliContext(env: CliEnv, streams?: RenderStreams): CliConte
       }
       return pool;
     },
+    isLocal: (flags) => flags.pool !== undefined || env.pool !== undefined,
+    client: (flags) => new ControllerClient(resolveTarget(env, flags)),
   };
 }

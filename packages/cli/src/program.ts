@@ -1,5 +1,10 @@
 import { Command } from "commander";
+import { registerAgentCommands } from "./commands/agent.js";
+import { registerAuditCommands } from "./commands/audit.js";
+import { registerControllerCommands } from "./commands/controller.js";
+import { registerHostCommands } from "./commands/hosts.js";
 import { registerImageCommands } from "./commands/image.js";
+import { registerTokenCommands } from "./commands/tokens.js";
 import type { CliContext } from "./context.js";
 import { GILD_VERSION } from "./version.js";
 
@@ -12,5 +17,10 @@ export function buildProgram(ctx: CliContext): Command {
     .exitOverride();
   program.configureHelp({ sortSubcommands: true });
   registerImageCommands(program, ctx);
+  registerControllerCommands(program, ctx);
+  registerAgentCommands(program, ctx);
+  registerTokenCommands(program, ctx);
+  registerHostCommands(program, ctx);
+  registerAuditCommands(program, ctx);
   return program;
 }

@@ -1,119 +1,274 @@
-import { formatBytes, type ImageVersionInfo } from "@gild/core";
+import { formatBytes, type ImageOrigin, parseImageRef, type SerializedError } from "@gild/core";
 import type { Command } from "commander";
+import type { ControllerClient } from "../client.js";
 import type { CliContext } from "../context.js";
+import { when } from "../format-time.js";
 import {
   createLocalImage,
   describeOrigin,
+  type ImageSource,
   imageSourceFromFlags,
   listLocalImages,
   removeLocalImage,
   updateLocalImage,
 } from "../local-images.js";
-import { formatTable } from "../render.js";
+import { formatProgress, formatTable, type Renderer } from "../render.js";
+import { targetOptions } from "./hosts.js";
 import { collect, parseKeyValues, parsePositiveInt, splitList } from "./options.js";
 
-interface PoolFlags {
+/** An image version as either a local pool or the controller lists it. */
+export interface ImageRow {
+  line: string;
+  version: number;
+  status?: string;
+  sizeBytes: number | null;
+  parent: number | null;
+  createdAt: string | number;
+  createdBy: string | null;
+  origin: ImageOrigin | null;
+  hosts?: string[];
+}
+
+interface Flags {
   pool?: string;
   json?: boolean;
+  controller?: string;
+  ca?: string;
 }
 
 /** Human table of image versions. */
-export function imageTable(images: readonly ImageVersionInfo[]): string {
+export function imageTable(images: readonly ImageRow[]): string {
   if (images.length === 0) return "no images";
+  const withStatus = images.some((i) => i.status !== undefined);
+  const withHosts = images.some((i) => i.hosts !== undefined);
   return formatTable(images, [
     { header: "IMAGE", value: (i) => `${i.line}@${i.version}` },
-    { header: "SIZE", value: (i) => (i.sizeBytes === null ? "-" : formatBytes(i.sizeBytes)), align: "right" },
+    ...(withStatus ? [{ header: "STATUS", value: (i: ImageRow) => i.status }] : []),
+    {
+      header: "SIZE",
+      value: (i) => (i.sizeBytes === null ? "-" : formatBytes(i.sizeBytes)),
+      align: "right" as const,
+    },
     { header: "PARENT", value: (i) => (i.parent === null ? "-" : `@${i.parent}`) },
-    { header: "CREATED", value: (i) => i.createdAt.replace("T", " ").slice(0, 19) },
+    {
+      header: "CREATED",
+      value: (i) => when(typeof i.createdAt === "number" ? i.createdAt : Date.parse(i.createdAt)),
+    },
     { header: "BY", value: (i) => i.createdBy ?? "-" },
+    ...(withHosts ? [{ header: "ON HOSTS", value: (i: ImageRow) => i.hosts?.join(",") || "-" }] : []),
     { header: "FROM", value: (i) => describeOrigin(i.origin) },
   ]);
 }
 
-function describeVersion(image: ImageVersionInfo): string {
+function describeVersion(image: ImageRow): string {
   return `created ${image.line}@${image.version}${image.sizeBytes === null ? "" : ` (${formatBytes(image.sizeBytes)})`}`;
 }
 
-/** `gild image ...`: golden image versions, on a local pool (--pool). */
-export function registerImageCommands(program: Command, ctx: CliContext): void {
-  const image = program.command("image").description("golden image versions: create, update, list, remove");
+/** Run an NDJSON image build on the controller, echoing its output lines. */
+async function remoteBuild(
+  client: ControllerClient,
+  render: Renderer,
+  path: string,
+  body: unknown,
+): Promise<ImageRow> {
+  const stream = client.ndjson<ImageRow>("POST", path, body);
+  for (;;) {
+    const next = await stream.next();
+    if (next.done) return next.value;
+    if (next.value.type === "output") render.output(String(next.value.line));
+  }
+}
 
-  image
-    .command("create <line>")
-    .description("make the next version of an image line from a directory tree or debootstrap")
-    .option("--from-dir <dir>", "copy this directory tree (reflinks where possible)")
-    .option("--debootstrap <suite>", "build a Debian root with debootstrap (e.g. bookworm)")
-    .option("--include <packages>", "with --debootstrap: extra packages, comma separated", collect)
-    .option("--mirror <url>", "with --debootstrap: Debian mirror (default: the one apt on this machine uses)")
-    .option("--cache-dir <dir>", "with --debootstrap: keep downloaded packages here between builds")
-    .option("--pool <path>", "the local btrfs pool to create it in (env GILD_POOL)")
-    .option("--json", "print the new version as JSON")
-    .action(
-      async (
-        line: string,
-        flags: PoolFlags & {
-          fromDir?: string;
-          debootstrap?: string;
-          include?: string[];
-          mirror?: string;
-          cacheDir?: string;
-        },
-      ) => {
-        const render = ctx.renderer(flags);
-        const source = imageSourceFromFlags({ ...flags, include: splitList(flags.include) });
-        render.note(
-          `creating the next version of ${line} from ${source.kind === "dir" ? source.path : `debootstrap ${source.suite}`} ...`,
-        );
-        const created = await createLocalImage(line, source, {
+interface PushEvent {
+  host: string;
+  state: string;
+  progress?: { bytesDone: number; bytesTotal: number; rateBytesPerSecond: number; phase: string };
+  artifact?: { sizeBytes: number; parentVersion: number; streamVersion: number };
+  error?: SerializedError;
+  resumedFrom?: number;
+}
+
+function pushLine(e: PushEvent): string {
+  const kind = e.artifact
+    ? e.artifact.parentVersion > 0
+      ? `delta from @${e.artifact.parentVersion}`
+      : "full"
+    : "";
+  switch (e.state) {
+    case "transferring":
+      return e.progress
+        ? `${e.host.padEnd(16)} ${formatProgress(e.progress.bytesDone, e.progress.bytesTotal, e.progress.rateBytesPerSecond)} ${e.progress.phase}`
+        : `${e.host.padEnd(16)} starting (${kind}, ${formatBytes(e.artifact?.sizeBytes ?? 0)})`;
+    case "done":
+      return `${e.host.padEnd(16)} done: ${kind}, ${formatBytes(e.artifact?.sizeBytes ?? 0)}${e.resumedFrom ? `, resumed at ${formatBytes(e.resumedFrom)}` : ""}`;
+    case "present":
+      return `${e.host.padEnd(16)} already there`;
+    case "failed":
+      return `${e.host.padEnd(16)} FAILED: ${e.error?.message ?? "unknown"} [${e.error?.code ?? "?"}]`;
+    default:
+      return `${e.host.padEnd(16)} ${e.state}`;
+  }
+}
+
+/** `gild image ...`: on a local pool with --pool (or GILD_POOL), else on the controller. */
+export function registerImageCommands(program: Command, ctx: CliContext): void {
+  const image = program
+    .command("image")
+    .description("golden image versions: create, update, list, push, remove");
+
+  targetOptions(
+    image
+      .command("create <line>")
+      .description("make the next version of an image line from a directory tree or debootstrap")
+      .option("--from-dir <dir>", "copy this directory tree (reflinks where possible)")
+      .option("--debootstrap <suite>", "build a Debian root with debootstrap (e.g. bookworm)")
+      .option("--include <packages>", "with --debootstrap: extra packages, comma separated", collect)
+      .option(
+        "--mirror <url>",
+        "with --debootstrap: Debian mirror (default: the one apt on this machine uses)",
+      )
+      .option("--cache-dir <dir>", "with --debootstrap: keep downloaded packages here between builds")
+      .option("--pool <path>", "work on this local btrfs pool instead of the controller (env GILD_POOL)")
+      .option("--json", "print the new version as JSON"),
+  ).action(
+    async (
+      line: string,
+      flags: Flags & {
+        fromDir?: string;
+        debootstrap?: string;
+        include?: string[];
+        mirror?: string;
+        cacheDir?: string;
+      },
+    ) => {
+      const render = ctx.renderer(flags);
+      const source: ImageSource = imageSourceFromFlags({ ...flags, include: splitList(flags.include) });
+      render.note(
+        `creating the next version of ${line} from ${source.kind === "dir" ? source.path : `debootstrap ${source.suite}`} ...`,
+      );
+      const created: ImageRow = ctx.isLocal(flags)
+        ? await createLocalImage(line, source, {
+            pool: ctx.poolPath(flags.pool),
+            actor: ctx.env.actor,
+            onOutput: (l) => render.output(l),
+          })
+        : await remoteBuild(ctx.client(flags), render, "/v1/images", { line, source });
+      render.result(created, () => describeVersion(created));
+    },
+  );
+
+  targetOptions(
+    image
+      .command("update <line> <command...>")
+      .description(
+        "make the next version by running a command inside the latest one, e.g. -- apt-get -y upgrade",
+      )
+      .option("--from <version>", "start from this version instead of the latest")
+      .option("--env <KEY=VALUE>", "environment for the command (repeatable)", collect)
+      .option("--pool <path>", "work on this local btrfs pool instead of the controller (env GILD_POOL)")
+      .option("--json", "print the new version as JSON"),
+  ).action(async (line: string, command: string[], flags: Flags & { from?: string; env?: string[] }) => {
+    const render = ctx.renderer(flags);
+    const from = flags.from === undefined ? undefined : parsePositiveInt(flags.from, "--from");
+    const env = parseKeyValues(flags.env, "--env");
+    render.note(`updating ${line}: ${command.join(" ")}`);
+    const created: ImageRow = ctx.isLocal(flags)
+      ? await updateLocalImage(line, command, {
           pool: ctx.poolPath(flags.pool),
           actor: ctx.env.actor,
+          ...(from === undefined ? {} : { from }),
+          env,
           onOutput: (l) => render.output(l),
+        })
+      : await remoteBuild(ctx.client(flags), render, `/v1/images/${line}/update`, {
+          command,
+          env,
+          ...(from === undefined ? {} : { from }),
         });
-        render.result(created, () => describeVersion(created));
-      },
+    render.result(created, () => describeVersion(created));
+  });
+
+  targetOptions(
+    image
+      .command("ls [line]")
+      .description("list image versions: status, size, parent, creation, what made them")
+      .option("--hosts", "also show which hosts hold each version (controller only)")
+      .option("--pool <path>", "list a local btrfs pool instead of the controller (env GILD_POOL)")
+      .option("--json", "print JSON"),
+  ).action(async (line: string | undefined, flags: Flags & { hosts?: boolean }) => {
+    const render = ctx.renderer(flags);
+    let images: ImageRow[];
+    if (ctx.isLocal(flags)) images = await listLocalImages(ctx.poolPath(flags.pool), line);
+    else {
+      const query = new URLSearchParams();
+      if (line) query.set("line", line);
+      if (flags.hosts) query.set("hosts", "1");
+      images = (await ctx.client(flags).get<{ images: ImageRow[] }>(`/v1/images?${query}`)).images;
+    }
+    render.result(images, () => imageTable(images));
+  });
+
+  targetOptions(
+    image
+      .command("rm <image>")
+      .description("remove one version, e.g. php@2 (refused while an app uses it)")
+      .option("--pool <path>", "remove from a local btrfs pool instead of the controller (env GILD_POOL)")
+      .option("--json", "print JSON"),
+  ).action(async (ref: string, flags: Flags) => {
+    const render = ctx.renderer(flags);
+    let removed: { removed: string };
+    if (ctx.isLocal(flags)) removed = await removeLocalImage(ctx.poolPath(flags.pool), ref);
+    else {
+      const { line, version } = parseImageRef(ref);
+      removed = await ctx.client(flags).delete<{ removed: string }>(`/v1/images/${line}/${version}`);
+    }
+    render.result(removed, () => `removed ${removed.removed}`);
+  });
+
+  targetOptions(
+    image
+      .command("push <image>")
+      .description("send a version to hosts (incremental against what each holds) with live progress")
+      .option("--hosts <names>", "host names or label selectors (role=web), comma separated", collect)
+      .option("--all", "every host")
+      .option("--json", "print the final per-host results as JSON"),
+  ).action(async (ref: string, flags: Flags & { hosts?: string[]; all?: boolean }) => {
+    const render = ctx.renderer(flags);
+    const { line, version } = parseImageRef(ref);
+    const hosts = splitList(flags.hosts);
+    const latest = new Map<string, PushEvent>();
+    const stream = ctx
+      .client(flags)
+      .ndjson<{ hosts: PushEvent[] }>(
+        "POST",
+        `/v1/images/${line}/${version}/push`,
+        flags.all ? { all: true } : { hosts },
+      );
+    let result: { hosts: PushEvent[] };
+    for (;;) {
+      const next = await stream.next();
+      if (next.done) {
+        result = next.value;
+        break;
+      }
+      const event = next.value as unknown as PushEvent;
+      const before = latest.get(event.host);
+      latest.set(event.host, event);
+      if (!render.json && before?.state !== event.state && event.state !== "transferring")
+        render.note(pushLine(event));
+      render.live([...latest.values()].filter((e) => e.state === "transferring").map(pushLine));
+    }
+    render.endLive();
+    const failed = result.hosts.filter((h) => h.state === "failed");
+    render.result(result.hosts, () =>
+      [
+        ...result.hosts.map(pushLine),
+        "",
+        failed.length === 0
+          ? `${line}@${version} is on ${result.hosts.length} host(s)`
+          : `${failed.length} host(s) failed`,
+      ].join("\n"),
     );
-
-  image
-    .command("update <line> <command...>")
-    .description(
-      "make the next version by running a command inside the latest one, e.g. -- apt-get -y upgrade",
-    )
-    .option("--from <version>", "start from this version instead of the latest")
-    .option("--env <KEY=VALUE>", "environment for the command (repeatable)", collect)
-    .option("--pool <path>", "the local btrfs pool (env GILD_POOL)")
-    .option("--json", "print the new version as JSON")
-    .action(async (line: string, command: string[], flags: PoolFlags & { from?: string; env?: string[] }) => {
-      const render = ctx.renderer(flags);
-      render.note(`updating ${line}: ${command.join(" ")}`);
-      const created = await updateLocalImage(line, command, {
-        pool: ctx.poolPath(flags.pool),
-        actor: ctx.env.actor,
-        from: flags.from === undefined ? undefined : parsePositiveInt(flags.from, "--from"),
-        env: parseKeyValues(flags.env, "--env"),
-        onOutput: (l) => render.output(l),
-      });
-      render.result(created, () => describeVersion(created));
-    });
-
-  image
-    .command("ls [line]")
-    .description("list image versions with size, parent, creation time and what made them")
-    .option("--pool <path>", "the local btrfs pool (env GILD_POOL)")
-    .option("--json", "print JSON")
-    .action(async (line: string | undefined, flags: PoolFlags) => {
-      const render = ctx.renderer(flags);
-      const images = await listLocalImages(ctx.poolPath(flags.pool), line);
-      render.result(images, () => imageTable(images));
-    });
-
-  image
-    .command("rm <image>")
-    .description("remove one version, e.g. php@2")
-    .option("--pool <path>", "the local btrfs pool (env GILD_POOL)")
-    .option("--json", "print JSON")
-    .action(async (ref: string, flags: PoolFlags) => {
-      const render = ctx.renderer(flags);
-      const removed = await removeLocalImage(ctx.poolPath(flags.pool), ref);
-      render.result(removed, () => `removed ${removed.removed}`);
-    });
+    if (failed.length > 0) process.exitCode = 1;
+  });
 }

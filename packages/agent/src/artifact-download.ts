@@ -1,0 +1,147 @@
+import type { IncomingMessage } from "node:http";
+import type { Writable } from "node:stream";
+import { GildError, gildErrorFrom, type SerializedError } from "@gild/core";
+import { decodeTransferHeader, MAX_FRAME_BYTES } from "@gild/protocol";
+import WebSocket from "ws";
+import { tlsOptions } from "./http-json.js";
+
+export interface DownloadOptions {
+  controllerUrl: string;
+  credential: string;
+  caPem: string | null;
+  artifactId: string;
+  /** Byte offset to start from (what is already spooled). */
+  offset: number;
+  /** Size of the whole artifact, from the signed manifest. */
+  size: number;
+  /** Where the bytes go, in order; the socket pauses until every sink drained. */
+  sinks: Writable[];
+  /** Called with the total bytes held so far (offset included). */
+  onBytes?: (total: number) => void;
+  /** Bytes per second, 0 for no limit. */
+  rateLimit: number;
+  signal?: AbortSignal;
+}
+
+/** True for failures another attempt may fix (a cut connection); false for refusals. */
+export function isRetryable(err: unknown): boolean {
+  return err instanceof GildError && (err.code === "GILD_TRANSFER_FAILED" || err.code === "GILD_UNAVAILABLE");
+}
+
+/**
+ * Fetch an artifact from `offset` over its own WebSocket: a TransferHeader, then raw frames. The
+ * socket is paused whenever a sink pushes back, so memory stays bounded whatever the artifact size.
+ * Resolves when all `size` bytes arrived and the controller closed normally.
+ */
+export function downloadArtifact(options: DownloadOptions): Promise<void> {
+  const url = `${options.controllerUrl.replace(/^http/, "ws")}/v1/artifacts/${options.artifactId}?offset=${options.offset}`;
+  return new Promise((resolve, reject) => {
+    let received = options.offset;
+    let header = false;
+    let settled = false;
+    let pending = 0;
+    let holdUntil = 0;
+    const started = Date.now();
+    // The socket reads again only when every sink drained and the rate limit allows it.
+    const maybeResume = () => {
+      if (!settled && pending === 0 && Date.now() >= holdUntil) ws.resume();
+    };
+    const ws = new WebSocket(url, {
+      headers: { authorization: `Bearer ${options.credential}` },
+      maxPayload: MAX_FRAME_BYTES + 4096,
+      perMessageDeflate: false,
+      handshakeTimeout: 15_000,
+      ...tlsOptions({ caPem: options.caPem }),
+    });
+    const fail = (err: GildError) => {
+      if (settled) return;
+      settled = true;
+      options.signal?.removeEventListener("abort", onAbort);
+      ws.terminate();
+      reject(err);
+    };
+    const onAbort = () =>
+      fail(new GildError("GILD_TRANSFER_FAILED", "transfer cancelled", { cause: options.signal?.reason }));
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+
+    ws.on("unexpected-response", (_req, res: IncomingMessage) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        let error = new GildError(
+          "GILD_TRANSFER_FAILED",
+          `artifact request refused with HTTP ${res.statusCode}`,
+        );
+        try {
+          const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { error?: SerializedError };
+          if (body.error) error = gildErrorFrom(body.error);
+        } catch {
+          // Not JSON: keep the status-based error.
+        }
+        fail(error);
+      });
+    });
+    ws.on("message", (data: Buffer, isBinary) => {
+      if (!isBinary) return fail(new GildError("GILD_TRANSFER_FAILED", "text frame on an artifact socket"));
+      if (!header) {
+        header = true;
+        const h = decodeTransferHeader(data);
+        if (
+          h.artifactId !== options.artifactId ||
+          h.offset !== options.offset ||
+          h.sizeBytes !== options.size
+        ) {
+          return fail(
+            new GildError("GILD_TRANSFER_FAILED", "the transfer header does not match the signed manifest"),
+          );
+        }
+        return;
+      }
+      received += data.length;
+      if (received > options.size)
+        return fail(
+          new GildError("GILD_STREAM_SIZE_MISMATCH", "the controller sent more bytes than the manifest says"),
+        );
+      for (const sink of options.sinks) {
+        if (!sink.write(data)) {
+          pending++;
+          sink.once("drain", () => {
+            pending--;
+            maybeResume();
+          });
+        }
+      }
+      if (pending > 0) ws.pause();
+      options.onBytes?.(received);
+      if (options.rateLimit > 0) {
+        const ahead = ((received - options.offset) / options.rateLimit) * 1000 - (Date.now() - started);
+        if (ahead > 5) {
+          holdUntil = Date.now() + ahead;
+          ws.pause();
+          setTimeout(maybeResume, ahead);
+        }
+      }
+    });
+    ws.on("error", (err) =>
+      fail(new GildError("GILD_TRANSFER_FAILED", `artifact transfer error: ${err.message}`, { cause: err })),
+    );
+    ws.on("close", (code) => {
+      if (settled) return;
+      if (received === options.size && header) {
+        settled = true;
+        options.signal?.removeEventListener("abort", onAbort);
+        resolve();
+        return;
+      }
+      fail(
+        new GildError(
+          "GILD_TRANSFER_FAILED",
+          `artifact transfer cut at ${received} of ${options.size} bytes (close ${code})`,
+          {
+            hint: "it resumes from this offset when retried",
+          },
+        ),
+      );
+    });
+  });
+}

@@ -1,0 +1,14 @@
+export {
+  type AgentConfig,
+  DEFAULT_AGENT_POOL,
+  DEFAULT_AGENT_STATE_DIR,
+  type RawAgentConfig,
+  readAgentConfigFile,
+  resolveAgentConfig,
+} from "./config.js";
+export { backoffDelay } from "./connection.js";
+export { openControllerRequest, requestJson, type TlsTrust, tlsOptions } from "./http-json.js";
+export { type JoinOptions, joinController } from "./join.js";
+export { createAgentLogger, EXIT_REFUSED, type RunningAgent, runAgent } from "./main.js";
+export { type AgentIdentity, loadSecrets } from "./state.js";
+export { AGENT_VERSION } from "./version.js";

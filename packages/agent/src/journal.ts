@@ -1,0 +1,87 @@
+import { createHash } from "node:crypto";
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { type CommandStatus, pb } from "@gild/protocol";
+
+/** A command's journal entry: running, or its final status exactly as it was sent. */
+export interface JournalEntry {
+  commandId: string;
+  kind: string;
+  state: "running" | "final";
+  startedAt: number;
+  finishedAt: number | null;
+  /** base64 of the encoded final CommandStatus. */
+  status: string | null;
+}
+
+const KEEP_ENTRIES = 5000;
+
+/**
+ * The agent's command journal (one small file per command id in <state>/journal): a repeated
+ * command id is answered with the recorded result instead of running again, also across restarts.
+ */
+export class CommandJournal {
+  private readonly dir: string;
+
+  constructor(stateDir: string) {
+    this.dir = join(stateDir, "journal");
+  }
+
+  private path(commandId: string): string {
+    return join(this.dir, `${createHash("sha256").update(commandId).digest("hex").slice(0, 40)}.json`);
+  }
+
+  async open(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await this.prune();
+  }
+
+  async get(commandId: string): Promise<JournalEntry | undefined> {
+    try {
+      const entry = JSON.parse(await readFile(this.path(commandId), "utf8")) as JournalEntry;
+      return entry.commandId === commandId ? entry : undefined;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw err;
+    }
+  }
+
+  async markRunning(commandId: string, kind: string): Promise<void> {
+    await this.write({
+      commandId,
+      kind,
+      state: "running",
+      startedAt: Date.now(),
+      finishedAt: null,
+      status: null,
+    });
+  }
+
+  async finish(commandId: string, kind: string, status: CommandStatus, startedAt: number): Promise<void> {
+    const encoded = Buffer.from(pb.CommandStatus.encode(status).finish()).toString("base64");
+    await this.write({ commandId, kind, state: "final", startedAt, finishedAt: Date.now(), status: encoded });
+  }
+
+  /** The recorded final status of an entry. */
+  static finalStatus(entry: JournalEntry): CommandStatus | undefined {
+    return entry.status === null ? undefined : pb.CommandStatus.decode(Buffer.from(entry.status, "base64"));
+  }
+
+  private async write(entry: JournalEntry): Promise<void> {
+    const path = this.path(entry.commandId);
+    await writeFile(`${path}.tmp`, JSON.stringify(entry), { mode: 0o600 });
+    await rename(`${path}.tmp`, path);
+  }
+
+  /** Keep the newest entries only; the controller never repeats ids that old. */
+  private async prune(): Promise<void> {
+    const names = (await readdir(this.dir)).filter((n) => n.endsWith(".json"));
+    if (names.length <= KEEP_ENTRIES) return;
+    const dated = await Promise.all(
+      names.map(async (n) => ({ n, t: (await stat(join(this.dir, n))).mtimeMs })),
+    );
+    dated.sort((a, b) => a.t - b.t);
+    for (const { n } of dated.slice(0, dated.length - KEEP_ENTRIES))
+      await rm(join(this.dir, n), { force: true });
+  }
+}

@@ -1,0 +1,154 @@
+import { detectStreamCapabilities, ImageStore, Pool } from "@gild/btrfs";
+import { GildError, type Logger } from "@gild/core";
+import { type Inventory, PROTOCOL_VERSION } from "@gild/protocol";
+import { pino } from "pino";
+import { CommandRunner, type Executors } from "./command-runner.js";
+import type { AgentConfig } from "./config.js";
+import { ControlConnection } from "./connection.js";
+import { pullImage } from "./executors/pull-image.js";
+import { hostFacts } from "./facts.js";
+import { inventoryFingerprint, readInventory } from "./inventory.js";
+import { CommandJournal } from "./journal.js";
+import { KeyedLock } from "./keyed-lock.js";
+import { loadSecrets } from "./state.js";
+import { AGENT_VERSION } from "./version.js";
+
+/** Exit status of an agent refused for good (revoked, incompatible): systemd must not restart it. */
+export const EXIT_REFUSED = 78;
+
+export function createAgentLogger(level: string): Logger {
+  return pino({
+    level,
+    base: { service: "gild-agent" },
+    redact: { paths: ["credential", "*.credential", "headers.authorization"], censor: "[redacted]" },
+  });
+}
+
+export interface RunningAgent {
+  stop(): Promise<void>;
+  /** Resolves when the agent stops (signal, or a refusal it cannot fix). */
+  done: Promise<number>;
+}
+
+/** Run the agent: open the pool (sweeping .staging), connect, report inventory, execute commands. */
+export async function runAgent(
+  config: AgentConfig,
+  log: Logger = createAgentLogger(config.logLevel),
+): Promise<RunningAgent> {
+  const secrets = await loadSecrets(config.stateDir);
+  const pool = await Pool.open(config.pool, { create: true, log });
+  const store = new ImageStore(pool);
+  const capabilities = await detectStreamCapabilities();
+  const journal = new CommandJournal(config.stateDir);
+  await journal.open();
+  const facts = await hostFacts({ runtime: config.runtime });
+  const imageLock = new KeyedLock();
+
+  let lastInventory = "";
+  let inventoryBusy: Promise<void> | undefined;
+  const sendInventory = (force: boolean): Promise<void> => {
+    const run = async () => {
+      const inventory: Inventory = await readInventory(store, async () => []);
+      const fingerprint = inventoryFingerprint(inventory);
+      if (!force && fingerprint === lastInventory) return;
+      if (connection.send({ inventory })) lastInventory = fingerprint;
+    };
+    inventoryBusy = (inventoryBusy ?? Promise.resolve()).then(run).catch((err: unknown) => {
+      log.warn({ err: (err as Error).message }, "reading the inventory failed");
+    });
+    return inventoryBusy;
+  };
+
+  const executors: Executors = {
+    pullImage: (pull, ctx) =>
+      imageLock.run("images", async () => ({
+        pull: await pullImage(pull, {
+          store,
+          controllerUrl: secrets.identity.controllerUrl,
+          credential: secrets.credential,
+          caPem: secrets.caPem,
+          signingPublicKeyPem: secrets.signingPublicKeyPem,
+          maxDownloadRate: config.maxDownloadRate,
+          log,
+          progress: ctx.progress,
+        }),
+      })),
+    removeImage: (remove) =>
+      imageLock.run("images", async () => {
+        const line = remove.line ?? "";
+        const version = remove.version ?? 0;
+        if (await store.exists(line, version)) await store.remove(line, version);
+        return {};
+      }),
+    deployApp: async () => {
+      throw new GildError("GILD_COMMAND_UNKNOWN", "this agent build runs no apps");
+    },
+    rollbackApp: async () => {
+      throw new GildError("GILD_COMMAND_UNKNOWN", "this agent build runs no apps");
+    },
+    removeApp: async () => {
+      throw new GildError("GILD_COMMAND_UNKNOWN", "this agent build runs no apps");
+    },
+    readLogs: async () => {
+      throw new GildError("GILD_COMMAND_UNKNOWN", "this agent build runs no apps");
+    },
+  };
+
+  let resolveDone: (code: number) => void = () => undefined;
+  const done = new Promise<number>((r) => (resolveDone = r));
+  const runner = new CommandRunner({
+    journal,
+    executors,
+    send: (status) => connection.send({ commandStatus: status }),
+    afterCommand: () => void sendInventory(false),
+    log,
+  });
+  const connection = new ControlConnection({
+    controllerUrl: secrets.identity.controllerUrl,
+    credential: secrets.credential,
+    caPem: secrets.caPem,
+    log,
+    silenceTimeoutMs: config.silenceTimeoutMs,
+    reconnectMaxMs: config.reconnectMaxMs,
+    hello: () => ({
+      protocolVersion: PROTOCOL_VERSION,
+      hostId: secrets.identity.hostId,
+      hostName: secrets.identity.name,
+      agentVersion: AGENT_VERSION,
+      kernelVersion: capabilities.kernelVersion,
+      btrfsProgsVersion: capabilities.progsVersion,
+      labels: secrets.identity.labels,
+      facts,
+      maxStreamVersion: capabilities.maxReceiveStreamVersion,
+    }),
+    onConnected: () => void sendInventory(true),
+    onMessage: (envelope) => {
+      if (envelope.payload === "command" && envelope.command) {
+        runner
+          .handle(envelope.command)
+          .catch((err: unknown) => log.error({ err }, "command handling failed"));
+      }
+    },
+    onFatal: (error) => {
+      log.error({ code: error.code, hint: error.hint }, `stopping: ${error.message}`);
+      void stop(EXIT_REFUSED);
+    },
+  });
+
+  const inventoryTimer = setInterval(() => void sendInventory(false), config.inventoryIntervalMs);
+  let stopped = false;
+  const stop = async (code = 0) => {
+    if (stopped) return;
+    stopped = true;
+    clearInterval(inventoryTimer);
+    connection.stop();
+    await inventoryBusy;
+    resolveDone(code);
+  };
+  connection.start();
+  log.info(
+    { host: secrets.identity.name, controller: secrets.identity.controllerUrl, pool: pool.root },
+    "agent started",
+  );
+  return { stop: () => stop(0), done };
+}

@@ -1,0 +1,92 @@
+import { hostname } from "node:os";
+import {
+  DEFAULT_AGENT_POOL,
+  DEFAULT_AGENT_STATE_DIR,
+  joinController,
+  type RawAgentConfig,
+  readAgentConfigFile,
+  resolveAgentConfig,
+  runAgent,
+} from "@gild/agent";
+import type { Command } from "commander";
+import type { CliContext } from "../context.js";
+import { collect, parseKeyValues } from "./options.js";
+
+function defaultHostName(): string {
+  return (
+    hostname()
+      .toLowerCase()
+      .replace(/[^a-z0-9-]/g, "-")
+      .replace(/^-+|-+$/g, "")
+      .slice(0, 63) || "host"
+  );
+}
+
+/** `gild agent join|run`: enrollment and the agent daemon. */
+export function registerAgentCommands(program: Command, ctx: CliContext): void {
+  const agent = program.command("agent").description("the agent daemon that runs on every server");
+
+  agent
+    .command("join <controller-url> <token>")
+    .description("join this server to a controller with a one-time token (checks the controller's CA first)")
+    .option("--name <name>", "this host's name in the fleet (default: the hostname)")
+    .option("--label <key=value>", "a label apps and rollouts select by (repeatable)", collect)
+    .option(
+      "--state-dir <dir>",
+      `where identity and credential are kept (default ${DEFAULT_AGENT_STATE_DIR})`,
+    )
+    .option("--json", "print the identity as JSON")
+    .action(
+      async (
+        url: string,
+        token: string,
+        flags: { name?: string; label?: string[]; stateDir?: string; json?: boolean },
+      ) => {
+        const render = ctx.renderer(flags);
+        const identity = await joinController({
+          controllerUrl: url,
+          token,
+          name: flags.name ?? defaultHostName(),
+          labels: parseKeyValues(flags.label, "--label"),
+          stateDir: flags.stateDir ?? DEFAULT_AGENT_STATE_DIR,
+        });
+        render.result(
+          identity,
+          () =>
+            `joined ${identity.controllerUrl} as ${identity.name} (${identity.hostId}); start it with: gild agent run`,
+        );
+      },
+    );
+
+  agent
+    .command("run")
+    .description("run the agent until SIGTERM: connect, report inventory, execute commands")
+    .option("--config <file>", "JSON config file; flags override it")
+    .option("--state-dir <dir>", `identity, credential, journal (default ${DEFAULT_AGENT_STATE_DIR})`)
+    .option("--pool <path>", `btrfs pool for images, apps and data (default ${DEFAULT_AGENT_POOL})`)
+    .option("--runtime <driver>", "container driver: auto|systemd|process (default auto)")
+    .option("--max-download-rate <rate>", "limit image downloads, e.g. 50MiB (default none)")
+    .option("--log-level <level>", "fatal|error|warn|info|debug|trace (default info)")
+    .action(
+      async (flags: {
+        config?: string;
+        stateDir?: string;
+        pool?: string;
+        runtime?: string;
+        maxDownloadRate?: string;
+        logLevel?: string;
+      }) => {
+        const raw: RawAgentConfig = flags.config ? readAgentConfigFile(flags.config) : {};
+        if (flags.stateDir !== undefined) raw.stateDir = flags.stateDir;
+        if (flags.pool !== undefined) raw.pool = flags.pool;
+        if (flags.runtime !== undefined) raw.runtime = flags.runtime;
+        if (flags.maxDownloadRate !== undefined) raw.maxDownloadRate = flags.maxDownloadRate;
+        if (flags.logLevel !== undefined) raw.logLevel = flags.logLevel;
+        const running = await runAgent(resolveAgentConfig(raw));
+        const stop = () => void running.stop();
+        process.once("SIGTERM", stop);
+        process.once("SIGINT", stop);
+        process.exitCode = await running.done;
+      },
+    );
+}

@@ -1,0 +1,42 @@
+import type { Command } from "commander";
+import type { CliContext } from "../context.js";
+import { when } from "../format-time.js";
+import { formatTable } from "../render.js";
+import { targetOptions } from "./hosts.js";
+import { parsePositiveInt } from "./options.js";
+
+interface AuditView {
+  id: number;
+  at: number;
+  actor: string;
+  method: string;
+  path: string;
+  status: number;
+  summary: string | null;
+}
+
+/** `gild audit`: every mutating API call, newest first. */
+export function registerAuditCommands(program: Command, ctx: CliContext): void {
+  targetOptions(
+    program
+      .command("audit")
+      .description("who changed what, when, and the result (newest first)")
+      .option("--limit <n>", "how many entries (default 50)")
+      .option("--json", "print JSON"),
+  ).action(async (flags: { limit?: string; json?: boolean; controller?: string; ca?: string }) => {
+    const render = ctx.renderer(flags);
+    const limit = flags.limit ? parsePositiveInt(flags.limit, "--limit") : 50;
+    const { entries } = await ctx.client(flags).get<{ entries: AuditView[] }>(`/v1/audit?limit=${limit}`);
+    render.result(entries, () =>
+      entries.length === 0
+        ? "no entries"
+        : formatTable(entries, [
+            { header: "WHEN", value: (e) => when(e.at) },
+            { header: "WHO", value: (e) => e.actor },
+            { header: "WHAT", value: (e) => `${e.method} ${e.path}` },
+            { header: "RESULT", value: (e) => e.status },
+            { header: "SUMMARY", value: (e) => e.summary ?? "" },
+          ]),
+    );
+  });
+}

@@ -1,0 +1,66 @@
+import {
+  type RawControllerConfig,
+  readControllerConfigFile,
+  resolveControllerConfig,
+  runController,
+} from "@gild/controller";
+import type { Command } from "commander";
+import type { CliContext } from "../context.js";
+import { collect } from "./options.js";
+
+interface RunFlags {
+  config?: string;
+  dataDir?: string;
+  pool?: string;
+  listen?: string;
+  publicUrl?: string;
+  tlsName?: string[];
+  insecureDev?: boolean;
+  heartbeatInterval?: string;
+  offlineGrace?: string;
+  tokenTtl?: string;
+  transferRateLimit?: string;
+  compressedStreams?: boolean;
+  logLevel?: string;
+}
+
+/** `gild controller run`: the controller daemon. */
+export function registerControllerCommands(program: Command, _ctx: CliContext): void {
+  const controller = program.command("controller").description("the controller daemon");
+  controller
+    .command("run")
+    .description("run the controller (HTTP API, agent hub, image store) until SIGTERM")
+    .option("--config <file>", "JSON config file; flags override it")
+    .option("--data-dir <dir>", "state, keys and artifacts (default /var/lib/gild/controller)")
+    .option("--pool <path>", "btrfs pool for golden images (default <data-dir>/pool)")
+    .option("--listen <host:port>", "address to listen on (default 0.0.0.0:7443)")
+    .option("--public-url <url>", "URL agents and the CLI use (default from --listen)")
+    .option("--tls-name <name>", "extra DNS name or IP for the server certificate (repeatable)", collect)
+    .option("--insecure-dev", "plain http/ws without TLS: development only, logs a warning")
+    .option("--heartbeat-interval <duration>", "WebSocket ping interval to agents (default 20s)")
+    .option(
+      "--offline-grace <duration>",
+      "after a start, time agents get to reconnect before they show offline (default 45s)",
+    )
+    .option("--token-ttl <duration>", "default lifetime of join tokens (default 1h)")
+    .option("--transfer-rate-limit <rate>", "per-host image transfer limit, e.g. 50MiB (default none)")
+    .option("--no-compressed-streams", "never send streams with --compressed-data")
+    .option("--log-level <level>", "fatal|error|warn|info|debug|trace (default info)")
+    .action(async (flags: RunFlags) => {
+      const fromFile: RawControllerConfig = flags.config ? readControllerConfigFile(flags.config) : {};
+      const raw: RawControllerConfig = { ...fromFile };
+      if (flags.dataDir !== undefined) raw.dataDir = flags.dataDir;
+      if (flags.pool !== undefined) raw.pool = flags.pool;
+      if (flags.listen !== undefined) raw.listen = flags.listen;
+      if (flags.publicUrl !== undefined) raw.publicUrl = flags.publicUrl;
+      if (flags.tlsName !== undefined) raw.tlsNames = flags.tlsName;
+      if (flags.insecureDev) raw.insecureDev = true;
+      if (flags.heartbeatInterval !== undefined) raw.heartbeatInterval = flags.heartbeatInterval;
+      if (flags.offlineGrace !== undefined) raw.offlineGrace = flags.offlineGrace;
+      if (flags.tokenTtl !== undefined) raw.tokenTtl = flags.tokenTtl;
+      if (flags.transferRateLimit !== undefined) raw.transferRateLimit = flags.transferRateLimit;
+      if (flags.compressedStreams === false) raw.compressedStreams = false;
+      if (flags.logLevel !== undefined) raw.logLevel = flags.logLevel;
+      await runController(resolveControllerConfig(raw));
+    });
+}

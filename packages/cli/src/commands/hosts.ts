@@ -1,0 +1,121 @@
+import { formatBytes } from "@gild/core";
+import type { Command } from "commander";
+import type { CliContext } from "../context.js";
+import { ago } from "../format-time.js";
+import { formatTable } from "../render.js";
+
+/** A host as `GET /v1/hosts` returns it (the fields the CLI shows). */
+export interface HostView {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  state: string;
+  lastSeen: number | null;
+  agentVersion: string | null;
+  kernelVersion: string | null;
+  images: Array<{ line: string; version: number }>;
+  poolFreeBytes: number | null;
+  poolTotalBytes: number | null;
+  apps: Array<{
+    name: string;
+    generation: number;
+    imageLine: string;
+    imageVersion: number;
+    state: string;
+    health: string;
+  }>;
+}
+
+interface TargetOpts {
+  controller?: string;
+  ca?: string;
+  json?: boolean;
+}
+
+function imagesCell(host: HostView): string {
+  const byLine = new Map<string, number[]>();
+  for (const i of host.images) byLine.set(i.line, [...(byLine.get(i.line) ?? []), i.version]);
+  return (
+    [...byLine.entries()]
+      .map(([line, versions]) => `${line}@${versions.sort((a, b) => a - b).join(",")}`)
+      .join(" ") || "-"
+  );
+}
+
+function appsCell(host: HostView): string {
+  return (
+    host.apps
+      .map((a) => `${a.name}:${a.imageLine}@${a.imageVersion}/g${a.generation} ${a.health}`)
+      .join(" ") || "-"
+  );
+}
+
+export function hostsTable(hosts: readonly HostView[]): string {
+  if (hosts.length === 0) return "no hosts (join one: gild token create, then gild agent join on the server)";
+  return formatTable(hosts, [
+    { header: "NAME", value: (h) => h.name },
+    { header: "STATE", value: (h) => h.state },
+    { header: "LAST SEEN", value: (h) => (h.state === "online" ? "now" : ago(h.lastSeen)) },
+    { header: "IMAGES", value: imagesCell },
+    { header: "APPS", value: appsCell },
+    {
+      header: "FREE",
+      value: (h) => (h.poolFreeBytes === null ? "-" : formatBytes(h.poolFreeBytes)),
+      align: "right",
+    },
+    {
+      header: "LABELS",
+      value: (h) =>
+        Object.entries(h.labels)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(",") || "-",
+    },
+  ]);
+}
+
+const targetOptions = (cmd: Command) =>
+  cmd
+    .option("--controller <url>", "controller URL (env GILD_CONTROLLER; default: this machine's controller)")
+    .option("--ca <file>", "the controller's CA certificate (env GILD_CA)");
+
+/** `gild hosts`, `gild host show|rm`. */
+export function registerHostCommands(program: Command, ctx: CliContext): void {
+  targetOptions(
+    program
+      .command("hosts")
+      .description("list hosts: state, last seen, images, apps, free space, labels")
+      .option("--json", "print JSON"),
+  ).action(async (flags: TargetOpts) => {
+    const render = ctx.renderer(flags);
+    const { hosts } = await ctx.client(flags).get<{ hosts: HostView[] }>("/v1/hosts");
+    render.result(hosts, () => hostsTable(hosts));
+  });
+
+  const host = program.command("host").description("one host");
+  targetOptions(
+    host
+      .command("show <name>")
+      .description("everything the controller knows of a host")
+      .option("--json", "print JSON"),
+  ).action(async (name: string, flags: TargetOpts) => {
+    const render = ctx.renderer(flags);
+    const view = await ctx
+      .client(flags)
+      .get<HostView & Record<string, unknown>>(`/v1/hosts/${encodeURIComponent(name)}`);
+    render.result(view, () => JSON.stringify(view, null, 2));
+  });
+  targetOptions(
+    host
+      .command("rm <name>")
+      .description("remove a host: revokes its credential and drops its connection at once")
+      .option("--json", "print JSON"),
+  ).action(async (name: string, flags: TargetOpts) => {
+    const render = ctx.renderer(flags);
+    const removed = await ctx
+      .client(flags)
+      .delete<{ removed: string }>(`/v1/hosts/${encodeURIComponent(name)}`);
+    render.result(removed, () => `removed ${removed.removed}; its credential is revoked`);
+  });
+}
+
+export { targetOptions };

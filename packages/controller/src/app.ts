@@ -1,0 +1,171 @@
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import type { ImageStore, Pool, StreamCapabilities } from "@gild/btrfs";
+import { GildError, parseCredential, toGildError } from "@gild/core";
+import Fastify, { type FastifyInstance, LogController } from "fastify";
+import type { Logger as PinoLogger } from "pino";
+import { AgentHub } from "./agent-hub.js";
+import { ArtifactService } from "./artifact-service.js";
+import { installAuth } from "./auth.js";
+import { CommandService } from "./command-service.js";
+import type { ControllerConfig } from "./config.js";
+import { Enrollment } from "./enrollment.js";
+import { installErrorHandling } from "./http-errors.js";
+import { ImageService } from "./image-service.js";
+import { syncInventories } from "./inventory-sync.js";
+import type { TlsMaterial } from "./pki.js";
+import { registerAuditRoutes } from "./routes/audit.js";
+import { registerEnrollRoutes } from "./routes/enroll.js";
+import { registerHostRoutes } from "./routes/hosts.js";
+import { registerImageRoutes } from "./routes/images.js";
+import { registerTokenRoutes } from "./routes/tokens.js";
+import { secretMatches } from "./secrets.js";
+import type { Services } from "./services.js";
+import type { Store } from "./store/store.js";
+import { TransferServer } from "./transfer-server.js";
+import { CONTROLLER_VERSION } from "./version.js";
+
+export interface ControllerDeps {
+  config: ControllerConfig;
+  log: PinoLogger;
+  store: Store;
+  pool: Pool;
+  imageStore: ImageStore;
+  capabilities: StreamCapabilities;
+  tls: TlsMaterial;
+  adminToken: string;
+  signing: { privatePem: string; publicPem: string };
+}
+
+export interface Controller {
+  app: FastifyInstance;
+  services: Services;
+  /** Stop timers, close sockets and the HTTP server (not the store: main owns it). */
+  close(): Promise<void>;
+}
+
+function refuseUpgrade(socket: Duplex, error: GildError): void {
+  const body = JSON.stringify({ error: error.toJSON() });
+  socket.end(
+    `HTTP/1.1 ${error.status} ${error.code}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+/** The host a WebSocket upgrade authenticates as (Authorization: Bearer <credential>), or a coded error. */
+function authenticateHost(req: IncomingMessage, store: Store): string {
+  const header = req.headers.authorization ?? "";
+  const credential = header.startsWith("Bearer ") ? parseCredential(header.slice(7)) : undefined;
+  if (!credential)
+    throw new GildError("GILD_CREDENTIAL_INVALID", "no host credential presented", {
+      hint: "join the host first: gild agent join",
+    });
+  const hash = store.hosts.credentialHash(credential.hostId);
+  if (!hash || !secretMatches(credential.secret, hash)) {
+    throw new GildError("GILD_CREDENTIAL_INVALID", "the host credential is unknown or revoked", {
+      hint: "the host was removed or never joined this controller; join it again with a new token",
+    });
+  }
+  return credential.hostId;
+}
+
+/** Build the controller app (not listening): fastify routes plus the agent and artifact WebSockets. */
+export async function buildController(deps: ControllerDeps): Promise<Controller> {
+  const { config, store } = deps;
+  const app = Fastify({
+    loggerInstance: deps.log,
+    // Requests are not logged one by one; mutations go to the audit log, failures to the error log.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 1024 * 1024,
+    ...(config.insecureDev ? {} : { https: { key: deps.tls.keyPem, cert: deps.tls.certPem } }),
+  }) as unknown as FastifyInstance;
+  const log = deps.log;
+  const hub = new AgentHub({
+    store,
+    log,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    controllerVersion: CONTROLLER_VERSION,
+  });
+  const commands = new CommandService({ store, hub, log });
+  const artifacts = new ArtifactService({
+    store,
+    images: deps.imageStore,
+    dir: config.paths.artifacts,
+    signingKeyPem: deps.signing.privatePem,
+    log,
+  });
+  const transfers = new TransferServer({ artifacts, log, rateLimitBytesPerSecond: config.transferRateLimit });
+  const images = new ImageService({
+    store,
+    images: deps.imageStore,
+    artifacts,
+    commands,
+    capabilities: deps.capabilities,
+    compressedStreams: config.compressedStreams,
+    log,
+  });
+  const enrollment = new Enrollment({
+    store,
+    caPin: deps.tls.caPin,
+    caPem: deps.tls.caPem,
+    signingPublicKeyPem: deps.signing.publicPem,
+    defaultTtlMs: config.tokenTtlMs,
+  });
+  const services: Services = {
+    config,
+    log,
+    store,
+    pool: deps.pool,
+    imageStore: deps.imageStore,
+    capabilities: deps.capabilities,
+    tls: deps.tls,
+    hub,
+    commands,
+    artifacts,
+    transfers,
+    images,
+    enrollment,
+  };
+  syncInventories(hub, store, () => undefined);
+
+  installErrorHandling(app);
+  installAuth(app, { adminToken: deps.adminToken, audit: store.audit });
+  app.get("/healthz", async () => ({ ok: true, version: CONTROLLER_VERSION }));
+  registerEnrollRoutes(app, services);
+  registerHostRoutes(app, services);
+  registerTokenRoutes(app, services);
+  registerImageRoutes(app, services);
+  registerAuditRoutes(app, services);
+
+  app.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on("error", () => socket.destroy());
+    try {
+      const path = new URL(req.url ?? "/", "http://controller").pathname;
+      if (path === "/v1/agent") {
+        hub.handleUpgrade(req, socket, head, authenticateHost(req, store));
+      } else if (path.startsWith("/v1/artifacts/")) {
+        const hostId = authenticateHost(req, store);
+        transfers.handleUpgrade(req, socket, head, hostId, transfers.resolve(req));
+      } else {
+        refuseUpgrade(socket, new GildError("GILD_NOT_FOUND", `no WebSocket endpoint at ${path}`));
+      }
+    } catch (err) {
+      const gild = toGildError(err);
+      log.warn(
+        { code: gild.code, url: req.url, remote: req.socket.remoteAddress },
+        "WebSocket upgrade refused",
+      );
+      refuseUpgrade(socket, gild);
+    }
+  });
+
+  await app.ready();
+  return {
+    app,
+    services,
+    async close() {
+      hub.close();
+      transfers.close();
+      await app.close();
+    },
+  };
+}

@@ -1,0 +1,163 @@
+import { createHash, createPrivateKey, type KeyObject, sign } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { type ImageStore, send } from "@gild/btrfs";
+import { GildError, type Logger } from "@gild/core";
+import { encodeManifest } from "@gild/protocol";
+import type { ArtifactRecord } from "./store/artifacts-repo.js";
+import type { Store } from "./store/store.js";
+
+/**
+ * Send streams written once to files, each with its size, sha256 and a signed manifest. Every host
+ * that needs the same (version, parent, stream version) is served the same file, so a transfer has a
+ * true total, resumes at an offset, and is verified by the agent before it is applied.
+ */
+export class ArtifactService {
+  private readonly building = new Map<string, Promise<ArtifactRecord>>();
+  private readonly key: KeyObject;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly deps: {
+      store: Store;
+      images: ImageStore;
+      dir: string;
+      signingKeyPem: string;
+      log: Logger;
+      now?: () => number;
+    },
+  ) {
+    this.key = createPrivateKey(deps.signingKeyPem);
+    this.log = deps.log.child({ component: "artifacts" });
+  }
+
+  /** Where an artifact's bytes live. */
+  filePath(id: string): string {
+    return join(this.deps.dir, `${id}.stream`);
+  }
+
+  /** The artifact for sending `version` (full when parent is null), made now if it does not exist. */
+  async ensure(
+    line: string,
+    version: number,
+    parent: number | null,
+    streamVersion: 1 | 2,
+  ): Promise<ArtifactRecord> {
+    const image = await this.deps.images.get(line, version);
+    const parentImage = parent === null ? null : await this.deps.images.get(line, parent);
+    const id = createHash("sha256")
+      .update(`${image.uuid}:${parentImage?.uuid ?? "-"}:${streamVersion}`)
+      .digest("hex")
+      .slice(0, 32);
+    const existing = this.deps.store.artifacts.byId(id);
+    if (existing) {
+      const size = await stat(this.filePath(id)).then(
+        (s) => s.size,
+        () => -1,
+      );
+      if (size === existing.sizeBytes) return existing;
+      this.log.warn({ id }, "artifact file missing or truncated; making it again");
+      this.deps.store.artifacts.delete(id);
+    }
+    const inFlight = this.building.get(id);
+    if (inFlight) return inFlight;
+    const build = this.build(
+      id,
+      line,
+      version,
+      parent,
+      image.uuid,
+      parentImage?.uuid ?? "",
+      streamVersion,
+    ).finally(() => this.building.delete(id));
+    this.building.set(id, build);
+    return build;
+  }
+
+  private async build(
+    id: string,
+    line: string,
+    version: number,
+    parent: number | null,
+    uuid: string,
+    parentUuid: string,
+    streamVersion: 1 | 2,
+  ): Promise<ArtifactRecord> {
+    await mkdir(this.deps.dir, { recursive: true, mode: 0o700 });
+    const path = this.filePath(id);
+    const partial = `${path}.partial`;
+    const hash = createHash("sha256");
+    let size = 0;
+    const started = Date.now();
+    try {
+      await pipeline(
+        send(this.deps.images, line, version, {
+          ...(parent === null ? {} : { parent }),
+          compressedData: streamVersion === 2,
+        }),
+        async function* (chunks: AsyncIterable<Buffer>) {
+          for await (const chunk of chunks) {
+            hash.update(chunk);
+            size += chunk.length;
+            yield chunk;
+          }
+        },
+        createWriteStream(partial, { mode: 0o600 }),
+      );
+      await rename(partial, path);
+    } catch (err) {
+      await rm(partial, { force: true });
+      throw err;
+    }
+    const now = (this.deps.now ?? Date.now)();
+    const sha256 = hash.digest("hex");
+    const manifest = Buffer.from(
+      encodeManifest({
+        artifactId: id,
+        line,
+        version,
+        parentVersion: parent ?? 0,
+        parentUuid,
+        uuid,
+        sizeBytes: size,
+        sha256,
+        streamVersion,
+        createdAtMs: now,
+      }),
+    );
+    const record: ArtifactRecord = {
+      id,
+      line,
+      version,
+      parentVersion: parent ?? 0,
+      streamVersion,
+      sizeBytes: size,
+      sha256,
+      manifest,
+      signature: sign(null, manifest, this.key),
+      createdAt: now,
+    };
+    this.deps.store.artifacts.insert(record);
+    this.log.info(
+      { id, image: `${line}@${version}`, parent, streamVersion, bytes: size, ms: Date.now() - started },
+      "artifact written",
+    );
+    return record;
+  }
+
+  byId(id: string): ArtifactRecord {
+    const record = this.deps.store.artifacts.byId(id);
+    if (!record) throw new GildError("GILD_ARTIFACT_NOT_FOUND", `no artifact ${id}`);
+    return record;
+  }
+
+  /** Delete every artifact of a version (when the version is removed). */
+  async removeForImage(line: string, version: number): Promise<void> {
+    for (const artifact of this.deps.store.artifacts.forImage(line, version)) {
+      await rm(this.filePath(artifact.id), { force: true });
+      this.deps.store.artifacts.delete(artifact.id);
+    }
+  }
+}

@@ -1,0 +1,65 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import { GildError } from "@gild/core";
+import type { FastifyInstance } from "fastify";
+import type { AuditRepo } from "./store/audit-repo.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** Who makes the request: `admin:<user>` (the CLI sends its user), or a join token id. */
+    actor: string;
+    /** One line for the audit log about what a mutating request did. */
+    auditSummary: string | undefined;
+  }
+}
+
+const PUBLIC_PATHS = new Set(["/healthz", "/v1/enroll", "/v1/enroll/ca"]);
+const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+function digest(text: string): Buffer {
+  return createHash("sha256").update(text).digest();
+}
+
+/**
+ * Every request but /healthz and enrollment carries the admin token (Authorization: Bearer). Every
+ * mutating request is recorded in the audit log with who, what, when and the result.
+ */
+export function installAuth(app: FastifyInstance, deps: { adminToken: string; audit: AuditRepo }): void {
+  const expected = digest(deps.adminToken);
+  app.decorateRequest("actor", "");
+  app.decorateRequest("auditSummary", undefined);
+  app.addHook("onRequest", async (req) => {
+    const path = req.url.split("?")[0] ?? "";
+    const header = req.headers.authorization ?? "";
+    const name =
+      String(req.headers["x-gild-actor"] ?? "")
+        .replace(/[^\w.@-]/g, "")
+        .slice(0, 64) || "unknown";
+    req.actor = `admin:${name}`;
+    if (PUBLIC_PATHS.has(path)) {
+      req.actor = "anonymous";
+      return;
+    }
+    const presented = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
+    if (presented.length === 0 || !timingSafeEqual(digest(presented), expected)) {
+      req.actor = "unauthenticated";
+      throw new GildError(
+        "GILD_UNAUTHENTICATED",
+        presented.length === 0 ? "no admin token presented" : "wrong admin token",
+        {
+          hint: "run gild on the controller as root (it reads /var/lib/gild/controller/admin.token), or set GILD_TOKEN",
+        },
+      );
+    }
+  });
+  app.addHook("onResponse", async (req, reply) => {
+    if (!MUTATING.has(req.method)) return;
+    deps.audit.append({
+      at: Date.now(),
+      actor: req.actor || "anonymous",
+      method: req.method,
+      path: req.url.split("?")[0] ?? req.url,
+      status: reply.statusCode,
+      summary: req.auditSummary ?? null,
+    });
+  });
+}

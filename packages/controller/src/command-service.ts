@@ -1,0 +1,233 @@
+import { randomUUID } from "node:crypto";
+import { GildError, type Logger, type SerializedError } from "@gild/core";
+import {
+  type Command,
+  type CommandKind,
+  CommandState,
+  type CommandStatus,
+  pb,
+  type TransferProgress,
+} from "@gild/protocol";
+import type { AgentHub } from "./agent-hub.js";
+import type { CommandRecord } from "./store/commands-repo.js";
+import type { Store } from "./store/store.js";
+
+/** The final word on a command. */
+export interface CommandOutcome {
+  id: string;
+  hostId: string;
+  state: "succeeded" | "failed";
+  result: Record<string, unknown> | null;
+  error: SerializedError | null;
+}
+
+export interface ProgressUpdate {
+  bytesDone: number;
+  bytesTotal: number;
+  rateBytesPerSecond: number;
+  phase: string;
+}
+
+/** A command body without its id: exactly one of the Command oneof fields. */
+export type CommandBody = Omit<Command, "commandId" | "deadlineMs">;
+
+export interface CommandListener {
+  /** A command reached a final state (recorded in the store before this is called). */
+  onFinished?(record: CommandRecord): void;
+  onProgress?(record: { id: string; hostId: string }, progress: ProgressUpdate): void;
+}
+
+function kindOf(body: CommandBody): CommandKind {
+  const kinds: CommandKind[] = [
+    "pullImage",
+    "removeImage",
+    "deployApp",
+    "rollbackApp",
+    "removeApp",
+    "readLogs",
+  ];
+  const present = kinds.filter((k) => body[k] !== undefined && body[k] !== null);
+  if (present.length !== 1)
+    throw new Error(`a command needs exactly one kind, got ${present.join(",") || "none"}`);
+  return present[0] as CommandKind;
+}
+
+/** The result oneof of a CommandStatus as plain JSON (bytes as base64). */
+function plainResult(status: CommandStatus): Record<string, unknown> | null {
+  const result = status.pull ?? status.deploy ?? status.logs;
+  if (!result) return null;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(result)) {
+    out[key] = value instanceof Uint8Array ? Buffer.from(value).toString("base64") : value;
+  }
+  return out;
+}
+
+/**
+ * Commands to hosts: stored before they are sent, sent when the host is connected, re-sent (same id)
+ * whenever it reconnects until a final status arrives. Agents answer a repeated id with the recorded
+ * result, so re-sending never runs a command twice.
+ */
+export class CommandService {
+  private readonly waiters = new Map<string, Array<(outcome: CommandOutcome) => void>>();
+  private readonly progress = new Map<string, Set<(p: ProgressUpdate) => void>>();
+  private readonly listeners: CommandListener[] = [];
+  private readonly log: Logger;
+
+  constructor(private readonly deps: { store: Store; hub: AgentHub; log: Logger; now?: () => number }) {
+    this.log = deps.log.child({ component: "commands" });
+    deps.hub.addListener({
+      onHello: (hostId) => this.resendOpen(hostId),
+      onCommandStatus: (hostId, status) => this.handleStatus(hostId, status),
+    });
+  }
+
+  private now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  addListener(listener: CommandListener): void {
+    this.listeners.push(listener);
+  }
+
+  /**
+   * Store a command for a host and send it if the host is connected. With a given id, issuing the same
+   * id again is a no-op (the executor's commands are deterministic, so a restart cannot duplicate them).
+   */
+  issue(options: {
+    hostId: string;
+    body: CommandBody;
+    id?: string;
+    rolloutId?: string;
+    deadlineMs?: number;
+  }): string {
+    const id = options.id ?? randomUUID();
+    const command: Command = { ...options.body, commandId: id, deadlineMs: options.deadlineMs ?? 0 };
+    const payload = Buffer.from(pb.Command.encode(command).finish());
+    const inserted = this.deps.store.commands.insertIfAbsent({
+      id,
+      hostId: options.hostId,
+      kind: kindOf(options.body),
+      payload,
+      rolloutId: options.rolloutId ?? null,
+      now: this.now(),
+    });
+    if (inserted) this.deps.hub.send(options.hostId, { command });
+    return id;
+  }
+
+  /** Send again every command of a host that has no final result (on each new connection). */
+  resendOpen(hostId: string): void {
+    for (const record of this.deps.store.commands.openForHost(hostId)) {
+      this.deps.hub.send(hostId, { command: pb.Command.decode(record.payload) });
+    }
+  }
+
+  /** Resend one open command (used after an executor restart for commands the store says are open). */
+  resend(id: string): void {
+    const record = this.deps.store.commands.get(id);
+    if (record && (record.state === "pending" || record.state === "running")) {
+      this.deps.hub.send(record.hostId, { command: pb.Command.decode(record.payload) });
+    }
+  }
+
+  get(id: string): CommandRecord | undefined {
+    return this.deps.store.commands.get(id);
+  }
+
+  /** Resolve when the command is final; `onProgress` sees transfer progress meanwhile. */
+  wait(
+    id: string,
+    options: { onProgress?: (p: ProgressUpdate) => void; signal?: AbortSignal } = {},
+  ): Promise<CommandOutcome> {
+    const existing = this.deps.store.commands.get(id);
+    if (!existing) return Promise.reject(new GildError("GILD_NOT_FOUND", `no command ${id}`));
+    if (existing.state === "succeeded" || existing.state === "failed")
+      return Promise.resolve(this.outcome(existing));
+    return new Promise((resolve, reject) => {
+      const onProgress = options.onProgress;
+      if (onProgress) {
+        const set = this.progress.get(id) ?? new Set();
+        set.add(onProgress);
+        this.progress.set(id, set);
+      }
+      const done = (outcome: CommandOutcome) => {
+        if (onProgress) this.progress.get(id)?.delete(onProgress);
+        options.signal?.removeEventListener("abort", onAbort);
+        resolve(outcome);
+      };
+      const onAbort = () => {
+        const list = this.waiters.get(id);
+        if (list)
+          this.waiters.set(
+            id,
+            list.filter((w) => w !== done),
+          );
+        if (onProgress) this.progress.get(id)?.delete(onProgress);
+        reject(options.signal?.reason ?? new GildError("GILD_TIMEOUT", "stopped waiting for the command"));
+      };
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      const list = this.waiters.get(id) ?? [];
+      list.push(done);
+      this.waiters.set(id, list);
+    });
+  }
+
+  private outcome(record: CommandRecord): CommandOutcome {
+    return {
+      id: record.id,
+      hostId: record.hostId,
+      state: record.state === "succeeded" ? "succeeded" : "failed",
+      result: (record.result as Record<string, unknown> | null) ?? null,
+      error: record.error,
+    };
+  }
+
+  private handleStatus(hostId: string, status: CommandStatus): void {
+    const id = status.commandId ?? "";
+    const record = this.deps.store.commands.get(id);
+    if (!record || record.hostId !== hostId) {
+      this.log.warn({ hostId, commandId: id }, "status for a command this host was not given; ignored");
+      return;
+    }
+    const state = status.state ?? CommandState.STATE_UNSPECIFIED;
+    if (state === CommandState.STATE_RUNNING) {
+      this.deps.store.commands.setRunning(id, this.now());
+      const p = status.progress as TransferProgress | null | undefined;
+      if (p) {
+        const update: ProgressUpdate = {
+          bytesDone: p.bytesDone ?? 0,
+          bytesTotal: p.bytesTotal ?? 0,
+          rateBytesPerSecond: p.rateBytesPerSecond ?? 0,
+          phase: p.phase ?? "",
+        };
+        for (const fn of this.progress.get(id) ?? []) fn(update);
+        for (const l of this.listeners) l.onProgress?.({ id, hostId }, update);
+      }
+      return;
+    }
+    if (state !== CommandState.STATE_SUCCEEDED && state !== CommandState.STATE_FAILED) return;
+    const succeeded = state === CommandState.STATE_SUCCEEDED;
+    const error: SerializedError | null = succeeded
+      ? null
+      : {
+          code: status.error?.code || "GILD_COMMAND_FAILED",
+          message: status.error?.message || "the command failed on the host",
+          ...(status.error?.hint ? { hint: status.error.hint } : {}),
+        };
+    const changed = this.deps.store.commands.finish(
+      id,
+      succeeded ? "succeeded" : "failed",
+      plainResult(status),
+      error,
+      this.now(),
+    );
+    if (!changed) return;
+    const final = this.deps.store.commands.get(id) as CommandRecord;
+    for (const l of this.listeners) l.onFinished?.(final);
+    const outcome = this.outcome(final);
+    for (const waiter of this.waiters.get(id) ?? []) waiter(outcome);
+    this.waiters.delete(id);
+    this.progress.delete(id);
+  }
+}

@@ -1,0 +1,204 @@
+import { readFileSync } from "node:fs";
+import { isAbsolute, join, resolve } from "node:path";
+import { GildError, parseDuration, parseSize } from "@gild/core";
+
+/** The controller's configuration as an operator writes it (config file and flags), all optional. */
+export interface RawControllerConfig {
+  dataDir?: string;
+  pool?: string;
+  /** host:port to listen on. */
+  listen?: string;
+  /** URL agents and the CLI use to reach this controller; default derived from `listen`. */
+  publicUrl?: string;
+  /** Extra DNS names / IPs for the server certificate. */
+  tlsNames?: string[];
+  /** Plain http/ws without TLS: development only. */
+  insecureDev?: boolean;
+  /** WebSocket ping interval to agents (duration). */
+  heartbeatInterval?: string | number;
+  /** After a controller start, how long agents get to reconnect before they are marked offline. */
+  offlineGrace?: string | number;
+  /** Default lifetime of join tokens. */
+  tokenTtl?: string | number;
+  /** Per-host transfer rate limit (bytes/s or "50MiB"), 0 for none. */
+  transferRateLimit?: string | number;
+  /** Send streams with --compressed-data where both ends support it. */
+  compressedStreams?: boolean;
+  logLevel?: string;
+}
+
+/** The resolved, frozen configuration every part of the controller receives. */
+export interface ControllerConfig {
+  dataDir: string;
+  pool: string;
+  listenHost: string;
+  listenPort: number;
+  publicUrl: string;
+  tlsNames: readonly string[];
+  insecureDev: boolean;
+  heartbeatIntervalMs: number;
+  offlineGraceMs: number;
+  tokenTtlMs: number;
+  transferRateLimit: number;
+  compressedStreams: boolean;
+  logLevel: string;
+  paths: {
+    database: string;
+    adminToken: string;
+    caCert: string;
+    caKey: string;
+    serverCert: string;
+    serverKey: string;
+    signingKey: string;
+    signingPublicKey: string;
+    artifacts: string;
+    cliConfig: string;
+  };
+}
+
+export const DEFAULT_CONTROLLER_DIR = "/var/lib/gild/controller";
+export const DEFAULT_CONTROLLER_PORT = 7443;
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+function duration(
+  value: string | number | undefined,
+  fallback: number,
+  path: string,
+  problems: Problem[],
+): number {
+  if (value === undefined) return fallback;
+  if (typeof value === "number") return value;
+  try {
+    return parseDuration(value, path);
+  } catch (err) {
+    problems.push({ path, message: (err as Error).message });
+    return fallback;
+  }
+}
+
+interface Problem {
+  path: string;
+  message: string;
+}
+
+/** Read a JSON config file (the controller's --config). */
+export function readControllerConfigFile(path: string): RawControllerConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new GildError("GILD_CONFIG_INVALID", `cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+      throw new Error("not an object");
+    return parsed as RawControllerConfig;
+  } catch (err) {
+    throw new GildError(
+      "GILD_CONFIG_INVALID",
+      `config file ${path} is not a JSON object: ${(err as Error).message}`,
+    );
+  }
+}
+
+/** Validate the whole raw config at once (every problem listed), apply defaults, freeze. */
+export function resolveControllerConfig(raw: RawControllerConfig): ControllerConfig {
+  const problems: Problem[] = [];
+  const known = new Set([
+    "dataDir",
+    "pool",
+    "listen",
+    "publicUrl",
+    "tlsNames",
+    "insecureDev",
+    "heartbeatInterval",
+    "offlineGrace",
+    "tokenTtl",
+    "transferRateLimit",
+    "compressedStreams",
+    "logLevel",
+  ]);
+  for (const key of Object.keys(raw))
+    if (!known.has(key)) problems.push({ path: key, message: "unknown setting" });
+
+  const dataDir = resolve(raw.dataDir ?? DEFAULT_CONTROLLER_DIR);
+  const pool = resolve(raw.pool ?? join(dataDir, "pool"));
+  if (raw.dataDir !== undefined && !isAbsolute(raw.dataDir)) {
+    problems.push({ path: "dataDir", message: "must be an absolute path" });
+  }
+  const listen = raw.listen ?? `0.0.0.0:${DEFAULT_CONTROLLER_PORT}`;
+  const match = /^(.*):(\d{1,5})$/.exec(listen);
+  const listenHost = match ? (match[1] as string).replace(/^\[(.*)\]$/, "$1") : "";
+  const listenPort = match ? Number(match[2]) : 0;
+  if (!match || listenPort > 65535 || listenHost === "") {
+    problems.push({ path: "listen", message: `"${listen}" is not host:port` });
+  }
+  const insecureDev = raw.insecureDev ?? false;
+  const scheme = insecureDev ? "http" : "https";
+  const publicHost = listenHost === "0.0.0.0" || listenHost === "::" ? "127.0.0.1" : listenHost;
+  const publicUrl = (
+    raw.publicUrl ?? `${scheme}://${publicHost.includes(":") ? `[${publicHost}]` : publicHost}:${listenPort}`
+  ).replace(/\/+$/, "");
+  if (!/^https?:\/\/[^/]+$/.test(publicUrl))
+    problems.push({ path: "publicUrl", message: "must be http(s)://host:port" });
+  if (!insecureDev && publicUrl.startsWith("http://")) {
+    problems.push({ path: "publicUrl", message: "http:// needs insecureDev; the controller serves TLS" });
+  }
+  let transferRateLimit = 0;
+  if (raw.transferRateLimit !== undefined) {
+    try {
+      transferRateLimit =
+        typeof raw.transferRateLimit === "number"
+          ? raw.transferRateLimit
+          : parseSize(raw.transferRateLimit, "transferRateLimit");
+    } catch (err) {
+      problems.push({ path: "transferRateLimit", message: (err as Error).message });
+    }
+  }
+  const logLevel = raw.logLevel ?? "info";
+  if (!LOG_LEVELS.includes(logLevel))
+    problems.push({ path: "logLevel", message: `one of ${LOG_LEVELS.join(", ")}` });
+  const tlsNames = raw.tlsNames ?? [];
+  if (!Array.isArray(tlsNames) || tlsNames.some((n) => typeof n !== "string")) {
+    problems.push({ path: "tlsNames", message: "must be a list of names" });
+  }
+  const config: ControllerConfig = {
+    dataDir,
+    pool,
+    listenHost,
+    listenPort,
+    publicUrl,
+    tlsNames,
+    insecureDev,
+    heartbeatIntervalMs: duration(raw.heartbeatInterval, 20_000, "heartbeatInterval", problems),
+    offlineGraceMs: duration(raw.offlineGrace, 45_000, "offlineGrace", problems),
+    tokenTtlMs: duration(raw.tokenTtl, 3_600_000, "tokenTtl", problems),
+    transferRateLimit,
+    compressedStreams: raw.compressedStreams ?? true,
+    logLevel,
+    paths: {
+      database: join(dataDir, "gild.db"),
+      adminToken: join(dataDir, "admin.token"),
+      caCert: join(dataDir, "tls", "ca.pem"),
+      caKey: join(dataDir, "tls", "ca.key"),
+      serverCert: join(dataDir, "tls", "server.pem"),
+      serverKey: join(dataDir, "tls", "server.key"),
+      signingKey: join(dataDir, "signing.key"),
+      signingPublicKey: join(dataDir, "signing.pub"),
+      artifacts: join(dataDir, "artifacts"),
+      cliConfig: join(dataDir, "cli.json"),
+    },
+  };
+  if (problems.length > 0) {
+    throw new GildError(
+      "GILD_CONFIG_INVALID",
+      `invalid controller configuration (${problems.length} problems)`,
+      {
+        details: { problems },
+      },
+    );
+  }
+  return Object.freeze(config);
+}

@@ -1,0 +1,33 @@
+import { GildError, toGildError } from "@gild/core";
+import type { FastifyError, FastifyInstance } from "fastify";
+
+/** Answer every error as `{ error: { code, message, hint?, details? } }` with the code's HTTP status. */
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError | GildError | Error, req, reply) => {
+    let gild: GildError;
+    if (err instanceof GildError) gild = err;
+    else if ((err as FastifyError).validation) {
+      const problems = ((err as FastifyError).validation ?? []).map((v) => ({
+        path: (v.instancePath || "/").replace(/^\//, "").replace(/\//g, ".") || "body",
+        message: v.message ?? "invalid",
+      }));
+      gild = new GildError(
+        "GILD_BAD_REQUEST",
+        `invalid request: ${problems.map((p) => `${p.path} ${p.message}`).join("; ")}`,
+        {
+          details: { problems },
+        },
+      );
+    } else if ((err as FastifyError).statusCode && ((err as FastifyError).statusCode as number) < 500) {
+      gild = new GildError("GILD_BAD_REQUEST", err.message);
+    } else {
+      gild = toGildError(err);
+      req.log.error({ err }, "request failed");
+    }
+    reply.status(gild.status).send({ error: gild.toJSON() });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const gild = new GildError("GILD_NOT_FOUND", `no route ${req.method} ${req.url.split("?")[0]}`);
+    reply.status(404).send({ error: gild.toJSON() });
+  });
+}

@@ -1,0 +1,277 @@
+import type { ImageStore, StreamCapabilities } from "@gild/btrfs";
+import { GildError, type ImageVersionInfo, type Logger, type SerializedError } from "@gild/core";
+import type { ArtifactService } from "./artifact-service.js";
+import type { CommandService, ProgressUpdate } from "./command-service.js";
+import type { HostInventory, HostRecord } from "./store/hosts-repo.js";
+import type { ImageRecord } from "./store/images-repo.js";
+import type { Store } from "./store/store.js";
+
+/** Where a new version comes from, as the API accepts it. */
+export type ImageSourceRequest =
+  | { kind: "dir"; path: string }
+  | { kind: "debootstrap"; suite: string; include?: string[]; mirror?: string; cacheDir?: string };
+
+/** One host's view of a push, streamed to the CLI as it changes. */
+export interface PushEvent {
+  host: string;
+  state: "queued" | "preparing" | "transferring" | "present" | "done" | "failed";
+  progress?: ProgressUpdate;
+  /** Bytes of the artifact sent to this host, and whether it was incremental. */
+  artifact?: { id: string; sizeBytes: number; parentVersion: number; streamVersion: number };
+  error?: SerializedError;
+  resumedFrom?: number;
+}
+
+/** A version of a line on the controller, with where it is present in the fleet. */
+export interface ImageView extends ImageRecord {
+  hosts?: string[];
+}
+
+/** The version's uuid as a copy on `inventory` would carry it, i.e. whether the host has it. */
+export function hostHasVersion(
+  inventory: HostInventory | null,
+  image: { line: string; uuid: string },
+): boolean {
+  return (inventory?.images ?? []).some((i) => i.line === image.line && i.receivedUuid === image.uuid);
+}
+
+/**
+ * The parent for an incremental stream to a host: a version of the line the host holds, matched by
+ * the received_uuid of its copy (never by name), preferring the newest older version.
+ */
+export function pickParent(
+  inventory: HostInventory | null,
+  versions: readonly ImageRecord[],
+  target: number,
+): number | null {
+  const held = new Set((inventory?.images ?? []).map((i) => i.receivedUuid).filter((u) => u.length > 0));
+  const candidates = versions.filter((v) => v.version !== target && held.has(v.uuid)).map((v) => v.version);
+  const older = candidates.filter((v) => v < target).sort((a, b) => b - a);
+  if (older.length > 0) return older[0] as number;
+  const newer = candidates.sort((a, b) => a - b);
+  return newer[0] ?? null;
+}
+
+/** Golden image versions on the controller's pool, their statuses, and delivery to hosts. */
+export class ImageService {
+  private readonly log: Logger;
+
+  constructor(
+    private readonly deps: {
+      store: Store;
+      images: ImageStore;
+      artifacts: ArtifactService;
+      commands: CommandService;
+      capabilities: StreamCapabilities;
+      compressedStreams: boolean;
+      log: Logger;
+    },
+  ) {
+    this.log = deps.log.child({ component: "images" });
+  }
+
+  /** Make the store agree with the pool (the pool is the truth about which versions exist). */
+  async reconcile(): Promise<void> {
+    const onPool = await this.deps.images.list();
+    const seen = new Set<string>();
+    for (const info of onPool) {
+      seen.add(`${info.line}@${info.version}`);
+      const known = this.deps.store.images.get(info.line, info.version);
+      if (!known || known.uuid !== info.uuid)
+        this.record(info, known?.uuid === info.uuid ? known.status : "candidate");
+    }
+    for (const record of this.deps.store.images.list()) {
+      if (!seen.has(`${record.line}@${record.version}`))
+        this.deps.store.images.delete(record.line, record.version);
+    }
+  }
+
+  private record(info: ImageVersionInfo, status: ImageRecord["status"] = "candidate"): ImageRecord {
+    const record: ImageRecord = {
+      line: info.line,
+      version: info.version,
+      uuid: info.uuid,
+      status,
+      parent: info.parent,
+      sizeBytes: info.sizeBytes,
+      origin: info.origin,
+      createdBy: info.createdBy,
+      createdAt: Date.parse(info.createdAt),
+    };
+    this.deps.store.images.upsert(record);
+    return record;
+  }
+
+  /** The stream version to send a host: 2 (compressed data) only when both ends support it. */
+  streamVersionFor(host: HostRecord): 1 | 2 {
+    return this.deps.compressedStreams &&
+      this.deps.capabilities.canSendCompressed &&
+      host.maxStreamVersion >= 2
+      ? 2
+      : 1;
+  }
+
+  list(line?: string, withHosts = false): ImageView[] {
+    const records = this.deps.store.images.list(line);
+    if (!withHosts) return records;
+    const hosts = this.deps.store.hosts.list();
+    return records.map((r) => ({
+      ...r,
+      hosts: hosts.filter((h) => hostHasVersion(h.inventory, r)).map((h) => h.name),
+    }));
+  }
+
+  get(line: string, version: number): ImageRecord {
+    const record = this.deps.store.images.get(line, version);
+    if (!record) throw new GildError("GILD_IMAGE_NOT_FOUND", `no image ${line}@${version} on the controller`);
+    return record;
+  }
+
+  latest(line: string): ImageRecord | undefined {
+    return this.deps.store.images.list(line).at(-1);
+  }
+
+  async create(
+    line: string,
+    source: ImageSourceRequest,
+    actor: string,
+    onOutput?: (line: string) => void,
+  ): Promise<ImageRecord> {
+    const build = { createdBy: actor, onOutput };
+    const info =
+      source.kind === "dir"
+        ? await this.deps.images.createFromDir(line, source.path, build)
+        : await this.deps.images.createFromDebootstrap(
+            line,
+            {
+              suite: source.suite,
+              include: source.include,
+              mirror: source.mirror,
+              cacheDir: source.cacheDir,
+            },
+            build,
+          );
+    return this.afterCreate(info);
+  }
+
+  async update(
+    line: string,
+    command: string[],
+    options: { from?: number; env?: Record<string, string> },
+    actor: string,
+    onOutput?: (line: string) => void,
+  ): Promise<ImageRecord> {
+    const info = await this.deps.images.update(line, command, { ...options, createdBy: actor, onOutput });
+    return this.afterCreate(info);
+  }
+
+  private async afterCreate(info: ImageVersionInfo): Promise<ImageRecord> {
+    const record = this.record(info);
+    // Make the stream most hosts will need now, so the first push does not wait for it: the delta from
+    // the version before, or the full stream of a line's first version.
+    const streamVersion: 1 | 2 =
+      this.deps.compressedStreams && this.deps.capabilities.canSendCompressed ? 2 : 1;
+    const parent = info.parent ?? (info.version > 1 ? info.version - 1 : null);
+    try {
+      if (parent !== null && (await this.deps.images.exists(info.line, parent))) {
+        await this.deps.artifacts.ensure(info.line, info.version, parent, streamVersion);
+      } else {
+        await this.deps.artifacts.ensure(info.line, info.version, null, streamVersion);
+      }
+    } catch (err) {
+      // The version exists; its artifacts are made again on demand at the first push.
+      this.log.warn(
+        { image: `${info.line}@${info.version}`, err: (err as Error).message },
+        "could not pre-build artifact",
+      );
+    }
+    return record;
+  }
+
+  /** Remove a version from the controller (and its artifacts); refused while something uses it. */
+  async remove(
+    line: string,
+    version: number,
+    inUse: (line: string, version: number) => string | undefined,
+  ): Promise<void> {
+    this.get(line, version);
+    const user = inUse(line, version);
+    if (user) throw new GildError("GILD_IMAGE_IN_USE", `${line}@${version} is in use by ${user}`);
+    await this.deps.images.remove(line, version);
+    await this.deps.artifacts.removeForImage(line, version);
+    this.deps.store.images.delete(line, version);
+  }
+
+  setStatus(line: string, version: number, status: ImageRecord["status"]): void {
+    this.deps.store.images.setStatus(line, version, status);
+  }
+
+  /**
+   * Ask a host to pull a version: pick its parent by received_uuid, make or reuse the artifact,
+   * issue the signed PullImage command. Returns the command id (undefined if already present).
+   */
+  async issuePull(
+    host: HostRecord,
+    line: string,
+    version: number,
+    options: { commandId?: string; rolloutId?: string } = {},
+  ) {
+    const image = this.get(line, version);
+    if (hostHasVersion(host.inventory, image)) return undefined;
+    const parent = pickParent(host.inventory, this.deps.store.images.list(line), version);
+    const artifact = await this.deps.artifacts.ensure(line, version, parent, this.streamVersionFor(host));
+    const commandId = this.deps.commands.issue({
+      hostId: host.id,
+      ...(options.commandId ? { id: options.commandId } : {}),
+      ...(options.rolloutId ? { rolloutId: options.rolloutId } : {}),
+      body: { pullImage: { manifest: artifact.manifest, signature: artifact.signature } },
+    });
+    return { commandId, artifact };
+  }
+
+  /** Push a version to hosts and report each host's progress; resolves with every host's final event. */
+  async push(
+    line: string,
+    version: number,
+    hosts: HostRecord[],
+    onEvent: (e: PushEvent) => void,
+  ): Promise<PushEvent[]> {
+    this.get(line, version);
+    const results = await Promise.all(
+      hosts.map(async (host): Promise<PushEvent> => {
+        const emit = (e: PushEvent) => {
+          onEvent(e);
+          return e;
+        };
+        emit({ host: host.name, state: "preparing" });
+        try {
+          const pull = await this.issuePull(host, line, version);
+          if (!pull) return emit({ host: host.name, state: "present" });
+          const artifact = {
+            id: pull.artifact.id,
+            sizeBytes: pull.artifact.sizeBytes,
+            parentVersion: pull.artifact.parentVersion,
+            streamVersion: pull.artifact.streamVersion,
+          };
+          emit({ host: host.name, state: "transferring", artifact });
+          const outcome = await this.deps.commands.wait(pull.commandId, {
+            onProgress: (progress) => onEvent({ host: host.name, state: "transferring", artifact, progress }),
+          });
+          if (outcome.state === "failed")
+            return emit({ host: host.name, state: "failed", artifact, error: outcome.error ?? undefined });
+          const result = outcome.result ?? {};
+          return emit({
+            host: host.name,
+            state: result.alreadyPresent ? "present" : "done",
+            artifact,
+            resumedFrom: Number(result.resumedFrom ?? 0),
+          });
+        } catch (err) {
+          const e = err instanceof GildError ? err : new GildError("GILD_INTERNAL", (err as Error).message);
+          return emit({ host: host.name, state: "failed", error: e.toJSON() });
+        }
+      }),
+    );
+    return results;
+  }
+}

@@ -1,0 +1,11 @@
+export { buildController, type Controller, type ControllerDeps } from "./app.js";
+export {
+  type ControllerConfig,
+  DEFAULT_CONTROLLER_DIR,
+  DEFAULT_CONTROLLER_PORT,
+  type RawControllerConfig,
+  readControllerConfigFile,
+  resolveControllerConfig,
+} from "./config.js";
+export { type CliConfigFile, createControllerLogger, runController } from "./main.js";
+export { CONTROLLER_VERSION } from "./version.js";

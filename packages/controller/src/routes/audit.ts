@@ -1,0 +1,10 @@
+import type { FastifyInstance } from "fastify";
+import type { Services } from "../services.js";
+
+export function registerAuditRoutes(app: FastifyInstance, services: Services): void {
+  app.get<{ Querystring: { limit?: string; since?: string } }>("/v1/audit", async (req) => {
+    const limit = Math.min(Math.max(Number(req.query.limit ?? 100) || 100, 1), 10_000);
+    const since = Number(req.query.since ?? 0) || 0;
+    return { entries: services.store.audit.list({ limit, since }) };
+  });
+}

@@ -1,0 +1,69 @@
+import { GildError } from "@gild/core";
+import { CloseCode } from "@gild/protocol";
+import type { FastifyInstance } from "fastify";
+import type { Services } from "../services.js";
+import type { HostRecord } from "../store/hosts-repo.js";
+
+/** A host as the API shows it: identity, liveness, versions, images and free space. */
+export function hostView(host: HostRecord, services: Services) {
+  const online = services.hub.isOnline(host.id);
+  return {
+    id: host.id,
+    name: host.name,
+    labels: host.labels,
+    state: online ? "online" : host.state,
+    connected: online,
+    lastSeen: services.hub.lastSeen(host.id) ?? host.lastSeen,
+    joinedAt: host.joinedAt,
+    agentVersion: host.agentVersion,
+    kernelVersion: host.kernelVersion,
+    btrfsProgsVersion: host.btrfsProgsVersion,
+    facts: host.facts,
+    images: (host.inventory?.images ?? []).map((i) => ({
+      line: i.line,
+      version: i.version,
+      receivedUuid: i.receivedUuid,
+    })),
+    poolFreeBytes: host.inventory?.poolFreeBytes ?? null,
+    poolTotalBytes: host.inventory?.poolTotalBytes ?? null,
+    apps: host.inventory?.apps ?? [],
+  };
+}
+
+export type HostView = ReturnType<typeof hostView>;
+
+/** The host a name refers to, or GILD_HOST_NOT_FOUND. */
+export function hostByName(services: Services, name: string): HostRecord {
+  const host = services.store.hosts.byName(name);
+  if (!host)
+    throw new GildError("GILD_HOST_NOT_FOUND", `no host named ${name}`, {
+      hint: "list hosts with `gild hosts`",
+    });
+  return host;
+}
+
+export function registerHostRoutes(app: FastifyInstance, services: Services): void {
+  app.get("/v1/hosts", async () => ({
+    hosts: services.store.hosts.list().map((h) => hostView(h, services)),
+  }));
+
+  app.get<{ Params: { name: string } }>("/v1/hosts/:name", async (req) =>
+    hostView(hostByName(services, req.params.name), services),
+  );
+
+  app.delete<{ Params: { name: string } }>("/v1/hosts/:name", async (req) => {
+    const host = hostByName(services, req.params.name);
+    services.store.transaction(() => {
+      services.store.commands.deleteForHost(host.id);
+      services.store.hosts.delete(host.id);
+    });
+    // The credential is gone from the store; a live socket is dropped now, not at its next reconnect.
+    services.hub.disconnect(
+      host.id,
+      CloseCode.revoked,
+      new GildError("GILD_CREDENTIAL_INVALID", "this host was removed from the controller"),
+    );
+    req.auditSummary = `removed host ${host.name}`;
+    return { removed: host.name, id: host.id };
+  });
+}

@@ -1,0 +1,158 @@
+import { assertValidLine, GildError } from "@gild/core";
+import type { FastifyInstance } from "fastify";
+import { selectHosts } from "../host-selection.js";
+import type { ImageSourceRequest } from "../image-service.js";
+import { streamNdjson } from "../ndjson.js";
+import type { Services } from "../services.js";
+
+function versionParam(text: string): number {
+  if (!/^[1-9][0-9]{0,8}$/.test(text))
+    throw new GildError("GILD_IMAGE_NAME_INVALID", `"${text}" is not a version number`);
+  return Number(text);
+}
+
+/** Which app or host still needs a version: apps running it on hosts. */
+export function imageUser(services: Services, line: string, version: number): string | undefined {
+  for (const host of services.store.hosts.list()) {
+    for (const app of host.inventory?.apps ?? []) {
+      if (app.imageLine === line && (app.imageVersion === version || app.previousImageVersion === version)) {
+        return `app ${app.name} on ${host.name}`;
+      }
+    }
+  }
+  return undefined;
+}
+
+const sourceSchema = {
+  type: "object",
+  required: ["kind"],
+  additionalProperties: false,
+  properties: {
+    kind: { type: "string", enum: ["dir", "debootstrap"] },
+    path: { type: "string", maxLength: 4096 },
+    suite: { type: "string", maxLength: 64 },
+    include: { type: "array", items: { type: "string", maxLength: 128 }, maxItems: 512 },
+    mirror: { type: "string", maxLength: 1024 },
+    cacheDir: { type: "string", maxLength: 4096 },
+  },
+} as const;
+
+export function registerImageRoutes(app: FastifyInstance, services: Services): void {
+  app.get<{ Querystring: { line?: string; hosts?: string } }>("/v1/images", async (req) => {
+    const line = req.query.line === undefined ? undefined : assertValidLine(req.query.line);
+    return { images: services.images.list(line, req.query.hosts === "1" || req.query.hosts === "true") };
+  });
+
+  app.post<{ Body: { line: string; source: ImageSourceRequest } }>(
+    "/v1/images",
+    {
+      schema: {
+        body: {
+          type: "object",
+          required: ["line", "source"],
+          additionalProperties: false,
+          properties: { line: { type: "string" }, source: sourceSchema },
+        },
+      },
+    },
+    async (req, reply) => {
+      const line = assertValidLine(req.body.line);
+      const source = req.body.source;
+      if (source.kind === "dir" && !source.path)
+        throw new GildError("GILD_BAD_REQUEST", "source.path is required for kind dir");
+      if (source.kind === "debootstrap" && !source.suite)
+        throw new GildError("GILD_BAD_REQUEST", "source.suite is required for kind debootstrap");
+      return streamNdjson(
+        reply,
+        (emit) => services.images.create(line, source, req.actor, (l) => emit({ type: "output", line: l })),
+        ({ summary }) => {
+          req.auditSummary = `create ${line}: ${summary}`;
+        },
+      );
+    },
+  );
+
+  app.post<{
+    Params: { line: string };
+    Body: { command: string[]; env?: Record<string, string>; from?: number };
+  }>(
+    "/v1/images/:line/update",
+    {
+      schema: {
+        body: {
+          type: "object",
+          required: ["command"],
+          additionalProperties: false,
+          properties: {
+            command: { type: "array", items: { type: "string" }, minItems: 1, maxItems: 1024 },
+            env: { type: "object", additionalProperties: { type: "string" } },
+            from: { type: "integer", minimum: 1 },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const line = assertValidLine(req.params.line);
+      const { command, env, from } = req.body;
+      return streamNdjson(
+        reply,
+        (emit) =>
+          services.images.update(
+            line,
+            command,
+            { ...(from ? { from } : {}), ...(env ? { env } : {}) },
+            req.actor,
+            (l) => emit({ type: "output", line: l }),
+          ),
+        ({ summary }) => {
+          req.auditSummary = `update ${line}: ${command.join(" ")}: ${summary}`;
+        },
+      );
+    },
+  );
+
+  app.delete<{ Params: { line: string; version: string } }>("/v1/images/:line/:version", async (req) => {
+    const line = assertValidLine(req.params.line);
+    const version = versionParam(req.params.version);
+    await services.images.remove(line, version, (l, v) => imageUser(services, l, v));
+    req.auditSummary = `removed ${line}@${version}`;
+    return { removed: `${line}@${version}` };
+  });
+
+  app.post<{ Params: { line: string; version: string }; Body: { hosts?: string[]; all?: boolean } }>(
+    "/v1/images/:line/:version/push",
+    {
+      schema: {
+        body: {
+          type: "object",
+          additionalProperties: false,
+          properties: {
+            hosts: { type: "array", items: { type: "string" }, maxItems: 100_000 },
+            all: { type: "boolean" },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const line = assertValidLine(req.params.line);
+      const version = versionParam(req.params.version);
+      services.images.get(line, version);
+      const all = services.store.hosts.list();
+      const hosts = req.body.all ? all : selectHosts(all, req.body.hosts ?? []);
+      if (hosts.length === 0)
+        throw new GildError("GILD_BAD_REQUEST", "no hosts to push to", { hint: "pass --hosts a,b or --all" });
+      return streamNdjson(
+        reply,
+        async (emit) => {
+          const events = await services.images.push(line, version, hosts, (e) =>
+            emit({ type: "host", ...e }),
+          );
+          return { hosts: events };
+        },
+        ({ summary }) => {
+          req.auditSummary = `push ${line}@${version} to ${hosts.map((h) => h.name).join(",")}: ${summary}`;
+        },
+      );
+    },
+  );
+}

@@ -1,0 +1,50 @@
+import { GildError, parseDuration } from "@gild/core";
+import type { FastifyInstance } from "fastify";
+import type { Services } from "../services.js";
+
+export function registerTokenRoutes(app: FastifyInstance, services: Services): void {
+  app.post<{ Body: { ttl?: string } }>(
+    "/v1/tokens",
+    {
+      schema: {
+        body: {
+          type: "object",
+          additionalProperties: false,
+          properties: { ttl: { type: "string", maxLength: 32 } },
+        },
+      },
+    },
+    async (req) => {
+      const ttlMs = req.body?.ttl === undefined ? undefined : parseDuration(req.body.ttl, "token ttl");
+      const created = services.enrollment.createToken({
+        ...(ttlMs === undefined ? {} : { ttlMs }),
+        createdBy: req.actor,
+      });
+      req.auditSummary = `join token ${created.id}`;
+      return {
+        token: created.token,
+        id: created.id,
+        expiresAt: created.expiresAt,
+        controllerUrl: services.config.publicUrl,
+      };
+    },
+  );
+
+  app.get("/v1/tokens", async () => ({
+    tokens: services.store.tokens.list().map((t) => ({
+      id: t.id,
+      createdAt: t.createdAt,
+      expiresAt: t.expiresAt,
+      createdBy: t.createdBy,
+      usedAt: t.usedAt,
+      usedBy: t.usedBy,
+    })),
+  }));
+
+  app.delete<{ Params: { id: string } }>("/v1/tokens/:id", async (req) => {
+    if (!services.store.tokens.delete(req.params.id))
+      throw new GildError("GILD_NOT_FOUND", `no join token ${req.params.id}`);
+    req.auditSummary = `revoked join token ${req.params.id}`;
+    return { removed: req.params.id };
+  });
+}

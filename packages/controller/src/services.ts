@@ -1,0 +1,28 @@
+import type { ImageStore, Pool, StreamCapabilities } from "@gild/btrfs";
+import type { Logger } from "@gild/core";
+import type { AgentHub } from "./agent-hub.js";
+import type { ArtifactService } from "./artifact-service.js";
+import type { CommandService } from "./command-service.js";
+import type { ControllerConfig } from "./config.js";
+import type { Enrollment } from "./enrollment.js";
+import type { ImageService } from "./image-service.js";
+import type { TlsMaterial } from "./pki.js";
+import type { Store } from "./store/store.js";
+import type { TransferServer } from "./transfer-server.js";
+
+/** Everything the routes and the upgrade router work with; made once by buildController. */
+export interface Services {
+  config: ControllerConfig;
+  log: Logger;
+  store: Store;
+  pool: Pool;
+  imageStore: ImageStore;
+  capabilities: StreamCapabilities;
+  tls: TlsMaterial;
+  hub: AgentHub;
+  commands: CommandService;
+  artifacts: ArtifactService;
+  transfers: TransferServer;
+  images: ImageService;
+  enrollment: Enrollment;
+}

@@ -1,0 +1,30 @@
+import type { Db } from "./db.js";
+
+export interface AuditEntry {
+  id: number;
+  at: number;
+  actor: string;
+  method: string;
+  path: string;
+  status: number;
+  summary: string | null;
+}
+
+/** Append-only record of every mutating API call: who, what, when, result. */
+export class AuditRepo {
+  constructor(private readonly db: Db) {}
+
+  append(entry: Omit<AuditEntry, "id">): void {
+    this.db
+      .prepare(
+        "INSERT INTO audit (at, actor, method, path, status, summary) VALUES (@at, @actor, @method, @path, @status, @summary)",
+      )
+      .run(entry);
+  }
+
+  list(options: { limit?: number; since?: number } = {}): AuditEntry[] {
+    return this.db
+      .prepare("SELECT * FROM audit WHERE at >= ? ORDER BY id DESC LIMIT ?")
+      .all(options.since ?? 0, options.limit ?? 100) as AuditEntry[];
+  }
+}

@@ -1,0 +1,125 @@
+import type { SerializedError } from "@gild/core";
+import type { Db } from "./db.js";
+
+export type CommandRowState = "pending" | "running" | "succeeded" | "failed";
+
+/** A command for a host, stored before it is sent, so it survives restarts and is re-sent after reconnects. */
+export interface CommandRecord {
+  id: string;
+  hostId: string;
+  kind: string;
+  /** The encoded protobuf Command. */
+  payload: Buffer;
+  state: CommandRowState;
+  error: SerializedError | null;
+  result: unknown;
+  rolloutId: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+interface CommandRow {
+  id: string;
+  host_id: string;
+  kind: string;
+  payload: Buffer;
+  state: string;
+  error: string | null;
+  result: string | null;
+  rollout_id: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+const fromRow = (row: CommandRow): CommandRecord => ({
+  id: row.id,
+  hostId: row.host_id,
+  kind: row.kind,
+  payload: row.payload,
+  state: row.state as CommandRowState,
+  error: row.error === null ? null : (JSON.parse(row.error) as SerializedError),
+  result: row.result === null ? null : (JSON.parse(row.result) as unknown),
+  rolloutId: row.rollout_id,
+  createdAt: row.created_at,
+  updatedAt: row.updated_at,
+});
+
+export class CommandsRepo {
+  constructor(private readonly db: Db) {}
+
+  /** Insert unless a command with this id exists (ids are deterministic where re-issuing must be a no-op). */
+  insertIfAbsent(c: {
+    id: string;
+    hostId: string;
+    kind: string;
+    payload: Buffer;
+    rolloutId: string | null;
+    now: number;
+  }): boolean {
+    return (
+      this.db
+        .prepare(
+          `INSERT OR IGNORE INTO commands (id, host_id, kind, payload, state, rollout_id, created_at, updated_at)
+           VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)`,
+        )
+        .run(c.id, c.hostId, c.kind, c.payload, c.rolloutId, c.now, c.now).changes === 1
+    );
+  }
+
+  get(id: string): CommandRecord | undefined {
+    const row = this.db.prepare("SELECT * FROM commands WHERE id = ?").get(id) as CommandRow | undefined;
+    return row && fromRow(row);
+  }
+
+  /** Commands of a host that have no final result yet, oldest first: what is (re)sent on connect. */
+  openForHost(hostId: string): CommandRecord[] {
+    return (
+      this.db
+        .prepare(
+          "SELECT * FROM commands WHERE host_id = ? AND state IN ('pending', 'running') ORDER BY created_at, id",
+        )
+        .all(hostId) as CommandRow[]
+    ).map(fromRow);
+  }
+
+  forRollout(rolloutId: string): CommandRecord[] {
+    return (
+      this.db
+        .prepare("SELECT * FROM commands WHERE rollout_id = ? ORDER BY created_at, id")
+        .all(rolloutId) as CommandRow[]
+    ).map(fromRow);
+  }
+
+  setRunning(id: string, now: number): void {
+    this.db
+      .prepare("UPDATE commands SET state = 'running', updated_at = ? WHERE id = ? AND state = 'pending'")
+      .run(now, id);
+  }
+
+  /** Record the final result; false when it was already final (a replayed status). */
+  finish(
+    id: string,
+    state: "succeeded" | "failed",
+    result: unknown,
+    error: SerializedError | null,
+    now: number,
+  ): boolean {
+    return (
+      this.db
+        .prepare(
+          "UPDATE commands SET state = ?, result = ?, error = ?, updated_at = ? WHERE id = ? AND state IN ('pending', 'running')",
+        )
+        .run(
+          state,
+          result === null ? null : JSON.stringify(result),
+          error === null ? null : JSON.stringify(error),
+          now,
+          id,
+        ).changes === 1
+    );
+  }
+
+  deleteForHost(hostId: string): void {
+    this.db.prepare("DELETE FROM commands WHERE host_id = ? AND state IN ('pending', 'running')").run(hostId);
+  }
+}

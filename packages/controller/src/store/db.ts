@@ -1,0 +1,108 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+
+export type Db = Database.Database;
+
+/**
+ * Schema migrations, applied in order; PRAGMA user_version records how many ran. Never edit a shipped
+ * migration: append a new one.
+ */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE hosts (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    labels TEXT NOT NULL DEFAULT '{}',
+    credential_hash TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'offline',
+    last_seen INTEGER,
+    joined_at INTEGER NOT NULL,
+    agent_version TEXT,
+    kernel_version TEXT,
+    btrfs_progs_version TEXT,
+    max_stream_version INTEGER NOT NULL DEFAULT 1,
+    facts TEXT NOT NULL DEFAULT '{}',
+    inventory TEXT
+  );
+  CREATE TABLE join_tokens (
+    id TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    created_by TEXT,
+    used_at INTEGER,
+    used_by TEXT
+  );
+  CREATE TABLE images (
+    line TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    uuid TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'candidate',
+    parent INTEGER,
+    size_bytes INTEGER,
+    origin TEXT,
+    created_by TEXT,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (line, version)
+  );
+  CREATE TABLE artifacts (
+    id TEXT PRIMARY KEY,
+    line TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    parent_version INTEGER NOT NULL,
+    stream_version INTEGER NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    manifest BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE commands (
+    id TEXT PRIMARY KEY,
+    host_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    state TEXT NOT NULL,
+    error TEXT,
+    result TEXT,
+    rollout_id TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE INDEX commands_by_host_state ON commands (host_id, state);
+  CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    summary TEXT
+  );
+  `,
+];
+
+/** Open (or create) the controller database: WAL, foreign keys, migrations applied. */
+export function openDatabase(path: string): Db {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const db = new Database(path);
+  db.pragma("journal_mode = WAL");
+  // WAL + NORMAL is durable across a process crash (kill -9); only an OS crash may lose the last commits.
+  db.pragma("synchronous = NORMAL");
+  db.pragma("foreign_keys = ON");
+  db.pragma("busy_timeout = 5000");
+  const applied = db.pragma("user_version", { simple: true }) as number;
+  for (let i = applied; i < MIGRATIONS.length; i++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[i] as string);
+      db.pragma(`user_version = ${i + 1}`);
+    })();
+  }
+  return db;
+}
+
+/** How many migrations the database has run. */
+export function schemaVersion(db: Db): number {
+  return db.pragma("user_version", { simple: true }) as number;
+}

@@ -1,0 +1,39 @@
+import { ArtifactsRepo } from "./artifacts-repo.js";
+import { AuditRepo } from "./audit-repo.js";
+import { CommandsRepo } from "./commands-repo.js";
+import { type Db, openDatabase } from "./db.js";
+import { HostsRepo } from "./hosts-repo.js";
+import { ImagesRepo } from "./images-repo.js";
+import { TokensRepo } from "./tokens-repo.js";
+
+/** The controller's state in SQLite, one repo per table. */
+export class Store {
+  readonly hosts: HostsRepo;
+  readonly tokens: TokensRepo;
+  readonly images: ImagesRepo;
+  readonly artifacts: ArtifactsRepo;
+  readonly commands: CommandsRepo;
+  readonly audit: AuditRepo;
+
+  constructor(readonly db: Db) {
+    this.hosts = new HostsRepo(db);
+    this.tokens = new TokensRepo(db);
+    this.images = new ImagesRepo(db);
+    this.artifacts = new ArtifactsRepo(db);
+    this.commands = new CommandsRepo(db);
+    this.audit = new AuditRepo(db);
+  }
+
+  static open(path: string): Store {
+    return new Store(openDatabase(path));
+  }
+
+  /** Run `fn` in one transaction: everything it writes lands together or not at all. */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
