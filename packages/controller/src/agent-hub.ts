@@ -48,6 +48,7 @@ export class AgentHub {
   private readonly listeners: HubListener[] = [];
   private readonly pingTimer: NodeJS.Timeout;
   private graceTimer: NodeJS.Timeout | undefined;
+  private closing = false;
   private readonly log: Logger;
 
   constructor(
@@ -60,11 +61,13 @@ export class AgentHub {
     },
   ) {
     this.log = deps.log.child({ component: "agent-hub" });
+    // Text frames are refused by the protocol (1008) rather than validated as UTF-8 by ws (1007).
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: MAX_FRAME_BYTES,
       perMessageDeflate: false,
       clientTracking: false,
+      skipUTF8Validation: true,
     });
     this.pingTimer = setInterval(() => this.pingAll(), deps.heartbeatIntervalMs);
     this.pingTimer.unref();
@@ -130,6 +133,8 @@ export class AgentHub {
   }
 
   close(): void {
+    // Shutting down is not the agents going offline: the next start's grace period decides that.
+    this.closing = true;
     clearInterval(this.pingTimer);
     if (this.graceTimer) clearTimeout(this.graceTimer);
     for (const session of this.sessions.values())
@@ -305,6 +310,7 @@ export class AgentHub {
 
   private onClose(session: Session, code: number, reason: string): void {
     clearTimeout(session.helloTimer);
+    if (this.closing) return;
     if (this.sessions.get(session.hostId) !== session) return; // replaced: the new session owns the state
     this.sessions.delete(session.hostId);
     this.log.info({ hostId: session.hostId, code, reason }, "agent disconnected");

@@ -35,6 +35,8 @@ export interface ControllerDeps {
   tls: TlsMaterial;
   adminToken: string;
   signing: { privatePem: string; publicPem: string };
+  /** The clock (tests move it to expire tokens); Date.now by default. */
+  now?: () => number;
 }
 
 export interface Controller {
@@ -76,6 +78,8 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     // Requests are not logged one by one; mutations go to the audit log, failures to the error log.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
+    // Strict bodies: unknown fields and wrong types are refused (listing every problem), never coerced.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
     ...(config.insecureDev ? {} : { https: { key: deps.tls.keyPem, cert: deps.tls.certPem } }),
   }) as unknown as FastifyInstance;
   const log = deps.log;
@@ -109,6 +113,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     caPem: deps.tls.caPem,
     signingPublicKeyPem: deps.signing.publicPem,
     defaultTtlMs: config.tokenTtlMs,
+    ...(deps.now ? { now: deps.now } : {}),
   });
   const services: Services = {
     config,

@@ -7,5 +7,11 @@ export {
   readControllerConfigFile,
   resolveControllerConfig,
 } from "./config.js";
-export { type CliConfigFile, createControllerLogger, runController } from "./main.js";
+export {
+  type CliConfigFile,
+  createControllerLogger,
+  type RunningController,
+  runController,
+  startController,
+} from "./main.js";
 export { CONTROLLER_VERSION } from "./version.js";

@@ -1,9 +1,10 @@
 import { writeFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
 import { detectStreamCapabilities, ImageStore, Pool } from "@gild/btrfs";
 import { pino } from "pino";
 import { buildController, type Controller } from "./app.js";
 import type { ControllerConfig } from "./config.js";
-import { ensureAdminToken, ensureSigningKey, ensureTls } from "./pki.js";
+import { ensureAdminToken, ensureSigningKey, ensureTls, type TlsMaterial } from "./pki.js";
 import { Store } from "./store/store.js";
 
 /** What `gild` on the controller machine reads to find it: URL, admin token file, CA. */
@@ -25,12 +26,25 @@ export function createControllerLogger(level: string) {
   });
 }
 
+export interface RunningController {
+  controller: Controller;
+  store: Store;
+  tls: TlsMaterial;
+  adminToken: string;
+  /** The URL it really listens on (the configured port may be 0). */
+  url: string;
+  close(): Promise<void>;
+}
+
 /**
- * Run the controller until SIGTERM/SIGINT: open state, pool and keys (made at first start), listen,
- * and tell agents apart from a restart (offline grace).
+ * Open state, pool and keys (made at first start), build the app, reconcile images, listen, write
+ * cli.json, and start the offline grace. No signal handling: `runController` adds it.
  */
-export async function runController(config: ControllerConfig): Promise<Controller> {
-  const log = createControllerLogger(config.logLevel);
+export async function startController(
+  config: ControllerConfig,
+  options: { log?: ReturnType<typeof createControllerLogger>; now?: () => number } = {},
+): Promise<RunningController> {
+  const log = options.log ?? createControllerLogger(config.logLevel);
   if (config.insecureDev) {
     log.warn("insecure dev mode: plain http/ws without TLS; tokens and credentials travel in clear text");
   }
@@ -51,11 +65,14 @@ export async function runController(config: ControllerConfig): Promise<Controlle
     tls,
     adminToken,
     signing,
+    ...(options.now ? { now: options.now } : {}),
   });
   await controller.services.images.reconcile();
   await controller.app.listen({ host: config.listenHost, port: config.listenPort });
+  const port = (controller.app.server.address() as AddressInfo).port;
+  const url = config.listenPort === 0 ? config.publicUrl.replace(/:0$/, `:${port}`) : config.publicUrl;
   const cliConfig: CliConfigFile = {
-    url: config.publicUrl,
+    url,
     tokenFile: config.paths.adminToken,
     caFile: config.insecureDev ? null : config.paths.caCert,
   };
@@ -63,24 +80,41 @@ export async function runController(config: ControllerConfig): Promise<Controlle
   controller.services.hub.startOfflineGrace(config.offlineGraceMs);
   log.info(
     {
-      url: config.publicUrl,
+      url,
       pool: config.pool,
       caPin: tls.caPin,
       compressedStreams: capabilities.canSendCompressed && config.compressedStreams,
     },
     "controller listening",
   );
-
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, "stopping");
-    await controller.close();
-    store.close();
-    log.flush();
+  let closed = false;
+  return {
+    controller,
+    store,
+    tls,
+    adminToken,
+    url,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await controller.close();
+      store.close();
+    },
   };
-  process.once("SIGTERM", () => void stop("SIGTERM"));
-  process.once("SIGINT", () => void stop("SIGINT"));
-  return controller;
+}
+
+/** Run the controller until SIGTERM/SIGINT (`gild controller run`). */
+export async function runController(config: ControllerConfig): Promise<RunningController> {
+  const log = createControllerLogger(config.logLevel);
+  const running = await startController(config, { log });
+  const stop = (signal: string) => {
+    log.info({ signal }, "stopping");
+    running.close().then(
+      () => log.flush(),
+      (err: unknown) => log.error({ err }, "stopping failed"),
+    );
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
+  return running;
 }
