@@ -1,5 +1,5 @@
 import { createHash, createPrivateKey, type KeyObject, sign } from "node:crypto";
-import { createWriteStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
@@ -145,6 +145,29 @@ export class ArtifactService {
       "artifact written",
     );
     return record;
+  }
+
+  /**
+   * After a host refused an artifact's bytes: check the file against its recorded sha256, and drop a
+   * damaged one so the next push makes it again. Returns whether the file was intact.
+   */
+  async verifyOrDiscard(id: string): Promise<boolean> {
+    const record = this.deps.store.artifacts.byId(id);
+    if (!record) return false;
+    const hash = createHash("sha256");
+    try {
+      for await (const chunk of createReadStream(this.filePath(id))) hash.update(chunk as Buffer);
+    } catch {
+      // A missing or unreadable file is as damaged as a changed one.
+    }
+    if (hash.digest("hex") === record.sha256) return true;
+    this.log.error(
+      { id, image: `${record.line}@${record.version}` },
+      "artifact file is damaged; discarding it",
+    );
+    await rm(this.filePath(id), { force: true });
+    this.deps.store.artifacts.delete(id);
+    return false;
   }
 
   byId(id: string): ArtifactRecord {

@@ -20,6 +20,8 @@ export interface PushEvent {
   artifact?: { id: string; sizeBytes: number; parentVersion: number; streamVersion: number };
   error?: SerializedError;
   resumedFrom?: number;
+  /** Bytes the host actually downloaded (less than the artifact after a resume). */
+  bytesTransferred?: number;
 }
 
 /** A version of a line on the controller, with where it is present in the fleet. */
@@ -229,6 +231,23 @@ export class ImageService {
     return { commandId, artifact };
   }
 
+  /** Remove a version from hosts' pools (RemoveImage); each host answers for itself. */
+  async evict(
+    line: string,
+    version: number,
+    hosts: HostRecord[],
+  ): Promise<Array<{ host: string; state: "removed" | "failed"; error?: SerializedError }>> {
+    return Promise.all(
+      hosts.map(async (host) => {
+        const id = this.deps.commands.issue({ hostId: host.id, body: { removeImage: { line, version } } });
+        const outcome = await this.deps.commands.wait(id);
+        return outcome.state === "succeeded"
+          ? { host: host.name, state: "removed" as const }
+          : { host: host.name, state: "failed" as const, ...(outcome.error ? { error: outcome.error } : {}) };
+      }),
+    );
+  }
+
   /** Push a version to hosts and report each host's progress; resolves with every host's final event. */
   async push(
     line: string,
@@ -265,6 +284,7 @@ export class ImageService {
             state: result.alreadyPresent ? "present" : "done",
             artifact,
             resumedFrom: Number(result.resumedFrom ?? 0),
+            bytesTransferred: Number(result.bytesTransferred ?? 0),
           });
         } catch (err) {
           const e = err instanceof GildError ? err : new GildError("GILD_INTERNAL", (err as Error).message);

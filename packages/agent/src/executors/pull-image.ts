@@ -126,7 +126,8 @@ export async function pullImage(pull: PullImage, ctx: PullContext): Promise<Pull
     await rm(spool, { force: true });
     offset = 0;
   }
-  const resumedFrom = offset;
+  // Where a download last started again from the spool (0 when it ran in one go).
+  let resumedFrom = offset;
   const download = {
     controllerUrl: ctx.controllerUrl,
     credential: ctx.credential,
@@ -182,6 +183,7 @@ export async function pullImage(pull: PullImage, ctx: PullContext): Promise<Pull
         "transfer cut; resuming from the spool",
       );
       offset = await fileSize(spool);
+      fetchedBytes = offset;
     } finally {
       ctx.signal?.removeEventListener("abort", onOuterAbort);
     }
@@ -189,6 +191,7 @@ export async function pullImage(pull: PullImage, ctx: PullContext): Promise<Pull
 
   // Resume: fetch the rest into the spool, retrying cuts, then receive from the whole spool file.
   for (let attempt = 1; offset < size; attempt++) {
+    resumedFrom = offset;
     const spoolOut = createWriteStream(spool, { flags: "a", mode: 0o600 });
     try {
       await downloadArtifact({ ...download, offset, sinks: [spoolOut] });

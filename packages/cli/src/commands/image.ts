@@ -211,17 +211,42 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
   targetOptions(
     image
       .command("rm <image>")
-      .description("remove one version, e.g. php@2 (refused while an app uses it)")
+      .description(
+        "remove one version, e.g. php@2, from the controller (refused while an app uses it) or, with --hosts, from hosts",
+      )
+      .option(
+        "--hosts <names>",
+        "remove it from these hosts' pools instead (names or label selectors)",
+        collect,
+      )
       .option("--pool <path>", "remove from a local btrfs pool instead of the controller (env GILD_POOL)")
       .option("--json", "print JSON"),
-  ).action(async (ref: string, flags: Flags) => {
+  ).action(async (ref: string, flags: Flags & { hosts?: string[] }) => {
     const render = ctx.renderer(flags);
+    const { line, version } = parseImageRef(ref);
+    if (flags.hosts) {
+      const { hosts } = await ctx
+        .client(flags)
+        .post<{ hosts: Array<{ host: string; state: string; error?: SerializedError }> }>(
+          `/v1/images/${line}/${version}/evict`,
+          {
+            hosts: splitList(flags.hosts),
+          },
+        );
+      render.result(hosts, () =>
+        hosts
+          .map(
+            (h) =>
+              `${h.host.padEnd(16)} ${h.state}${h.error ? `: ${h.error.message} [${h.error.code}]` : ""}`,
+          )
+          .join("\n"),
+      );
+      if (hosts.some((h) => h.state === "failed")) process.exitCode = 1;
+      return;
+    }
     let removed: { removed: string };
     if (ctx.isLocal(flags)) removed = await removeLocalImage(ctx.poolPath(flags.pool), ref);
-    else {
-      const { line, version } = parseImageRef(ref);
-      removed = await ctx.client(flags).delete<{ removed: string }>(`/v1/images/${line}/${version}`);
-    }
+    else removed = await ctx.client(flags).delete<{ removed: string }>(`/v1/images/${line}/${version}`);
     render.result(removed, () => `removed ${removed.removed}`);
   });
 

@@ -119,6 +119,28 @@ export function registerImageRoutes(app: FastifyInstance, services: Services): v
     return { removed: `${line}@${version}` };
   });
 
+  app.post<{ Params: { line: string; version: string }; Body: { hosts: string[] } }>(
+    "/v1/images/:line/:version/evict",
+    {
+      schema: {
+        body: {
+          type: "object",
+          required: ["hosts"],
+          additionalProperties: false,
+          properties: { hosts: { type: "array", items: { type: "string" }, minItems: 1, maxItems: 100_000 } },
+        },
+      },
+    },
+    async (req) => {
+      const line = assertValidLine(req.params.line);
+      const version = versionParam(req.params.version);
+      const hosts = selectHosts(services.store.hosts.list(), req.body.hosts);
+      const results = await services.images.evict(line, version, hosts);
+      req.auditSummary = `evict ${line}@${version} from ${hosts.map((h) => h.name).join(",")}`;
+      return { hosts: results };
+    },
+  );
+
   app.post<{ Params: { line: string; version: string }; Body: { hosts?: string[]; all?: boolean } }>(
     "/v1/images/:line/:version/push",
     {
