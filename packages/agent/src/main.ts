@@ -1,7 +1,10 @@
+import { join } from "node:path";
 import { detectStreamCapabilities, ImageStore, Pool } from "@gild/btrfs";
-import { GildError, type Logger } from "@gild/core";
+import type { Logger } from "@gild/core";
 import { type Inventory, PROTOCOL_VERSION } from "@gild/protocol";
+import { createRuntimeDriver } from "@gild/runtime";
 import { pino } from "pino";
+import { AppManager } from "./apps/app-manager.js";
 import { CommandRunner, type Executors } from "./command-runner.js";
 import type { AgentConfig } from "./config.js";
 import { ControlConnection } from "./connection.js";
@@ -41,14 +44,16 @@ export async function runAgent(
   const capabilities = await detectStreamCapabilities();
   const journal = new CommandJournal(config.stateDir);
   await journal.open();
-  const facts = await hostFacts({ runtime: config.runtime });
+  const driver = createRuntimeDriver(config.runtime, { runDir: join(config.stateDir, "run"), log });
+  const facts = await hostFacts({ runtime: driver.kind });
   const imageLock = new KeyedLock();
+  const apps = new AppManager({ store, driver, log, onChange: () => void sendInventory(false) });
 
   let lastInventory = "";
   let inventoryBusy: Promise<void> | undefined;
   const sendInventory = (force: boolean): Promise<void> => {
     const run = async () => {
-      const inventory: Inventory = await readInventory(store, async () => []);
+      const inventory: Inventory = await readInventory(store, () => apps.inventory());
       const fingerprint = inventoryFingerprint(inventory);
       if (!force && fingerprint === lastInventory) return;
       if (connection.send({ inventory })) lastInventory = fingerprint;
@@ -80,18 +85,13 @@ export async function runAgent(
         if (await store.exists(line, version)) await store.remove(line, version);
         return {};
       }),
-    deployApp: async () => {
-      throw new GildError("GILD_COMMAND_UNKNOWN", "this agent build runs no apps");
+    deployApp: async (deploy) => ({ deploy: await apps.deploy(deploy) }),
+    rollbackApp: async (rollback) => ({ deploy: await apps.rollback(rollback) }),
+    removeApp: async (remove) => {
+      await apps.remove(remove);
+      return {};
     },
-    rollbackApp: async () => {
-      throw new GildError("GILD_COMMAND_UNKNOWN", "this agent build runs no apps");
-    },
-    removeApp: async () => {
-      throw new GildError("GILD_COMMAND_UNKNOWN", "this agent build runs no apps");
-    },
-    readLogs: async () => {
-      throw new GildError("GILD_COMMAND_UNKNOWN", "this agent build runs no apps");
-    },
+    readLogs: async (read) => ({ logs: await apps.readLogs(read) }),
   };
 
   let resolveDone: (code: number) => void = () => undefined;
@@ -135,6 +135,8 @@ export async function runAgent(
     },
   });
 
+  // Containers that survived an agent restart are re-adopted, not restarted; what should run, runs.
+  await apps.reconcile();
   const inventoryTimer = setInterval(() => void sendInventory(false), config.inventoryIntervalMs);
   let stopped = false;
   const stop = async (code = 0) => {
@@ -142,6 +144,8 @@ export async function runAgent(
     stopped = true;
     clearInterval(inventoryTimer);
     connection.stop();
+    // Containers keep running: the next agent re-adopts them.
+    apps.close();
     await inventoryBusy;
     resolveDone(code);
   };

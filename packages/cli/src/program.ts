@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import { registerAgentCommands } from "./commands/agent.js";
+import { registerAppCommands } from "./commands/app.js";
 import { registerAuditCommands } from "./commands/audit.js";
 import { registerControllerCommands } from "./commands/controller.js";
 import { registerHostCommands } from "./commands/hosts.js";
@@ -21,6 +22,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerAgentCommands(program, ctx);
   registerTokenCommands(program, ctx);
   registerHostCommands(program, ctx);
+  registerAppCommands(program, ctx);
   registerAuditCommands(program, ctx);
   return program;
 }

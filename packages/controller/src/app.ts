@@ -5,6 +5,7 @@ import { GildError, parseCredential, toGildError } from "@gild/core";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import type { Logger as PinoLogger } from "pino";
 import { AgentHub } from "./agent-hub.js";
+import { AppService } from "./app-service.js";
 import { ArtifactService } from "./artifact-service.js";
 import { installAuth } from "./auth.js";
 import { CommandService } from "./command-service.js";
@@ -14,6 +15,7 @@ import { installErrorHandling } from "./http-errors.js";
 import { ImageService } from "./image-service.js";
 import { syncInventories } from "./inventory-sync.js";
 import type { TlsMaterial } from "./pki.js";
+import { registerAppRoutes } from "./routes/apps.js";
 import { registerAuditRoutes } from "./routes/audit.js";
 import { registerEnrollRoutes } from "./routes/enroll.js";
 import { registerHostRoutes } from "./routes/hosts.js";
@@ -115,6 +117,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     defaultTtlMs: config.tokenTtlMs,
     ...(deps.now ? { now: deps.now } : {}),
   });
+  const apps = new AppService({ store, hub, commands, images, log });
   const services: Services = {
     config,
     log,
@@ -129,6 +132,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     transfers,
     images,
     enrollment,
+    apps,
   };
   syncInventories(hub, store, () => undefined);
 
@@ -139,6 +143,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
   registerHostRoutes(app, services);
   registerTokenRoutes(app, services);
   registerImageRoutes(app, services);
+  registerAppRoutes(app, services);
   registerAuditRoutes(app, services);
 
   app.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -168,6 +173,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     app,
     services,
     async close() {
+      commands.close();
       hub.close();
       transfers.close();
       await app.close();

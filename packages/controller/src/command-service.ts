@@ -73,6 +73,7 @@ export class CommandService {
   private readonly progress = new Map<string, Set<(p: ProgressUpdate) => void>>();
   private readonly listeners: CommandListener[] = [];
   private readonly log: Logger;
+  private readonly pruneTimer: NodeJS.Timeout;
 
   constructor(private readonly deps: { store: Store; hub: AgentHub; log: Logger; now?: () => number }) {
     this.log = deps.log.child({ component: "commands" });
@@ -80,6 +81,20 @@ export class CommandService {
       onHello: (hostId) => this.resendOpen(hostId),
       onCommandStatus: (hostId, status) => this.handleStatus(hostId, status),
     });
+    this.prune();
+    this.pruneTimer = setInterval(() => this.prune(), 600_000);
+    this.pruneTimer.unref();
+  }
+
+  /** Forget old final results: log reads after 10 minutes, other manual commands after 7 days. */
+  private prune(): void {
+    const now = this.now();
+    const removed = this.deps.store.commands.pruneFinished(now - 600_000, now - 7 * 86_400_000);
+    if (removed > 0) this.log.debug({ removed }, "pruned old command results");
+  }
+
+  close(): void {
+    clearInterval(this.pruneTimer);
   }
 
   private now(): number {

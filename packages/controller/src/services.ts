@@ -1,6 +1,7 @@
 import type { ImageStore, Pool, StreamCapabilities } from "@gild/btrfs";
 import type { Logger } from "@gild/core";
 import type { AgentHub } from "./agent-hub.js";
+import type { AppService } from "./app-service.js";
 import type { ArtifactService } from "./artifact-service.js";
 import type { CommandService } from "./command-service.js";
 import type { ControllerConfig } from "./config.js";
@@ -25,4 +26,5 @@ export interface Services {
   transfers: TransferServer;
   images: ImageService;
   enrollment: Enrollment;
+  apps: AppService;
 }

@@ -1,3 +1,4 @@
+export * from "./app-spec.js";
 export * from "./ca-pin.js";
 export * from "./errors.js";
 export * from "./image.js";

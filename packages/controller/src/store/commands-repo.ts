@@ -119,6 +119,16 @@ export class CommandsRepo {
     );
   }
 
+  /** Drop final results older than `before`: log reads after minutes, the rest after days (rollouts keep theirs). */
+  pruneFinished(readLogsBefore: number, othersBefore: number): number {
+    return this.db
+      .prepare(
+        `DELETE FROM commands WHERE state IN ('succeeded', 'failed') AND rollout_id IS NULL
+           AND ((kind = 'readLogs' AND updated_at < ?) OR updated_at < ?)`,
+      )
+      .run(readLogsBefore, othersBefore).changes;
+  }
+
   deleteForHost(hostId: string): void {
     this.db.prepare("DELETE FROM commands WHERE host_id = ? AND state IN ('pending', 'running')").run(hostId);
   }

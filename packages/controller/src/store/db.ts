@@ -81,6 +81,15 @@ const MIGRATIONS: readonly string[] = [
     summary TEXT
   );
   `,
+  `
+  CREATE TABLE apps (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    created_by TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  `,
 ];
 
 /** Open (or create) the controller database: WAL, foreign keys, migrations applied. */

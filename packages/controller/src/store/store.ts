@@ -1,3 +1,4 @@
+import { AppsRepo } from "./apps-repo.js";
 import { ArtifactsRepo } from "./artifacts-repo.js";
 import { AuditRepo } from "./audit-repo.js";
 import { CommandsRepo } from "./commands-repo.js";
@@ -14,6 +15,7 @@ export class Store {
   readonly artifacts: ArtifactsRepo;
   readonly commands: CommandsRepo;
   readonly audit: AuditRepo;
+  readonly apps: AppsRepo;
 
   constructor(readonly db: Db) {
     this.hosts = new HostsRepo(db);
@@ -22,6 +24,7 @@ export class Store {
     this.artifacts = new ArtifactsRepo(db);
     this.commands = new CommandsRepo(db);
     this.audit = new AuditRepo(db);
+    this.apps = new AppsRepo(db);
   }
 
   static open(path: string): Store {

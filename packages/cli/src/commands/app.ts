@@ -1,0 +1,340 @@
+import { readFileSync } from "node:fs";
+import { setTimeout as delay } from "node:timers/promises";
+import { GildError, healthShorthand, type SerializedError } from "@gild/core";
+import type { Command } from "commander";
+import { parse as parseYaml } from "yaml";
+import type { ControllerClient } from "../client.js";
+import type { CliContext } from "../context.js";
+import { ago } from "../format-time.js";
+import { formatProgress, formatTable, type Renderer } from "../render.js";
+import { targetOptions } from "./hosts.js";
+import { collect, parseKeyValues, parsePositiveInt, splitList } from "./options.js";
+
+interface AppInstanceView {
+  host: string;
+  hostState: string;
+  generation: number;
+  imageVersion: number;
+  state: string;
+  health: string;
+  healthDetail: string;
+  healthSince: number | null;
+  previousGeneration: number;
+  previousImageVersion: number;
+  specCurrent: boolean;
+}
+
+interface AppView {
+  spec: {
+    name: string;
+    image: string;
+    hosts: string[];
+    command: string[];
+    port: number | null;
+    data: string | null;
+    health: { kind: string; target: string } | null;
+  };
+  targets: string[];
+  instances: AppInstanceView[];
+}
+
+interface DeployEvent {
+  host: string;
+  state: string;
+  generation?: number;
+  previousGeneration?: number;
+  progress?: { bytesDone: number; bytesTotal: number; rateBytesPerSecond: number };
+  reason?: string;
+  error?: SerializedError;
+}
+
+interface TargetFlags {
+  controller?: string;
+  ca?: string;
+  json?: boolean;
+}
+
+/** Per-host rows of apps: host, generation, image version, state and health. */
+export function appTable(apps: readonly AppView[]): string {
+  const rows = apps.flatMap((a) =>
+    a.instances.length === 0
+      ? [{ app: a, i: undefined as AppInstanceView | undefined }]
+      : a.instances.map((i) => ({ app: a, i: i as AppInstanceView | undefined })),
+  );
+  if (rows.length === 0) return "no apps (define one with gild app create)";
+  return formatTable(rows, [
+    { header: "APP", value: (r) => r.app.spec.name },
+    { header: "HOST", value: (r) => r.i?.host ?? "(not deployed)" },
+    { header: "IMAGE", value: (r) => (r.i ? `${r.app.spec.image}@${r.i.imageVersion}` : r.app.spec.image) },
+    { header: "GEN", value: (r) => (r.i ? `g${r.i.generation}` : "-") },
+    {
+      header: "STATE",
+      value: (r) =>
+        r.i ? `${r.i.state}${r.i.hostState === "online" ? "" : ` (host ${r.i.hostState})`}` : "-",
+    },
+    {
+      header: "HEALTH",
+      value: (r) =>
+        r.i
+          ? `${r.i.health}${r.i.health === "healthy" && r.i.healthSince ? ` for ${ago(r.i.healthSince).replace(" ago", "")}` : ""}`
+          : "-",
+    },
+    {
+      header: "PREVIOUS",
+      value: (r) =>
+        r.i?.previousGeneration ? `g${r.i.previousGeneration} (@${r.i.previousImageVersion})` : "-",
+    },
+    {
+      header: "DETAIL",
+      value: (r) => (r.i ? `${r.i.healthDetail}${r.i.specCurrent ? "" : " [older spec]"}` : ""),
+    },
+  ]);
+}
+
+function deployLine(e: DeployEvent): string {
+  const host = e.host.padEnd(16);
+  switch (e.state) {
+    case "pulling":
+      return e.progress
+        ? `${host} pulling ${formatProgress(e.progress.bytesDone, e.progress.bytesTotal, e.progress.rateBytesPerSecond)}`
+        : `${host} pulling the image`;
+    case "switching":
+      return `${host} switching (waiting for health)`;
+    case "done":
+      return `${host} done: generation g${e.generation} runs${e.previousGeneration ? `, g${e.previousGeneration} kept for rollback` : ""}`;
+    case "rolled-back":
+      return `${host} ROLLED BACK to g${e.generation}: ${e.reason ?? e.error?.message ?? ""}`;
+    default:
+      return `${host} FAILED: ${e.error?.message ?? e.reason ?? "unknown"}${e.error ? ` [${e.error.code}]` : ""}`;
+  }
+}
+
+/** Follow an NDJSON deploy or rollback, with live per-host lines; exit 1 when any host did not switch. */
+async function followDeploy(
+  render: Renderer,
+  client: ControllerClient,
+  path: string,
+  body: unknown,
+): Promise<void> {
+  const latest = new Map<string, DeployEvent>();
+  const stream = client.ndjson<{ hosts: DeployEvent[] }>("POST", path, body);
+  let result: { hosts: DeployEvent[] };
+  for (;;) {
+    const next = await stream.next();
+    if (next.done) {
+      result = next.value;
+      break;
+    }
+    const e = next.value as unknown as DeployEvent;
+    const before = latest.get(e.host);
+    latest.set(e.host, e);
+    if (before?.state !== e.state && !render.json) render.note(deployLine(e));
+    render.live([...latest.values()].filter((x) => x.state === "pulling" && x.progress).map(deployLine));
+  }
+  render.endLive();
+  render.result(result.hosts, () => result.hosts.map(deployLine).join("\n"));
+  if (result.hosts.some((h) => h.state !== "done")) process.exitCode = 1;
+}
+
+/** The app spec from --file (YAML or JSON) and flags (flags win). */
+export function appSpecFromFlags(name: string, flags: Record<string, unknown>): Record<string, unknown> {
+  let spec: Record<string, unknown> = {};
+  if (typeof flags.file === "string") {
+    let parsed: unknown;
+    try {
+      parsed = parseYaml(readFileSync(flags.file, "utf8"));
+    } catch (err) {
+      throw new GildError(
+        "GILD_INVALID_SPEC",
+        `cannot read app file ${flags.file}: ${(err as Error).message}`,
+      );
+    }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+      throw new GildError("GILD_INVALID_SPEC", `app file ${flags.file} is not a mapping`);
+    }
+    spec = { ...(parsed as Record<string, unknown>) };
+  }
+  if (name) spec.name = name;
+  if (flags.image !== undefined) spec.image = flags.image;
+  if (flags.hosts !== undefined) spec.hosts = splitList(flags.hosts as string[]);
+  if (flags.cmd !== undefined) spec.cmd = flags.cmd;
+  if (flags.env !== undefined)
+    spec.env = {
+      ...((spec.env as Record<string, string>) ?? {}),
+      ...parseKeyValues(flags.env as string[], "--env"),
+    };
+  if (flags.data !== undefined) spec.data = flags.data;
+  if (flags.port !== undefined) spec.port = Number(flags.port);
+  if (flags.stopTimeout !== undefined) spec.stopTimeout = flags.stopTimeout;
+  if (flags.healthyDeadline !== undefined) spec.healthyDeadline = flags.healthyDeadline;
+  if (flags.health !== undefined) {
+    const health: Record<string, unknown> = { ...healthShorthand(flags.health as string) };
+    if (flags.healthInterval !== undefined) health.interval = flags.healthInterval;
+    if (flags.healthTimeout !== undefined) health.timeout = flags.healthTimeout;
+    if (flags.healthInitialDelay !== undefined) health.initialDelay = flags.healthInitialDelay;
+    if (flags.minHealthy !== undefined) health.minHealthy = flags.minHealthy;
+    spec.health = health;
+  }
+  return spec;
+}
+
+/** `gild app create|ls|show|logs|rm|deploy|rollback`. */
+export function registerAppCommands(program: Command, ctx: CliContext): void {
+  const app = program
+    .command("app")
+    .description("apps: containers on snapshots of a golden image, on chosen hosts");
+
+  targetOptions(
+    app
+      .command("create <name>")
+      .description("define an app (validated as a whole; every problem is listed with its path)")
+      .option("--file <path>", "app file (YAML or JSON); flags override its fields")
+      .option("--image <line>", "image line it runs on, e.g. php")
+      .option("--hosts <names>", "host names or label selectors (role=web), comma separated", collect)
+      .option(
+        "--cmd <command>",
+        "the container's command (a shell string; PID 1 must handle SIGTERM: use exec)",
+      )
+      .option("--env <KEY=VALUE>", "environment (repeatable)", collect)
+      .option(
+        "--data <path>",
+        "mount point of the app's persistent data dir inside the container, e.g. /srv/app",
+      )
+      .option("--port <port>", "the port it serves (shown in listings)")
+      .option("--health <probe>", "http://127.0.0.1:8080/healthz | tcp://127.0.0.1:8080 | exec:<command>")
+      .option("--health-interval <duration>", "probe interval (default 1s)")
+      .option("--health-timeout <duration>", "probe timeout (default 1s)")
+      .option("--health-initial-delay <duration>", "wait before the first probe (default 0s)")
+      .option("--min-healthy <duration>", "healthy only after probes held good this long (default 3s)")
+      .option("--stop-timeout <duration>", "SIGTERM, then kill after this long (default 10s)")
+      .option(
+        "--healthy-deadline <duration>",
+        "a new generation must be healthy within this, else local rollback (default 2m)",
+      )
+      .option("--json", "print JSON"),
+  ).action(async (name: string, flags: Record<string, unknown> & TargetFlags) => {
+    const render = ctx.renderer(flags);
+    const created = await ctx.client(flags).post<AppView>("/v1/apps", appSpecFromFlags(name, flags));
+    render.result(
+      created,
+      () =>
+        `created app ${created.spec.name} on ${created.spec.image}; hosts now: ${created.targets.join(", ") || "none"}\ndeploy it with: gild app deploy ${created.spec.name} --image ${created.spec.image}@<version>`,
+    );
+  });
+
+  targetOptions(
+    app
+      .command("ls")
+      .description("apps with per-host generation, image version, state and health")
+      .option("--json", "print JSON"),
+  ).action(async (flags: TargetFlags) => {
+    const render = ctx.renderer(flags);
+    const { apps } = await ctx.client(flags).get<{ apps: AppView[] }>("/v1/apps");
+    render.result(apps, () => appTable(apps));
+  });
+
+  targetOptions(
+    app.command("show <name>").description("an app's spec and instances").option("--json", "print JSON"),
+  ).action(async (name: string, flags: TargetFlags) => {
+    const render = ctx.renderer(flags);
+    const view = await ctx.client(flags).get<AppView>(`/v1/apps/${encodeURIComponent(name)}`);
+    render.result(
+      view,
+      () =>
+        `${JSON.stringify(view.spec, null, 2)}\n\ntargets: ${view.targets.join(", ") || "none"}\n\n${appTable([view])}`,
+    );
+  });
+
+  targetOptions(
+    app
+      .command("deploy <name>")
+      .description(
+        "switch an app to an image version on its hosts (pull, health gate, local rollback): what a rollout does per host",
+      )
+      .option("--image <image>", "version to run, e.g. php@2 (default: the line's latest)")
+      .option("--hosts <names>", "only these hosts (names or label selectors)", collect)
+      .option("--host <name>", "only this host (repeatable)", collect)
+      .option("--json", "print the per-host results as JSON"),
+  ).action(
+    async (name: string, flags: TargetFlags & { image?: string; hosts?: string[]; host?: string[] }) => {
+      const render = ctx.renderer(flags);
+      const hosts = [...splitList(flags.hosts), ...splitList(flags.host)];
+      await followDeploy(render, ctx.client(flags), `/v1/apps/${encodeURIComponent(name)}/deploy`, {
+        ...(flags.image ? { image: flags.image } : {}),
+        ...(hosts.length > 0 ? { hosts } : {}),
+      });
+    },
+  );
+
+  targetOptions(
+    app
+      .command("rollback <name>")
+      .description("switch back to each host's previous generation (already on the host: no download)")
+      .option("--hosts <names>", "only these hosts", collect)
+      .option("--host <name>", "only this host (repeatable)", collect)
+      .option("--json", "print JSON"),
+  ).action(async (name: string, flags: TargetFlags & { hosts?: string[]; host?: string[] }) => {
+    const render = ctx.renderer(flags);
+    const hosts = [...splitList(flags.hosts), ...splitList(flags.host)];
+    await followDeploy(
+      render,
+      ctx.client(flags),
+      `/v1/apps/${encodeURIComponent(name)}/rollback`,
+      hosts.length > 0 ? { hosts } : {},
+    );
+  });
+
+  targetOptions(
+    app
+      .command("logs <name>")
+      .description("an app's container output on one host (kept per generation)")
+      .requiredOption("--host <name>", "the host")
+      .option("--generation <n>", "a past generation (default: the current one)")
+      .option("--tail <bytes>", "show the last this many bytes (default 16384)")
+      .option("-f, --follow", "keep printing new output until interrupted"),
+  ).action(
+    async (
+      name: string,
+      flags: TargetFlags & { host: string; generation?: string; tail?: string; follow?: boolean },
+    ) => {
+      const client = ctx.client(flags);
+      const generation = flags.generation ? parsePositiveInt(flags.generation, "--generation") : undefined;
+      const tail = flags.tail ? parsePositiveInt(flags.tail, "--tail") : 16_384;
+      const query = (offset: number) =>
+        `/v1/apps/${encodeURIComponent(name)}/logs?host=${encodeURIComponent(flags.host)}&offset=${offset}&maxBytes=262144${generation ? `&generation=${generation}` : ""}`;
+      let chunk = await client.get<{ generation: number; data: string; nextOffset: number; size: number }>(
+        query(-tail),
+      );
+      process.stdout.write(chunk.data);
+      if (!flags.follow) return;
+      const stop = new AbortController();
+      process.once("SIGINT", () => stop.abort());
+      while (!stop.signal.aborted) {
+        await delay(1000, undefined, { signal: stop.signal }).catch(() => undefined);
+        if (stop.signal.aborted) break;
+        chunk = await client.get(query(chunk.nextOffset));
+        process.stdout.write(chunk.data);
+      }
+    },
+  );
+
+  targetOptions(
+    app
+      .command("rm <name>")
+      .description("stop and remove an app from its hosts, then its definition")
+      .option("--purge-data", "also delete data/<app> on every host (irreversible)")
+      .option("--json", "print JSON"),
+  ).action(async (name: string, flags: TargetFlags & { purgeData?: boolean }) => {
+    const render = ctx.renderer(flags);
+    const removed = await ctx
+      .client(flags)
+      .delete<{ removed: string; hosts: Array<{ host: string; state: string }> }>(
+        `/v1/apps/${encodeURIComponent(name)}${flags.purgeData ? "?purgeData=1" : ""}`,
+      );
+    render.result(
+      removed,
+      () =>
+        `removed ${removed.removed} from ${removed.hosts.map((h) => h.host).join(", ") || "no hosts"}${flags.purgeData ? " (data deleted)" : " (data kept)"}`,
+    );
+  });
+}

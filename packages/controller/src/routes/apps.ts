@@ -1,0 +1,145 @@
+import { GildError, parseImageSelector } from "@gild/core";
+import type { FastifyInstance } from "fastify";
+import { streamNdjson } from "../ndjson.js";
+import type { Services } from "../services.js";
+
+function appName(name: string): string {
+  if (!/^[a-z][a-z0-9-]{0,62}$/.test(name)) throw new GildError("GILD_APP_NOT_FOUND", `no app named ${name}`);
+  return name;
+}
+
+export function registerAppRoutes(app: FastifyInstance, services: Services): void {
+  app.get("/v1/apps", async () => ({ apps: services.apps.list() }));
+
+  app.get<{ Params: { name: string } }>("/v1/apps/:name", async (req) =>
+    services.apps.get(appName(req.params.name)),
+  );
+
+  // The body is the app spec; it is validated as a whole by parseAppSpec (every problem listed).
+  app.post<{ Body: unknown }>("/v1/apps", async (req) => {
+    const created = services.apps.create(req.body, req.actor);
+    req.auditSummary = `created app ${created.spec.name} on ${created.spec.image}`;
+    return created;
+  });
+
+  app.delete<{ Params: { name: string }; Querystring: { purgeData?: string } }>(
+    "/v1/apps/:name",
+    async (req) => {
+      const name = appName(req.params.name);
+      const purge = req.query.purgeData === "1" || req.query.purgeData === "true";
+      const hosts = await services.apps.remove(name, purge);
+      const failed = hosts.filter((h) => h.state !== "removed");
+      req.auditSummary = `remove app ${name}${purge ? " with data" : ""}: ${failed.length === 0 ? "ok" : `${failed.length} hosts failed`}`;
+      if (failed.length > 0) {
+        throw new GildError(
+          "GILD_COMMAND_FAILED",
+          `could not remove ${name} from ${failed.map((f) => f.host).join(", ")}`,
+          {
+            details: { hosts },
+            hint: "the definition is kept; retry when the hosts are back",
+          },
+        );
+      }
+      return { removed: name, hosts };
+    },
+  );
+
+  app.post<{ Params: { name: string }; Body: { image?: string; version?: number; hosts?: string[] } }>(
+    "/v1/apps/:name/deploy",
+    {
+      schema: {
+        body: {
+          type: "object",
+          additionalProperties: false,
+          properties: {
+            image: { type: "string", maxLength: 128 },
+            version: { type: "integer", minimum: 1 },
+            hosts: { type: "array", items: { type: "string" }, maxItems: 100_000 },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const name = appName(req.params.name);
+      const spec = services.apps.spec(name);
+      let version = req.body.version;
+      if (req.body.image !== undefined) {
+        const selector = parseImageSelector(req.body.image);
+        if (selector.line !== spec.image) {
+          throw new GildError(
+            "GILD_BAD_REQUEST",
+            `${name} runs on image line ${spec.image}, not ${selector.line}`,
+          );
+        }
+        version = selector.version ?? version;
+      }
+      version ??= services.images.latest(spec.image)?.version;
+      if (version === undefined)
+        throw new GildError("GILD_IMAGE_NOT_FOUND", `image line ${spec.image} has no version yet`);
+      const target = version;
+      return streamNdjson(
+        reply,
+        async (emit) => ({
+          hosts: await services.apps.deploy(name, target, req.body.hosts, (e) =>
+            emit({ type: "host", ...e }),
+          ),
+        }),
+        ({ summary }) => {
+          req.auditSummary = `deploy ${name} ${spec.image}@${target}: ${summary}`;
+        },
+      );
+    },
+  );
+
+  app.post<{ Params: { name: string }; Body: { hosts?: string[] } }>(
+    "/v1/apps/:name/rollback",
+    {
+      schema: {
+        body: {
+          type: "object",
+          additionalProperties: false,
+          properties: { hosts: { type: "array", items: { type: "string" }, maxItems: 100_000 } },
+        },
+      },
+    },
+    async (req, reply) => {
+      const name = appName(req.params.name);
+      return streamNdjson(
+        reply,
+        async (emit) => ({
+          hosts: await services.apps.rollback(name, req.body.hosts, (e) => emit({ type: "host", ...e })),
+        }),
+        ({ summary }) => {
+          req.auditSummary = `rollback ${name}: ${summary}`;
+        },
+      );
+    },
+  );
+
+  app.get<{
+    Params: { name: string };
+    Querystring: { host?: string; generation?: string; offset?: string; maxBytes?: string };
+  }>("/v1/apps/:name/logs", async (req) => {
+    const name = appName(req.params.name);
+    if (!req.query.host) throw new GildError("GILD_BAD_REQUEST", "which host? pass host=<name>");
+    const num = (text: string | undefined, what: string) => {
+      if (text === undefined) return undefined;
+      if (!/^-?[0-9]+$/.test(text)) throw new GildError("GILD_BAD_REQUEST", `${what} must be an integer`);
+      return Number(text);
+    };
+    const generation = num(req.query.generation, "generation");
+    const offset = num(req.query.offset, "offset");
+    const maxBytes = num(req.query.maxBytes, "maxBytes");
+    const chunk = await services.apps.logs(name, req.query.host, {
+      ...(generation === undefined ? {} : { generation }),
+      ...(offset === undefined ? {} : { offset }),
+      ...(maxBytes === undefined ? {} : { maxBytes }),
+    });
+    return {
+      generation: chunk.generation,
+      data: Buffer.from(chunk.data).toString("utf8"),
+      nextOffset: chunk.nextOffset,
+      size: chunk.size,
+    };
+  });
+}
