@@ -1,0 +1,45 @@
+export { createRuntimeDriver, detectDriverKind, systemdIsInit } from "./create-driver.js";
+export { type Health, HealthMonitor, type HealthMonitorOptions, type HealthState } from "./health-monitor.js";
+export { machineName } from "./machine-name.js";
+export { buildNspawnArgs } from "./nspawn-args.js";
+export type { PidRecord } from "./pid-file.js";
+export { type ContainerExec, type ProbeContext, type ProbeResult, probeOnce } from "./probe-once.js";
+export {
+  PROBE_DEFAULTS,
+  type ProbeInput,
+  type ProbeKind,
+  type ProbeSpec,
+  parseTcpTarget,
+  resolveProbe,
+} from "./probe-spec.js";
+export { findContainerInit, isProcessAlive } from "./proc.js";
+export { ProcessDriver } from "./process-driver.js";
+export { assertContainerId, isValidAppName, validateContainerSpec } from "./spec.js";
+export { SystemdDriver } from "./systemd-driver.js";
+export {
+  buildSystemdRunArgs,
+  parseListUnits,
+  parseSystemctlShow,
+  parseTimespanMs,
+  parseUnitName,
+  type UnitState,
+  unitName,
+  unitStatus,
+} from "./systemd-units.js";
+export { tailFile } from "./tail-file.js";
+export type {
+  BindMount,
+  ContainerSpec,
+  ContainerStatus,
+  DriverKind,
+  ExecResult,
+  RuntimeDriver,
+  RuntimeDriverOptions,
+  StopResult,
+} from "./types.js";
+export {
+  type AliveCheck,
+  type WaitHealthyOptions,
+  type WaitHealthyResult,
+  waitHealthy,
+} from "./wait-healthy.js";

@@ -1,0 +1,385 @@
+import { mkdir, open, rm } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { GildError, type Logger, silentLogger } from "@gild/core";
+import { execa } from "execa";
+import { execInContainer } from "./container-exec.js";
+import { spawnFailure } from "./host-exec.js";
+import { machineName } from "./machine-name.js";
+import { buildNspawnArgs } from "./nspawn-args.js";
+import { checkNspawnIdentity } from "./nspawn-identity.js";
+import {
+  ensureRunDir,
+  listPidFiles,
+  type PidRecord,
+  pidFilePath,
+  readPidFile,
+  removePidFile,
+  writePidFile,
+} from "./pid-file.js";
+import { checkHostPaths } from "./preflight.js";
+import { findContainerInit, isProcessAlive, readProcStat, signalProcess } from "./proc.js";
+import { assertContainerId, validateContainerSpec } from "./spec.js";
+import { tailFile } from "./tail-file.js";
+import { absentStatus, containerKey, type ExitInfo, TrackedContainer } from "./tracked-container.js";
+import type {
+  ContainerSpec,
+  ContainerStatus,
+  ExecResult,
+  RuntimeDriver,
+  RuntimeDriverOptions,
+  StopResult,
+} from "./types.js";
+
+// How often start() looks for the container's init, and stop() for the end of an adopted container.
+const POLL_MS = 10;
+// After SIGKILL to the container's init, nspawn normally exits within tens of ms (measured ~25 ms).
+const KILL_GRACE_MS = 3_000;
+
+/**
+ * Runs each container as a detached systemd-nspawn child: its own session, output appended to the
+ * log file through an inherited fd (no pipe back to the agent), unref'd. So a container outlives the
+ * agent, and a pid file per container in runDir lets the next agent adopt() it.
+ */
+export class ProcessDriver implements RuntimeDriver {
+  readonly kind = "process" as const;
+  private readonly runDir: string;
+  private readonly log: Logger;
+  private readonly startTimeoutMs: number;
+  private readonly watchIntervalMs: number;
+  private readonly containers = new Map<string, TrackedContainer>();
+  private readonly starting = new Set<string>();
+  private readonly listeners = new Set<(status: ContainerStatus) => void>();
+  private watcher: NodeJS.Timeout | null = null;
+  private watching = false;
+  private closed = false;
+
+  constructor(options: RuntimeDriverOptions) {
+    this.runDir = resolve(options.runDir);
+    this.log = (options.log ?? silentLogger).child({ component: "runtime", driver: "process" });
+    this.startTimeoutMs = options.startTimeoutMs ?? 15_000;
+    this.watchIntervalMs = options.watchIntervalMs ?? 1_000;
+  }
+
+  async start(spec: ContainerSpec): Promise<ContainerStatus> {
+    validateContainerSpec(spec);
+    const key = containerKey(spec.app, spec.generation);
+    if (this.starting.has(key)) {
+      throw new GildError("GILD_CONFLICT", `${spec.app} generation ${spec.generation} is already starting`);
+    }
+    this.starting.add(key);
+    try {
+      const existing = await this.find(spec.app, spec.generation);
+      if (existing && existing.exit === null) {
+        throw new GildError("GILD_CONFLICT", `${spec.app} generation ${spec.generation} is already running`, {
+          hint: "stop it first",
+        });
+      }
+      await checkHostPaths(spec);
+      const tracked = await this.spawn(spec);
+      await this.waitForInit(tracked, spec);
+      return tracked.status();
+    } finally {
+      this.starting.delete(key);
+    }
+  }
+
+  private async spawn(spec: ContainerSpec): Promise<TrackedContainer> {
+    const machine = machineName(spec.app, spec.generation, this.runDir);
+    await ensureRunDir(this.runDir);
+    await mkdir(dirname(spec.logFile), { recursive: true });
+    const logHandle = await open(spec.logFile, "a", 0o640);
+    let tracked: TrackedContainer | undefined;
+    let early: ExitInfo | undefined;
+    let subprocess: ReturnType<typeof execa>;
+    // execa hands a file descriptor number straight to spawn(), so nspawn inherits the log file itself;
+    // its types only list the standard fds, hence the cast.
+    const logFd = logHandle.fd as 1;
+    try {
+      subprocess = execa("systemd-nspawn", buildNspawnArgs(spec, machine), {
+        // Own session and process group: signals to the agent's group never reach it.
+        detached: true,
+        cleanup: false,
+        stdin: "ignore",
+        stdout: logFd,
+        stderr: logFd,
+        buffer: false,
+        reject: false,
+      });
+      // Listen before anything else is awaited, so no exit can be missed.
+      subprocess.on("exit", (code, signal) => {
+        const info = { code, signal };
+        if (tracked) this.handleExit(tracked, info);
+        else early = info;
+      });
+      await new Promise<void>((resolveSpawn, rejectSpawn) => {
+        subprocess.once("spawn", resolveSpawn);
+        subprocess.once("error", rejectSpawn);
+      });
+    } catch (err) {
+      throw (
+        spawnFailure("systemd-nspawn", err) ??
+        new GildError("GILD_CONTAINER_START_FAILED", `systemd-nspawn did not start: ${String(err)}`, {
+          cause: err,
+        })
+      );
+    } finally {
+      await logHandle.close();
+    }
+    // The agent must not wait for the container: it is meant to outlive the agent.
+    subprocess.unref();
+    const pid = subprocess.pid as number;
+    const stat = await readProcStat(pid);
+    const record: PidRecord = {
+      pid,
+      startTime: stat?.startTime ?? "0",
+      machine,
+      app: spec.app,
+      generation: spec.generation,
+      rootfs: spec.rootfs,
+      logFile: spec.logFile,
+      stopTimeoutMs: spec.stopTimeoutMs,
+      startedAt: Date.now(),
+    };
+    tracked = new TrackedContainer(record, true);
+    this.containers.set(containerKey(spec.app, spec.generation), tracked);
+    this.log.info({ app: spec.app, generation: spec.generation, pid, machine }, "container started");
+    await writePidFile(this.runDir, record);
+    if (early) this.handleExit(tracked, early);
+    // An exit while the file was being written may have removed it before it was renamed into place.
+    if (tracked.exit) await removePidFile(this.runDir, machine);
+    return tracked;
+  }
+
+  /** Until the container's init runs, or nspawn has ended (the status then says how). */
+  private async waitForInit(tracked: TrackedContainer, spec: ContainerSpec): Promise<void> {
+    const deadline = Date.now() + this.startTimeoutMs;
+    while (tracked.exit === null) {
+      if ((await findContainerInit(tracked.record.pid)) !== null) return;
+      if (Date.now() >= deadline) {
+        await this.stop(spec.app, spec.generation, { timeoutMs: 1_000 });
+        const tail = await tailFile(spec.logFile, 20);
+        throw new GildError(
+          "GILD_CONTAINER_START_FAILED",
+          `systemd-nspawn did not bring up ${spec.app} generation ${spec.generation} within ${this.startTimeoutMs} ms${tail ? `; log:\n${tail}` : ""}`,
+        );
+      }
+      await sleep(POLL_MS);
+    }
+  }
+
+  private handleExit(tracked: TrackedContainer, info: ExitInfo): void {
+    if (!tracked.markExited(info)) return;
+    const { app, generation, machine } = tracked.record;
+    this.log.info({ app, generation, exitCode: info.code, signal: info.signal }, "container ended");
+    if (tracked.stopping) return;
+    removePidFile(this.runDir, machine).catch((err: unknown) =>
+      this.log.warn({ err, machine }, "could not remove the pid file of an ended container"),
+    );
+    if (this.closed) return;
+    const status = tracked.status();
+    for (const listener of this.listeners) listener(status);
+  }
+
+  /** The tracked container for (app, generation), or one a pid file names that really is it. */
+  private async find(app: string, generation: number): Promise<TrackedContainer | undefined> {
+    const tracked = this.containers.get(containerKey(app, generation));
+    if (tracked) return tracked;
+    const path = pidFilePath(this.runDir, machineName(app, generation, this.runDir));
+    return this.adoptFile(path);
+  }
+
+  /** Adopt the container a pid file names, or remove the file when it does not name a live container. */
+  private async adoptFile(path: string): Promise<TrackedContainer | undefined> {
+    const record = await readPidFile(path);
+    if (record === null) return undefined;
+    if (record === "invalid") {
+      this.log.warn({ path }, "removing a malformed pid file");
+      await rm(path, { force: true });
+      return undefined;
+    }
+    const key = containerKey(record.app, record.generation);
+    const known = this.containers.get(key);
+    if (known && known.record.pid === record.pid && known.record.startTime === record.startTime) return known;
+    const refused = await checkNspawnIdentity(record, this.runDir);
+    if (refused !== undefined) {
+      this.log.info({ path, reason: refused }, "removing a stale pid file");
+      await removePidFile(this.runDir, record.machine);
+      return undefined;
+    }
+    const tracked = new TrackedContainer(record, false);
+    this.containers.set(key, tracked);
+    this.log.info({ app: record.app, generation: record.generation, pid: record.pid }, "container adopted");
+    this.ensureWatcher();
+    return tracked;
+  }
+
+  /** Poll /proc for the end of adopted containers (not this process's children: no 'exit' event). */
+  private ensureWatcher(): void {
+    if (this.watcher !== null || this.closed) return;
+    this.watcher = setInterval(() => void this.watchTick(), this.watchIntervalMs);
+    // Watching must never be what keeps an agent process alive.
+    this.watcher.unref();
+  }
+
+  private async watchTick(): Promise<void> {
+    if (this.watching) return;
+    this.watching = true;
+    try {
+      let live = 0;
+      for (const tracked of this.containers.values()) {
+        if (tracked.own || tracked.exit !== null) continue;
+        if (await isProcessAlive(tracked.record.pid, tracked.record.startTime)) live++;
+        else this.handleExit(tracked, { code: null, signal: null });
+      }
+      if (live === 0) this.stopWatcher();
+    } catch (err) {
+      this.log.warn({ err }, "checking adopted containers failed");
+    } finally {
+      this.watching = false;
+    }
+  }
+
+  private stopWatcher(): void {
+    if (this.watcher !== null) clearInterval(this.watcher);
+    this.watcher = null;
+  }
+
+  /** Wait up to `ms` for the container's nspawn to end; true when it did. */
+  private async waitExit(tracked: TrackedContainer, ms: number): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    if (tracked.own) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolveTimeout) => {
+        timer = setTimeout(resolveTimeout, Math.max(0, ms));
+      });
+      await Promise.race([tracked.exited, timeout]);
+      clearTimeout(timer);
+      return tracked.exit !== null;
+    }
+    for (;;) {
+      if (tracked.exit !== null) return true;
+      if (!(await isProcessAlive(tracked.record.pid, tracked.record.startTime))) {
+        this.handleExit(tracked, { code: null, signal: null });
+        return true;
+      }
+      if (Date.now() >= deadline) return false;
+      await sleep(POLL_MS);
+    }
+  }
+
+  async stop(app: string, generation: number, opts: { timeoutMs?: number } = {}): Promise<StopResult> {
+    assertContainerId(app, generation);
+    const tracked = await this.find(app, generation);
+    if (!tracked) return { graceful: true, exitCode: null };
+    if (tracked.stopping) return tracked.stopping;
+    if (tracked.exit !== null) {
+      await removePidFile(this.runDir, tracked.record.machine);
+      return { graceful: true, exitCode: tracked.exit.code };
+    }
+    tracked.stopping = this.terminate(tracked, opts.timeoutMs ?? tracked.record.stopTimeoutMs);
+    return tracked.stopping;
+  }
+
+  /**
+   * SIGTERM to nspawn (forwarded to the container's init by --kill-signal=SIGTERM); after the timeout,
+   * SIGKILL to the container's init (the kernel then ends every process in its pid namespace) and,
+   * should nspawn linger, to nspawn.
+   */
+  private async terminate(tracked: TrackedContainer, timeoutMs: number): Promise<StopResult> {
+    const { pid, app, generation, machine } = tracked.record;
+    const log = this.log.child({ app, generation, pid });
+    // Found before anything is signalled: once nspawn is gone, it could no longer be found.
+    const init = await findContainerInit(pid);
+    const initStart = init === null ? null : ((await readProcStat(init))?.startTime ?? null);
+    log.info({ timeoutMs }, "stopping container");
+    if (tracked.exit === null) signalProcess(pid, "SIGTERM");
+    let graceful = await this.waitExit(tracked, timeoutMs);
+    if (!graceful) {
+      log.warn({ timeoutMs }, "container ignored SIGTERM; killing it");
+      const current = (await findContainerInit(pid)) ?? init;
+      if (current !== null) signalProcess(current, "SIGKILL");
+      if (!(await this.waitExit(tracked, KILL_GRACE_MS))) {
+        if (await isProcessAlive(pid, tracked.record.startTime)) signalProcess(pid, "SIGKILL");
+        if (!(await this.waitExit(tracked, KILL_GRACE_MS))) {
+          tracked.stopping = null;
+          throw new GildError("GILD_TIMEOUT", `systemd-nspawn ${pid} of ${app} did not end after SIGKILL`);
+        }
+      }
+    }
+    // nspawn ended, but its init could outlive it if nspawn itself was killed by someone.
+    if (init !== null && initStart !== null && (await isProcessAlive(init, initStart))) {
+      signalProcess(init, "SIGKILL");
+      graceful = false;
+      const deadline = Date.now() + KILL_GRACE_MS;
+      while (await isProcessAlive(init, initStart)) {
+        if (Date.now() >= deadline) {
+          throw new GildError("GILD_TIMEOUT", `the init (pid ${init}) of ${app} did not end after SIGKILL`);
+        }
+        await sleep(POLL_MS);
+      }
+    }
+    await removePidFile(this.runDir, machine);
+    const result = { graceful, exitCode: graceful ? (tracked.exit?.code ?? null) : null };
+    log.info(result, "container stopped");
+    return result;
+  }
+
+  async status(app: string, generation: number): Promise<ContainerStatus> {
+    assertContainerId(app, generation);
+    const tracked = await this.find(app, generation);
+    if (!tracked) return absentStatus(app, generation);
+    if (!tracked.own && tracked.exit === null && tracked.stopping === null) {
+      if (!(await isProcessAlive(tracked.record.pid, tracked.record.startTime))) {
+        this.handleExit(tracked, { code: null, signal: null });
+      }
+    }
+    return tracked.status();
+  }
+
+  async list(): Promise<ContainerStatus[]> {
+    await this.adopt();
+    const out: ContainerStatus[] = [];
+    for (const tracked of this.containers.values()) {
+      out.push(await this.status(tracked.record.app, tracked.record.generation));
+    }
+    return out.sort((a, b) => a.app.localeCompare(b.app) || a.generation - b.generation);
+  }
+
+  async adopt(): Promise<ContainerStatus[]> {
+    const out: ContainerStatus[] = [];
+    for (const path of await listPidFiles(this.runDir)) {
+      const tracked = await this.adoptFile(path);
+      if (tracked && tracked.exit === null) out.push(tracked.status());
+    }
+    return out;
+  }
+
+  async exec(
+    app: string,
+    generation: number,
+    argv: string[],
+    opts: { timeoutMs: number },
+  ): Promise<ExecResult> {
+    assertContainerId(app, generation);
+    const tracked = await this.find(app, generation);
+    const init = tracked && tracked.exit === null ? await findContainerInit(tracked.record.pid) : null;
+    if (init === null) {
+      throw new GildError("GILD_NOT_FOUND", `${app} generation ${generation} is not running`);
+    }
+    return execInContainer(init, argv, opts.timeoutMs);
+  }
+
+  onExit(listener: (status: ContainerStatus) => void): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  close(): void {
+    this.closed = true;
+    this.stopWatcher();
+    this.listeners.clear();
+  }
+}
