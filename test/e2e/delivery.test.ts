@@ -67,7 +67,12 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "image delivery to
     const results = JSON.parse(res.stdout.trim().length > 0 ? res.stdout : "[]") as
       | PushResult[]
       | { error: unknown };
-    return { code: res.code, results: Array.isArray(results) ? results : [], stderr: res.stderr };
+    // Failures are in the JSON on stdout; keep both streams for assertion messages.
+    return {
+      code: res.code,
+      results: Array.isArray(results) ? results : [],
+      stderr: `${res.stderr}${res.stdout}`,
+    };
   }
 
   function imageDirs(hostIndex: number, line: string): string[] {
@@ -189,6 +194,8 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "image delivery to
 
   it("refuses a tampered artifact: nothing promoted, a coded error from the CLI, and the artifact is remade", async () => {
     const host = fleet.hosts[2] as Fleet["hosts"][number];
+    const upToDate = await push("web@3", [host.name]);
+    expect(upToDate.code, upToDate.stderr).toBe(0);
     await fleet.gildJson([
       "image",
       "update",
@@ -198,7 +205,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "image delivery to
       "-c",
       "head -c 4000000 /dev/urandom > /srv/v4.bin",
     ]);
-    // The artifact the host will get (delta 2 -> 4, made when v4 was created): flip one byte in its middle.
+    // The artifact the host will get (delta 3 -> 4, made when v4 was created): flip one byte in its middle.
     const artifacts = join(fleet.controllerDataDir, "artifacts");
     const newest = readdirSync(artifacts)
       .filter((n) => n.endsWith(".stream"))
@@ -215,12 +222,12 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "image delivery to
     const res = await fleet.gild(["image", "push", "web@4", "--hosts", host.name]);
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/GILD_STREAM_(CORRUPT|HASH_MISMATCH)/);
-    expect(imageDirs(2, "web")).toEqual(["1", "2"]);
+    expect(imageDirs(2, "web")).toEqual(["1", "2", "3"]);
     expect(readdirSync(join(host.poolPath, ".staging"))).toEqual([]);
     // The controller noticed its file is damaged and makes it again: the next push works.
     const again = await push("web@4", [host.name]);
     expect(again.code, again.stderr).toBe(0);
-    expect(imageDirs(2, "web")).toEqual(["1", "2", "4"]);
+    expect(imageDirs(2, "web")).toEqual(["1", "2", "3", "4"]);
   });
 
   it("refuses a manifest with a bad signature before downloading a byte", async () => {

@@ -42,9 +42,18 @@ export function downloadArtifact(options: DownloadOptions): Promise<void> {
     let pending = 0;
     let holdUntil = 0;
     const started = Date.now();
-    // The socket reads again only when every sink drained and the rate limit allows it.
+    // The socket reads again only when every sink drained and the rate limit allows it. Timers may
+    // fire a little early, so a hold not yet over is waited out again rather than dropped.
+    let holdTimer: NodeJS.Timeout | undefined;
     const maybeResume = () => {
-      if (!settled && pending === 0 && Date.now() >= holdUntil) ws.resume();
+      if (settled || pending > 0) return;
+      const wait = holdUntil - Date.now();
+      if (wait > 0) {
+        clearTimeout(holdTimer);
+        holdTimer = setTimeout(maybeResume, Math.ceil(wait) + 1);
+        return;
+      }
+      ws.resume();
     };
     const ws = new WebSocket(url, {
       headers: { authorization: `Bearer ${options.credential}` },
@@ -56,6 +65,7 @@ export function downloadArtifact(options: DownloadOptions): Promise<void> {
     const fail = (err: GildError) => {
       if (settled) return;
       settled = true;
+      clearTimeout(holdTimer);
       options.signal?.removeEventListener("abort", onAbort);
       ws.terminate();
       reject(err);
@@ -118,7 +128,7 @@ export function downloadArtifact(options: DownloadOptions): Promise<void> {
         if (ahead > 5) {
           holdUntil = Date.now() + ahead;
           ws.pause();
-          setTimeout(maybeResume, ahead);
+          maybeResume();
         }
       }
     });
@@ -129,6 +139,7 @@ export function downloadArtifact(options: DownloadOptions): Promise<void> {
       if (settled) return;
       if (received === options.size && header) {
         settled = true;
+        clearTimeout(holdTimer);
         options.signal?.removeEventListener("abort", onAbort);
         resolve();
         return;

@@ -1,8 +1,7 @@
 import { createHash } from "node:crypto";
 import { mkdir, readdir, rename } from "node:fs/promises";
 import { join } from "node:path";
-import { PassThrough, type Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { PassThrough, type Readable, type Writable } from "node:stream";
 import { GildError, type ImageVersionInfo, toGildError } from "@gild/core";
 import { ExecaError, execa } from "execa";
 import { classifyBtrfsStderr, spawnFailure, toolError } from "./exec.js";
@@ -146,19 +145,13 @@ async function runReceive(
   });
   const hash = createHash("sha256");
   let bytes = 0;
-  const onProgress = expected.onProgress;
-  const feed = pipeline(
-    source,
-    async function* (chunks: AsyncIterable<Buffer>) {
-      for await (const chunk of chunks) {
-        hash.update(chunk);
-        bytes += chunk.length;
-        onProgress?.(bytes);
-        yield chunk;
-      }
-    },
-    subprocess.stdin,
-  );
+  const feed = feedReceive(source, subprocess.stdin, (chunk) => {
+    hash.update(chunk);
+    bytes += chunk.length;
+    expected.onProgress?.(bytes);
+  });
+  // A receive that fails stops the stream; one that succeeds lets the rest be hashed (see feedReceive).
+  subprocess.catch(() => source.destroy());
   const [fed, exited] = await Promise.allSettled([feed, subprocess]);
   if (exited.status === "rejected") {
     const err = exited.reason as unknown;
@@ -198,12 +191,46 @@ async function runReceive(
     );
   }
   if (fed.status === "rejected") {
-    // receive finished at the end marker, but the source failed or had bytes after it.
+    // receive finished at the end marker, but the source broke off before its end.
     throw new GildError("GILD_STREAM_CORRUPT", `the stream did not end cleanly after ${bytes} bytes`, {
       cause: fed.reason,
     });
   }
   return { bytes, sha256: hash.digest("hex") };
+}
+
+/**
+ * Copy the source into receive's stdin with backpressure, calling `seen` for every chunk. With -e,
+ * receive exits at the end marker and closes its stdin, maybe before the last write is flushed: the
+ * rest of the source is then still read (and hashed), not written, so the sha256 and size checks see
+ * the whole stream. A source that fails ends stdin, so receive sees the stream break off.
+ */
+async function feedReceive(source: Readable, stdin: Writable, seen: (chunk: Buffer) => void): Promise<void> {
+  let closed = false;
+  let wake: (() => void) | undefined;
+  const onClosed = () => {
+    closed = true;
+    wake?.();
+  };
+  stdin.on("error", onClosed);
+  stdin.on("close", onClosed);
+  try {
+    for await (const chunk of source) {
+      seen(chunk as Buffer);
+      if (closed) continue;
+      if (!stdin.write(chunk)) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          stdin.once("drain", resolve);
+        });
+        wake = undefined;
+      }
+    }
+    if (!closed) stdin.end();
+  } catch (err) {
+    stdin.destroy();
+    throw err;
+  }
 }
 
 function isPipeClosed(err: unknown): boolean {

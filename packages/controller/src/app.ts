@@ -80,6 +80,8 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     // Requests are not logged one by one; mutations go to the audit log, failures to the error log.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
+    // On shutdown, long answers (a push that streams progress) are cut instead of waited for.
+    forceCloseConnections: true,
     // Strict bodies: unknown fields and wrong types are refused (listing every problem), never coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
     ...(config.insecureDev ? {} : { https: { key: deps.tls.keyPem, cert: deps.tls.certPem } }),

@@ -276,8 +276,15 @@ export class ImageService {
           const outcome = await this.deps.commands.wait(pull.commandId, {
             onProgress: (progress) => onEvent({ host: host.name, state: "transferring", artifact, progress }),
           });
-          if (outcome.state === "failed")
+          if (outcome.state === "failed") {
+            // A host that refused the bytes may have met a damaged artifact file: check it, and drop it
+            // if so, so that the next push makes it again instead of failing the same way.
+            const code = outcome.error?.code;
+            if (code === "GILD_STREAM_CORRUPT" || code === "GILD_STREAM_HASH_MISMATCH") {
+              await this.deps.artifacts.verifyOrDiscard(artifact.id);
+            }
             return emit({ host: host.name, state: "failed", artifact, error: outcome.error ?? undefined });
+          }
           const result = outcome.result ?? {};
           return emit({
             host: host.name,

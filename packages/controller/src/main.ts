@@ -103,18 +103,30 @@ export async function startController(
   };
 }
 
-/** Run the controller until SIGTERM/SIGINT (`gild controller run`). */
-export async function runController(config: ControllerConfig): Promise<RunningController> {
+/**
+ * Run the controller until SIGTERM/SIGINT (`gild controller run`); resolves once it has stopped.
+ * A shutdown that hangs is cut short after 10 s.
+ */
+export async function runController(config: ControllerConfig): Promise<void> {
   const log = createControllerLogger(config.logLevel);
   const running = await startController(config, { log });
-  const stop = (signal: string) => {
-    log.info({ signal }, "stopping");
-    running.close().then(
-      () => log.flush(),
-      (err: unknown) => log.error({ err }, "stopping failed"),
-    );
-  };
-  process.once("SIGTERM", () => stop("SIGTERM"));
-  process.once("SIGINT", () => stop("SIGINT"));
-  return running;
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, "stopping");
+      setTimeout(() => {
+        log.error("shutdown took longer than 10 s; exiting anyway");
+        resolve();
+      }, 10_000).unref();
+      running.close().then(
+        () => resolve(),
+        (err: unknown) => {
+          log.error({ err }, "stopping failed");
+          resolve();
+        },
+      );
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+  log.flush();
 }

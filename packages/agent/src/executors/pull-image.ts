@@ -151,7 +151,10 @@ export async function pullImage(pull: PullImage, ctx: PullContext): Promise<Pull
     const onOuterAbort = () => abort.abort(ctx.signal?.reason);
     ctx.signal?.addEventListener("abort", onOuterAbort, { once: true });
     let receiveError: unknown;
+    // Set when the download broke first: receive then fails only because its input ended early.
+    let downloadCut = false;
     receiving.catch((err: unknown) => {
+      if (downloadCut) return;
       receiveError = err;
       abort.abort(err);
     });
@@ -169,6 +172,7 @@ export async function pullImage(pull: PullImage, ctx: PullContext): Promise<Pull
         resumedFrom: 0,
       };
     } catch (err) {
+      if (receiveError === undefined) downloadCut = true;
       toReceive.destroy();
       await finishWrite(spoolOut).catch(() => undefined);
       await receiving.catch(() => undefined);

@@ -86,7 +86,9 @@ export function registerAgentCommands(program: Command, ctx: CliContext): void {
         const stop = () => void running.stop();
         process.once("SIGTERM", stop);
         process.once("SIGINT", stop);
-        process.exitCode = await running.done;
+        const code = await running.done;
+        // A transfer or probe in flight must not keep a stopped agent alive; containers keep running.
+        process.exit(code);
       },
     );
 }

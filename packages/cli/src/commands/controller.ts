@@ -62,5 +62,7 @@ export function registerControllerCommands(program: Command, _ctx: CliContext): 
       if (flags.compressedStreams === false) raw.compressedStreams = false;
       if (flags.logLevel !== undefined) raw.logLevel = flags.logLevel;
       await runController(resolveControllerConfig(raw));
+      // Stopped on a signal: leave now, whatever timers or sockets a library still holds.
+      process.exit(0);
     });
 }

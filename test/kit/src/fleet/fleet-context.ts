@@ -56,7 +56,11 @@ export function runGild(
 }
 
 export async function runGildJson<T>(ctx: FleetContext, args: readonly string[]): Promise<T> {
-  const result = await runGild(ctx, [...args, "--json"]);
+  // --json belongs to gild, not to a command after "--" (gild image update php -- apt-get ...).
+  const dashdash = args.indexOf("--");
+  const withJson =
+    dashdash < 0 ? [...args, "--json"] : [...args.slice(0, dashdash), "--json", ...args.slice(dashdash)];
+  const result = await runGild(ctx, withJson);
   if (result.code !== 0) {
     throw new Error(`gild ${args.join(" ")} --json exited with ${result.code}: ${result.stderr.trim()}`);
   }
