@@ -5,6 +5,7 @@ import { registerAuditCommands } from "./commands/audit.js";
 import { registerControllerCommands } from "./commands/controller.js";
 import { registerHostCommands } from "./commands/hosts.js";
 import { registerImageCommands } from "./commands/image.js";
+import { registerRolloutCommands } from "./commands/rollout.js";
 import { registerTokenCommands } from "./commands/tokens.js";
 import type { CliContext } from "./context.js";
 import { GILD_VERSION } from "./version.js";
@@ -23,6 +24,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerTokenCommands(program, ctx);
   registerHostCommands(program, ctx);
   registerAppCommands(program, ctx);
+  registerRolloutCommands(program, ctx);
   registerAuditCommands(program, ctx);
   return program;
 }

@@ -15,11 +15,13 @@ import { installErrorHandling } from "./http-errors.js";
 import { ImageService } from "./image-service.js";
 import { syncInventories } from "./inventory-sync.js";
 import type { TlsMaterial } from "./pki.js";
+import { RolloutExecutor } from "./rollout-executor.js";
 import { registerAppRoutes } from "./routes/apps.js";
 import { registerAuditRoutes } from "./routes/audit.js";
 import { registerEnrollRoutes } from "./routes/enroll.js";
 import { registerHostRoutes } from "./routes/hosts.js";
 import { registerImageRoutes } from "./routes/images.js";
+import { registerRolloutRoutes } from "./routes/rollouts.js";
 import { registerTokenRoutes } from "./routes/tokens.js";
 import { secretMatches } from "./secrets.js";
 import type { Services } from "./services.js";
@@ -120,6 +122,15 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     ...(deps.now ? { now: deps.now } : {}),
   });
   const apps = new AppService({ store, hub, commands, images, log });
+  const rollouts = new RolloutExecutor({
+    store,
+    hub,
+    commands,
+    images,
+    apps,
+    log,
+    ...(deps.now ? { now: deps.now } : {}),
+  });
   const services: Services = {
     config,
     log,
@@ -135,8 +146,10 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     images,
     enrollment,
     apps,
+    rollouts,
   };
-  syncInventories(hub, store, () => undefined);
+  // A changed inventory (health, a new image, a generation) may move a rollout forward.
+  syncInventories(hub, store, (hostId) => rollouts.pokeHost(hostId));
 
   installErrorHandling(app);
   installAuth(app, { adminToken: deps.adminToken, audit: store.audit });
@@ -146,6 +159,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
   registerTokenRoutes(app, services);
   registerImageRoutes(app, services);
   registerAppRoutes(app, services);
+  registerRolloutRoutes(app, services);
   registerAuditRoutes(app, services);
 
   app.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -175,6 +189,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     app,
     services,
     async close() {
+      rollouts.close();
       commands.close();
       hub.close();
       transfers.close();

@@ -131,6 +131,33 @@ export class CommandService {
     return id;
   }
 
+  /**
+   * Record a command that failed before it could be sent (its artifact could not be made, say), so that
+   * whoever waits on its id, or observes it, sees the failure with its code.
+   */
+  recordLocalFailure(options: {
+    id: string;
+    hostId: string;
+    kind: string;
+    rolloutId?: string;
+    error: GildError;
+  }): void {
+    const now = this.now();
+    this.deps.store.commands.insertIfAbsent({
+      id: options.id,
+      hostId: options.hostId,
+      kind: options.kind,
+      payload: Buffer.alloc(0),
+      rolloutId: options.rolloutId ?? null,
+      now,
+    });
+    if (!this.deps.store.commands.finish(options.id, "failed", null, options.error.toJSON(), now)) return;
+    const final = this.deps.store.commands.get(options.id) as CommandRecord;
+    for (const l of this.listeners) l.onFinished?.(final);
+    for (const waiter of this.waiters.get(options.id) ?? []) waiter(this.outcome(final));
+    this.waiters.delete(options.id);
+  }
+
   /** Send again every command of a host that has no final result (on each new connection). */
   resendOpen(hostId: string): void {
     for (const record of this.deps.store.commands.openForHost(hostId)) {

@@ -8,6 +8,7 @@ import type { ControllerConfig } from "./config.js";
 import type { Enrollment } from "./enrollment.js";
 import type { ImageService } from "./image-service.js";
 import type { TlsMaterial } from "./pki.js";
+import type { RolloutExecutor } from "./rollout-executor.js";
 import type { Store } from "./store/store.js";
 import type { TransferServer } from "./transfer-server.js";
 
@@ -27,4 +28,5 @@ export interface Services {
   images: ImageService;
   enrollment: Enrollment;
   apps: AppService;
+  rollouts: RolloutExecutor;
 }

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { connect as netConnect } from "node:net";
 import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
-import { joinController, requestJson } from "@gild/agent";
+import { joinController, requestJson, tlsOptions } from "@gild/agent";
 import {
   CloseCode,
   decodeEnvelope,
@@ -52,8 +52,7 @@ describeWith(["root", "btrfs"], "control channel", () => {
 
   function open(credential: string | undefined, path = "/v1/agent"): Peer {
     const ws = new WebSocket(`${c.url.replace("https", "wss")}${path}`, {
-      ca: c.tls.caPem,
-      checkServerIdentity: () => undefined,
+      ...tlsOptions({ caPem: c.tls.caPem }),
       headers: credential ? { authorization: `Bearer ${credential}` } : {},
       perMessageDeflate: false,
       maxPayload: 8 * MAX_FRAME_BYTES,

@@ -123,6 +123,10 @@ export const errorCodes = {
     doc: "A command on a host failed; the message carries the host's reason.",
   },
   GILD_COMMAND_UNKNOWN: { status: 400, doc: "The agent does not know this command kind (version skew)." },
+  GILD_COMMAND_CANCELLED: {
+    status: 409,
+    doc: "A command was withdrawn before the host took it (its rollout failed or ended); it will not run.",
+  },
 
   // apps and runtime
   GILD_APP_NOT_FOUND: { status: 404, doc: "No such app." },

@@ -11,8 +11,10 @@ function versionParam(text: string): number {
   return Number(text);
 }
 
-/** Which app or host still needs a version: apps running it on hosts. */
+/** What still needs a version: an active rollout of it, or apps running it (or kept for rollback) on hosts. */
 export function imageUser(services: Services, line: string, version: number): string | undefined {
+  const rollout = services.store.rollouts.active(line).find((r) => r.record.version === version);
+  if (rollout) return `rollout ${rollout.record.id}`;
   for (const host of services.store.hosts.list()) {
     for (const app of host.inventory?.apps ?? []) {
       if (app.imageLine === line && (app.imageVersion === version || app.previousImageVersion === version)) {

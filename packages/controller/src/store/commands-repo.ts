@@ -129,6 +129,29 @@ export class CommandsRepo {
       .run(readLogsBefore, othersBefore).changes;
   }
 
+  /**
+   * Withdraw a rollout's commands that no host has taken yet (still pending), for one host or all:
+   * they are marked failed with GILD_COMMAND_CANCELLED and never sent again. Returns their ids.
+   */
+  cancelPending(rolloutId: string, hostId: string | null, now: number): string[] {
+    const rows = (
+      hostId === null
+        ? this.db.prepare("SELECT id FROM commands WHERE rollout_id = ? AND state = 'pending'").all(rolloutId)
+        : this.db
+            .prepare("SELECT id FROM commands WHERE rollout_id = ? AND host_id = ? AND state = 'pending'")
+            .all(rolloutId, hostId)
+    ) as Array<{ id: string }>;
+    const error = JSON.stringify({
+      code: "GILD_COMMAND_CANCELLED",
+      message: "withdrawn by its rollout before the host took it",
+    });
+    const update = this.db.prepare(
+      "UPDATE commands SET state = 'failed', error = ?, updated_at = ? WHERE id = ? AND state = 'pending'",
+    );
+    for (const row of rows) update.run(error, now, row.id);
+    return rows.map((r) => r.id);
+  }
+
   deleteForHost(hostId: string): void {
     this.db.prepare("DELETE FROM commands WHERE host_id = ? AND state IN ('pending', 'running')").run(hostId);
   }

@@ -90,6 +90,31 @@ const MIGRATIONS: readonly string[] = [
     updated_at INTEGER NOT NULL
   );
   `,
+  `
+  CREATE TABLE rollouts (
+    id TEXT PRIMARY KEY,
+    line TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    record TEXT NOT NULL,
+    apps TEXT,
+    created_by TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    finished_at INTEGER
+  );
+  CREATE INDEX rollouts_by_line_state ON rollouts (line, state);
+  CREATE TABLE rollout_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    rollout_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    host_id TEXT,
+    wave INTEGER,
+    message TEXT NOT NULL
+  );
+  CREATE INDEX rollout_events_by_rollout ON rollout_events (rollout_id, id);
+  `,
 ];
 
 /** Open (or create) the controller database: WAL, foreign keys, migrations applied. */

@@ -5,6 +5,7 @@ import { CommandsRepo } from "./commands-repo.js";
 import { type Db, openDatabase } from "./db.js";
 import { HostsRepo } from "./hosts-repo.js";
 import { ImagesRepo } from "./images-repo.js";
+import { RolloutsRepo } from "./rollouts-repo.js";
 import { TokensRepo } from "./tokens-repo.js";
 
 /** The controller's state in SQLite, one repo per table. */
@@ -16,6 +17,7 @@ export class Store {
   readonly commands: CommandsRepo;
   readonly audit: AuditRepo;
   readonly apps: AppsRepo;
+  readonly rollouts: RolloutsRepo;
 
   constructor(readonly db: Db) {
     this.hosts = new HostsRepo(db);
@@ -25,6 +27,7 @@ export class Store {
     this.commands = new CommandsRepo(db);
     this.audit = new AuditRepo(db);
     this.apps = new AppsRepo(db);
+    this.rollouts = new RolloutsRepo(db);
   }
 
   static open(path: string): Store {

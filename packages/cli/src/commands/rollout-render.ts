@@ -1,0 +1,156 @@
+import { formatBytes, formatDuration, type RolloutEvent } from "@gild/core";
+import { ago } from "../format-time.js";
+import { formatProgress, formatTable } from "../render.js";
+
+/** The rollout fields the CLI shows (GET /v1/rollouts/:id and the live feed). */
+export interface RolloutHostView {
+  hostId: string;
+  name: string;
+  online: boolean;
+  state: string;
+  reason: string | null;
+  deadlineAt: number | null;
+  fromVersion: number | null;
+  progress: { bytesDone: number; bytesTotal: number; rateBytesPerSecond: number; phase: string } | null;
+}
+
+export interface RolloutView {
+  id: string;
+  image: string;
+  line: string;
+  version: number;
+  versionStatus: string | null;
+  state: string;
+  phase: string;
+  currentWave: number;
+  reason: string | null;
+  createdBy: string | null;
+  createdAt: number;
+  finishedAt: number | null;
+  clocks: { progressDeadlineAt: number | null; bakeUntil: number | null; pausedAt: number | null };
+  waves: Array<{ index: number; canary: boolean; hosts: RolloutHostView[] }>;
+  events?: RolloutEvent[];
+}
+
+const TERMINAL = new Set(["succeeded", "failed", "rolled-back", "aborted"]);
+
+export function isTerminal(state: string): boolean {
+  return TERMINAL.has(state);
+}
+
+function countdown(at: number | null, now: number, paused: boolean): string | null {
+  if (at === null) return null;
+  if (paused) return "paused";
+  return at > now ? `in ${formatDuration(at - now)}` : "now";
+}
+
+function time(at: number): string {
+  const d = new Date(at);
+  return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, "0")).join(":");
+}
+
+/** The live view: header, clocks, one line per host by wave (with transfer bars), recent events. */
+export function renderRollout(
+  view: RolloutView,
+  events: readonly RolloutEvent[],
+  now = Date.now(),
+): string[] {
+  const paused = view.state === "paused";
+  const lines: string[] = [];
+  const waveLabel = `wave ${view.currentWave + 1}/${view.waves.length}${view.waves[view.currentWave]?.canary ? " (canary)" : ""}`;
+  lines.push(
+    `rollout ${view.id}  ${view.image}  ${view.state.toUpperCase()}  ${isTerminal(view.state) ? "" : `${waveLabel}, ${view.phase}  `}started ${ago(view.createdAt, now)} by ${view.createdBy ?? "?"}`,
+  );
+  const clocks: string[] = [];
+  const progress = countdown(view.clocks.progressDeadlineAt, now, paused);
+  if (progress && !isTerminal(view.state)) clocks.push(`progress deadline ${progress}`);
+  const bake = countdown(view.clocks.bakeUntil, now, paused);
+  if (bake && !isTerminal(view.state)) clocks.push(`bake ends ${bake}`);
+  if (paused && view.clocks.pausedAt)
+    clocks.push(`paused for ${formatDuration(now - view.clocks.pausedAt)} (clocks stopped)`);
+  if (view.state === "awaiting-promotion") clocks.push("waiting for: gild rollout promote");
+  if (view.versionStatus) clocks.push(`${view.image} is ${view.versionStatus}`);
+  lines.push(`  ${clocks.join("   ") || " "}`);
+  if (view.reason) lines.push(`  reason: ${view.reason}`);
+  const rows = view.waves.flatMap((w) => w.hosts.map((h, i) => ({ w, h, first: i === 0 })));
+  const table = formatTable(rows, [
+    { header: "WAVE", value: (r) => (r.first ? `${r.w.index + 1}${r.w.canary ? " canary" : ""}` : "") },
+    { header: "HOST", value: (r) => `${r.h.name}${r.h.online ? "" : " (offline)"}` },
+    { header: "STATE", value: (r) => r.h.state },
+    {
+      header: "DETAIL",
+      value: (r) => {
+        const h = r.h;
+        if (h.state === "fetching" && h.progress)
+          return formatProgress(h.progress.bytesDone, h.progress.bytesTotal, h.progress.rateBytesPerSecond);
+        if (
+          (h.state === "switching" || h.state === "verifying" || h.state === "rolling-back") &&
+          h.deadlineAt
+        ) {
+          return `deadline ${countdown(h.deadlineAt, now, paused)}`;
+        }
+        if (h.reason) return h.reason;
+        if (h.fromVersion) return `from @${h.fromVersion}`;
+        return "";
+      },
+    },
+  ]);
+  lines.push(...table.split("\n").map((l) => `  ${l}`));
+  const recent = events.slice(-6);
+  if (recent.length > 0) {
+    lines.push("  events:");
+    for (const e of recent) lines.push(`    ${time(e.at)}  ${e.message}`);
+  }
+  return lines;
+}
+
+/** `gild rollout ls`: history, newest first. */
+export function rolloutTable(rollouts: readonly RolloutView[]): string {
+  if (rollouts.length === 0) return "no rollouts yet";
+  return formatTable(rollouts, [
+    { header: "ID", value: (r) => r.id },
+    { header: "IMAGE", value: (r) => r.image },
+    { header: "STATE", value: (r) => r.state },
+    { header: "HOSTS", value: (r) => r.waves.reduce((n, w) => n + w.hosts.length, 0) },
+    { header: "WHO", value: (r) => r.createdBy ?? "-" },
+    { header: "STARTED", value: (r) => ago(r.createdAt) },
+    { header: "TOOK", value: (r) => (r.finishedAt ? formatDuration(r.finishedAt - r.createdAt) : "-") },
+    {
+      header: "RESULT",
+      value: (r) => r.reason ?? (r.state === "succeeded" ? `${r.image} ${r.versionStatus ?? ""}` : ""),
+    },
+  ]);
+}
+
+/** `gild rollout plan`: the wave table and the estimated timeline. */
+export function planTable(plan: {
+  image: string;
+  waves: Array<{ index: number; canary: boolean; hosts: string[] }>;
+  timeline: {
+    waves: Array<{
+      wave: number;
+      bytes: number;
+      transferSeconds: number;
+      verifySeconds: number;
+      bakeSeconds: number;
+      awaitsPromotion: boolean;
+      startsAtSecond: number;
+      endsAtSecond: number;
+    }>;
+    totalSeconds: number;
+  };
+}): string {
+  const rows = plan.waves.map((w) => ({ w, t: plan.timeline.waves.find((t) => t.wave === w.index) }));
+  const s = (sec: number | undefined) => (sec === undefined ? "-" : formatDuration(sec * 1000));
+  const table = formatTable(rows, [
+    { header: "WAVE", value: (r) => `${r.w.index + 1}${r.w.canary ? " canary" : ""}` },
+    { header: "HOSTS", value: (r) => r.w.hosts.join(",") },
+    { header: "DOWNLOAD", value: (r) => (r.t ? formatBytes(r.t.bytes) : "-"), align: "right" },
+    { header: "TRANSFER", value: (r) => s(r.t?.transferSeconds) },
+    { header: "VERIFY", value: (r) => s(r.t?.verifySeconds) },
+    { header: "BAKE", value: (r) => (r.t?.awaitsPromotion ? "manual promote" : s(r.t?.bakeSeconds)) },
+    { header: "STARTS", value: (r) => `+${s(r.t?.startsAtSecond)}` },
+    { header: "ENDS", value: (r) => `+${s(r.t?.endsAtSecond)}` },
+  ]);
+  return `${plan.image}: ${plan.waves.length} waves, ${plan.waves.reduce((n, w) => n + w.hosts.length, 0)} hosts, about ${s(plan.timeline.totalSeconds)} (plus manual promotion waits)\n\n${table}`;
+}

@@ -1,0 +1,471 @@
+import { randomBytes } from "node:crypto";
+import {
+  abortRollout,
+  createRollout,
+  estimateTimeline,
+  GildError,
+  type Logger,
+  parseImageRef,
+  pauseRollout,
+  planRollout,
+  promoteRollout,
+  type RawStrategy,
+  type RolloutEvent,
+  type RolloutRecord,
+  type RolloutTarget,
+  resolveStrategy,
+  resumeRollout,
+  rollbackRollout,
+  TERMINAL_ROLLOUT_STATES,
+  type Timeline,
+} from "@gild/core";
+import type { AgentHub } from "./agent-hub.js";
+import type { AppService } from "./app-service.js";
+import type { CommandService, ProgressUpdate } from "./command-service.js";
+import { selectHosts } from "./host-selection.js";
+import { hostHasVersion, type ImageService, pickParent } from "./image-service.js";
+import { appsInScope, observeRollout, rolloutCommandId, rolloutOfCommand } from "./rollout-observer.js";
+import type { StoredRollout } from "./store/rollouts-repo.js";
+import type { Store } from "./store/store.js";
+
+/** What an operator asks for: `gild rollout start|plan php@3 [flags]`. */
+export interface RolloutRequest {
+  image: string;
+  strategy?: RawStrategy;
+  /** Host names or label selectors to limit the rollout to. */
+  hosts?: string[];
+  /** App names to limit the rollout to. */
+  apps?: string[];
+}
+
+/** What a live view receives. */
+export type RolloutUpdate =
+  | { type: "record"; rollout: StoredRollout }
+  | { type: "event"; event: RolloutEvent }
+  | { type: "progress"; hostId: string; progress: ProgressUpdate };
+
+export type Verb = "pause" | "resume" | "promote" | "abort" | "rollback";
+
+const isTerminal = (state: string) => (TERMINAL_ROLLOUT_STATES as readonly string[]).includes(state);
+
+/**
+ * Runs rollouts: observe, plan (the pure planner), store the new record and its events in one
+ * transaction, then make sure every command the stored state calls for exists and was sent, with a
+ * deterministic id. Driven by command results, inventory changes, host links and the planner's clocks;
+ * a restarted controller picks up every active rollout from the store and resumes exactly.
+ */
+export class RolloutExecutor {
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly running = new Map<string, Promise<void>>();
+  private readonly again = new Set<string>();
+  private readonly dispatching = new Set<string>();
+  private readonly listeners = new Map<string, Set<(u: RolloutUpdate) => void>>();
+  /** Latest transfer progress per rollout and host, for live views (not stored). */
+  readonly progress = new Map<string, Map<string, ProgressUpdate>>();
+  /** Recent transfer rates (bytes/s), for plan estimates. */
+  private readonly rates: number[] = [];
+  private readonly log: Logger;
+  private closed = false;
+
+  constructor(
+    private readonly deps: {
+      store: Store;
+      hub: AgentHub;
+      commands: CommandService;
+      images: ImageService;
+      apps: AppService;
+      log: Logger;
+      now?: () => number;
+    },
+  ) {
+    this.log = deps.log.child({ component: "rollouts" });
+    deps.commands.addListener({
+      onFinished: (record) => {
+        if (record.rolloutId) this.poke(record.rolloutId);
+      },
+      onProgress: (command, progress) => {
+        const rolloutId = rolloutOfCommand(command.id);
+        if (progress.rateBytesPerSecond > 0) this.recordRate(progress.rateBytesPerSecond);
+        if (!rolloutId) return;
+        const hosts = this.progress.get(rolloutId) ?? new Map<string, ProgressUpdate>();
+        hosts.set(command.hostId, progress);
+        this.progress.set(rolloutId, hosts);
+        this.emit(rolloutId, { type: "progress", hostId: command.hostId, progress });
+      },
+    });
+    deps.hub.addListener({
+      onOnline: (hostId) => this.pokeHost(hostId),
+      onOffline: (hostId) => this.pokeHost(hostId),
+    });
+  }
+
+  private now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  private recordRate(rate: number): void {
+    this.rates.push(rate);
+    if (this.rates.length > 50) this.rates.shift();
+  }
+
+  /** Resume every active rollout (at controller start). */
+  resumeAll(): void {
+    for (const stored of this.deps.store.rollouts.active()) {
+      this.log.info({ rollout: stored.record.id, state: stored.record.state }, "resuming rollout");
+      this.poke(stored.record.id);
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+  }
+
+  /** An inventory changed: re-plan the active rollouts that cover the host. */
+  pokeHost(hostId: string): void {
+    for (const stored of this.deps.store.rollouts.active()) {
+      if (stored.record.hosts[hostId]) this.poke(stored.record.id);
+    }
+  }
+
+  subscribe(rolloutId: string, listener: (u: RolloutUpdate) => void): () => void {
+    const set = this.listeners.get(rolloutId) ?? new Set();
+    set.add(listener);
+    this.listeners.set(rolloutId, set);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.listeners.delete(rolloutId);
+    };
+  }
+
+  private emit(rolloutId: string, update: RolloutUpdate): void {
+    for (const listener of this.listeners.get(rolloutId) ?? []) listener(update);
+  }
+
+  /** Plan a rollout again soon; calls coalesce, and one rollout is never planned twice at once. */
+  poke(rolloutId: string): void {
+    if (this.closed) return;
+    if (this.running.has(rolloutId)) {
+      this.again.add(rolloutId);
+      return;
+    }
+    const run = this.evaluate(rolloutId)
+      .catch((err: unknown) => this.log.error({ rollout: rolloutId, err }, "rollout step failed"))
+      .finally(() => {
+        this.running.delete(rolloutId);
+        if (this.again.delete(rolloutId)) this.poke(rolloutId);
+      });
+    this.running.set(rolloutId, run);
+  }
+
+  /** Wait until the rollout's pending planning steps are done (tests, and verbs that answer with the state). */
+  async settled(rolloutId: string): Promise<void> {
+    while (this.running.has(rolloutId)) await this.running.get(rolloutId);
+  }
+
+  private appNames(stored: StoredRollout): Set<string> {
+    const ofLine = this.deps.apps.appsOnLine(stored.record.line).map((a) => a.name);
+    return new Set(stored.apps === null ? ofLine : ofLine.filter((a) => stored.apps?.includes(a)));
+  }
+
+  private async evaluate(rolloutId: string): Promise<void> {
+    const stored = this.deps.store.rollouts.get(rolloutId);
+    if (!stored) return;
+    const before = stored.record;
+    if (isTerminal(before.state) && before.state !== "aborted") {
+      clearTimeout(this.timers.get(rolloutId));
+      return;
+    }
+    const appNames = this.appNames(stored);
+    const image = this.deps.images.get(before.line, before.version);
+    const observation = observeRollout(before, appNames, {
+      store: this.deps.store,
+      hub: this.deps.hub,
+      versionUuid: image.uuid,
+    });
+    const now = this.now();
+    const plan = planRollout(before, observation, now);
+    const record = plan.rollout;
+    if (record !== before || plan.events.length > 0 || plan.markVersion) {
+      // The transition, its events and the version's status land together, before any command goes out.
+      this.deps.store.transaction(() => {
+        this.deps.store.rollouts.save(record);
+        this.deps.store.rollouts.appendEvents(rolloutId, plan.events);
+        if (plan.markVersion) this.deps.images.setStatus(record.line, record.version, plan.markVersion);
+      });
+      for (const event of plan.events) {
+        this.log.info(
+          { rollout: rolloutId, kind: event.kind, host: event.hostId, wave: event.wave },
+          event.message,
+        );
+        this.emit(rolloutId, { type: "event", event });
+      }
+      this.emit(rolloutId, { type: "record", rollout: { ...stored, record } });
+    }
+    this.withdraw(record);
+    this.dispatch({ ...stored, record }, appNames);
+    clearTimeout(this.timers.get(rolloutId));
+    this.timers.delete(rolloutId);
+    if (plan.nextWakeAt !== null && !this.closed) {
+      const timer = setTimeout(() => this.poke(rolloutId), Math.max(0, plan.nextWakeAt - this.now()) + 5);
+      timer.unref();
+      this.timers.set(rolloutId, timer);
+    }
+  }
+
+  /**
+   * Withdraw commands no host has taken yet that the rollout no longer wants: every pending one once
+   * it is over, and a failed or rolled-back host's. An agent that comes back later must not run a
+   * switch its rollout gave up on.
+   */
+  private withdraw(record: RolloutRecord): void {
+    const now = this.now();
+    const over = isTerminal(record.state);
+    const hosts = over
+      ? [null]
+      : Object.values(record.hosts)
+          .filter((h) => h.state === "failed" || h.state === "rolled-back")
+          .map((h) => h.hostId);
+    for (const hostId of hosts) {
+      const ids = this.deps.store.commands.cancelPending(record.id, hostId, now);
+      if (ids.length > 0)
+        this.log.info({ rollout: record.id, hostId, commands: ids }, "withdrew commands no host had taken");
+    }
+  }
+
+  /**
+   * Make sure every command the stored state calls for exists and was sent: the fetch of a fetching
+   * host, the switches of a switching host, the rollbacks of a rolling-back one. Ids are deterministic,
+   * so this is a no-op for commands already issued, also after a restart.
+   */
+  private dispatch(stored: StoredRollout, appNames: ReadonlySet<string>): void {
+    const record = stored.record;
+    if (record.state === "paused" || isTerminal(record.state)) return;
+    for (const step of Object.values(record.hosts)) {
+      const host = this.deps.store.hosts.byId(step.hostId);
+      if (!host) continue;
+      if (step.state === "fetching" && step.fetchAttempts > 0) {
+        const id = rolloutCommandId.fetch(record.id, host.id, step.fetchAttempts);
+        if (this.deps.store.commands.get(id) || this.dispatching.has(id)) continue;
+        this.dispatching.add(id);
+        // Making the artifact may take a while: it must not hold up planning.
+        this.deps.images
+          .issuePull(host, record.line, record.version, { commandId: id, rolloutId: record.id })
+          .catch((err: unknown) => {
+            const gild =
+              err instanceof GildError ? err : new GildError("GILD_INTERNAL", (err as Error).message);
+            this.log.error(
+              { rollout: record.id, host: host.name, err: gild.message },
+              "could not issue the image pull",
+            );
+            this.deps.commands.recordLocalFailure({
+              id,
+              hostId: host.id,
+              kind: "pullImage",
+              rolloutId: record.id,
+              error: gild,
+            });
+          })
+          .finally(() => {
+            this.dispatching.delete(id);
+            this.poke(record.id);
+          });
+      } else if (step.state === "switching") {
+        for (const app of appsInScope(host.inventory, record.line, appNames)) {
+          const id = rolloutCommandId.switch(record.id, host.id, app.name);
+          if (this.deps.store.commands.get(id)) continue;
+          const spec = this.deps.apps.spec(app.name);
+          this.deps.commands.issue({
+            id,
+            hostId: host.id,
+            rolloutId: record.id,
+            body: this.deps.apps.deployBody(spec, record.version, record.strategy.healthyDeadlineMs),
+          });
+        }
+      } else if (step.state === "rolling-back" && !step.rollbackPending) {
+        // Only apps this rollout switched: a rollback of an app already back would go one further.
+        for (const row of this.deps.store.commands.forRollout(record.id)) {
+          const [, hostId, kind, app] = row.id.split(":");
+          if (hostId !== host.id || kind !== "switch" || row.state !== "succeeded" || !app) continue;
+          const id = rolloutCommandId.rollback(record.id, host.id, app);
+          if (this.deps.store.commands.get(id)) continue;
+          this.deps.commands.issue({
+            id,
+            hostId: host.id,
+            rolloutId: record.id,
+            body: { rollbackApp: { name: app, healthyDeadlineMs: record.strategy.healthyDeadlineMs } },
+          });
+        }
+      }
+    }
+  }
+
+  /** The targets a request selects: hosts (filtered) that run apps of the line (filtered). */
+  private targets(
+    line: string,
+    request: RolloutRequest,
+  ): { targets: RolloutTarget[]; apps: string[] | null } {
+    const ofLine = this.deps.apps.appsOnLine(line).map((a) => a.name);
+    if (ofLine.length === 0) {
+      throw new GildError("GILD_ROLLOUT_NO_HOSTS", `no app runs on image line ${line}`, {
+        hint: "define one: gild app create ... --image " + line,
+      });
+    }
+    const unknownApps = (request.apps ?? []).filter((a) => !ofLine.includes(a));
+    if (unknownApps.length > 0) {
+      throw new GildError(
+        "GILD_INVALID_SPEC",
+        `these apps do not run on ${line}: ${unknownApps.join(", ")}`,
+        {
+          details: {
+            problems: unknownApps.map((a) => ({
+              path: "apps",
+              message: `${a} is not an app of line ${line}`,
+            })),
+          },
+        },
+      );
+    }
+    const appNames = new Set(request.apps && request.apps.length > 0 ? request.apps : ofLine);
+    const all = this.deps.store.hosts.list();
+    const hosts = request.hosts && request.hosts.length > 0 ? selectHosts(all, request.hosts) : all;
+    const targets: RolloutTarget[] = [];
+    for (const host of hosts) {
+      const apps = appsInScope(host.inventory, line, appNames);
+      if (apps.length > 0)
+        targets.push({
+          hostId: host.id,
+          hostName: host.name,
+          apps: apps.map((a) => ({ name: a.name, version: a.imageVersion })),
+        });
+    }
+    return { targets, apps: request.apps && request.apps.length > 0 ? [...appNames] : null };
+  }
+
+  private build(request: RolloutRequest, id: string): { record: RolloutRecord; apps: string[] | null } {
+    const { line, version } = parseImageRef(request.image);
+    this.deps.images.get(line, version);
+    const strategy = resolveStrategy(request.strategy ?? {});
+    const { targets, apps } = this.targets(line, request);
+    const active = this.deps.store.rollouts.active(line).map((r) => r.record.id);
+    const record = createRollout(
+      { id, line, version, strategy, targets, activeRolloutIds: active },
+      this.now(),
+    );
+    return { record, apps };
+  }
+
+  /** Start a rollout: validated, stored (refused while another one of the line is active), then planned. */
+  start(request: RolloutRequest, actor: string): StoredRollout {
+    // Check, create and store in one synchronous step: two starts on one line cannot both pass.
+    const id = `ro_${randomBytes(5).toString("hex")}`;
+    const { record, apps } = this.build(request, id);
+    const stored: StoredRollout = { record, apps, createdBy: actor };
+    const event: RolloutEvent = {
+      at: record.createdAt,
+      kind: "rollout-state",
+      message: `rollout of ${record.line}@${record.version} started by ${actor}: ${record.waves.length} wave(s), ${Object.keys(record.hosts).length} host(s)`,
+    };
+    this.deps.store.transaction(() => {
+      this.deps.store.rollouts.insert(stored);
+      this.deps.store.rollouts.appendEvents(id, [event]);
+    });
+    this.log.info({ rollout: id, image: request.image, actor }, "rollout started");
+    this.poke(id);
+    return stored;
+  }
+
+  /** A dry run: the waves with their hosts and an estimated timeline; nothing stored or sent. */
+  plan(request: RolloutRequest): { record: RolloutRecord; timeline: Timeline } {
+    const { record } = this.build(request, "ro_plan");
+    const bytesByHost: Record<string, number> = {};
+    const versions = this.deps.store.images.list(record.line);
+    const target = this.deps.images.get(record.line, record.version);
+    for (const hostId of Object.keys(record.hosts)) {
+      const host = this.deps.store.hosts.byId(hostId);
+      if (!host) continue;
+      if (hostHasVersion(host.inventory, target)) {
+        bytesByHost[hostId] = 0;
+        continue;
+      }
+      const parent = pickParent(host.inventory, versions, record.version);
+      const artifact = this.deps.store.artifacts
+        .forImage(record.line, record.version)
+        .find((a) => a.parentVersion === (parent ?? 0));
+      // Without a made artifact, the image's size is the upper bound of what a host downloads.
+      bytesByHost[hostId] = artifact?.sizeBytes ?? target.sizeBytes ?? 0;
+    }
+    const rate = this.rates.length > 0 ? this.rates.reduce((a, b) => a + b, 0) / this.rates.length : null;
+    return { record, timeline: estimateTimeline(record, { bytesByHost, bytesPerSecond: rate }) };
+  }
+
+  /** pause | resume | promote | abort | rollback: the pure verb, stored, then planned. */
+  verb(rolloutId: string, verb: Verb, actor: string, options: { maxParallel?: number } = {}): StoredRollout {
+    const stored = this.get(rolloutId);
+    const now = this.now();
+    const before = stored.record;
+    let record: RolloutRecord;
+    switch (verb) {
+      case "pause":
+        record = pauseRollout(before, now);
+        break;
+      case "resume":
+        record = resumeRollout(before, now);
+        break;
+      case "promote":
+        record = promoteRollout(before, now);
+        break;
+      case "abort":
+        record = abortRollout(before, now);
+        break;
+      case "rollback":
+        record = rollbackRollout(
+          before,
+          now,
+          options.maxParallel === undefined ? {} : { maxParallel: options.maxParallel },
+        );
+        break;
+    }
+    const event: RolloutEvent = {
+      at: now,
+      kind: "rollout-state",
+      message: `${verb} by ${actor}: ${before.state} -> ${record.state}`,
+    };
+    this.deps.store.transaction(() => {
+      this.deps.store.rollouts.save(record);
+      this.deps.store.rollouts.appendEvents(rolloutId, [event]);
+    });
+    this.log.info({ rollout: rolloutId, verb, actor, state: record.state }, "rollout verb");
+    this.emit(rolloutId, { type: "event", event });
+    this.emit(rolloutId, { type: "record", rollout: { ...stored, record } });
+    this.poke(rolloutId);
+    return { ...stored, record };
+  }
+
+  get(rolloutId: string): StoredRollout {
+    const stored = this.deps.store.rollouts.get(rolloutId);
+    if (!stored)
+      throw new GildError("GILD_ROLLOUT_NOT_FOUND", `no rollout ${rolloutId}`, {
+        hint: "list them with `gild rollout ls`",
+      });
+    return stored;
+  }
+
+  /** The rollout a verb without an id means: the only active one, else the newest. */
+  defaultId(): string {
+    const active = this.deps.store.rollouts.active();
+    if (active.length === 1) return (active[0] as StoredRollout).record.id;
+    if (active.length > 1) {
+      throw new GildError("GILD_BAD_REQUEST", `${active.length} rollouts are active; say which`, {
+        hint: `one of: ${active.map((r) => `${r.record.id} (${r.record.line}@${r.record.version})`).join(", ")}`,
+      });
+    }
+    const newest = this.deps.store.rollouts.list(1)[0];
+    if (!newest)
+      throw new GildError("GILD_ROLLOUT_NOT_FOUND", "no rollouts yet", {
+        hint: "start one with `gild rollout start <line>@<version>`",
+      });
+    return newest.record.id;
+  }
+}

@@ -1,0 +1,132 @@
+import type {
+  AppObservation,
+  CommandObservation,
+  FetchObservation,
+  FleetObservation,
+  HostObservation,
+  RolloutRecord,
+} from "@gild/core";
+import type { AgentHub } from "./agent-hub.js";
+import { hostHasVersion } from "./image-service.js";
+import type { CommandRecord } from "./store/commands-repo.js";
+import type { HostInventory } from "./store/hosts-repo.js";
+import type { Store } from "./store/store.js";
+
+/** Deterministic command ids: re-issuing after a restart is a no-op, and agents never run one twice. */
+export const rolloutCommandId = {
+  fetch: (rolloutId: string, hostId: string, attempt: number) => `${rolloutId}:${hostId}:fetch:${attempt}`,
+  switch: (rolloutId: string, hostId: string, app: string) => `${rolloutId}:${hostId}:switch:${app}`,
+  rollback: (rolloutId: string, hostId: string, app: string) => `${rolloutId}:${hostId}:rollback:${app}`,
+};
+
+/** The rollout a command id belongs to, if it is a rollout command. */
+export function rolloutOfCommand(commandId: string): string | undefined {
+  const match = /^(ro_[0-9a-f]+):/.exec(commandId);
+  return match?.[1];
+}
+
+/** The parts of a rollout command id. */
+export function parseRolloutCommandId(id: string): { hostId: string; kind: string; arg: string } | undefined {
+  const match = /^ro_[0-9a-f]+:([^:]+):(fetch|switch|rollback):(.+)$/.exec(id);
+  return match
+    ? { hostId: match[1] as string, kind: match[2] as string, arg: match[3] as string }
+    : undefined;
+}
+
+/** Apps of the line on a host that the rollout covers, from its inventory. */
+export function appsInScope(
+  inventory: HostInventory | null,
+  line: string,
+  appNames: ReadonlySet<string>,
+): HostInventory["apps"] {
+  return (inventory?.apps ?? []).filter((a) => a.imageLine === line && appNames.has(a.name));
+}
+
+function errorReason(row: CommandRecord): string {
+  const result = (row.result ?? {}) as { reason?: string };
+  return result.reason ?? row.error?.message ?? "failed";
+}
+
+/** Many commands of one kind on one host seen as one: still running, all succeeded, or failed. */
+function aggregate(rows: CommandRecord[], kind: "switch" | "rollback"): CommandObservation | null {
+  if (rows.length === 0) return null;
+  if (rows.some((r) => r.state === "pending" || r.state === "running")) {
+    return {
+      state: rows.some((r) => r.state === "running") ? "running" : "pending",
+      rolledBack: false,
+      reason: null,
+    };
+  }
+  const failed = rows.filter((r) => r.state === "failed");
+  if (failed.length === 0) return { state: "succeeded", rolledBack: false, reason: null };
+  // The host is back where it was only when every app that failed rolled back on its own and none switched.
+  const rolledBack =
+    kind === "switch" &&
+    failed.length === rows.length &&
+    failed.every((r) => (r.result as { rolledBack?: boolean } | null)?.rolledBack === true);
+  return { state: "failed", rolledBack, reason: failed.map(errorReason).join("; ") };
+}
+
+/**
+ * What the executor sees of a rollout's hosts: liveness, image presence, rollback readiness, the
+ * results of this rollout's commands, and the line's apps from each inventory.
+ */
+export function observeRollout(
+  record: RolloutRecord,
+  appNames: ReadonlySet<string>,
+  deps: { store: Store; hub: AgentHub; versionUuid: string },
+): FleetObservation {
+  const rows = deps.store.commands.forRollout(record.id);
+  const byHost = new Map<string, CommandRecord[]>();
+  for (const row of rows) byHost.set(row.hostId, [...(byHost.get(row.hostId) ?? []), row]);
+  const hosts: Record<string, HostObservation> = {};
+  for (const hostId of Object.keys(record.hosts)) {
+    const host = deps.store.hosts.byId(hostId);
+    const inventory = host?.inventory ?? null;
+    const mine = byHost.get(hostId) ?? [];
+    const parsed = mine.map((row) => ({ row, id: parseRolloutCommandId(row.id) }));
+    const fetches = parsed
+      .filter((p) => p.id?.kind === "fetch")
+      .sort((a, b) => Number(b.id?.arg) - Number(a.id?.arg));
+    const newestFetch = fetches[0];
+    const fetch: FetchObservation | null = newestFetch
+      ? {
+          state: newestFetch.row.state,
+          rolledBack: false,
+          reason: newestFetch.row.state === "failed" ? errorReason(newestFetch.row) : null,
+          attempt: Number(newestFetch.id?.arg),
+        }
+      : null;
+    const switches = parsed.filter((p) => p.id?.kind === "switch").map((p) => p.row);
+    const rollbacks = parsed.filter((p) => p.id?.kind === "rollback").map((p) => p.row);
+    const apps = appsInScope(inventory, record.line, appNames);
+    const step = record.hosts[hostId];
+    let rollback = aggregate(rollbacks, "rollback");
+    // A host to roll back with no app on the target (its switch never succeeded) has nothing to undo.
+    if (
+      rollback === null &&
+      step?.state === "rolling-back" &&
+      !step.rollbackPending &&
+      !switches.some((r) => r.state !== "failed")
+    ) {
+      rollback = { state: "succeeded", rolledBack: false, reason: null };
+    }
+    const appObservations: AppObservation[] = apps.map((a) => ({
+      name: a.name,
+      version: a.imageVersion,
+      health: a.health === "healthy" || a.health === "unhealthy" ? a.health : "unknown",
+      healthySince: a.health === "healthy" && a.healthSinceMs > 0 ? a.healthSinceMs : null,
+    }));
+    hosts[hostId] = {
+      online: host ? deps.hub.isOnline(hostId) : false,
+      hasImage: hostHasVersion(inventory, { line: record.line, uuid: deps.versionUuid }),
+      rollbackReady:
+        apps.length > 0 && apps.every((a) => a.generation > 0 && a.imageVersion !== record.version),
+      fetch,
+      switch: aggregate(switches, "switch"),
+      rollback,
+      apps: appObservations,
+    };
+  }
+  return { hosts };
+}

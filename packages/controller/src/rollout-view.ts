@@ -1,0 +1,58 @@
+import type { HostStep, RolloutEvent } from "@gild/core";
+import type { ProgressUpdate } from "./command-service.js";
+import type { StoredRollout } from "./store/rollouts-repo.js";
+import type { Store } from "./store/store.js";
+
+/** One host in a rollout, as views show it. */
+export interface RolloutHostView extends HostStep {
+  name: string;
+  online: boolean;
+  progress: ProgressUpdate | null;
+}
+
+/** A rollout as the API, `gild rollout status` and the live view show it. */
+export function rolloutView(
+  stored: StoredRollout,
+  deps: {
+    store: Store;
+    isOnline: (hostId: string) => boolean;
+    progress: Map<string, ProgressUpdate> | undefined;
+  },
+) {
+  const r = stored.record;
+  const host = (id: string): RolloutHostView => {
+    const step = r.hosts[id] as HostStep;
+    return {
+      ...step,
+      name: deps.store.hosts.byId(id)?.name ?? id,
+      online: deps.isOnline(id),
+      progress: deps.progress?.get(id) ?? null,
+    };
+  };
+  return {
+    id: r.id,
+    line: r.line,
+    version: r.version,
+    image: `${r.line}@${r.version}`,
+    versionStatus: deps.store.images.get(r.line, r.version)?.status ?? null,
+    state: r.state,
+    phase: r.phase,
+    currentWave: r.currentWave,
+    reason: r.reason,
+    pauseCause: r.pauseCause,
+    createdBy: stored.createdBy,
+    apps: stored.apps,
+    createdAt: r.createdAt,
+    updatedAt: r.updatedAt,
+    finishedAt: r.finishedAt,
+    clocks: { progressDeadlineAt: r.progressDeadlineAt, bakeUntil: r.bakeUntil, pausedAt: r.pausedAt },
+    strategy: r.strategy,
+    waves: r.waves.map((ids, index) => ({ index, canary: r.hasCanary && index === 0, hosts: ids.map(host) })),
+  };
+}
+
+export type RolloutView = ReturnType<typeof rolloutView>;
+
+export interface RolloutViewWithEvents extends RolloutView {
+  events: RolloutEvent[];
+}

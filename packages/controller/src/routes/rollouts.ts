@@ -1,0 +1,152 @@
+import type { RolloutEvent } from "@gild/core";
+import type { FastifyInstance, FastifyReply } from "fastify";
+import type { ProgressUpdate } from "../command-service.js";
+import type { RolloutRequest, RolloutUpdate, Verb } from "../rollout-executor.js";
+import { rolloutView } from "../rollout-view.js";
+import type { Services } from "../services.js";
+import type { StoredRollout } from "../store/rollouts-repo.js";
+
+const requestSchema = {
+  type: "object",
+  required: ["image"],
+  additionalProperties: false,
+  properties: {
+    image: { type: "string", maxLength: 128 },
+    // Validated as a whole by resolveStrategy, which lists every problem with its path.
+    strategy: { type: "object" },
+    hosts: { type: "array", items: { type: "string" }, maxItems: 100_000 },
+    apps: { type: "array", items: { type: "string" }, maxItems: 10_000 },
+  },
+} as const;
+
+const TERMINAL = new Set(["succeeded", "failed", "rolled-back", "aborted"]);
+
+export function registerRolloutRoutes(app: FastifyInstance, services: Services): void {
+  const executor = services.rollouts;
+  const view = (stored: StoredRollout) =>
+    rolloutView(stored, {
+      store: services.store,
+      isOnline: (id) => services.hub.isOnline(id),
+      progress: executor.progress.get(stored.record.id),
+    });
+  const resolveId = (id: string) => (id === "current" ? executor.defaultId() : id);
+
+  app.get<{ Querystring: { limit?: string } }>("/v1/rollouts", async (req) => {
+    const limit = Math.min(Math.max(Number(req.query.limit ?? 50) || 50, 1), 1000);
+    return { rollouts: services.store.rollouts.list(limit).map(view) };
+  });
+
+  app.post<{ Body: RolloutRequest }>(
+    "/v1/rollouts/plan",
+    { schema: { body: requestSchema } },
+    async (req) => {
+      const { record, timeline } = executor.plan(req.body);
+      const name = (id: string) => services.store.hosts.byId(id)?.name ?? id;
+      return {
+        image: `${record.line}@${record.version}`,
+        strategy: record.strategy,
+        waves: record.waves.map((ids, index) => ({
+          index,
+          canary: record.hasCanary && index === 0,
+          hosts: ids.map(name),
+        })),
+        timeline,
+      };
+    },
+  );
+
+  app.post<{ Body: RolloutRequest }>("/v1/rollouts", { schema: { body: requestSchema } }, async (req) => {
+    const stored = executor.start(req.body, req.actor);
+    req.auditSummary = `rollout ${stored.record.id} of ${req.body.image} started`;
+    await executor.settled(stored.record.id);
+    return view(executor.get(stored.record.id));
+  });
+
+  app.get<{ Params: { id: string } }>("/v1/rollouts/:id", async (req) => {
+    const stored = executor.get(resolveId(req.params.id));
+    return { ...view(stored), events: services.store.rollouts.events(stored.record.id).slice(-200) };
+  });
+
+  app.get<{ Params: { id: string } }>("/v1/rollouts/:id/events", async (req, reply) => {
+    const stored = executor.get(resolveId(req.params.id));
+    streamRollout(reply, stored, services, view);
+  });
+
+  for (const verb of ["pause", "resume", "promote", "abort", "rollback"] as const satisfies readonly Verb[]) {
+    app.post<{ Params: { id: string }; Body: { maxParallel?: number } }>(
+      `/v1/rollouts/:id/${verb}`,
+      {
+        schema: {
+          body: {
+            type: "object",
+            additionalProperties: false,
+            properties: { maxParallel: { type: "integer", minimum: 1 } },
+          },
+        },
+      },
+      async (req) => {
+        const id = resolveId(req.params.id);
+        const stored = executor.verb(
+          id,
+          verb,
+          req.actor,
+          req.body?.maxParallel ? { maxParallel: req.body.maxParallel } : {},
+        );
+        req.auditSummary = `${verb} rollout ${id}: now ${stored.record.state}`;
+        await executor.settled(id);
+        return view(executor.get(id));
+      },
+    );
+  }
+}
+
+/**
+ * The live view's feed (Server-Sent Events): a snapshot, then rollout changes, events and transfer
+ * progress as they happen, until the rollout reaches a terminal state.
+ */
+function streamRollout(
+  reply: FastifyReply,
+  stored: StoredRollout,
+  services: Services,
+  view: (s: StoredRollout) => unknown,
+): void {
+  const id = stored.record.id;
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, {
+    "content-type": "text/event-stream",
+    "cache-control": "no-store",
+    connection: "keep-alive",
+  });
+  const send = (data: unknown) => res.write(`data: ${JSON.stringify(data)}\n\n`);
+  send({ type: "snapshot", rollout: view(stored), events: services.store.rollouts.events(id).slice(-50) });
+  const lastProgress = new Map<string, number>();
+  let finished = false;
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    unsubscribe();
+    clearInterval(keepalive);
+    res.end();
+  };
+  const unsubscribe = services.rollouts.subscribe(id, (update: RolloutUpdate) => {
+    if (update.type === "record") {
+      send({ type: "rollout", rollout: view(update.rollout) });
+      if (TERMINAL.has(update.rollout.record.state)) finish();
+    } else if (update.type === "event") {
+      send({ type: "event", event: update.event satisfies RolloutEvent });
+    } else {
+      const now = Date.now();
+      if (
+        now - (lastProgress.get(update.hostId) ?? 0) < 250 &&
+        update.progress.bytesDone < update.progress.bytesTotal
+      )
+        return;
+      lastProgress.set(update.hostId, now);
+      send({ type: "progress", hostId: update.hostId, progress: update.progress satisfies ProgressUpdate });
+    }
+  });
+  const keepalive = setInterval(() => res.write(": keepalive\n\n"), 15_000);
+  res.on("close", finish);
+  if (TERMINAL.has(stored.record.state)) finish();
+}
