@@ -1,0 +1,37 @@
+# Sourced by test/run and deploy/quickstart: install what gild needs on a fresh Debian 12 machine.
+# ensure_apt_packages PKG...: apt-get install the ones that are missing (needs root).
+# ensure_pnpm: pnpm at the version package.json pins (packageManager).
+# ensure_built: pnpm install --frozen-lockfile, then pnpm build.
+
+ensure_apt_packages() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "== installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+ensure_pnpm() {
+  local want
+  want="$(node -p 'require("./package.json").packageManager.split("@")[1]')"
+  if [ "$(pnpm --version 2>/dev/null || true)" != "$want" ]; then
+    echo "== installing pnpm $want"
+    npm install -g "pnpm@$want"
+  fi
+}
+
+ensure_built() {
+  # better-sqlite3 is built from source against this Node's headers (pnpm ignores this in .npmrc).
+  export npm_config_nodedir="${npm_config_nodedir:-/usr}"
+  echo "== pnpm install --frozen-lockfile"
+  pnpm install --frozen-lockfile
+  echo "== pnpm build"
+  pnpm build
+}
+
+# Everything the tests and the quickstart run: btrfs, nspawn, debootstrap, busybox, netns, xattr tools.
+GILD_APT_PACKAGES=(btrfs-progs systemd-container debootstrap busybox-static iproute2 attr util-linux)
