@@ -9,6 +9,7 @@ import { detectStreamCapabilities, ImageStore, Pool, receive, send } from "@gild
 import { createLoopBtrfs, type LoopBtrfs, run } from "@gild/testkit";
 import { coldCaches, cpuSecondsSoFar } from "./machine.js";
 import { fmt, median, report, type Sample } from "./stats.js";
+import { benchFleetTransfer } from "./transfer-fleet.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const IMAGE_MIB = Number(process.env.BENCH_IMAGE_MIB ?? 512);
@@ -102,4 +103,13 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// BENCH_PARTS=api,fleet (default both): the package's stream API, and the controller -> agent path.
+const parts = (process.env.BENCH_PARTS ?? "api,fleet").split(",");
+if (parts.includes("api")) await main();
+if (parts.includes("fleet")) {
+  await benchFleetTransfer({
+    runs: RUNS,
+    imageMiB: IMAGE_MIB,
+    rssImageMiB: Number(process.env.BENCH_RSS_IMAGE_MIB ?? 2048),
+  });
+}

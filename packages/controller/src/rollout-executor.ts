@@ -187,14 +187,15 @@ export class RolloutExecutor {
     const now = this.now();
     const plan = planRollout(before, observation, now);
     const record = plan.rollout;
-    if (record !== before || plan.events.length > 0 || plan.markVersion) {
+    const events = plan.events.map((e) => this.named(e));
+    if (record !== before || events.length > 0 || plan.markVersion) {
       // The transition, its events and the version's status land together, before any command goes out.
       this.deps.store.transaction(() => {
         this.deps.store.rollouts.save(record);
-        this.deps.store.rollouts.appendEvents(rolloutId, plan.events);
+        this.deps.store.rollouts.appendEvents(rolloutId, events);
         if (plan.markVersion) this.deps.images.setStatus(record.line, record.version, plan.markVersion);
       });
-      for (const event of plan.events) {
+      for (const event of events) {
         this.log.info(
           { rollout: rolloutId, kind: event.kind, host: event.hostId, wave: event.wave },
           event.message,
@@ -212,6 +213,13 @@ export class RolloutExecutor {
       timer.unref();
       this.timers.set(rolloutId, timer);
     }
+  }
+
+  /** The planner speaks of host ids; operators read host names. */
+  private named(event: RolloutEvent): RolloutEvent {
+    if (!event.hostId) return event;
+    const name = this.deps.store.hosts.byId(event.hostId)?.name;
+    return name ? { ...event, message: event.message.split(event.hostId).join(name) } : event;
   }
 
   /**

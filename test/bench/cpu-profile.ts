@@ -1,0 +1,109 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { basename, join } from "node:path";
+
+/** The parts of a V8 .cpuprofile (node --cpu-prof) the summary reads. */
+interface CpuProfile {
+  nodes: Array<{
+    id: number;
+    callFrame: { functionName: string; url: string; lineNumber: number };
+    children?: number[];
+  }>;
+  /** Microseconds, on the profiled process's monotonic clock. */
+  startTime: number;
+  endTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+export interface ProfileRow {
+  name: string;
+  ms: number;
+  share: number;
+}
+
+export interface ProfileSummary {
+  file: string;
+  windowMs: number;
+  sampledMs: number;
+  idleMs: number;
+  topSelf: ProfileRow[];
+  topInclusive: ProfileRow[];
+}
+
+function frameName(frame: CpuProfile["nodes"][number]["callFrame"]): string {
+  const file = frame.url ? basename(frame.url) : "";
+  return `${frame.functionName || "(anonymous)"}${file ? ` ${file}:${frame.lineNumber + 1}` : ""}`;
+}
+
+/** The newest .cpuprofile in a directory, if any. */
+export function newestProfile(dir: string): string | undefined {
+  try {
+    return readdirSync(dir)
+      .filter((f) => f.endsWith(".cpuprofile"))
+      .sort()
+      .map((f) => join(dir, f))
+      .at(-1);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Self and inclusive time per function, over the samples between two offsets from the profile's start
+ * (ms). Inclusive time counts a function once per sample however deep it recurses. Frames inside
+ * node_modules and node: internals are kept (SQLite and JSON time show up under their callers).
+ */
+export function summarizeProfile(
+  file: string,
+  fromMs = 0,
+  toMs = Number.POSITIVE_INFINITY,
+  top = 25,
+): ProfileSummary {
+  const profile = JSON.parse(readFileSync(file, "utf8")) as CpuProfile;
+  const parent = new Map<number, number>();
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  const self = new Map<string, number>();
+  const inclusive = new Map<string, number>();
+  let t = 0;
+  let sampled = 0;
+  let idle = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const delta = (profile.timeDeltas[i] ?? 0) / 1000;
+    t += delta;
+    if (t < fromMs || t > toMs) continue;
+    const nodeId = profile.samples[i] as number;
+    const node = byId.get(nodeId);
+    if (!node) continue;
+    sampled += delta;
+    const leaf = node.callFrame.functionName;
+    if (leaf === "(idle)" || leaf === "(program)") {
+      if (leaf === "(idle)") idle += delta;
+      continue;
+    }
+    const leafName = frameName(node.callFrame);
+    self.set(leafName, (self.get(leafName) ?? 0) + delta);
+    const seen = new Set<string>();
+    for (let id: number | undefined = nodeId; id !== undefined; id = parent.get(id)) {
+      const frame = byId.get(id);
+      if (!frame) break;
+      const name = frameName(frame.callFrame);
+      if (seen.has(name) || name.startsWith("(root)")) continue;
+      seen.add(name);
+      inclusive.set(name, (inclusive.get(name) ?? 0) + delta);
+    }
+  }
+  const rows = (map: Map<string, number>) =>
+    [...map.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([name, ms]) => ({ name, ms, share: sampled > 0 ? ms / sampled : 0 }));
+  return {
+    file,
+    windowMs: Math.min(toMs, (profile.endTime - profile.startTime) / 1000) - fromMs,
+    sampledMs: sampled,
+    idleMs: idle,
+    topSelf: rows(self),
+    topInclusive: rows(inclusive),
+  };
+}

@@ -1,0 +1,116 @@
+import type { FakeHost } from "./fake-fleet.js";
+
+/** A rollout as GET /v1/rollouts/:id shows it (the fields the bench reads). */
+export interface RolloutView {
+  id: string;
+  state: string;
+  reason: string | null;
+  createdAt: number;
+  updatedAt: number;
+  finishedAt: number | null;
+  strategy: { bakeMs: number; canaryBakeMs: number; minHealthyMs: number };
+  waves: Array<{
+    index: number;
+    canary: boolean;
+    hosts: Array<{ hostId: string; name: string; state: string; healthyAt: number | null }>;
+  }>;
+}
+
+/** A controller-side rollout event (from its store). */
+export interface StoredEventRow {
+  at: number;
+  kind: string;
+  wave: number | null;
+  message: string;
+}
+
+/** One wave transition, k -> k+1, timed at the fake agents. */
+export interface Transition {
+  from: number;
+  to: number;
+  fromHosts: number;
+  toHosts: number;
+  /**
+   * When wave k's last host had reported healthy on the new version (plus minHealthy), or its bake
+   * ended, whichever is later: the moment the controller could start wave k+1. Wall ms.
+   */
+  triggerAt: number;
+  /** From the trigger to the first command of any kind that reached a host of wave k+1 after it. */
+  firstCommandMs: number;
+  /** From the trigger to the first / last switch (DeployApp) that reached a host of wave k+1. */
+  firstSwitchMs: number;
+  lastSwitchMs: number;
+  /** From the trigger to the controller's `wave-started` event (its clock: planning began). */
+  decisionMs: number;
+  /** Hosts of wave k+1 that had their image (pull reported) at the trigger: prefetch done. */
+  prefetchedAtTrigger: number;
+}
+
+function lastOf(values: Array<number | null>): number | null {
+  let best: number | null = null;
+  for (const v of values) {
+    if (v === null) return null;
+    if (best === null || v > best) best = v;
+  }
+  return best;
+}
+
+/**
+ * Time every wave transition from what the fake agents saw: the last healthy report of wave k (or the
+ * end of its bake) to the first command, and the switches, of wave k+1.
+ */
+export function analyseTransitions(
+  view: RolloutView,
+  hostsByName: Map<string, FakeHost>,
+  events: StoredEventRow[],
+): Transition[] {
+  const out: Transition[] = [];
+  const completedAt = new Map<number, number>();
+  const startedAt = new Map<number, number>();
+  for (const e of events) {
+    if (e.wave === null) continue;
+    if (e.kind === "wave-completed" && !completedAt.has(e.wave)) completedAt.set(e.wave, e.at);
+    if (e.kind === "wave-started" && !startedAt.has(e.wave)) startedAt.set(e.wave, e.at);
+  }
+  for (let k = 0; k + 1 < view.waves.length; k++) {
+    const wave = view.waves[k];
+    const next = view.waves[k + 1];
+    if (!wave || !next) continue;
+    const fromHosts = wave.hosts.map((h) => hostsByName.get(h.name));
+    const toHosts = next.hosts.map((h) => hostsByName.get(h.name)).filter((h): h is FakeHost => !!h);
+    const lastReport = lastOf(fromHosts.map((h) => h?.deployReportedAt ?? null));
+    if (lastReport === null) continue;
+    const bakeMs = wave.canary ? view.strategy.canaryBakeMs : view.strategy.bakeMs;
+    const completed = completedAt.get(k);
+    const bakeEnd = bakeMs > 0 && completed !== undefined ? completed + bakeMs : Number.NEGATIVE_INFINITY;
+    const triggerAt = Math.max(lastReport + view.strategy.minHealthyMs, bakeEnd);
+    let firstCommand = Number.POSITIVE_INFINITY;
+    let firstSwitch = Number.POSITIVE_INFINITY;
+    let lastSwitch = Number.NEGATIVE_INFINITY;
+    let prefetched = 0;
+    for (const host of toHosts) {
+      if (host.pullReportedAt !== null && host.pullReportedAt <= triggerAt) prefetched += 1;
+      for (const c of host.received) {
+        if (c.at >= triggerAt && c.at < firstCommand) firstCommand = c.at;
+        if (c.kind === "deployApp") {
+          firstSwitch = Math.min(firstSwitch, c.at);
+          lastSwitch = Math.max(lastSwitch, c.at);
+        }
+      }
+    }
+    const started = startedAt.get(k + 1);
+    out.push({
+      from: k,
+      to: k + 1,
+      fromHosts: wave.hosts.length,
+      toHosts: next.hosts.length,
+      triggerAt,
+      firstCommandMs: firstCommand - triggerAt,
+      firstSwitchMs: firstSwitch - triggerAt,
+      lastSwitchMs: lastSwitch - triggerAt,
+      decisionMs: started === undefined ? Number.NaN : started - triggerAt,
+      prefetchedAtTrigger: prefetched,
+    });
+  }
+  return out;
+}

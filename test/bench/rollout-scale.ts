@@ -1,0 +1,548 @@
+// pnpm bench:rollout: a rollout across many simulated hosts. For each N (BENCH_HOSTS, default
+// "1000,10000") it starts a real controller as its own process (pool on a loopback btrfs), makes two
+// image versions and an app, joins N hosts (join token + enroll each), connects N fake agents from this
+// process (real protocol: Hello, Inventory, Heartbeats, CommandStatus; commands succeed after a short
+// delay) and rolls the new version out in waves (canary 1, 1%, 10%, 100%; bake and minHealthy 0).
+// Reports join time, rollout time, the controller's RSS and CPU, and per wave transition the time from
+// the previous wave's last healthy report to the next wave's first command (target < 100 ms).
+// Run by hand as root; not a test (this machine is shared and noisy).
+//
+// Environment: BENCH_HOSTS="1000,10000"  BENCH_JOIN_CONCURRENCY=32  BENCH_CONNECT_CONCURRENCY=200
+//   BENCH_COMMAND_DELAY_MS="50-200"  BENCH_STRATEGY='{"waves":["1%","10%","100%"],...}'
+//   BENCH_TIMEOUT_MIN=180  BENCH_CPU_PROFILE=1 (node --cpu-prof on the controller; the profile is kept
+//   in BENCH_PROFILE_DIR, default /tmp/gild-bench-rollout-profiles)  BENCH_JSON=<file> (raw results)
+//   BENCH_KEEP_DIR=<dir> (keep the controller's database and log there, for a closer look)
+import { execFile } from "node:child_process";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import { basename, join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { setTimeout as delay } from "node:timers/promises";
+import type { RawStrategy } from "@gild/core";
+import { createLoopBtrfs, gildCliPath, unmetRequirement } from "@gild/testkit";
+import { startBenchController } from "./bench-controller.js";
+import { ControllerApi, mapBounded } from "./controller-api.js";
+import { newestProfile, type ProfileSummary, summarizeProfile } from "./cpu-profile.js";
+import { FakeFleet, type FakeHost, type JoinedHost } from "./fake-fleet.js";
+import { cpuSecondsSoFar } from "./machine.js";
+import { measurePlannerCost, type PlannerCost } from "./planner-cost.js";
+import { type ProcessUsage, readProcessUsage, UsageSampler } from "./process-usage.js";
+import {
+  analyseTransitions,
+  type RolloutView,
+  type StoredEventRow,
+  type Transition,
+} from "./rollout-analysis.js";
+import { fmt, median } from "./stats.js";
+import { loadWorkspaceDeps, type WorkspaceDeps } from "./workspace-deps.js";
+
+const env = process.env;
+const HOSTS = (env.BENCH_HOSTS ?? "1000,10000").split(",").map((s) => Number(s.trim()));
+const JOIN_CONCURRENCY = Number(env.BENCH_JOIN_CONCURRENCY ?? 32);
+const CONNECT_CONCURRENCY = Number(env.BENCH_CONNECT_CONCURRENCY ?? 200);
+const COMMAND_DELAY_MS = (env.BENCH_COMMAND_DELAY_MS ?? "50-200").split("-").map(Number) as [number, number];
+const TIMEOUT_MS = Number(env.BENCH_TIMEOUT_MIN ?? 180) * 60_000;
+const CPU_PROFILE = env.BENCH_CPU_PROFILE === "1";
+const PROFILE_DIR = env.BENCH_PROFILE_DIR ?? "/tmp/gild-bench-rollout-profiles";
+const KEEP_DIR = env.BENCH_KEEP_DIR;
+const STRATEGY: RawStrategy = env.BENCH_STRATEGY
+  ? (JSON.parse(env.BENCH_STRATEGY) as RawStrategy)
+  : {
+      canary: 1,
+      waves: ["1%", "10%", "100%"],
+      promote: "auto",
+      canaryBake: "0s",
+      bake: "0s",
+      minHealthy: "0s",
+      // Generous clocks: the bench measures how fast the controller goes, not whether it times out.
+      healthyDeadline: "1h",
+      progressDeadline: "1h",
+    };
+const TARGET_MS = 100;
+const LINE = "bench";
+const APP = "svc";
+const LABELS = { bench: "rollout" };
+
+const MIB = 1024 * 1024;
+const out = (line = "") => process.stdout.write(`${line}\n`);
+const elapsed = (t0: number) => Date.now() - t0;
+const seconds = (ms: number) => `${fmt(ms / 1000, 1)} s`;
+const mib = (bytes: number) => `${fmt(bytes / MIB, 0)} MiB`;
+
+interface ScaleResult {
+  hosts: number;
+  joinMs: number;
+  tokenMsMedian: number;
+  enrollMsMedian: number;
+  connectMs: number;
+  inventorySyncMs: number;
+  startAnswerMs: number;
+  rolloutMs: number;
+  rolloutState: string;
+  rolloutReason: string | null;
+  waves: number[];
+  rss: {
+    afterSetup: number;
+    afterJoin: number;
+    connected: number;
+    peakDuringRollout: number;
+    vmHwm: number;
+    end: number;
+  };
+  cpuSecondsRollout: number;
+  cpuSecondsJoin: number;
+  cpuSecondsConnect: number;
+  maxChildren: number;
+  maxFds: number;
+  writeBytesRollout: number;
+  writeSyscallsRollout: number;
+  dbBytes: number;
+  walBytes: number;
+  recordBytes: number;
+  events: Record<string, number>;
+  commands: Record<string, number>;
+  transitions: Transition[];
+  transitionMedianMs: number;
+  transitionMaxMs: number;
+  loadToolLagP99Ms: number;
+  loadToolLagMaxMs: number;
+  loadToolCpuSeconds: number;
+  fleet: FakeFleet["counters"];
+  profile: ProfileSummary | null;
+  profileFile: string | null;
+}
+
+/** The fd limit of this process (Node.js raises the soft limit to the hard one at start). */
+function openFileLimit(): number {
+  const line = readFileSync("/proc/self/limits", "utf8")
+    .split("\n")
+    .find((l) => l.startsWith("Max open files"));
+  const soft = line?.split(/\s{2,}/)[1];
+  return soft === "unlimited" ? Number.POSITIVE_INFINITY : Number(soft);
+}
+
+function sqliteJson<T>(db: string, sql: string): Promise<T[]> {
+  return new Promise((resolve, reject) => {
+    execFile("sqlite3", ["-readonly", "-json", db, sql], { maxBuffer: 256 * MIB }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`sqlite3: ${stderr.trim() || err.message}`));
+      else resolve(stdout.trim() === "" ? [] : (JSON.parse(stdout) as T[]));
+    });
+  });
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+async function makeTree(dir: string, version: number): Promise<void> {
+  await mkdir(join(dir, "usr", "bin"), { recursive: true });
+  await mkdir(join(dir, "etc"), { recursive: true });
+  await writeFile(join(dir, "etc", "os-release"), `ID=bench\nNAME="gild bench"\nVERSION_ID=${version}\n`);
+  await writeFile(join(dir, "usr", "bin", "svc"), `#!/bin/sh\n# bench service, version ${version}\n`);
+}
+
+/** Join `n` hosts: a join token and an enrollment each, `JOIN_CONCURRENCY` at a time. */
+async function joinHosts(api: ControllerApi, n: number) {
+  const tokenMs: number[] = [];
+  const enrollMs: number[] = [];
+  const t0 = Date.now();
+  const names = Array.from({ length: n }, (_, i) => `bench-${String(i).padStart(5, "0")}`);
+  const joined = await mapBounded(names, JOIN_CONCURRENCY, async (name, i): Promise<JoinedHost> => {
+    const t1 = performance.now();
+    const { token } = await api.json<{ token: string }>("POST", "/v1/tokens", {});
+    const t2 = performance.now();
+    const result = await api.json<{ hostId: string; credential: string }>(
+      "POST",
+      "/v1/enroll",
+      { token, name, labels: LABELS },
+      { auth: false },
+    );
+    tokenMs.push(t2 - t1);
+    enrollMs.push(performance.now() - t2);
+    if ((i + 1) % 2000 === 0) out(`  joined ${i + 1}/${n} (${seconds(elapsed(t0))})`);
+    return { name, hostId: result.hostId, credential: result.credential };
+  });
+  return { joined, ms: elapsed(t0), tokenMsMedian: median(tokenMs), enrollMsMedian: median(enrollMs) };
+}
+
+interface HostRow {
+  name: string;
+  state: string;
+  apps: unknown[];
+}
+
+async function waitForInventories(api: ControllerApi, n: number): Promise<void> {
+  const deadline = Date.now() + 10 * 60_000;
+  for (;;) {
+    const { hosts } = await api.json<{ hosts: HostRow[] }>("GET", "/v1/hosts");
+    const ready = hosts.filter((h) => h.state === "online" && h.apps.length > 0).length;
+    if (ready === n) return;
+    if (Date.now() > deadline) throw new Error(`only ${ready} of ${n} hosts are online with an inventory`);
+    await delay(1_000);
+  }
+}
+
+/** Wait for the rollout to end: the version's status turns stable or bad, or the rollout stops moving. */
+async function waitForRollout(
+  api: ControllerApi,
+  id: string,
+  fleet: FakeFleet,
+  pid: number,
+  n: number,
+): Promise<RolloutView> {
+  const t0 = Date.now();
+  let lastReport = 0;
+  let cpu0 = readProcessUsage(pid)?.cpuSeconds ?? 0;
+  for (;;) {
+    await delay(500);
+    const images = await api.json<{ images: Array<{ version: number; status: string }> }>(
+      "GET",
+      `/v1/images?line=${LINE}`,
+    );
+    const status = images.images.find((i) => i.version === 2)?.status;
+    if (status === "stable" || status === "bad") break;
+    if (Date.now() - lastReport >= 5_000) {
+      const usage = readProcessUsage(pid);
+      const cpuNow = usage?.cpuSeconds ?? cpu0;
+      const busy = (cpuNow - cpu0) / ((Date.now() - (lastReport || t0)) / 1000);
+      cpu0 = cpuNow;
+      lastReport = Date.now();
+      out(
+        `  ${seconds(elapsed(t0)).padStart(8)}  pulls ${fleet.pullsDone}/${n}  switches ${fleet.deploysDone}/${n}  controller RSS ${mib(usage?.rssBytes ?? Number.NaN)}, CPU ${fmt(busy * 100, 0)}%, children ${usage?.children ?? "?"}`,
+      );
+    }
+    const idleMs = performance.timeOrigin + performance.now() - fleet.lastActivityAt;
+    if (idleMs > 120_000) {
+      const view = await api.json<RolloutView>("GET", `/v1/rollouts/${id}`);
+      if (view.state !== "running" || idleMs > 15 * 60_000)
+        throw new Error(`the rollout stalled in state ${view.state}: ${view.reason ?? "no reason"}`);
+    }
+    if (elapsed(t0) > TIMEOUT_MS) throw new Error(`the rollout did not end within ${seconds(TIMEOUT_MS)}`);
+  }
+  return api.json<RolloutView>("GET", `/v1/rollouts/${id}`);
+}
+
+async function runScale(n: number, deps: WorkspaceDeps): Promise<ScaleResult> {
+  out(`\n=== N = ${n} hosts ===`);
+  const fs = await createLoopBtrfs({ sizeMiB: 1024, label: "gild-bench" });
+  const dataDir = join(fs.dir, "data");
+  const profileDir = join(fs.dir, "profile");
+  mkdirSync(dataDir, { recursive: true });
+  let fleet: FakeFleet | undefined;
+  let api: ControllerApi | undefined;
+  const controller = await startBenchController({
+    cli: gildCliPath(),
+    dataDir,
+    pool: join(fs.mountPoint, "pool"),
+    logFile: join(fs.dir, "controller.log"),
+    ...(CPU_PROFILE ? { cpuProfileDir: profileDir } : {}),
+  }).catch(async (err: unknown) => {
+    await fs.destroy();
+    throw err;
+  });
+  try {
+    const pid = controller.pid;
+    api = new ControllerApi(controller.url, controller.caPem, controller.adminToken, JOIN_CONCURRENCY * 2);
+    out(`controller pid ${pid} at ${controller.url}; data ${dataDir}`);
+
+    // Two versions of the line: bench@1 every host runs, bench@2 the rollout ships (an incremental).
+    for (const version of [1, 2]) {
+      const tree = join(fs.dir, `tree-${version}`);
+      await makeTree(tree, version);
+      await api.ndjson("POST", "/v1/images", { line: LINE, source: { kind: "dir", path: tree } });
+    }
+    const { images } = await api.json<{ images: Array<{ version: number; uuid: string }> }>(
+      "GET",
+      `/v1/images?line=${LINE}`,
+    );
+    const startUuid = images.find((i) => i.version === 1)?.uuid;
+    if (!startUuid || !images.some((i) => i.version === 2))
+      throw new Error(`expected ${LINE}@1 and @2 on the controller, got ${JSON.stringify(images)}`);
+    await api.json("POST", "/v1/apps", {
+      name: APP,
+      image: LINE,
+      hosts: [`bench=${LABELS.bench}`],
+      command: ["/usr/bin/svc"],
+    });
+    const afterSetup = readProcessUsage(pid) as ProcessUsage;
+
+    out(`joining ${n} hosts (${JOIN_CONCURRENCY} at a time) ...`);
+    const join1 = await joinHosts(api, n);
+    const afterJoin = readProcessUsage(pid) as ProcessUsage;
+    out(
+      `  joined ${n} hosts in ${seconds(join1.ms)} (${fmt(n / (join1.ms / 1000), 0)} hosts/s; median token ${fmt(join1.tokenMsMedian, 1)} ms, enroll ${fmt(join1.enrollMsMedian, 1)} ms)`,
+    );
+
+    fleet = new FakeFleet(deps, {
+      controllerUrl: controller.url,
+      caPem: controller.caPem,
+      joined: join1.joined,
+      startUuid,
+      line: LINE,
+      startVersion: 1,
+      app: APP,
+      labels: LABELS,
+      commandDelayMs: COMMAND_DELAY_MS,
+    });
+    out(`connecting ${n} fake agents (${CONNECT_CONCURRENCY} handshakes at a time) ...`);
+    let t0 = Date.now();
+    await fleet.connectAll(CONNECT_CONCURRENCY, (w) => out(`  welcomed ${w}/${n} (${seconds(elapsed(t0))})`));
+    const connectMs = elapsed(t0);
+    t0 = Date.now();
+    await waitForInventories(api, n);
+    const inventorySyncMs = elapsed(t0);
+    await delay(2_000);
+    const connected = readProcessUsage(pid) as ProcessUsage;
+    out(
+      `  ${n} agents connected in ${seconds(connectMs)}, inventories stored ${seconds(inventorySyncMs)} later; controller RSS ${mib(connected.rssBytes)}`,
+    );
+
+    // The rollout, measured.
+    const sampler = new UsageSampler(pid, 250);
+    const lag = monitorEventLoopDelay({ resolution: 10 });
+    lag.enable();
+    const loadCpu0 = cpuSecondsSoFar();
+    const rolloutStart = Date.now();
+    out(`rolling out ${LINE}@2 with ${JSON.stringify(STRATEGY)} ...`);
+    const started = await api.json<RolloutView>("POST", "/v1/rollouts", {
+      image: `${LINE}@2`,
+      strategy: STRATEGY,
+    });
+    const startAnswerMs = elapsed(rolloutStart);
+    const view = await waitForRollout(api, started.id, fleet, pid, n);
+    const rolloutEnd = Date.now();
+    lag.disable();
+    const loadToolCpuSeconds = cpuSecondsSoFar() - loadCpu0;
+    const end = sampler.stop() as ProcessUsage;
+    const begin = sampler.samples[0] as ProcessUsage;
+    const rolloutMs = (view.finishedAt ?? rolloutEnd) - view.createdAt;
+    out(
+      `  rollout ${view.id} ${view.state} in ${seconds(rolloutMs)}${view.reason ? `: ${view.reason}` : ""}; waves ${view.waves.map((w) => w.hosts.length).join(" + ")}`,
+    );
+
+    // What the controller stored.
+    const db = join(dataDir, "gild.db");
+    let events: StoredEventRow[] = [];
+    const eventCounts: Record<string, number> = {};
+    const commandCounts: Record<string, number> = {};
+    let recordBytes = Number.NaN;
+    try {
+      events = await sqliteJson<StoredEventRow>(
+        db,
+        `SELECT at, kind, wave, message FROM rollout_events WHERE rollout_id = '${view.id}' AND kind IN ('wave-started', 'wave-completed', 'bake-started', 'rollout-state') ORDER BY id`,
+      );
+      for (const row of await sqliteJson<{ kind: string; n: number }>(
+        db,
+        `SELECT kind, COUNT(*) AS n FROM rollout_events WHERE rollout_id = '${view.id}' GROUP BY kind`,
+      ))
+        eventCounts[row.kind] = row.n;
+      for (const row of await sqliteJson<{ kind: string; state: string; n: number }>(
+        db,
+        `SELECT kind, state, COUNT(*) AS n FROM commands WHERE rollout_id = '${view.id}' GROUP BY kind, state`,
+      ))
+        commandCounts[`${row.kind} ${row.state}`] = row.n;
+      recordBytes =
+        (
+          await sqliteJson<{ n: number }>(
+            db,
+            `SELECT length(record) AS n FROM rollouts WHERE id = '${view.id}'`,
+          )
+        )[0]?.n ?? Number.NaN;
+    } catch (err) {
+      out(`  (no controller-side event timing: ${(err as Error).message})`);
+    }
+
+    const hostsByName = new Map<string, FakeHost>(fleet.hosts.map((h) => [h.name, h]));
+    const transitions = analyseTransitions(view, hostsByName, events);
+    const latencies = transitions.map((t) => t.firstCommandMs);
+
+    let profile: ProfileSummary | null = null;
+    let profileFile: string | null = null;
+    // Stop the controller before the fleet, so it does not record 10,000 disconnects.
+    fleet.quiesce();
+    await controller.stop(60_000);
+    if (CPU_PROFILE) {
+      const file = newestProfile(profileDir);
+      if (file) {
+        mkdirSync(PROFILE_DIR, { recursive: true });
+        profileFile = join(PROFILE_DIR, `controller-${n}-hosts-${basename(file)}`);
+        renameSync(file, profileFile);
+        profile = summarizeProfile(
+          profileFile,
+          rolloutStart - controller.spawnedAt,
+          rolloutEnd - controller.spawnedAt,
+        );
+      }
+    }
+    return {
+      hosts: n,
+      joinMs: join1.ms,
+      tokenMsMedian: join1.tokenMsMedian,
+      enrollMsMedian: join1.enrollMsMedian,
+      connectMs,
+      inventorySyncMs,
+      startAnswerMs,
+      rolloutMs,
+      rolloutState: view.state,
+      rolloutReason: view.reason,
+      waves: view.waves.map((w) => w.hosts.length),
+      rss: {
+        afterSetup: afterSetup.rssBytes,
+        afterJoin: afterJoin.rssBytes,
+        connected: connected.rssBytes,
+        peakDuringRollout: sampler.max("rssBytes"),
+        vmHwm: end.peakRssBytes,
+        end: end.rssBytes,
+      },
+      cpuSecondsRollout: end.cpuSeconds - begin.cpuSeconds,
+      cpuSecondsJoin: afterJoin.cpuSeconds - afterSetup.cpuSeconds,
+      cpuSecondsConnect: connected.cpuSeconds - afterJoin.cpuSeconds,
+      maxChildren: sampler.max("children"),
+      maxFds: sampler.max("openFds"),
+      writeBytesRollout: end.writeBytes - begin.writeBytes,
+      writeSyscallsRollout: end.writeSyscalls - begin.writeSyscalls,
+      dbBytes: fileSize(db),
+      walBytes: fileSize(`${db}-wal`),
+      recordBytes,
+      events: eventCounts,
+      commands: commandCounts,
+      transitions,
+      transitionMedianMs: median(latencies),
+      transitionMaxMs: latencies.length > 0 ? Math.max(...latencies) : Number.NaN,
+      loadToolLagP99Ms: lag.percentile(99) / 1e6,
+      loadToolLagMaxMs: lag.max / 1e6,
+      loadToolCpuSeconds,
+      fleet: fleet.counters,
+      profile,
+      profileFile,
+    };
+  } catch (err) {
+    out(`controller log ends with:\n${controller.logTail()}`);
+    throw err;
+  } finally {
+    fleet?.quiesce();
+    await controller.stop(30_000);
+    if (KEEP_DIR) {
+      const kept = join(KEEP_DIR, `n${n}`);
+      mkdirSync(kept, { recursive: true });
+      for (const file of ["gild.db", "gild.db-wal", "gild.db-shm"])
+        if (existsSync(join(dataDir, file))) copyFileSync(join(dataDir, file), join(kept, file));
+      copyFileSync(controller.logFile, join(kept, "controller.log"));
+      out(`kept the controller's database and log in ${kept}`);
+    }
+    fleet?.close();
+    api?.close();
+    await fs.destroy();
+  }
+}
+
+function printResult(r: ScaleResult, planner: PlannerCost | undefined): void {
+  out(`\n--- N = ${r.hosts}: results ---`);
+  out(
+    `rollout: ${r.rolloutState}${r.rolloutReason ? ` (${r.rolloutReason})` : ""}, waves ${r.waves.join(" + ")}`,
+  );
+  out(
+    `join: ${seconds(r.joinMs)} for ${r.hosts} hosts (median POST /v1/tokens ${fmt(r.tokenMsMedian, 1)} ms, POST /v1/enroll ${fmt(r.enrollMsMedian, 1)} ms, ${JOIN_CONCURRENCY} in flight); controller CPU ${fmt(r.cpuSecondsJoin, 1)} s`,
+  );
+  out(
+    `connect: ${seconds(r.connectMs)} for ${r.hosts} WebSockets, inventories stored ${seconds(r.inventorySyncMs)} later; controller CPU ${fmt(r.cpuSecondsConnect, 1)} s`,
+  );
+  out(`rollout: ${seconds(r.rolloutMs)} (POST /v1/rollouts answered in ${fmt(r.startAnswerMs, 0)} ms)`);
+  out(
+    `controller RSS: after setup ${mib(r.rss.afterSetup)}, after join ${mib(r.rss.afterJoin)}, ${r.hosts} connected ${mib(r.rss.connected)} (${fmt((r.rss.connected - r.rss.afterJoin) / r.hosts / 1024, 1)} KiB per connection), peak during rollout ${mib(r.rss.peakDuringRollout)}, VmHWM ${mib(r.rss.vmHwm)}, at the end ${mib(r.rss.end)}`,
+  );
+  out(
+    `controller CPU during the rollout: ${fmt(r.cpuSecondsRollout, 1)} s (${fmt((r.cpuSecondsRollout / (r.rolloutMs / 1000)) * 100, 0)}% of one core); max child processes ${r.maxChildren}, max open fds ${r.maxFds}`,
+  );
+  out(
+    `controller writes during the rollout: ${mib(r.writeBytesRollout)} to storage in ${r.writeSyscallsRollout} write calls; gild.db ${mib(r.dbBytes)}, WAL ${mib(r.walBytes)}; rollout record ${fmt(r.recordBytes / 1024, 0)} KiB of JSON`,
+  );
+  out(`rollout events stored: ${JSON.stringify(r.events)}`);
+  out(`rollout commands stored: ${JSON.stringify(r.commands)}`);
+  out(
+    `fake agents: ${r.fleet.framesIn} frames in, ${r.fleet.framesOut} out; commands ${JSON.stringify(r.fleet.commands)}; replays ${r.fleet.replays}; unexpected closes ${r.fleet.unexpectedCloses}; errors ${r.fleet.errors}${r.fleet.lastError ? ` (last: ${r.fleet.lastError})` : ""}; deploys before the image ${r.fleet.deploysWithoutImage}`,
+  );
+  out(
+    `load tool: CPU ${fmt(r.loadToolCpuSeconds, 1)} s during the rollout; its event-loop lag p99 ${fmt(r.loadToolLagP99Ms, 1)} ms, max ${fmt(r.loadToolLagMaxMs, 1)} ms (an upper bound on how late it timestamps a command)`,
+  );
+  out("wave transitions (ms from the last healthy report of wave k, or its bake's end):");
+  out(
+    "  k -> k+1   hosts        first command   first switch   last switch   controller's wave-started   prefetched at trigger",
+  );
+  for (const t of r.transitions) {
+    out(
+      `  ${`${t.from} -> ${t.to}`.padEnd(9)}  ${`${t.fromHosts} -> ${t.toHosts}`.padEnd(12)} ${fmt(t.firstCommandMs, 1).padStart(13)}  ${fmt(t.firstSwitchMs, 1).padStart(13)}  ${fmt(t.lastSwitchMs, 1).padStart(12)}  ${fmt(t.decisionMs, 1).padStart(26)}  ${`${t.prefetchedAtTrigger}/${t.toHosts}`.padStart(22)}`,
+    );
+  }
+  out(
+    `transition latency: median ${fmt(r.transitionMedianMs, 1)} ms, max ${fmt(r.transitionMaxMs, 1)} ms; target < ${TARGET_MS} ms: ${r.transitionMaxMs < TARGET_MS ? "MET" : "NOT MET"}`,
+  );
+  if (planner) {
+    out(
+      `pure planner at ${planner.hosts} hosts (this process): one step that changes nothing ${fmt(planner.idleStepMs, 1)} ms; the transition step ${fmt(planner.transitionStepMs, 1)} ms (${planner.transitionCommands} commands, ${planner.transitionEvents} events); record ${fmt(planner.recordBytes / 1024, 0)} KiB, JSON.stringify ${fmt(planner.stringifyMs, 1)} ms, JSON.parse ${fmt(planner.parseMs, 1)} ms`,
+    );
+  }
+  if (r.profile) {
+    out(
+      `controller CPU profile over the rollout (${r.profileFile}): ${seconds(r.profile.sampledMs)} sampled, ${seconds(r.profile.idleMs)} idle`,
+    );
+    out("  inclusive (top):");
+    for (const row of r.profile.topInclusive)
+      out(`    ${fmt(row.ms / 1000, 2).padStart(8)} s  ${fmt(row.share * 100, 1).padStart(5)}%  ${row.name}`);
+    out("  self (top):");
+    for (const row of r.profile.topSelf)
+      out(`    ${fmt(row.ms / 1000, 2).padStart(8)} s  ${fmt(row.share * 100, 1).padStart(5)}%  ${row.name}`);
+  }
+}
+
+async function main(): Promise<void> {
+  const unmet = unmetRequirement(["root", "btrfs"]);
+  if (unmet) throw new Error(`bench:rollout ${unmet}`);
+  if (!existsSync("/usr/bin/sqlite3") && !existsSync("/bin/sqlite3"))
+    out("note: sqlite3 is not installed; the controller-side event timing is skipped");
+  const needed = Math.max(...HOSTS) + 512;
+  const limit = openFileLimit();
+  if (limit < needed) {
+    throw new Error(
+      `N=${Math.max(...HOSTS)} needs about ${needed} open files in this process and in the controller; the limit is ${limit}. Raise it first: ulimit -n ${needed} (or run under prlimit --nofile=${needed}:${needed})`,
+    );
+  }
+  const deps = await loadWorkspaceDeps();
+  const results: ScaleResult[] = [];
+  const planners = new Map<number, PlannerCost>();
+  for (const n of HOSTS) planners.set(n, measurePlannerCost(n, STRATEGY));
+  for (const n of HOSTS) {
+    const result = await runScale(n, deps);
+    results.push(result);
+    printResult(result, planners.get(n));
+  }
+  if (env.BENCH_JSON)
+    writeFileSync(
+      env.BENCH_JSON,
+      `${JSON.stringify({ results, planners: [...planners.values()] }, null, 2)}\n`,
+    );
+
+  out("\n=== summary ===");
+  out(
+    "hosts    join      rollout    RSS peak / end        CPU s   transition median / max   target < 100 ms",
+  );
+  for (const r of results) {
+    out(
+      `${String(r.hosts).padEnd(8)} ${seconds(r.joinMs).padEnd(9)} ${seconds(r.rolloutMs).padEnd(10)} ${`${mib(r.rss.vmHwm)} / ${mib(r.rss.end)}`.padEnd(21)} ${fmt(r.cpuSecondsRollout, 1).padStart(6)}   ${`${fmt(r.transitionMedianMs, 1)} / ${fmt(r.transitionMaxMs, 1)} ms`.padEnd(25)} ${r.rolloutState !== "succeeded" ? `rollout ${r.rolloutState}` : r.transitionMaxMs < TARGET_MS ? "met" : "NOT met"}`,
+    );
+  }
+}
+
+await main();

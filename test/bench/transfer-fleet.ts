@@ -1,0 +1,191 @@
+// The controller -> WebSocket (TLS) -> agent -> verified image path, against the raw pipe
+// `btrfs send | btrfs receive` on the same image, alternating; CPU seconds per GiB of each path; the
+// controller's and agent's peak RSS while moving a large image; and a small delta to a joined agent
+// against the raw incremental pipe.
+import { readFileSync } from "node:fs";
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { createFleet, type Fleet, run } from "@gild/testkit";
+import { coldCaches, cpuSecondsSoFar } from "./machine.js";
+import { fmt, median, report, type Sample } from "./stats.js";
+
+/** utime+stime+cutime+cstime of a process, in seconds. */
+function processCpu(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0) / 100;
+}
+
+function rssBytes(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024;
+}
+
+async function generateTree(dir: string, mib: number): Promise<void> {
+  await mkdir(join(dir, "usr"), { recursive: true });
+  await mkdir(join(dir, "etc"), { recursive: true });
+  await writeFile(join(dir, "etc", "os-release"), "ID=bench\n");
+  // Half random (incompressible), half text: a rough stand-in for a Debian root.
+  for (let i = 0; i < Math.ceil(mib / 8); i++) {
+    const path = join(dir, `file-${i}.bin`);
+    await run("sh", [
+      "-c",
+      i % 2 === 0
+        ? `head -c 8388608 /dev/urandom > ${path}`
+        : `yes 'gild bench: a line of compressible text, like a config file' | head -c 8388608 > ${path}`,
+    ]);
+  }
+}
+
+async function push(fleet: Fleet, ref: string): Promise<{ bytes: number; streamVersion: number }> {
+  const res = await fleet.gild(["image", "push", ref, "--hosts", "host-1", "--json"], { timeoutMs: 900_000 });
+  if (res.code !== 0) throw new Error(`push ${ref}: ${res.stderr}${res.stdout}`);
+  const [result] = JSON.parse(res.stdout) as Array<{
+    state: string;
+    artifact: { sizeBytes: number; streamVersion: number };
+  }>;
+  if (result?.state !== "done") throw new Error(`push ${ref}: ${res.stdout}`);
+  return { bytes: result.artifact.sizeBytes, streamVersion: result.artifact.streamVersion };
+}
+
+async function evict(fleet: Fleet, ref: string): Promise<void> {
+  const res = await fleet.gild(["image", "rm", ref, "--hosts", "host-1"]);
+  if (res.code !== 0) throw new Error(`evict ${ref}: ${res.stderr}`);
+}
+
+/** Time a path, with the CPU it cost the given processes (and this process's waited-for children). */
+async function timed(pids: Array<number | undefined>, fn: () => Promise<void>): Promise<Sample> {
+  await coldCaches();
+  const cpu0 = cpuSecondsSoFar() + pids.reduce<number>((sum, p) => sum + processCpu(p), 0);
+  const t0 = performance.now();
+  await fn();
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu1 = cpuSecondsSoFar() + pids.reduce<number>((sum, p) => sum + processCpu(p), 0);
+  return { seconds, cpuSeconds: cpu1 - cpu0 };
+}
+
+export async function benchFleetTransfer(options: {
+  runs: number;
+  imageMiB: number;
+  rssImageMiB: number;
+}): Promise<void> {
+  const fleet = await createFleet({
+    hosts: 1,
+    poolSizeMiB: options.rssImageMiB * 3 + 2048,
+    controllerPoolSizeMiB: (options.imageMiB + options.rssImageMiB) * 3 + 2048,
+  });
+  try {
+    const host = fleet.hosts[0] as Fleet["hosts"][number];
+    const tree = join(fleet.controllerPool, "..", "bench-tree");
+    process.stdout.write(`\ngenerating a ${options.imageMiB} MiB image on the controller ...\n`);
+    await generateTree(tree, options.imageMiB);
+    await fleet.gildJson(["image", "create", "bench", "--from-dir", tree]);
+    await rm(tree, { recursive: true, force: true });
+    const rootfs = (v: number) => join(fleet.controllerPool, "images", "bench", String(v), "rootfs");
+    // The first push makes nothing new: the full artifact was made when the version was created.
+    const first = await push(fleet, "bench@1");
+    await evict(fleet, "bench@1");
+    const flags = first.streamVersion === 2 ? ["--proto", "2", "--compressed-data"] : [];
+    const rawTarget = join(host.poolPath, "raw-bench");
+    await mkdir(rawTarget, { recursive: true });
+    const ws: Sample[] = [];
+    const rawSame: Sample[] = [];
+    const rawPlain: Sample[] = [];
+    for (let i = 0; i < options.runs; i++) {
+      ws.push(
+        await timed([fleet.controllerPid(), host.pid()], () => push(fleet, "bench@1").then(() => undefined)),
+      );
+      await evict(fleet, "bench@1");
+      for (const [samples, f] of [
+        [rawSame, flags],
+        [rawPlain, [] as string[]],
+      ] as const) {
+        samples.push(
+          await timed([], async () => {
+            await run("sh", [
+              "-c",
+              `btrfs send -q ${f.join(" ")} ${rootfs(1)} | btrfs receive -q ${rawTarget}`,
+            ]);
+          }),
+        );
+        await run("btrfs", ["subvolume", "delete", join(rawTarget, "rootfs")]);
+      }
+    }
+    report(
+      `controller -> WebSocket (TLS) -> agent, ${first.streamVersion === 2 ? "--compressed-data" : "plain"} stream`,
+      first.bytes,
+      {
+        "gild image push (verified, promoted)": ws,
+        [`raw pipe, same flags${flags.length ? " (--compressed-data)" : ""}`]: rawSame,
+        "raw pipe, plain stream": rawPlain,
+      },
+    );
+    const wsMedian = median(ws.map((s) => s.seconds));
+    process.stdout.write(
+      `  ratio (push throughput / raw pipe, same flags) = ${fmt(median(rawSame.map((s) => s.seconds)) / wsMedian)}   target >= 0.8 (aim 0.9)\n` +
+        `  default path vs plain raw pipe: push ${fmt(wsMedian)} s, raw plain ${fmt(median(rawPlain.map((s) => s.seconds)))} s (push faster: ${wsMedian < median(rawPlain.map((s) => s.seconds))})\n`,
+    );
+
+    // A small patch: the delta a joined agent needs, against the raw incremental pipe.
+    await push(fleet, "bench@1");
+    await fleet.gildJson([
+      "image",
+      "update",
+      "bench",
+      "--",
+      "/bin/sh",
+      "-c",
+      "head -c 4000000 /dev/urandom > /patch.bin && echo patched >> /etc/os-release",
+    ]);
+    const hostCopyOf1 = join(host.poolPath, "images", "bench", "1", "rootfs");
+    const deltaWs: Sample[] = [];
+    const deltaRaw: Sample[] = [];
+    let deltaBytes = 0;
+    for (let i = 0; i < options.runs; i++) {
+      deltaWs.push(
+        await timed([], async () => {
+          deltaBytes = (await push(fleet, "bench@2")).bytes;
+        }),
+      );
+      await evict(fleet, "bench@2");
+      deltaRaw.push(
+        await timed([], async () => {
+          await run("sh", [
+            "-c",
+            `btrfs send -q ${flags.join(" ")} -p ${rootfs(1)} ${rootfs(2)} | btrfs receive -q ${rawTarget}`,
+          ]);
+        }),
+      );
+      await run("btrfs", ["subvolume", "delete", join(rawTarget, "rootfs")]);
+    }
+    report("a small delta (bench@1 -> bench@2) to a joined agent", deltaBytes, {
+      "gild image push (incremental)": deltaWs,
+      "raw incremental pipe": deltaRaw,
+    });
+    process.stdout.write(
+      `  push / raw = ${fmt(median(deltaWs.map((s) => s.seconds)) / median(deltaRaw.map((s) => s.seconds)))}x   target <= 1.5x (parent ${hostCopyOf1} held by the agent)\n`,
+    );
+
+    // Peak RSS of both daemons while moving a large image.
+    process.stdout.write(`\ngenerating a ${options.rssImageMiB} MiB image for the memory check ...\n`);
+    const bigTree = join(fleet.controllerPool, "..", "big-tree");
+    await generateTree(bigTree, options.rssImageMiB);
+    await fleet.gildJson(["image", "create", "big", "--from-dir", bigTree]);
+    await rm(bigTree, { recursive: true, force: true });
+    let peakController = 0;
+    let peakAgent = 0;
+    const sampler = setInterval(() => {
+      peakController = Math.max(peakController, rssBytes(fleet.controllerPid()));
+      peakAgent = Math.max(peakAgent, rssBytes(host.pid()));
+    }, 100);
+    const big = await push(fleet, "big@1");
+    clearInterval(sampler);
+    process.stdout.write(
+      `moving ${(big.bytes / 1024 ** 3).toFixed(2)} GiB: peak RSS controller ${(peakController / 1024 ** 2).toFixed(0)} MiB, agent ${(peakAgent / 1024 ** 2).toFixed(0)} MiB (target <= 200 MiB each)\n`,
+    );
+  } finally {
+    await fleet.destroy();
+  }
+}
