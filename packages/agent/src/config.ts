@@ -1,6 +1,12 @@
-import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
-import { GildError, parseDuration, parseSize } from "@gild/core";
+import {
+  durationField,
+  type FieldProblem,
+  GildError,
+  LOG_LEVELS,
+  sizeField,
+  unknownFields,
+} from "@gild/core";
 
 /** The agent's configuration as an operator writes it (config file and flags), all optional. */
 export interface RawAgentConfig {
@@ -33,7 +39,7 @@ export interface AgentConfig {
 export const DEFAULT_AGENT_STATE_DIR = "/var/lib/gild/agent";
 export const DEFAULT_AGENT_POOL = "/var/lib/gild/pool";
 
-const KNOWN = new Set([
+const KNOWN_SETTINGS = [
   "stateDir",
   "pool",
   "runtime",
@@ -42,44 +48,12 @@ const KNOWN = new Set([
   "reconnectMax",
   "inventoryInterval",
   "logLevel",
-]);
-const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
-
-export function readAgentConfigFile(path: string): RawAgentConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    throw new GildError("GILD_CONFIG_INVALID", `cannot read config file ${path}: ${(err as Error).message}`);
-  }
-  try {
-    const parsed = JSON.parse(text) as unknown;
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
-      throw new Error("not an object");
-    return parsed as RawAgentConfig;
-  } catch (err) {
-    throw new GildError(
-      "GILD_CONFIG_INVALID",
-      `config file ${path} is not a JSON object: ${(err as Error).message}`,
-    );
-  }
-}
+] as const satisfies ReadonlyArray<keyof RawAgentConfig>;
 
 /** Validate every setting at once (all problems listed), apply defaults, freeze. */
 export function resolveAgentConfig(raw: RawAgentConfig): AgentConfig {
-  const problems: Array<{ path: string; message: string }> = [];
-  for (const key of Object.keys(raw))
-    if (!KNOWN.has(key)) problems.push({ path: key, message: "unknown setting" });
-  const duration = (value: string | number | undefined, fallback: number, path: string): number => {
-    if (value === undefined) return fallback;
-    if (typeof value === "number") return value;
-    try {
-      return parseDuration(value, path);
-    } catch (err) {
-      problems.push({ path, message: (err as Error).message });
-      return fallback;
-    }
-  };
+  const problems: FieldProblem[] = [];
+  unknownFields(raw, KNOWN_SETTINGS, problems);
   for (const [key, value] of [
     ["stateDir", raw.stateDir],
     ["pool", raw.pool],
@@ -91,28 +65,18 @@ export function resolveAgentConfig(raw: RawAgentConfig): AgentConfig {
   if (runtime !== "auto" && runtime !== "systemd" && runtime !== "process") {
     problems.push({ path: "runtime", message: "one of auto, systemd, process" });
   }
-  let maxDownloadRate = 0;
-  if (raw.maxDownloadRate !== undefined) {
-    try {
-      maxDownloadRate =
-        typeof raw.maxDownloadRate === "number"
-          ? raw.maxDownloadRate
-          : parseSize(raw.maxDownloadRate, "maxDownloadRate");
-    } catch (err) {
-      problems.push({ path: "maxDownloadRate", message: (err as Error).message });
-    }
-  }
+  const maxDownloadRate = sizeField(raw.maxDownloadRate, 0, "maxDownloadRate", problems);
   const logLevel = raw.logLevel ?? "info";
-  if (!LOG_LEVELS.includes(logLevel))
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
     problems.push({ path: "logLevel", message: `one of ${LOG_LEVELS.join(", ")}` });
   const config: AgentConfig = {
     stateDir: resolve(raw.stateDir ?? DEFAULT_AGENT_STATE_DIR),
     pool: resolve(raw.pool ?? DEFAULT_AGENT_POOL),
     runtime: runtime as AgentConfig["runtime"],
     maxDownloadRate,
-    silenceTimeoutMs: duration(raw.silenceTimeout, 60_000, "silenceTimeout"),
-    reconnectMaxMs: duration(raw.reconnectMax, 60_000, "reconnectMax"),
-    inventoryIntervalMs: duration(raw.inventoryInterval, 30_000, "inventoryInterval"),
+    silenceTimeoutMs: durationField(raw.silenceTimeout, 60_000, "silenceTimeout", problems),
+    reconnectMaxMs: durationField(raw.reconnectMax, 60_000, "reconnectMax", problems),
+    inventoryIntervalMs: durationField(raw.inventoryInterval, 30_000, "inventoryInterval", problems),
     logLevel,
   };
   if (problems.length > 0) {

@@ -3,7 +3,6 @@ export {
   DEFAULT_AGENT_POOL,
   DEFAULT_AGENT_STATE_DIR,
   type RawAgentConfig,
-  readAgentConfigFile,
   resolveAgentConfig,
 } from "./config.js";
 export { backoffDelay } from "./connection.js";

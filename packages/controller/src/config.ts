@@ -1,6 +1,12 @@
-import { readFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
-import { GildError, parseDuration, parseSize } from "@gild/core";
+import {
+  durationField,
+  type FieldProblem,
+  GildError,
+  LOG_LEVELS,
+  sizeField,
+  unknownFields,
+} from "@gild/core";
 
 /** The controller's configuration as an operator writes it (config file and flags), all optional. */
 export interface RawControllerConfig {
@@ -59,69 +65,25 @@ export interface ControllerConfig {
 export const DEFAULT_CONTROLLER_DIR = "/var/lib/gild/controller";
 export const DEFAULT_CONTROLLER_PORT = 7443;
 
-const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
-
-function duration(
-  value: string | number | undefined,
-  fallback: number,
-  path: string,
-  problems: Problem[],
-): number {
-  if (value === undefined) return fallback;
-  if (typeof value === "number") return value;
-  try {
-    return parseDuration(value, path);
-  } catch (err) {
-    problems.push({ path, message: (err as Error).message });
-    return fallback;
-  }
-}
-
-interface Problem {
-  path: string;
-  message: string;
-}
-
-/** Read a JSON config file (the controller's --config). */
-export function readControllerConfigFile(path: string): RawControllerConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    throw new GildError("GILD_CONFIG_INVALID", `cannot read config file ${path}: ${(err as Error).message}`);
-  }
-  try {
-    const parsed = JSON.parse(text) as unknown;
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
-      throw new Error("not an object");
-    return parsed as RawControllerConfig;
-  } catch (err) {
-    throw new GildError(
-      "GILD_CONFIG_INVALID",
-      `config file ${path} is not a JSON object: ${(err as Error).message}`,
-    );
-  }
-}
+const KNOWN_SETTINGS = [
+  "dataDir",
+  "pool",
+  "listen",
+  "publicUrl",
+  "tlsNames",
+  "insecureDev",
+  "heartbeatInterval",
+  "offlineGrace",
+  "tokenTtl",
+  "transferRateLimit",
+  "compressedStreams",
+  "logLevel",
+] as const satisfies ReadonlyArray<keyof RawControllerConfig>;
 
 /** Validate the whole raw config at once (every problem listed), apply defaults, freeze. */
 export function resolveControllerConfig(raw: RawControllerConfig): ControllerConfig {
-  const problems: Problem[] = [];
-  const known = new Set([
-    "dataDir",
-    "pool",
-    "listen",
-    "publicUrl",
-    "tlsNames",
-    "insecureDev",
-    "heartbeatInterval",
-    "offlineGrace",
-    "tokenTtl",
-    "transferRateLimit",
-    "compressedStreams",
-    "logLevel",
-  ]);
-  for (const key of Object.keys(raw))
-    if (!known.has(key)) problems.push({ path: key, message: "unknown setting" });
+  const problems: FieldProblem[] = [];
+  unknownFields(raw, KNOWN_SETTINGS, problems);
 
   const dataDir = resolve(raw.dataDir ?? DEFAULT_CONTROLLER_DIR);
   const pool = resolve(raw.pool ?? join(dataDir, "pool"));
@@ -146,19 +108,9 @@ export function resolveControllerConfig(raw: RawControllerConfig): ControllerCon
   if (!insecureDev && publicUrl.startsWith("http://")) {
     problems.push({ path: "publicUrl", message: "http:// needs insecureDev; the controller serves TLS" });
   }
-  let transferRateLimit = 0;
-  if (raw.transferRateLimit !== undefined) {
-    try {
-      transferRateLimit =
-        typeof raw.transferRateLimit === "number"
-          ? raw.transferRateLimit
-          : parseSize(raw.transferRateLimit, "transferRateLimit");
-    } catch (err) {
-      problems.push({ path: "transferRateLimit", message: (err as Error).message });
-    }
-  }
+  const transferRateLimit = sizeField(raw.transferRateLimit, 0, "transferRateLimit", problems);
   const logLevel = raw.logLevel ?? "info";
-  if (!LOG_LEVELS.includes(logLevel))
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
     problems.push({ path: "logLevel", message: `one of ${LOG_LEVELS.join(", ")}` });
   const tlsNames = raw.tlsNames ?? [];
   if (!Array.isArray(tlsNames) || tlsNames.some((n) => typeof n !== "string")) {
@@ -172,9 +124,9 @@ export function resolveControllerConfig(raw: RawControllerConfig): ControllerCon
     publicUrl,
     tlsNames,
     insecureDev,
-    heartbeatIntervalMs: duration(raw.heartbeatInterval, 20_000, "heartbeatInterval", problems),
-    offlineGraceMs: duration(raw.offlineGrace, 45_000, "offlineGrace", problems),
-    tokenTtlMs: duration(raw.tokenTtl, 3_600_000, "tokenTtl", problems),
+    heartbeatIntervalMs: durationField(raw.heartbeatInterval, 20_000, "heartbeatInterval", problems),
+    offlineGraceMs: durationField(raw.offlineGrace, 45_000, "offlineGrace", problems),
+    tokenTtlMs: durationField(raw.tokenTtl, 3_600_000, "tokenTtl", problems),
     transferRateLimit,
     compressedStreams: raw.compressedStreams ?? true,
     logLevel,

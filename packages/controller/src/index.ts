@@ -4,7 +4,6 @@ export {
   DEFAULT_CONTROLLER_DIR,
   DEFAULT_CONTROLLER_PORT,
   type RawControllerConfig,
-  readControllerConfigFile,
   resolveControllerConfig,
 } from "./config.js";
 export {

@@ -1,5 +1,6 @@
 export * from "./app-spec.js";
 export * from "./ca-pin.js";
+export * from "./config-fields.js";
 export * from "./errors.js";
 export * from "./image.js";
 export * from "./join-token.js";

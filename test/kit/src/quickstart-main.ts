@@ -7,7 +7,9 @@ const DEFAULT_DIR = "/var/tmp/gild-quickstart";
 const DEFAULT_CACHE = "/var/cache/gild-quickstart/debs";
 
 function usage(): never {
-  process.stderr.write("usage: quickstart-main.js up [--quick] [--dir DIR] [--cache-dir DIR] | down [--dir DIR]\n");
+  process.stderr.write(
+    "usage: quickstart-main.js up [--quick] [--dir DIR] [--cache-dir DIR] | down [--dir DIR]\n",
+  );
   process.exit(2);
 }
 

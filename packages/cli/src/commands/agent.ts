@@ -4,11 +4,11 @@ import {
   DEFAULT_AGENT_STATE_DIR,
   joinController,
   type RawAgentConfig,
-  readAgentConfigFile,
   resolveAgentConfig,
   runAgent,
 } from "@gild/agent";
 import type { Command } from "commander";
+import { readJsonConfigFile } from "../config-file.js";
 import type { CliContext } from "../context.js";
 import { collect, parseKeyValues } from "./options.js";
 
@@ -76,7 +76,7 @@ export function registerAgentCommands(program: Command, ctx: CliContext): void {
         maxDownloadRate?: string;
         logLevel?: string;
       }) => {
-        const raw: RawAgentConfig = flags.config ? readAgentConfigFile(flags.config) : {};
+        const raw: RawAgentConfig = flags.config ? (readJsonConfigFile(flags.config) as RawAgentConfig) : {};
         if (flags.stateDir !== undefined) raw.stateDir = flags.stateDir;
         if (flags.pool !== undefined) raw.pool = flags.pool;
         if (flags.runtime !== undefined) raw.runtime = flags.runtime;

@@ -132,7 +132,13 @@ async function followDeploy(
     render.live([...latest.values()].filter((x) => x.state === "pulling" && x.progress).map(deployLine));
   }
   render.endLive();
-  render.result(result.hosts, () => result.hosts.map(deployLine).join("\n"));
+  // Each host's outcome was printed as it happened; the result is a one-line summary (or the JSON).
+  const done = result.hosts.filter((h) => h.state === "done").length;
+  render.result(
+    result.hosts,
+    () =>
+      `${done} of ${result.hosts.length} host(s) switched${done < result.hosts.length ? `, ${result.hosts.length - done} did not` : ""}`,
+  );
   if (result.hosts.some((h) => h.state !== "done")) process.exitCode = 1;
 }
 

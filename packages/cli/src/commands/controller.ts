@@ -1,10 +1,6 @@
-import {
-  type RawControllerConfig,
-  readControllerConfigFile,
-  resolveControllerConfig,
-  runController,
-} from "@gild/controller";
+import { type RawControllerConfig, resolveControllerConfig, runController } from "@gild/controller";
 import type { Command } from "commander";
+import { readJsonConfigFile } from "../config-file.js";
 import type { CliContext } from "../context.js";
 import { collect } from "./options.js";
 
@@ -47,7 +43,9 @@ export function registerControllerCommands(program: Command, _ctx: CliContext): 
     .option("--no-compressed-streams", "never send streams with --compressed-data")
     .option("--log-level <level>", "fatal|error|warn|info|debug|trace (default info)")
     .action(async (flags: RunFlags) => {
-      const fromFile: RawControllerConfig = flags.config ? readControllerConfigFile(flags.config) : {};
+      const fromFile: RawControllerConfig = flags.config
+        ? (readJsonConfigFile(flags.config) as RawControllerConfig)
+        : {};
       const raw: RawControllerConfig = { ...fromFile };
       if (flags.dataDir !== undefined) raw.dataDir = flags.dataDir;
       if (flags.pool !== undefined) raw.pool = flags.pool;

@@ -39,7 +39,7 @@ http {
     index index.php;
     location ~ \\.php$ {
       fastcgi_pass unix:/run/php/hello.sock;
-      include fastcgi_params;
+      include /etc/nginx/fastcgi_params;
       fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
     }
   }

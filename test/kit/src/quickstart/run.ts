@@ -30,10 +30,15 @@ const step = (log: (line: string) => void, text: string) => log(`\n==> ${text}`)
 /** Run the CLI against the fleet with the terminal attached (live views, build output); throws on failure. */
 function gildLive(fleet: Fleet, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [gildCliPath(), ...args], { stdio: "inherit", env: { ...process.env, ...fleet.env } });
+    const child = spawn(process.execPath, [gildCliPath(), ...args], {
+      stdio: "inherit",
+      env: { ...process.env, ...fleet.env },
+    });
     child.on("error", reject);
     child.on("exit", (code, signal) =>
-      code === 0 ? resolve() : reject(new Error(`gild ${args.join(" ")} failed (${signal ?? `exit ${code}`})`)),
+      code === 0
+        ? resolve()
+        : reject(new Error(`gild ${args.join(" ")} failed (${signal ?? `exit ${code}`})`)),
     );
   });
 }
@@ -57,7 +62,10 @@ export async function runQuickstart(options: QuickstartOptions): Promise<Quickst
     await destroyFleetAt(options.dir);
   }
   mkdirSync(options.dir, { recursive: true });
-  step(log, "making a local fleet: a controller and 3 hosts (network namespaces, btrfs pools on loop devices)");
+  step(
+    log,
+    "making a local fleet: a controller and 3 hosts (network namespaces, btrfs pools on loop devices)",
+  );
   const fleet = await createFleet({
     hosts: 3,
     dir: options.dir,
@@ -93,8 +101,12 @@ export async function runQuickstart(options: QuickstartOptions): Promise<Quickst
       if (options.quick) mkdirSync(data, { recursive: true });
       else await writeHelloApp(data);
     }
-    const command = options.quick ? `exec ${busyboxServeCommand(HELLO_PORT, HELLO_DATA_MOUNT).join(" ")}` : `exec /bin/sh ${HELLO_DATA_MOUNT}/start.sh`;
-    const health = options.quick ? `http://127.0.0.1:${HELLO_PORT}/healthz` : `http://127.0.0.1:${HELLO_PORT}/healthz.php`;
+    const command = options.quick
+      ? `exec ${busyboxServeCommand(HELLO_PORT, HELLO_DATA_MOUNT).join(" ")}`
+      : `exec /bin/sh ${HELLO_DATA_MOUNT}/start.sh`;
+    const health = options.quick
+      ? `http://127.0.0.1:${HELLO_PORT}/healthz`
+      : `http://127.0.0.1:${HELLO_PORT}/healthz.php`;
     await gildLive(fleet, [
       "app",
       "create",
@@ -126,7 +138,15 @@ export async function runQuickstart(options: QuickstartOptions): Promise<Quickst
 
     if (options.quick) {
       step(log, "php@2: gild image update php -- (a change to the served page)");
-      await gildLive(fleet, ["image", "update", "php", "--", "/bin/sh", "-c", "sed -i 's/php@1/php@2/g' /www/index.html"]);
+      await gildLive(fleet, [
+        "image",
+        "update",
+        "php",
+        "--",
+        "/bin/sh",
+        "-c",
+        "sed -i 's/php@1/php@2/g' /www/index.html",
+      ]);
     } else {
       step(log, "php@2: gild image update php -- apt-get install php-mbstring (a real package change)");
       await gildLive(fleet, [
@@ -139,7 +159,21 @@ export async function runQuickstart(options: QuickstartOptions): Promise<Quickst
         "apt-get update -qq && apt-get install -y -qq --no-install-recommends php-mbstring && apt-get clean",
       ]);
     }
-    await gildLive(fleet, ["rollout", "plan", "php@2", "--canary", "1", "--waves", "100%", "--promote", "auto", "--canary-bake", "5s", "--min-healthy", "3s"]);
+    await gildLive(fleet, [
+      "rollout",
+      "plan",
+      "php@2",
+      "--canary",
+      "1",
+      "--waves",
+      "100%",
+      "--promote",
+      "auto",
+      "--canary-bake",
+      "5s",
+      "--min-healthy",
+      "3s",
+    ]);
     step(log, "rolling php@2 out: canary first, then the rest, with health gates (live view)");
     await gildLive(fleet, [
       "rollout",
@@ -162,9 +196,13 @@ export async function runQuickstart(options: QuickstartOptions): Promise<Quickst
     // The last inventories arrive right after the switches: wait until every host reports php@2 healthy.
     await waitFor(
       async () => {
-        const apps = await fleet.gildJson<Array<{ instances: Array<{ imageVersion: number; health: string }> }>>(["app", "ls"]);
+        const apps = await fleet.gildJson<
+          Array<{ instances: Array<{ imageVersion: number; health: string }> }>
+        >(["app", "ls"]);
         const instances = apps.flatMap((a) => a.instances);
-        return instances.length === 3 && instances.every((i) => i.imageVersion === 2 && i.health === "healthy");
+        return (
+          instances.length === 3 && instances.every((i) => i.imageVersion === 2 && i.health === "healthy")
+        );
       },
       { what: "every host healthy on php@2", timeoutMs: 60_000 },
     );

@@ -1,0 +1,25 @@
+import { readFileSync } from "node:fs";
+import { GildError } from "@gild/core";
+
+/** A daemon's --config file: a JSON object (validated as a whole by the daemon's config resolver). */
+export function readJsonConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new GildError("GILD_CONFIG_INVALID", `cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new GildError(
+      "GILD_CONFIG_INVALID",
+      `config file ${path} is not valid JSON: ${(err as Error).message}`,
+    );
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new GildError("GILD_CONFIG_INVALID", `config file ${path} must hold a JSON object of settings`);
+  }
+  return parsed as Record<string, unknown>;
+}

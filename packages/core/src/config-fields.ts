@@ -1,0 +1,56 @@
+import { parseDuration, parseSize } from "./units.js";
+
+/** One problem of a spec or config, with the path of the field it concerns. */
+export interface FieldProblem {
+  path: string;
+  message: string;
+}
+
+/** A duration setting (`10s`, or milliseconds as a number); a bad one is listed in `problems`. */
+export function durationField(
+  value: string | number | undefined,
+  fallback: number,
+  path: string,
+  problems: FieldProblem[],
+): number {
+  if (value === undefined) return fallback;
+  if (typeof value === "number" && Number.isFinite(value) && value >= 0) return value;
+  try {
+    if (typeof value !== "string") throw new Error(`${path} must be a duration like 10s`);
+    return parseDuration(value, path);
+  } catch (err) {
+    problems.push({ path, message: (err as Error).message });
+    return fallback;
+  }
+}
+
+/** A size or rate setting (`50MiB`, or bytes as a number); a bad one is listed in `problems`. */
+export function sizeField(
+  value: string | number | undefined,
+  fallback: number,
+  path: string,
+  problems: FieldProblem[],
+): number {
+  if (value === undefined) return fallback;
+  if (typeof value === "number" && Number.isFinite(value) && value >= 0) return value;
+  try {
+    if (typeof value !== "string") throw new Error(`${path} must be a size like 50MiB`);
+    return parseSize(value, path);
+  } catch (err) {
+    problems.push({ path, message: (err as Error).message });
+    return fallback;
+  }
+}
+
+/** Every key of `raw` that is not a known setting, as problems. */
+export function unknownFields(
+  raw: object,
+  known: readonly string[],
+  problems: FieldProblem[],
+  prefix = "",
+): void {
+  for (const key of Object.keys(raw))
+    if (!known.includes(key)) problems.push({ path: `${prefix}${key}`, message: "unknown setting" });
+}
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
