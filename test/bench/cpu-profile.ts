@@ -21,8 +21,22 @@ export interface ProfileRow {
   share: number;
 }
 
+/**
+ * Contiguous stretches of samples whose stack holds a function: for a synchronous function (the
+ * executor's evaluate), each stretch is one call, so this counts calls and times each one.
+ */
+export interface CallRuns {
+  name: string;
+  runs: number;
+  medianMs: number;
+  p90Ms: number;
+  maxMs: number;
+  totalMs: number;
+}
+
 export interface ProfileSummary {
   file: string;
+  runs: CallRuns[];
   windowMs: number;
   sampledMs: number;
   idleMs: number;
@@ -52,12 +66,14 @@ export function newestProfile(dir: string): string | undefined {
  * Self and inclusive time per function, over the samples between two offsets from the profile's start
  * (ms). Inclusive time counts a function once per sample however deep it recurses. Frames inside
  * node_modules and node: internals are kept (SQLite and JSON time show up under their callers).
+ * `runsOf` names functions to time call by call (see CallRuns).
  */
 export function summarizeProfile(
   file: string,
   fromMs = 0,
   toMs = Number.POSITIVE_INFINITY,
   top = 25,
+  runsOf: readonly string[] = [],
 ): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, "utf8")) as CpuProfile;
   const parent = new Map<number, number>();
@@ -68,6 +84,8 @@ export function summarizeProfile(
   let t = 0;
   let sampled = 0;
   let idle = 0;
+  const open = new Map<string, number>();
+  const runs = new Map<string, number[]>(runsOf.map((name) => [name, []]));
   for (let i = 0; i < profile.samples.length; i++) {
     const delta = (profile.timeDeltas[i] ?? 0) / 1000;
     t += delta;
@@ -77,29 +95,61 @@ export function summarizeProfile(
     if (!node) continue;
     sampled += delta;
     const leaf = node.callFrame.functionName;
-    if (leaf === "(idle)" || leaf === "(program)") {
-      if (leaf === "(idle)") idle += delta;
+    if (leaf === "(idle)") {
+      idle += delta;
+      for (const name of runsOf) closeRun(name);
       continue;
+    }
+    // Garbage collection and native work have no JS stack: they belong to the call that was running.
+    if (leaf === "(program)" || leaf === "(garbage collector)") {
+      for (const [name, ms] of open) open.set(name, ms + delta);
+      if (leaf === "(program)") continue;
     }
     const leafName = frameName(node.callFrame);
     self.set(leafName, (self.get(leafName) ?? 0) + delta);
     const seen = new Set<string>();
+    const onStack = new Set<string>();
     for (let id: number | undefined = nodeId; id !== undefined; id = parent.get(id)) {
       const frame = byId.get(id);
       if (!frame) break;
       const name = frameName(frame.callFrame);
+      onStack.add(frame.callFrame.functionName);
       if (seen.has(name) || name.startsWith("(root)")) continue;
       seen.add(name);
       inclusive.set(name, (inclusive.get(name) ?? 0) + delta);
     }
+    for (const name of runsOf) {
+      if (onStack.has(name)) open.set(name, (open.get(name) ?? 0) + delta);
+      else closeRun(name);
+    }
+  }
+  for (const name of runsOf) closeRun(name);
+  function closeRun(name: string): void {
+    const ms = open.get(name);
+    if (ms === undefined) return;
+    runs.get(name)?.push(ms);
+    open.delete(name);
   }
   const rows = (map: Map<string, number>) =>
     [...map.entries()]
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
       .map(([name, ms]) => ({ name, ms, share: sampled > 0 ? ms / sampled : 0 }));
+  const callRuns = runsOf.map((name): CallRuns => {
+    const list = [...(runs.get(name) ?? [])].sort((a, b) => a - b);
+    const at = (q: number) => list[Math.min(list.length - 1, Math.floor(q * list.length))] ?? Number.NaN;
+    return {
+      name,
+      runs: list.length,
+      medianMs: at(0.5),
+      p90Ms: at(0.9),
+      maxMs: list.at(-1) ?? Number.NaN,
+      totalMs: list.reduce((a, b) => a + b, 0),
+    };
+  });
   return {
     file,
+    runs: callRuns,
     windowMs: Math.min(toMs, (profile.endTime - profile.startTime) / 1000) - fromMs,
     sampledMs: sampled,
     idleMs: idle,

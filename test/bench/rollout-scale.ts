@@ -67,6 +67,8 @@ const STRATEGY: RawStrategy = env.BENCH_STRATEGY
       progressDeadline: "1h",
     };
 const TARGET_MS = 100;
+/** Controller functions whose calls the CPU profile times one by one (each runs synchronously). */
+const PROFILED_CALLS = ["evaluate", "pokeHost", "spawn"];
 const LINE = "bench";
 const APP = "svc";
 const LABELS = { bench: "rollout" };
@@ -383,6 +385,8 @@ async function runScale(n: number, deps: WorkspaceDeps): Promise<ScaleResult> {
           profileFile,
           rolloutStart - controller.spawnedAt,
           rolloutEnd - controller.spawnedAt,
+          25,
+          PROFILED_CALLS,
         );
       }
     }
@@ -498,6 +502,10 @@ function printResult(r: ScaleResult, planner: PlannerCost | undefined): void {
     out(
       `controller CPU profile over the rollout (${r.profileFile}): ${seconds(r.profile.sampledMs)} sampled, ${seconds(r.profile.idleMs)} idle`,
     );
+    for (const c of r.profile.runs)
+      out(
+        `  ${c.name}: ${c.runs} calls seen, median ${fmt(c.medianMs, 1)} ms, p90 ${fmt(c.p90Ms, 1)} ms, max ${fmt(c.maxMs, 1)} ms, ${seconds(c.totalMs)} in all`,
+      );
     out("  inclusive (top):");
     for (const row of r.profile.topInclusive)
       out(`    ${fmt(row.ms / 1000, 2).padStart(8)} s  ${fmt(row.share * 100, 1).padStart(5)}%  ${row.name}`);

@@ -6,6 +6,25 @@ export interface FieldProblem {
   message: string;
 }
 
+function parsedField(
+  value: string | number | undefined,
+  fallback: number,
+  path: string,
+  problems: FieldProblem[],
+  parse: (text: string, what: string) => number,
+  example: string,
+): number {
+  if (value === undefined) return fallback;
+  if (typeof value === "number" && Number.isFinite(value) && value >= 0) return value;
+  try {
+    if (typeof value !== "string") throw new Error(`${path} must be ${example}`);
+    return parse(value, path);
+  } catch (err) {
+    problems.push({ path, message: (err as Error).message });
+    return fallback;
+  }
+}
+
 /** A duration setting (`10s`, or milliseconds as a number); a bad one is listed in `problems`. */
 export function durationField(
   value: string | number | undefined,
@@ -13,15 +32,7 @@ export function durationField(
   path: string,
   problems: FieldProblem[],
 ): number {
-  if (value === undefined) return fallback;
-  if (typeof value === "number" && Number.isFinite(value) && value >= 0) return value;
-  try {
-    if (typeof value !== "string") throw new Error(`${path} must be a duration like 10s`);
-    return parseDuration(value, path);
-  } catch (err) {
-    problems.push({ path, message: (err as Error).message });
-    return fallback;
-  }
+  return parsedField(value, fallback, path, problems, parseDuration, "a duration like 10s");
 }
 
 /** A size or rate setting (`50MiB`, or bytes as a number); a bad one is listed in `problems`. */
@@ -31,15 +42,7 @@ export function sizeField(
   path: string,
   problems: FieldProblem[],
 ): number {
-  if (value === undefined) return fallback;
-  if (typeof value === "number" && Number.isFinite(value) && value >= 0) return value;
-  try {
-    if (typeof value !== "string") throw new Error(`${path} must be a size like 50MiB`);
-    return parseSize(value, path);
-  } catch (err) {
-    problems.push({ path, message: (err as Error).message });
-    return fallback;
-  }
+  return parsedField(value, fallback, path, problems, parseSize, "a size like 50MiB");
 }
 
 /** Every key of `raw` that is not a known setting, as problems. */
