@@ -26,7 +26,8 @@ kill -TERM $fpm_pid 2>/dev/null
 exit 1
 `;
 
-const NGINX = `worker_processes 1;
+const NGINX = `user www-data;
+worker_processes 1;
 pid /run/nginx.pid;
 error_log stderr warn;
 events { worker_connections 64; }
@@ -56,6 +57,7 @@ group = www-data
 listen = /run/php/hello.sock
 listen.owner = www-data
 listen.group = www-data
+listen.mode = 0660
 pm = static
 pm.max_children = 2
 ; The container's environment (GILD_IMAGE, GILD_GENERATION) reaches the page.
