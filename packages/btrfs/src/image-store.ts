@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, rename, stat } from "node:fs/promises";
+import { lstat, mkdir, readdir, rename, stat } from "node:fs/promises";
 import { isAbsolute, join, resolve } from "node:path";
 import { assertValidLine, GildError, type ImageOrigin, type ImageVersionInfo, type Logger } from "@gild/core";
 import { aptMirror } from "./apt-mirror.js";
@@ -52,6 +52,8 @@ function isExists(err: unknown): boolean {
 export class ImageStore {
   readonly pool: Pool;
   private readonly log: Logger;
+  /** What `btrfs subvolume show` said of each version dir (by inode): inventories read it often. */
+  private readonly cache = new Map<string, { ino: number; info: ImageVersionInfo }>();
 
   constructor(pool: Pool) {
     this.pool = pool;
@@ -88,24 +90,31 @@ export class ImageStore {
   /** One version with its subvolume's uuids; GILD_IMAGE_NOT_FOUND when absent. */
   async get(line: string, version: number): Promise<ImageVersionInfo> {
     const rootfs = this.pool.rootfsPath(line, version);
-    if (!(await isSubvolume(rootfs))) {
+    const dir = await lstat(this.pool.imageDir(line, version)).catch(() => undefined);
+    if (!dir || !(await isSubvolume(rootfs))) {
       throw new GildError("GILD_IMAGE_NOT_FOUND", `image ${line}@${version} is not on this pool`);
     }
-    const [info, meta] = await Promise.all([
+    // A version never changes once promoted; a removed and remade one is a new directory (another
+    // inode), so the inode is enough to know the cached answer is still this version's.
+    const cached = this.cache.get(rootfs);
+    if (cached && cached.ino === dir.ino) return cached.info;
+    const [sub, meta] = await Promise.all([
       showSubvolume(rootfs),
       readMeta(this.pool.imageDir(line, version)),
     ]);
-    return {
+    const info: ImageVersionInfo = {
       line,
       version,
-      uuid: info.uuid,
-      receivedUuid: info.receivedUuid,
+      uuid: sub.uuid,
+      receivedUuid: sub.receivedUuid,
       parent: meta?.parent ?? null,
-      createdAt: meta?.createdAt ?? info.createdAt ?? new Date(0).toISOString(),
+      createdAt: meta?.createdAt ?? sub.createdAt ?? new Date(0).toISOString(),
       sizeBytes: meta?.sizeBytes ?? null,
       origin: meta?.origin ?? null,
       createdBy: meta?.createdBy ?? null,
     };
+    this.cache.set(rootfs, { ino: dir.ino, info });
+    return info;
   }
 
   /** Every version of one line, or of all lines, ascending. */
