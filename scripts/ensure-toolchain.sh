@@ -34,4 +34,4 @@ ensure_built() {
 }
 
 # Everything the tests and the quickstart run: btrfs, nspawn, debootstrap, busybox, netns, xattr tools.
-GILD_APT_PACKAGES=(btrfs-progs systemd-container debootstrap busybox-static iproute2 attr util-linux)
+GILD_APT_PACKAGES=(btrfs-progs systemd-container debootstrap busybox-static iproute2 attr util-linux shellcheck)

@@ -17,7 +17,7 @@ export interface CliEnv {
   caFile: string | undefined;
   /** Who runs the command, recorded as the author of what it makes (SUDO_USER when run through sudo). */
   actor: string;
-  /** CI=true: used by nothing user-facing, only carried for tests. */
+  /** NO_COLOR: plain output without colour codes. */
   noColor: boolean;
 }
 

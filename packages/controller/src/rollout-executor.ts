@@ -317,7 +317,7 @@ export class RolloutExecutor {
     const ofLine = this.deps.apps.appsOnLine(line).map((a) => a.name);
     if (ofLine.length === 0) {
       throw new GildError("GILD_ROLLOUT_NO_HOSTS", `no app runs on image line ${line}`, {
-        hint: "define one: gild app create ... --image " + line,
+        hint: `define one: gild app create <name> --image ${line} ...`,
       });
     }
     const unknownApps = (request.apps ?? []).filter((a) => !ofLine.includes(a));
