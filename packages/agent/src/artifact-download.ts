@@ -18,6 +18,8 @@ export interface DownloadOptions {
   sinks: Writable[];
   /** Called with the total bytes held so far (offset included). */
   onBytes?: (total: number) => void;
+  /** Called with every chunk, in order, before it is written (to hash the stream as it arrives). */
+  onChunk?: (chunk: Buffer) => void;
   /** Bytes per second, 0 for no limit. */
   rateLimit: number;
   signal?: AbortSignal;
@@ -112,6 +114,7 @@ export function downloadArtifact(options: DownloadOptions): Promise<void> {
         return fail(
           new GildError("GILD_STREAM_SIZE_MISMATCH", "the controller sent more bytes than the manifest says"),
         );
+      options.onChunk?.(data);
       for (const sink of options.sinks) {
         if (!sink.write(data)) {
           pending++;

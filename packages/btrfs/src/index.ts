@@ -15,6 +15,7 @@ export {
   receive,
   type SendOptions,
   STREAM_SUBVOLUME_NAME,
+  type StreamFile,
   send,
 } from "./stream.js";
 export {

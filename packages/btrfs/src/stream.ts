@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdir, readdir, rename } from "node:fs/promises";
+import { mkdir, readdir, rename, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough, type Readable, type Writable } from "node:stream";
 import { GildError, type ImageVersionInfo, toGildError } from "@gild/core";
@@ -77,6 +77,15 @@ export interface ExpectedStream {
   cancelSignal?: AbortSignal;
 }
 
+/**
+ * A stream already whole in a file, with the sha256 the caller computed while it arrived: `btrfs
+ * receive -f` reads it directly (no copy through Node), and nothing is received that was not hashed.
+ */
+export interface StreamFile {
+  file: string;
+  sha256: string;
+}
+
 export interface ReceiveResult {
   image: ImageVersionInfo;
   bytes: number;
@@ -91,13 +100,13 @@ export interface ReceiveResult {
  */
 export async function receive(
   store: ImageStore,
-  source: Readable,
+  source: Readable | StreamFile,
   expected: ExpectedStream,
 ): Promise<ReceiveResult> {
   const pool = store.pool;
   const target = pool.imageDir(expected.line, expected.version);
   if (await isSubvolume(join(target, STREAM_SUBVOLUME_NAME))) {
-    source.destroy();
+    discard(source);
     throw new GildError(
       "GILD_IMAGE_EXISTS",
       `image ${expected.line}@${expected.version} is already on this pool`,
@@ -107,7 +116,7 @@ export async function receive(
   if (expected.parentUuid) {
     localParent = await store.findByUuid(expected.parentUuid);
     if (!localParent) {
-      source.destroy();
+      discard(source);
       throw new GildError(
         "GILD_PARENT_MISSING",
         `the parent of this incremental stream (uuid ${expected.parentUuid}) is not on this pool`,
@@ -126,14 +135,43 @@ export async function receive(
   }
 }
 
+function discard(source: Readable | StreamFile): void {
+  if ("destroy" in source) source.destroy();
+}
+
 async function runReceive(
+  staging: string,
+  source: Readable | StreamFile,
+  expected: ExpectedStream,
+): Promise<{ bytes: number; sha256: string }> {
+  if (!("file" in source)) return runReceiveStream(staging, source, expected);
+  const bytes = (await stat(source.file)).size;
+  const fromFile = execa("btrfs", [...receiveArgs(staging), "-f", source.file], {
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "pipe",
+    buffer: { stderr: true },
+    cancelSignal: expected.cancelSignal,
+    forceKillAfterDelay: 2_000,
+  });
+  const [exited] = await Promise.allSettled([fromFile]);
+  if (exited.status === "rejected") throw receiveFailure(exited.reason, undefined, bytes, expected);
+  expected.onProgress?.(bytes);
+  return { bytes, sha256: source.sha256 };
+}
+
+// -C: chroot into the target, so a hostile stream's "../" paths cannot leave it (measured: without it
+// they do). -e: stop at the end marker. -E 1: the first error is fatal.
+function receiveArgs(staging: string): string[] {
+  return ["receive", "-q", "-C", "-e", "-E", "1", staging];
+}
+
+async function runReceiveStream(
   staging: string,
   source: Readable,
   expected: ExpectedStream,
 ): Promise<{ bytes: number; sha256: string }> {
-  // -C: chroot into the target, so a hostile stream's "../" paths cannot leave it (measured: without it
-  // they do). -e: stop at the end marker. -E 1: the first error is fatal.
-  const args = ["receive", "-q", "-C", "-e", "-E", "1", staging];
+  const args = receiveArgs(staging);
   const subprocess = execa("btrfs", args, {
     stdin: "pipe",
     stdout: "ignore",
@@ -154,41 +192,9 @@ async function runReceive(
   subprocess.catch(() => source.destroy());
   const [fed, exited] = await Promise.allSettled([feed, subprocess]);
   if (exited.status === "rejected") {
-    const err = exited.reason as unknown;
-    const missing = spawnFailure("btrfs", err);
-    if (missing) throw missing;
-    if (expected.cancelSignal?.aborted) {
-      throw new GildError(
-        "GILD_TRANSFER_FAILED",
-        `receive of ${expected.line}@${expected.version} was cancelled`,
-        {
-          cause: expected.cancelSignal.reason,
-        },
-      );
-    }
-    const stderr = err instanceof ExecaError ? String(err.stderr ?? "") : "";
-    const classified = classifyBtrfsStderr(stderr);
     const sourceError =
       fed.status === "rejected" && !isPipeClosed(fed.reason) ? toGildError(fed.reason) : undefined;
-    if (classified === "GILD_NO_SPACE" || classified === "GILD_PARENT_MISSING") {
-      throw new GildError(classified, `btrfs receive failed: ${lastLines(stderr)}`, { cause: err });
-    }
-    if (sourceError) {
-      throw new GildError(
-        "GILD_STREAM_CORRUPT",
-        `the stream broke off after ${bytes} bytes: ${sourceError.message}`,
-        {
-          cause: sourceError,
-        },
-      );
-    }
-    throw new GildError(
-      "GILD_STREAM_CORRUPT",
-      `btrfs receive refused the stream after ${bytes} bytes: ${lastLines(stderr)}`,
-      {
-        cause: err,
-      },
-    );
+    throw receiveFailure(exited.reason, sourceError, bytes, expected);
   }
   if (fed.status === "rejected") {
     // receive finished at the end marker, but the source broke off before its end.
@@ -197,6 +203,47 @@ async function runReceive(
     });
   }
   return { bytes, sha256: hash.digest("hex") };
+}
+
+/** The coded error for a failed `btrfs receive`: no space, no parent, a broken source, or a bad stream. */
+function receiveFailure(
+  err: unknown,
+  sourceError: Error | undefined,
+  bytes: number,
+  expected: ExpectedStream,
+): GildError {
+  const missing = spawnFailure("btrfs", err);
+  if (missing) return missing;
+  if (expected.cancelSignal?.aborted) {
+    return new GildError(
+      "GILD_TRANSFER_FAILED",
+      `receive of ${expected.line}@${expected.version} was cancelled`,
+      {
+        cause: expected.cancelSignal.reason,
+      },
+    );
+  }
+  const stderr = err instanceof ExecaError ? String(err.stderr ?? "") : "";
+  const classified = classifyBtrfsStderr(stderr);
+  if (classified === "GILD_NO_SPACE" || classified === "GILD_PARENT_MISSING") {
+    return new GildError(classified, `btrfs receive failed: ${lastLines(stderr)}`, { cause: err });
+  }
+  if (sourceError) {
+    return new GildError(
+      "GILD_STREAM_CORRUPT",
+      `the stream broke off after ${bytes} bytes: ${sourceError.message}`,
+      {
+        cause: sourceError,
+      },
+    );
+  }
+  return new GildError(
+    "GILD_STREAM_CORRUPT",
+    `btrfs receive refused the stream after ${bytes} bytes: ${lastLines(stderr)}`,
+    {
+      cause: err,
+    },
+  );
 }
 
 /**

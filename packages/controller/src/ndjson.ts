@@ -16,14 +16,20 @@ export function streamNdjson<T>(
   const emit = (line: Record<string, unknown>) => {
     if (!out.writableEnded) out.write(`${JSON.stringify(line)}\n`);
   };
+  // A line at once and then every 10 s: the answer starts right away, and a long silent step (making a
+  // 2 GiB artifact, debootstrap resolving) never looks like a dead connection to the client.
+  emit({ type: "started" });
+  const keepalive = setInterval(() => emit({ type: "keepalive" }), 10_000);
   work(emit).then(
     (result) => {
+      clearInterval(keepalive);
       emit({ type: "result", result });
       onDone?.({ ok: true, summary: "ok" });
       out.end();
     },
     (err: unknown) => {
       const gild = toGildError(err);
+      clearInterval(keepalive);
       emit({ type: "error", error: gild.toJSON() });
       onDone?.({ ok: false, summary: gild.code });
       out.end();

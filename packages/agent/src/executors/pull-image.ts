@@ -1,8 +1,8 @@
-import { createPublicKey, verify } from "node:crypto";
+import { createHash, createPublicKey, type Hash, verify } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { PassThrough, type Writable } from "node:stream";
+import type { Writable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import { type ImageStore, receive } from "@gild/btrfs";
 import { assertValidLine, GildError, type Logger } from "@gild/core";
@@ -24,10 +24,9 @@ export interface PullContext {
 
 const MAX_ATTEMPTS = 6;
 
-// Each sink (the spool file, btrfs receive) may hold this much before the socket pauses: enough for
-// the network, the disk and receive to work at the same time, and a bound on memory (measured: with
-// the default 16 KiB a file write paused the socket after every frame, and the transfer ran stop-and-go
-// at a third of the raw pipe's speed).
+// The spool file may hold this much unwritten before the socket pauses: enough for the network and the
+// disk to work at the same time, and a bound on memory (measured: with the default 16 KiB, each write
+// paused the socket and the transfer ran stop-and-go).
 const SINK_BUFFER_BYTES = 8 * 1024 * 1024;
 
 /** Check the manifest's ed25519 signature before anything else happens. */
@@ -75,11 +74,21 @@ function finishWrite(stream: Writable): Promise<void> {
   });
 }
 
+async function hashOf(path: string, bytes: number): Promise<Hash> {
+  const hash = createHash("sha256");
+  if (bytes > 0) {
+    for await (const chunk of createReadStream(path, { end: bytes - 1, highWaterMark: 1024 * 1024 })) {
+      hash.update(chunk as Buffer);
+    }
+  }
+  return hash;
+}
+
 /**
- * PullImage: verify the signed manifest, download the artifact into .spool (resuming at the spooled
- * offset after a cut or a restart), receive it with every check (stream sha256 and size against the
- * manifest), promote, and drop the spool file. A fresh transfer streams into `btrfs receive` while it
- * downloads; a resumed one receives from the spool once it is whole.
+ * PullImage: verify the signed manifest, download the artifact into .spool (hashing it as it arrives;
+ * after a cut or an agent restart, only the rest is fetched), check its size and sha256 against the
+ * manifest, and only then let `btrfs receive` read it, with every check of the receive (DESIGN.md,
+ * Receiving) before the image is promoted. The spool file is removed either way.
  */
 export async function pullImage(pull: PullImage, ctx: PullContext): Promise<PullResult> {
   const manifest = verifyManifest(pull, ctx.signingPublicKeyPem);
@@ -101,7 +110,7 @@ export async function pullImage(pull: PullImage, ctx: PullContext): Promise<Pull
       "GILD_IMAGE_EXISTS",
       `${line}@${version} on this host is another image than the controller's`,
       {
-        hint: `remove it (gild image rm ${line}@${version} on the host's pool) and push again`,
+        hint: `remove it (gild image rm ${line}@${version} --hosts <this host>) and push again`,
       },
     );
   }
@@ -115,124 +124,89 @@ export async function pullImage(pull: PullImage, ctx: PullContext): Promise<Pull
       },
     );
   }
-  const expected = {
-    line,
-    version,
-    sha256: manifest.sha256 ?? "",
-    sizeBytes: size,
-    parentUuid,
-    uuid: manifest.uuid ?? "",
-    createdBy: "controller",
-    parentVersion: (manifest.parentVersion ?? 0) > 0 ? (manifest.parentVersion as number) : null,
-    ...(ctx.signal ? { cancelSignal: ctx.signal } : {}),
-  };
+
   const spool = join(store.pool.paths.spool, `${manifest.artifactId}.part`);
   let offset = await fileSize(spool);
   if (offset > size) {
     await rm(spool, { force: true });
     offset = 0;
   }
-  // Where a download last started again from the spool (0 when it ran in one go).
+  // What is already spooled was hashed before the cut; hash it again (from the page cache, mostly).
+  const hash = await hashOf(spool, offset);
+  const firstOffset = offset;
+  // The offset the last download attempt started from: 0 when it ran in one go.
   let resumedFrom = offset;
-  const download = {
-    controllerUrl: ctx.controllerUrl,
-    credential: ctx.credential,
-    caPem: ctx.caPem,
-    artifactId: manifest.artifactId as string,
-    size,
-    rateLimit: ctx.maxDownloadRate,
-    onBytes: (n: number) => ctx.progress.update(n, size, "download"),
-    ...(ctx.signal ? { signal: ctx.signal } : {}),
-  };
   ctx.progress.update(offset, size, "download");
-  let fetchedBytes = 0;
-
-  if (offset === 0) {
-    // Fresh: one pass, spooled (for resume) and received at once.
-    const spoolOut = createWriteStream(spool, { flags: "w", mode: 0o600, highWaterMark: SINK_BUFFER_BYTES });
-    const toReceive = new PassThrough({ highWaterMark: SINK_BUFFER_BYTES });
-    const receiving = receive(store, toReceive, expected);
-    // If receive gives up first (no space, a corrupt stream), the download must stop too.
-    const abort = new AbortController();
-    const onOuterAbort = () => abort.abort(ctx.signal?.reason);
-    ctx.signal?.addEventListener("abort", onOuterAbort, { once: true });
-    let receiveError: unknown;
-    // Set when the download broke first: receive then fails only because its input ended early.
-    let downloadCut = false;
-    receiving.catch((err: unknown) => {
-      if (downloadCut) return;
-      receiveError = err;
-      abort.abort(err);
-    });
-    try {
-      await downloadArtifact({ ...download, offset: 0, sinks: [spoolOut, toReceive], signal: abort.signal });
-      fetchedBytes = size;
-      toReceive.end();
-      await finishWrite(spoolOut);
-      const received = await receiving;
-      await rm(spool, { force: true });
-      return {
-        uuid: received.image.uuid,
-        receivedUuid: received.image.receivedUuid ?? "",
-        bytesTransferred: fetchedBytes,
-        resumedFrom: 0,
-      };
-    } catch (err) {
-      if (receiveError === undefined) downloadCut = true;
-      toReceive.destroy();
-      await finishWrite(spoolOut).catch(() => undefined);
-      await receiving.catch(() => undefined);
-      if (receiveError !== undefined) {
-        // The stream itself was refused: not worth resuming, start from zero next time.
-        await rm(spool, { force: true });
-        throw receiveError;
-      }
-      if (!isRetryable(err)) throw err;
-      ctx.log.warn(
-        { artifact: manifest.artifactId, err: (err as Error).message },
-        "transfer cut; resuming from the spool",
-      );
-      offset = await fileSize(spool);
-      fetchedBytes = offset;
-    } finally {
-      ctx.signal?.removeEventListener("abort", onOuterAbort);
-    }
-  }
-
-  // Resume: fetch the rest into the spool, retrying cuts, then receive from the whole spool file.
   for (let attempt = 1; offset < size; attempt++) {
     resumedFrom = offset;
-    const spoolOut = createWriteStream(spool, { flags: "a", mode: 0o600, highWaterMark: SINK_BUFFER_BYTES });
+    const spoolOut = createWriteStream(spool, {
+      flags: offset === 0 ? "w" : "a",
+      mode: 0o600,
+      highWaterMark: SINK_BUFFER_BYTES,
+    });
     try {
-      await downloadArtifact({ ...download, offset, sinks: [spoolOut] });
+      await downloadArtifact({
+        controllerUrl: ctx.controllerUrl,
+        credential: ctx.credential,
+        caPem: ctx.caPem,
+        artifactId: manifest.artifactId as string,
+        offset,
+        size,
+        sinks: [spoolOut],
+        onChunk: (chunk) => hash.update(chunk),
+        rateLimit: ctx.maxDownloadRate,
+        onBytes: (n: number) => ctx.progress.update(n, size, "download"),
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+      });
     } catch (err) {
       if (!isRetryable(err) || attempt >= MAX_ATTEMPTS) throw err;
       ctx.log.warn(
         { artifact: manifest.artifactId, offset, attempt, err: (err as Error).message },
-        "transfer cut; retrying",
+        "transfer cut; resuming",
       );
-      await delay(Math.min(30_000, 500 * 2 ** attempt));
+      await delay(Math.min(30_000, 250 * 2 ** attempt));
     } finally {
       await finishWrite(spoolOut).catch(() => undefined);
     }
-    const now = await fileSize(spool);
-    fetchedBytes += now - offset;
-    offset = now;
+    offset = await fileSize(spool);
+  }
+  const sha256 = hash.digest("hex");
+  if (sha256 !== manifest.sha256) {
+    // A damaged spool is no base to resume from: start from zero next time.
+    await rm(spool, { force: true });
+    throw new GildError(
+      "GILD_STREAM_HASH_MISMATCH",
+      `the artifact's sha256 ${sha256} differs from the signed ${manifest.sha256}`,
+      {
+        hint: "the controller checks its artifact file when a host reports this; push again",
+      },
+    );
   }
   ctx.progress.update(size, size, "receive");
   try {
-    const received = await receive(store, createReadStream(spool, { highWaterMark: 1024 * 1024 }), {
-      ...expected,
-      onProgress: (n) => ctx.progress.update(n, size, "receive"),
-    });
+    const received = await receive(
+      store,
+      { file: spool, sha256 },
+      {
+        line,
+        version,
+        sha256: manifest.sha256 ?? "",
+        sizeBytes: size,
+        parentUuid,
+        uuid: manifest.uuid ?? "",
+        createdBy: "controller",
+        parentVersion: (manifest.parentVersion ?? 0) > 0 ? (manifest.parentVersion as number) : null,
+        ...(ctx.signal ? { cancelSignal: ctx.signal } : {}),
+      },
+    );
     return {
       uuid: received.image.uuid,
       receivedUuid: received.image.receivedUuid ?? "",
-      bytesTransferred: fetchedBytes,
+      bytesTransferred: size - firstOffset,
       resumedFrom,
     };
   } finally {
-    // Verified and promoted, or refused: either way the spooled bytes are done with.
+    // Verified and promoted, or refused by receive: either way the spooled bytes are done with.
     await rm(spool, { force: true });
   }
 }
