@@ -118,6 +118,8 @@ export class ControllerClient {
         newline = buffer.indexOf("\n");
         if (line.length === 0) continue;
         const message = JSON.parse(line) as { type: string; result?: T; error?: SerializedError };
+        // Transport lines: the answer started, the server is alive.
+        if (message.type === "started" || message.type === "keepalive") continue;
         if (message.type === "result") return message.result as T;
         if (message.type === "error") throw gildErrorFrom(message.error as SerializedError);
         yield message as Record<string, unknown>;
