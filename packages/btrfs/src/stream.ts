@@ -345,15 +345,16 @@ async function verifyAndPromote(
   if (localParent && info.parentUuid !== localParent.uuid) {
     fail(`its parent is ${info.parentUuid}, not the local copy of the expected parent (${localParent.uuid})`);
   }
-  await writeMeta(staging, {
+  const meta = {
     line: expected.line,
     version: expected.version,
     parent: expected.parentVersion ?? localParent?.version ?? null,
     createdAt: new Date().toISOString(),
     createdBy: expected.createdBy ?? null,
-    origin: { kind: "received", uuid: info.receivedUuid as string },
+    origin: { kind: "received" as const, uuid: info.receivedUuid as string },
     sizeBytes: expected.imageSizeBytes ?? null,
-  });
+  };
+  await writeMeta(staging, meta);
   await mkdir(join(store.pool.paths.images, expected.line), { recursive: true });
   try {
     await rename(staging, target);
@@ -367,5 +368,7 @@ async function verifyAndPromote(
     }
     throw err;
   }
-  return { image: await store.get(expected.line, expected.version), bytes, sha256 };
+  // What was just checked is what was promoted: no second `btrfs subvolume show`.
+  const image: ImageVersionInfo = { ...meta, uuid: info.uuid, receivedUuid: info.receivedUuid };
+  return { image, bytes, sha256 };
 }
