@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { openControllerRequest, requestJson, type TlsTrust } from "@gild/agent";
+import { openControllerRequest, requestJson, type TlsTrust } from "@gild/agent/client";
 import { GildError, gildErrorFrom, type SerializedError } from "@gild/core";
 import type { CliEnv } from "./cli-env.js";
 

@@ -2,11 +2,9 @@ import { hostname } from "node:os";
 import {
   DEFAULT_AGENT_POOL,
   DEFAULT_AGENT_STATE_DIR,
-  joinController,
   type RawAgentConfig,
   resolveAgentConfig,
-  runAgent,
-} from "@gild/agent";
+} from "@gild/agent/config";
 import type { Command } from "commander";
 import { readJsonConfigFile } from "../config-file.js";
 import type { CliContext } from "../context.js";
@@ -43,6 +41,8 @@ export function registerAgentCommands(program: Command, ctx: CliContext): void {
         flags: { name?: string; label?: string[]; stateDir?: string; json?: boolean },
       ) => {
         const render = ctx.renderer(flags);
+        // The agent's code is loaded only when used: every other gild command starts faster without it.
+        const { joinController } = await import("@gild/agent");
         const identity = await joinController({
           controllerUrl: url,
           token,
@@ -82,6 +82,7 @@ export function registerAgentCommands(program: Command, ctx: CliContext): void {
         if (flags.runtime !== undefined) raw.runtime = flags.runtime;
         if (flags.maxDownloadRate !== undefined) raw.maxDownloadRate = flags.maxDownloadRate;
         if (flags.logLevel !== undefined) raw.logLevel = flags.logLevel;
+        const { runAgent } = await import("@gild/agent");
         const running = await runAgent(resolveAgentConfig(raw));
         const stop = () => void running.stop();
         process.once("SIGTERM", stop);
