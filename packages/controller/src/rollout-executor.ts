@@ -64,6 +64,8 @@ export class RolloutExecutor {
   readonly progress = new Map<string, Map<string, ProgressUpdate>>();
   /** Recent transfer rates (bytes/s), for plan estimates. */
   private readonly rates: number[] = [];
+  /** Host id -> ids of the active rollouts that cover it. */
+  private readonly byHost = new Map<string, Set<string>>();
   private readonly log: Logger;
   private closed = false;
 
@@ -112,6 +114,7 @@ export class RolloutExecutor {
   resumeAll(): void {
     for (const stored of this.deps.store.rollouts.active()) {
       this.log.info({ rollout: stored.record.id, state: stored.record.state }, "resuming rollout");
+      this.track(stored.record);
       this.poke(stored.record.id);
     }
   }
@@ -122,10 +125,23 @@ export class RolloutExecutor {
     this.timers.clear();
   }
 
-  /** An inventory changed: re-plan the active rollouts that cover the host. */
+  /** An inventory changed or a host came or went: re-plan the active rollouts that cover the host. */
   pokeHost(hostId: string): void {
-    for (const stored of this.deps.store.rollouts.active()) {
-      if (stored.record.hosts[hostId]) this.poke(stored.record.id);
+    for (const rolloutId of this.byHost.get(hostId) ?? []) this.poke(rolloutId);
+  }
+
+  /**
+   * Keep the host -> active rollouts index current. Inventories arrive for every host all the time;
+   * reading the active rollouts from the store for each would parse every big record each time.
+   */
+  private track(record: RolloutRecord): void {
+    const active = !isTerminal(record.state) || record.state === "aborted";
+    for (const hostId of Object.keys(record.hosts)) {
+      const set = this.byHost.get(hostId) ?? new Set<string>();
+      if (active) set.add(record.id);
+      else set.delete(record.id);
+      if (set.size > 0) this.byHost.set(hostId, set);
+      else this.byHost.delete(hostId);
     }
   }
 
@@ -175,6 +191,7 @@ export class RolloutExecutor {
     const before = stored.record;
     if (isTerminal(before.state) && before.state !== "aborted") {
       clearTimeout(this.timers.get(rolloutId));
+      this.track(before);
       return;
     }
     const appNames = this.appNames(stored);
@@ -188,6 +205,7 @@ export class RolloutExecutor {
     const plan = planRollout(before, observation, now);
     const record = plan.rollout;
     const events = plan.events.map((e) => this.named(e));
+    if (record.state !== before.state) this.track(record);
     if (record !== before || events.length > 0 || plan.markVersion) {
       // The transition, its events and the version's status land together, before any command goes out.
       this.deps.store.transaction(() => {
@@ -250,12 +268,22 @@ export class RolloutExecutor {
   private dispatch(stored: StoredRollout, appNames: ReadonlySet<string>): void {
     const record = stored.record;
     if (record.state === "paused" || isTerminal(record.state)) return;
-    for (const step of Object.values(record.hosts)) {
-      const host = this.deps.store.hosts.byId(step.hostId);
+    const wanting = Object.values(record.hosts).filter(
+      (h) =>
+        (h.state === "fetching" && h.fetchAttempts > 0) ||
+        h.state === "switching" ||
+        (h.state === "rolling-back" && !h.rollbackPending),
+    );
+    if (wanting.length === 0) return;
+    // Read once per step, not once per host: a rollout may cover thousands.
+    const hosts = new Map(this.deps.store.hosts.list().map((h) => [h.id, h]));
+    const issued = new Map(this.deps.store.commands.forRollout(record.id).map((c) => [c.id, c]));
+    for (const step of wanting) {
+      const host = hosts.get(step.hostId);
       if (!host) continue;
       if (step.state === "fetching" && step.fetchAttempts > 0) {
         const id = rolloutCommandId.fetch(record.id, host.id, step.fetchAttempts);
-        if (this.deps.store.commands.get(id) || this.dispatching.has(id)) continue;
+        if (issued.has(id) || this.dispatching.has(id)) continue;
         this.dispatching.add(id);
         // Making the artifact may take a while: it must not hold up planning.
         this.deps.images
@@ -282,7 +310,7 @@ export class RolloutExecutor {
       } else if (step.state === "switching") {
         for (const app of appsInScope(host.inventory, record.line, appNames)) {
           const id = rolloutCommandId.switch(record.id, host.id, app.name);
-          if (this.deps.store.commands.get(id)) continue;
+          if (issued.has(id)) continue;
           const spec = this.deps.apps.spec(app.name);
           this.deps.commands.issue({
             id,
@@ -293,16 +321,16 @@ export class RolloutExecutor {
         }
       } else if (step.state === "rolling-back" && !step.rollbackPending) {
         // Only apps this rollout switched: a rollback of an app already back would go one further.
-        for (const row of this.deps.store.commands.forRollout(record.id)) {
-          const [, hostId, kind, app] = row.id.split(":");
-          if (hostId !== host.id || kind !== "switch" || row.state !== "succeeded" || !app) continue;
-          const id = rolloutCommandId.rollback(record.id, host.id, app);
-          if (this.deps.store.commands.get(id)) continue;
+        for (const app of appsInScope(host.inventory, record.line, appNames)) {
+          const switched = issued.get(rolloutCommandId.switch(record.id, host.id, app.name));
+          if (switched?.state !== "succeeded") continue;
+          const id = rolloutCommandId.rollback(record.id, host.id, app.name);
+          if (issued.has(id)) continue;
           this.deps.commands.issue({
             id,
             hostId: host.id,
             rolloutId: record.id,
-            body: { rollbackApp: { name: app, healthyDeadlineMs: record.strategy.healthyDeadlineMs } },
+            body: { rollbackApp: { name: app.name, healthyDeadlineMs: record.strategy.healthyDeadlineMs } },
           });
         }
       }
@@ -379,6 +407,7 @@ export class RolloutExecutor {
       this.deps.store.rollouts.insert(stored);
       this.deps.store.rollouts.appendEvents(id, [event]);
     });
+    this.track(record);
     this.log.info({ rollout: id, image: request.image, actor }, "rollout started");
     this.poke(id);
     return stored;
@@ -444,6 +473,7 @@ export class RolloutExecutor {
       this.deps.store.rollouts.save(record);
       this.deps.store.rollouts.appendEvents(rolloutId, [event]);
     });
+    this.track(record);
     this.log.info({ rollout: rolloutId, verb, actor, state: record.state }, "rollout verb");
     this.emit(rolloutId, { type: "event", event });
     this.emit(rolloutId, { type: "record", rollout: { ...stored, record } });

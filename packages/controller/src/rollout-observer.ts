@@ -80,8 +80,10 @@ export function observeRollout(
   const byHost = new Map<string, CommandRecord[]>();
   for (const row of rows) byHost.set(row.hostId, [...(byHost.get(row.hostId) ?? []), row]);
   const hosts: Record<string, HostObservation> = {};
+  // One query for every host, not one per host: a rollout may cover thousands.
+  const known = new Map(deps.store.hosts.list().map((h) => [h.id, h]));
   for (const hostId of Object.keys(record.hosts)) {
-    const host = deps.store.hosts.byId(hostId);
+    const host = known.get(hostId);
     const inventory = host?.inventory ?? null;
     const mine = byHost.get(hostId) ?? [];
     const parsed = mine.map((row) => ({ row, id: parseRolloutCommandId(row.id) }));
