@@ -59,6 +59,7 @@ export interface FleetCounters {
 
 const now = () => performance.timeOrigin + performance.now();
 const GIB = 1024 ** 3;
+const HEARTBEAT_TICK_MS = 100;
 
 /**
  * N fake agents in this process, each with its own WebSocket to the controller, speaking the real
@@ -163,7 +164,7 @@ export class FakeFleet {
       }
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, this.hosts.length) }, worker));
-    this.heartbeatTimer = setInterval(() => this.heartbeats(), 1_000);
+    this.heartbeatTimer = setInterval(() => this.heartbeats(), HEARTBEAT_TICK_MS);
     this.heartbeatTimer.unref();
   }
 
@@ -295,8 +296,9 @@ export class FakeFleet {
   }
 
   private heartbeats(): void {
-    // Each host heartbeats once per interval, spread over the interval's seconds.
-    const slots = Math.max(1, Math.round(this.heartbeatMs / 1_000));
+    // Each host heartbeats once per interval, spread evenly over it (bursts would delay this
+    // process's timestamps of the commands it receives).
+    const slots = Math.max(1, Math.round(this.heartbeatMs / HEARTBEAT_TICK_MS));
     const slot = this.heartbeatTick++ % slots;
     for (let i = slot; i < this.hosts.length; i += slots) {
       const host = this.hosts[i] as FakeHost;

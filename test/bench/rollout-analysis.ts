@@ -35,8 +35,12 @@ export interface Transition {
    * ended, whichever is later: the moment the controller could start wave k+1. Wall ms.
    */
   triggerAt: number;
-  /** From the trigger to the first command of any kind that reached a host of wave k+1 after it. */
+  /**
+   * From the trigger to the first command of any kind that reached a host of wave k+1 after it; when
+   * none had arrived by the end of the measurement, the time until then (a lower bound: `censored`).
+   */
   firstCommandMs: number;
+  censored: boolean;
   /** From the trigger to the first / last switch (DeployApp) that reached a host of wave k+1. */
   firstSwitchMs: number;
   lastSwitchMs: number;
@@ -63,6 +67,7 @@ export function analyseTransitions(
   view: RolloutView,
   hostsByName: Map<string, FakeHost>,
   events: StoredEventRow[],
+  endAt: number,
 ): Transition[] {
   const out: Transition[] = [];
   const completedAt = new Map<number, number>();
@@ -105,9 +110,10 @@ export function analyseTransitions(
       fromHosts: wave.hosts.length,
       toHosts: next.hosts.length,
       triggerAt,
-      firstCommandMs: firstCommand - triggerAt,
-      firstSwitchMs: firstSwitch - triggerAt,
-      lastSwitchMs: lastSwitch - triggerAt,
+      firstCommandMs: (Number.isFinite(firstCommand) ? firstCommand : endAt) - triggerAt,
+      censored: !Number.isFinite(firstCommand),
+      firstSwitchMs: Number.isFinite(firstSwitch) ? firstSwitch - triggerAt : Number.NaN,
+      lastSwitchMs: Number.isFinite(lastSwitch) ? lastSwitch - triggerAt : Number.NaN,
       decisionMs: started === undefined ? Number.NaN : started - triggerAt,
       prefetchedAtTrigger: prefetched,
     });
