@@ -25,6 +25,8 @@ import type { CommandService, ProgressUpdate } from "./command-service.js";
 import { selectHosts } from "./host-selection.js";
 import { hostHasVersion, type ImageService, pickParent } from "./image-service.js";
 import { appsInScope, observeRollout, rolloutCommandId, rolloutOfCommand } from "./rollout-observer.js";
+import type { CommandRecord } from "./store/commands-repo.js";
+import type { HostRecord } from "./store/hosts-repo.js";
 import type { StoredRollout } from "./store/rollouts-repo.js";
 import type { Store } from "./store/store.js";
 
@@ -57,7 +59,14 @@ const isTerminal = (state: string) => (TERMINAL_ROLLOUT_STATES as readonly strin
 export class RolloutExecutor {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly running = new Map<string, Promise<void>>();
+  /** Rollouts whose next planning step is scheduled but has not begun: a poke now changes nothing. */
+  private readonly scheduled = new Set<string>();
   private readonly again = new Set<string>();
+  /**
+   * The active rollouts as last stored. Only this executor writes them, so a planning step starts
+   * from memory instead of parsing a record that grows with the fleet (hundreds of KiB at 1,000 hosts).
+   */
+  private readonly cache = new Map<string, StoredRollout>();
   private readonly dispatching = new Set<string>();
   private readonly listeners = new Map<string, Set<(u: RolloutUpdate) => void>>();
   /** Latest transfer progress per rollout and host, for live views (not stored). */
@@ -159,20 +168,44 @@ export class RolloutExecutor {
     for (const listener of this.listeners.get(rolloutId) ?? []) listener(update);
   }
 
-  /** Plan a rollout again soon; calls coalesce, and one rollout is never planned twice at once. */
+  /**
+   * Plan a rollout again soon. The step runs after the messages already received are handled
+   * (setImmediate), so a burst of results from a wave of hosts costs one step, not one per result: a
+   * step reads every host of the rollout. One rollout is never planned twice at once.
+   */
   poke(rolloutId: string): void {
-    if (this.closed) return;
+    if (this.closed || this.scheduled.has(rolloutId)) return;
     if (this.running.has(rolloutId)) {
       this.again.add(rolloutId);
       return;
     }
-    const run = this.evaluate(rolloutId)
+    this.scheduled.add(rolloutId);
+    const run = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => {
+        this.scheduled.delete(rolloutId);
+        return this.closed ? undefined : this.evaluate(rolloutId);
+      })
       .catch((err: unknown) => this.log.error({ rollout: rolloutId, err }, "rollout step failed"))
       .finally(() => {
         this.running.delete(rolloutId);
         if (this.again.delete(rolloutId)) this.poke(rolloutId);
       });
     this.running.set(rolloutId, run);
+  }
+
+  /** The stored rollout, from memory while it is active. */
+  private load(rolloutId: string): StoredRollout | undefined {
+    const cached = this.cache.get(rolloutId);
+    if (cached) return cached;
+    const stored = this.deps.store.rollouts.get(rolloutId);
+    if (stored) this.remember(stored);
+    return stored;
+  }
+
+  private remember(stored: StoredRollout): void {
+    if (isTerminal(stored.record.state) && stored.record.state !== "aborted")
+      this.cache.delete(stored.record.id);
+    else this.cache.set(stored.record.id, stored);
   }
 
   /** Wait until the rollout's pending planning steps are done (tests, and verbs that answer with the state). */
@@ -186,20 +219,25 @@ export class RolloutExecutor {
   }
 
   private async evaluate(rolloutId: string): Promise<void> {
-    const stored = this.deps.store.rollouts.get(rolloutId);
+    const stored = this.load(rolloutId);
     if (!stored) return;
     const before = stored.record;
     if (isTerminal(before.state) && before.state !== "aborted") {
       clearTimeout(this.timers.get(rolloutId));
       this.track(before);
+      this.cache.delete(rolloutId);
       return;
     }
     const appNames = this.appNames(stored);
     const image = this.deps.images.get(before.line, before.version);
+    // Read once per step, not once per host: a rollout may cover thousands.
+    const known = new Map(this.deps.store.hosts.list().map((h) => [h.id, h]));
+    const rows = this.deps.store.commands.forRollout(rolloutId);
     const observation = observeRollout(before, appNames, {
-      store: this.deps.store,
       hub: this.deps.hub,
       versionUuid: image.uuid,
+      known,
+      rows,
     });
     const now = this.now();
     const plan = planRollout(before, observation, now);
@@ -213,6 +251,7 @@ export class RolloutExecutor {
         this.deps.store.rollouts.appendEvents(rolloutId, events);
         if (plan.markVersion) this.deps.images.setStatus(record.line, record.version, plan.markVersion);
       });
+      this.remember({ ...stored, record });
       for (const event of events) {
         this.log.info(
           { rollout: rolloutId, kind: event.kind, host: event.hostId, wave: event.wave },
@@ -223,7 +262,7 @@ export class RolloutExecutor {
       this.emit(rolloutId, { type: "record", rollout: { ...stored, record } });
     }
     this.withdraw(record);
-    this.dispatch({ ...stored, record }, appNames);
+    this.dispatch({ ...stored, record }, appNames, known, rows);
     clearTimeout(this.timers.get(rolloutId));
     this.timers.delete(rolloutId);
     if (plan.nextWakeAt !== null && !this.closed) {
@@ -265,7 +304,12 @@ export class RolloutExecutor {
    * host, the switches of a switching host, the rollbacks of a rolling-back one. Ids are deterministic,
    * so this is a no-op for commands already issued, also after a restart.
    */
-  private dispatch(stored: StoredRollout, appNames: ReadonlySet<string>): void {
+  private dispatch(
+    stored: StoredRollout,
+    appNames: ReadonlySet<string>,
+    hosts: ReadonlyMap<string, HostRecord>,
+    rows: readonly CommandRecord[],
+  ): void {
     const record = stored.record;
     if (record.state === "paused" || isTerminal(record.state)) return;
     const wanting = Object.values(record.hosts).filter(
@@ -275,9 +319,8 @@ export class RolloutExecutor {
         (h.state === "rolling-back" && !h.rollbackPending),
     );
     if (wanting.length === 0) return;
-    // Read once per step, not once per host: a rollout may cover thousands.
-    const hosts = new Map(this.deps.store.hosts.list().map((h) => [h.id, h]));
-    const issued = new Map(this.deps.store.commands.forRollout(record.id).map((c) => [c.id, c]));
+    // As read at the start of this step: commands issued since then have ids this step cannot repeat.
+    const issued = new Map(rows.map((c) => [c.id, c]));
     for (const step of wanting) {
       const host = hosts.get(step.hostId);
       if (!host) continue;
@@ -407,6 +450,7 @@ export class RolloutExecutor {
       this.deps.store.rollouts.insert(stored);
       this.deps.store.rollouts.appendEvents(id, [event]);
     });
+    this.remember(stored);
     this.track(record);
     this.log.info({ rollout: id, image: request.image, actor }, "rollout started");
     this.poke(id);
@@ -473,6 +517,7 @@ export class RolloutExecutor {
       this.deps.store.rollouts.save(record);
       this.deps.store.rollouts.appendEvents(rolloutId, [event]);
     });
+    this.remember({ ...stored, record });
     this.track(record);
     this.log.info({ rollout: rolloutId, verb, actor, state: record.state }, "rollout verb");
     this.emit(rolloutId, { type: "event", event });
@@ -482,7 +527,7 @@ export class RolloutExecutor {
   }
 
   get(rolloutId: string): StoredRollout {
-    const stored = this.deps.store.rollouts.get(rolloutId);
+    const stored = this.load(rolloutId);
     if (!stored)
       throw new GildError("GILD_ROLLOUT_NOT_FOUND", `no rollout ${rolloutId}`, {
         hint: "list them with `gild rollout ls`",

@@ -9,8 +9,7 @@ import type {
 import type { AgentHub } from "./agent-hub.js";
 import { hostHasVersion } from "./image-service.js";
 import type { CommandRecord } from "./store/commands-repo.js";
-import type { HostInventory } from "./store/hosts-repo.js";
-import type { Store } from "./store/store.js";
+import type { HostInventory, HostRecord } from "./store/hosts-repo.js";
 
 /** Deterministic command ids: re-issuing after a restart is a no-op, and agents never run one twice. */
 export const rolloutCommandId = {
@@ -69,19 +68,28 @@ function aggregate(rows: CommandRecord[], kind: "switch" | "rollback"): CommandO
 
 /**
  * What the executor sees of a rollout's hosts: liveness, image presence, rollback readiness, the
- * results of this rollout's commands, and the line's apps from each inventory.
+ * results of this rollout's commands, and the line's apps from each inventory. `known` (every host)
+ * and `rows` (the rollout's commands) are read once per planning step by the caller, not once per
+ * host: a rollout may cover thousands.
  */
 export function observeRollout(
   record: RolloutRecord,
   appNames: ReadonlySet<string>,
-  deps: { store: Store; hub: AgentHub; versionUuid: string },
+  deps: {
+    hub: AgentHub;
+    versionUuid: string;
+    known: ReadonlyMap<string, HostRecord>;
+    rows: readonly CommandRecord[];
+  },
 ): FleetObservation {
-  const rows = deps.store.commands.forRollout(record.id);
   const byHost = new Map<string, CommandRecord[]>();
-  for (const row of rows) byHost.set(row.hostId, [...(byHost.get(row.hostId) ?? []), row]);
+  for (const row of deps.rows) {
+    const list = byHost.get(row.hostId);
+    if (list) list.push(row);
+    else byHost.set(row.hostId, [row]);
+  }
   const hosts: Record<string, HostObservation> = {};
-  // One query for every host, not one per host: a rollout may cover thousands.
-  const known = new Map(deps.store.hosts.list().map((h) => [h.id, h]));
+  const known = deps.known;
   for (const hostId of Object.keys(record.hosts)) {
     const host = known.get(hostId);
     const inventory = host?.inventory ?? null;
