@@ -14,6 +14,7 @@ import {
   newPlanContext,
   observed,
   type PlanContext,
+  sameRecord,
 } from "./rollout-plan-context.js";
 import {
   enterRollingBack,
@@ -51,7 +52,7 @@ export function planRollout(rollout: RolloutRecord, observation: FleetObservatio
     issueCommands(ctx);
   }
 
-  const changed = JSON.stringify(r) !== JSON.stringify(rollout);
+  const changed = !sameRecord(r, rollout);
   if (changed) r.updatedAt = now;
   return {
     rollout: changed ? r : rollout,

@@ -107,6 +107,18 @@ export function plan(record: RolloutRecord, observation: FleetObservation, now: 
   return planRollout(frozen(structuredClone(record)), frozen(structuredClone(observation)), now);
 }
 
+/**
+ * The planner hands back its input itself exactly when the step changed nothing in it (the executor
+ * stores a record only when it is a new object), and a new object whenever something changed.
+ */
+function expectSameIffUnchanged(record: RolloutRecord, observation: FleetObservation, now: number): void {
+  const input = frozen(structuredClone(record));
+  const result = planRollout(input, frozen(structuredClone(observation)), now);
+  const json = (r: RolloutRecord) => JSON.stringify({ ...r, updatedAt: 0 });
+  if (result.rollout === input) expect(json(result.rollout)).toBe(json(record));
+  else expect(json(result.rollout)).not.toBe(json(record));
+}
+
 export const kinds = (commands: RolloutCommand[]) => commands.map((c) => `${c.kind}:${c.hostId}`).sort();
 
 /** How a simulated host answers. */
@@ -310,6 +322,7 @@ export function run(
     const again = plan(result.rollout, observation, now);
     expect(again.commands).toEqual([]);
     expect(again.rollout).toEqual(result.rollout);
+    expectSameIffUnchanged(rollout, observation, now);
     fleet.events.push(...result.events);
     if (result.markVersion !== null) fleet.marks.push(result.markVersion);
     fleet.apply(result.commands, now);
