@@ -48,6 +48,13 @@ export type RolloutUpdate =
 
 export type Verb = "pause" | "resume" | "promote" | "abort" | "rollback";
 
+/** The planner speaks of host ids; operators read host names. */
+function named(event: RolloutEvent, hosts: ReadonlyMap<string, HostRecord>): RolloutEvent {
+  if (!event.hostId) return event;
+  const name = hosts.get(event.hostId)?.name;
+  return name ? { ...event, message: event.message.split(event.hostId).join(name) } : event;
+}
+
 const isTerminal = (state: string) => (TERMINAL_ROLLOUT_STATES as readonly string[]).includes(state);
 
 /**
@@ -242,7 +249,7 @@ export class RolloutExecutor {
     const now = this.now();
     const plan = planRollout(before, observation, now);
     const record = plan.rollout;
-    const events = plan.events.map((e) => this.named(e));
+    const events = plan.events.map((e) => named(e, known));
     if (record.state !== before.state) this.track(record);
     if (record !== before || events.length > 0 || plan.markVersion) {
       // The transition, its events and the version's status land together, before any command goes out.
@@ -270,13 +277,6 @@ export class RolloutExecutor {
       timer.unref();
       this.timers.set(rolloutId, timer);
     }
-  }
-
-  /** The planner speaks of host ids; operators read host names. */
-  private named(event: RolloutEvent): RolloutEvent {
-    if (!event.hostId) return event;
-    const name = this.deps.store.hosts.byId(event.hostId)?.name;
-    return name ? { ...event, message: event.message.split(event.hostId).join(name) } : event;
   }
 
   /**
