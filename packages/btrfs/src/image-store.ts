@@ -1,7 +1,14 @@
 import { randomBytes } from "node:crypto";
 import { lstat, mkdir, readdir, rename, stat } from "node:fs/promises";
 import { isAbsolute, join, resolve } from "node:path";
-import { assertValidLine, GildError, type ImageOrigin, type ImageVersionInfo, type Logger } from "@gild/core";
+import {
+  assertValidLine,
+  GildError,
+  type ImageOrigin,
+  type ImageVersionInfo,
+  isValidLine,
+  type Logger,
+} from "@gild/core";
 import { aptMirror } from "./apt-mirror.js";
 import { runTool } from "./exec.js";
 import { type ImageMeta, readMeta, writeMeta } from "./meta.js";
@@ -63,7 +70,7 @@ export class ImageStore {
   /** Names of the image lines on the pool. */
   async lines(): Promise<string[]> {
     const names = await readdir(this.pool.paths.images);
-    return names.filter((n) => /^[a-z][a-z0-9-]{0,62}$/.test(n)).sort();
+    return names.filter(isValidLine).sort();
   }
 
   /** Version numbers of a line, ascending. */

@@ -14,7 +14,7 @@ export {
 } from "./probe-spec.js";
 export { findContainerInit, isProcessAlive } from "./proc.js";
 export { ProcessDriver } from "./process-driver.js";
-export { assertContainerId, isValidAppName, validateContainerSpec } from "./spec.js";
+export { assertContainerId, validateContainerSpec } from "./spec.js";
 export { SystemdDriver } from "./systemd-driver.js";
 export {
   buildSystemdRunArgs,

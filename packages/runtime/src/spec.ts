@@ -1,14 +1,8 @@
 import { isAbsolute, normalize } from "node:path";
-import { GildError } from "@gild/core";
+import { GildError, isValidLine } from "@gild/core";
 import type { ContainerSpec } from "./types.js";
 
-const APP_RE = /^[a-z][a-z0-9-]{0,62}$/;
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-/** App names are usable as a directory, a unit name and part of a hostname. */
-export function isValidAppName(app: string): boolean {
-  return APP_RE.test(app);
-}
 
 /** Throws GILD_INVALID_SPEC unless (app, generation) names a container. */
 export function assertContainerId(app: string, generation: number): void {
@@ -18,7 +12,7 @@ export function assertContainerId(app: string, generation: number): void {
 }
 
 function checkId(app: string, generation: number, problems: string[]): void {
-  if (typeof app !== "string" || !isValidAppName(app)) {
+  if (typeof app !== "string" || !isValidLine(app)) {
     problems.push(`app: "${String(app)}" is not a valid app name (a-z, 0-9, '-', starting with a letter)`);
   }
   if (!Number.isSafeInteger(generation) || generation < 1) {

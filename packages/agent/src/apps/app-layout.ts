@@ -1,6 +1,7 @@
 import { mkdir, readdir, readFile, readlink, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { isSubvolume, type Pool } from "@gild/btrfs";
+import { isValidLine } from "@gild/core";
 
 /** What a generation runs, recorded beside its snapshot (apps/<app>/gen-<n>.json). */
 export interface GenerationMeta {
@@ -58,7 +59,7 @@ export class AppLayout {
   /** Names of the apps on this pool. */
   async apps(): Promise<string[]> {
     const names = await readdir(this.pool.paths.apps).catch(() => [] as string[]);
-    return names.filter((n) => /^[a-z][a-z0-9-]{0,62}$/.test(n)).sort();
+    return names.filter(isValidLine).sort();
   }
 
   /** Generations whose snapshot exists, ascending. */

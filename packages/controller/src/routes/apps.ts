@@ -1,10 +1,10 @@
-import { GildError, parseImageSelector } from "@gild/core";
+import { GildError, isValidLine, parseImageSelector } from "@gild/core";
 import type { FastifyInstance } from "fastify";
 import { streamNdjson } from "../ndjson.js";
 import type { Services } from "../services.js";
 
 function appName(name: string): string {
-  if (!/^[a-z][a-z0-9-]{0,62}$/.test(name)) throw new GildError("GILD_APP_NOT_FOUND", `no app named ${name}`);
+  if (!isValidLine(name)) throw new GildError("GILD_APP_NOT_FOUND", `no app named ${name}`);
   return name;
 }
 
