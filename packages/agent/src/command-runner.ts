@@ -102,7 +102,7 @@ export class CommandRunner {
       final = { commandId: id, state: CommandState.STATE_SUCCEEDED, ...result };
       this.log.info({ commandId: id, kind, ms: Date.now() - startedAt }, "command succeeded");
     } catch (err) {
-      const gild = err instanceof GildError ? err : toGildError(err);
+      const gild = toGildError(err);
       if (!(err instanceof GildError))
         this.log.error({ commandId: id, kind, err }, "command failed unexpectedly");
       else this.log.warn({ commandId: id, kind, code: gild.code, err: gild.message }, "command failed");

@@ -1,4 +1,4 @@
-import { formatBytes, formatDuration, GildError, type SerializedError, toGildError } from "@gild/core";
+import { formatBytes, formatDuration, type SerializedError, toGildError } from "@gild/core";
 
 /** A column of a human table: a header and how to show a row's value. */
 export interface Column<T> {
@@ -100,7 +100,7 @@ export class Renderer {
   /** Print an error as message + hint (or as JSON {error} with --json). */
   error(err: unknown): void {
     this.clearLive();
-    const gild = err instanceof GildError ? err : toGildError(err);
+    const gild = toGildError(err);
     if (this.json) {
       const out: { error: SerializedError } = { error: gild.toJSON() };
       this.streams.stdout.write(`${JSON.stringify(out, null, 2)}\n`);

@@ -5,6 +5,7 @@ import {
   type Logger,
   parseAppSpec,
   type SerializedError,
+  toGildError,
 } from "@gild/core";
 import type { AppSpecMessage, DeployApp, LogChunk } from "@gild/protocol";
 import type { AgentHub } from "./agent-hub.js";
@@ -238,7 +239,7 @@ export class AppService {
           const id = this.deps.commands.issue({ hostId: host.id, body: this.deployBody(spec, version) });
           return emit(this.deployEvent(host.name, await this.deps.commands.wait(id)));
         } catch (err) {
-          const e = err instanceof GildError ? err : new GildError("GILD_INTERNAL", (err as Error).message);
+          const e = toGildError(err);
           return emit({ host: host.name, state: "failed", error: e.toJSON() });
         }
       }),

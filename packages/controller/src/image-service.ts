@@ -1,5 +1,5 @@
 import type { ImageStore, StreamCapabilities } from "@gild/btrfs";
-import { GildError, type ImageVersionInfo, type Logger, type SerializedError } from "@gild/core";
+import { GildError, type ImageVersionInfo, type Logger, type SerializedError, toGildError } from "@gild/core";
 import type { ArtifactService } from "./artifact-service.js";
 import type { CommandService, ProgressUpdate } from "./command-service.js";
 import type { HostInventory, HostRecord } from "./store/hosts-repo.js";
@@ -294,7 +294,7 @@ export class ImageService {
             bytesTransferred: Number(result.bytesTransferred ?? 0),
           });
         } catch (err) {
-          const e = err instanceof GildError ? err : new GildError("GILD_INTERNAL", (err as Error).message);
+          const e = toGildError(err);
           return emit({ host: host.name, state: "failed", error: e.toJSON() });
         }
       }),

@@ -4,6 +4,8 @@ import {
   createRollout,
   estimateTimeline,
   GildError,
+  isSettledRolloutState,
+  isTerminalRolloutState,
   type Logger,
   parseImageRef,
   pauseRollout,
@@ -16,8 +18,8 @@ import {
   resolveStrategy,
   resumeRollout,
   rollbackRollout,
-  TERMINAL_ROLLOUT_STATES,
   type Timeline,
+  toGildError,
 } from "@gild/core";
 import type { AgentHub } from "./agent-hub.js";
 import type { AppService } from "./app-service.js";
@@ -54,8 +56,6 @@ function named(event: RolloutEvent, hosts: ReadonlyMap<string, HostRecord>): Rol
   const name = hosts.get(event.hostId)?.name;
   return name ? { ...event, message: event.message.split(event.hostId).join(name) } : event;
 }
-
-const isTerminal = (state: string) => (TERMINAL_ROLLOUT_STATES as readonly string[]).includes(state);
 
 /**
  * Runs rollouts: observe, plan (the pure planner), store the new record and its events in one
@@ -151,7 +151,7 @@ export class RolloutExecutor {
    * reading the active rollouts from the store for each would parse every big record each time.
    */
   private track(record: RolloutRecord): void {
-    const active = !isTerminal(record.state) || record.state === "aborted";
+    const active = !isSettledRolloutState(record.state);
     for (const hostId of Object.keys(record.hosts)) {
       const set = this.byHost.get(hostId) ?? new Set<string>();
       if (active) set.add(record.id);
@@ -210,8 +210,7 @@ export class RolloutExecutor {
   }
 
   private remember(stored: StoredRollout): void {
-    if (isTerminal(stored.record.state) && stored.record.state !== "aborted")
-      this.cache.delete(stored.record.id);
+    if (isSettledRolloutState(stored.record.state)) this.cache.delete(stored.record.id);
     else this.cache.set(stored.record.id, stored);
   }
 
@@ -229,7 +228,7 @@ export class RolloutExecutor {
     const stored = this.load(rolloutId);
     if (!stored) return;
     const before = stored.record;
-    if (isTerminal(before.state) && before.state !== "aborted") {
+    if (isSettledRolloutState(before.state)) {
       clearTimeout(this.timers.get(rolloutId));
       this.track(before);
       this.cache.delete(rolloutId);
@@ -286,7 +285,7 @@ export class RolloutExecutor {
    */
   private withdraw(record: RolloutRecord): void {
     const now = this.now();
-    const over = isTerminal(record.state);
+    const over = isTerminalRolloutState(record.state);
     const hosts = over
       ? [null]
       : Object.values(record.hosts)
@@ -311,7 +310,7 @@ export class RolloutExecutor {
     rows: readonly CommandRecord[],
   ): void {
     const record = stored.record;
-    if (record.state === "paused" || isTerminal(record.state)) return;
+    if (record.state === "paused" || isTerminalRolloutState(record.state)) return;
     const wanting = Object.values(record.hosts).filter(
       (h) =>
         (h.state === "fetching" && h.fetchAttempts > 0) ||
@@ -332,8 +331,7 @@ export class RolloutExecutor {
         this.deps.images
           .issuePull(host, record.line, record.version, { commandId: id, rolloutId: record.id })
           .catch((err: unknown) => {
-            const gild =
-              err instanceof GildError ? err : new GildError("GILD_INTERNAL", (err as Error).message);
+            const gild = toGildError(err);
             this.log.error(
               { rollout: record.id, host: host.name, err: gild.message },
               "could not issue the image pull",

@@ -21,6 +21,19 @@ export const TERMINAL_ROLLOUT_STATES: readonly RolloutState[] = [
   "rolled-back",
 ];
 
+/** The rollout sends no more commands (aborted included). */
+export function isTerminalRolloutState(state: string): boolean {
+  return (TERMINAL_ROLLOUT_STATES as readonly string[]).includes(state);
+}
+
+/**
+ * The rollout is over for good: nothing is planned or recorded any more. An aborted rollout is not:
+ * the results of commands already running are still recorded, and it can be rolled back.
+ */
+export function isSettledRolloutState(state: string): boolean {
+  return isTerminalRolloutState(state) && state !== "aborted";
+}
+
 /**
  * Per host: pending -> fetching -> staged -> switching -> verifying -> healthy, or -> failed ->
  * rolled-back. `rolling-back` is the transition of a host that a rollback is taking back.

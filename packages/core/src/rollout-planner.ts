@@ -1,11 +1,12 @@
 import { issueFetches, issueRollbacks, issueSwitches } from "./rollout-commands.js";
 import { enforceHostDeadlines, failSwitchedHost, healthyAtTime, observeHost } from "./rollout-host-steps.js";
-import type {
-  FleetObservation,
-  PauseCause,
-  PlanResult,
-  RolloutRecord,
-  RolloutState,
+import {
+  type FleetObservation,
+  isSettledRolloutState,
+  type PauseCause,
+  type PlanResult,
+  type RolloutRecord,
+  type RolloutState,
 } from "./rollout-model.js";
 import {
   emit,
@@ -35,10 +36,10 @@ const ACTIVE: readonly RolloutState[] = ["running", "awaiting-promotion", "rolli
  * is never mutated; the result holds a new record, or the input itself when nothing changed.
  */
 export function planRollout(rollout: RolloutRecord, observation: FleetObservation, now: number): PlanResult {
+  if (isSettledRolloutState(rollout.state))
+    return { rollout, commands: [], events: [], markVersion: null, nextWakeAt: null };
   const ctx = newPlanContext(rollout, observation, now);
   const r = ctx.rollout;
-  const terminal = r.state === "succeeded" || r.state === "failed" || r.state === "rolled-back";
-  if (terminal) return { rollout, commands: [], events: [], markVersion: null, nextWakeAt: null };
 
   // Results are recorded in every non-terminal state, aborted and paused included, so the record keeps
   // telling the truth (a later rollback relies on it); only active states send commands or run clocks.

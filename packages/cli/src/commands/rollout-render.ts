@@ -1,4 +1,4 @@
-import { formatBytes, formatDuration, type RolloutEvent } from "@gild/core";
+import { formatBytes, formatDuration, isTerminalRolloutState, type RolloutEvent } from "@gild/core";
 import { ago } from "../format-time.js";
 import { formatProgress, formatTable } from "../render.js";
 
@@ -32,12 +32,6 @@ export interface RolloutView {
   events?: RolloutEvent[];
 }
 
-const TERMINAL = new Set(["succeeded", "failed", "rolled-back", "aborted"]);
-
-export function isTerminal(state: string): boolean {
-  return TERMINAL.has(state);
-}
-
 function countdown(at: number | null, now: number, paused: boolean): string | null {
   if (at === null) return null;
   if (paused) return "paused";
@@ -59,13 +53,13 @@ export function renderRollout(
   const lines: string[] = [];
   const waveLabel = `wave ${view.currentWave + 1}/${view.waves.length}${view.waves[view.currentWave]?.canary ? " (canary)" : ""}`;
   lines.push(
-    `rollout ${view.id}  ${view.image}  ${view.state.toUpperCase()}  ${isTerminal(view.state) ? "" : `${waveLabel}, ${view.phase}  `}started ${ago(view.createdAt, now)} by ${view.createdBy ?? "?"}`,
+    `rollout ${view.id}  ${view.image}  ${view.state.toUpperCase()}  ${isTerminalRolloutState(view.state) ? "" : `${waveLabel}, ${view.phase}  `}started ${ago(view.createdAt, now)} by ${view.createdBy ?? "?"}`,
   );
   const clocks: string[] = [];
   const progress = countdown(view.clocks.progressDeadlineAt, now, paused);
-  if (progress && !isTerminal(view.state)) clocks.push(`progress deadline ${progress}`);
+  if (progress && !isTerminalRolloutState(view.state)) clocks.push(`progress deadline ${progress}`);
   const bake = countdown(view.clocks.bakeUntil, now, paused);
-  if (bake && !isTerminal(view.state)) clocks.push(`bake ends ${bake}`);
+  if (bake && !isTerminalRolloutState(view.state)) clocks.push(`bake ends ${bake}`);
   if (paused && view.clocks.pausedAt)
     clocks.push(`paused for ${formatDuration(now - view.clocks.pausedAt)} (clocks stopped)`);
   if (view.state === "awaiting-promotion") clocks.push("waiting for: gild rollout promote");

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { GildError, type RawStrategy, type RolloutEvent } from "@gild/core";
+import { GildError, isTerminalRolloutState, type RawStrategy, type RolloutEvent } from "@gild/core";
 import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
 import type { ControllerClient } from "../client.js";
@@ -7,7 +7,7 @@ import type { CliContext } from "../context.js";
 import type { Renderer } from "../render.js";
 import { targetOptions } from "./hosts.js";
 import { collect, parsePositiveInt, splitList } from "./options.js";
-import { isTerminal, planTable, type RolloutView, renderRollout, rolloutTable } from "./rollout-render.js";
+import { planTable, type RolloutView, renderRollout, rolloutTable } from "./rollout-render.js";
 
 interface StrategyFlags {
   file?: string;
@@ -144,7 +144,7 @@ export async function watchRollout(
       }
       // The feed ends at a terminal state, or when the link broke (a controller restart): look again.
       view = await client.get<RolloutView>(`/v1/rollouts/${encodeURIComponent(id)}`);
-      if (isTerminal(view.state)) break;
+      if (isTerminalRolloutState(view.state)) break;
     }
   } finally {
     clearInterval(tick);

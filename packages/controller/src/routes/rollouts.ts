@@ -1,4 +1,4 @@
-import type { RolloutEvent } from "@gild/core";
+import { isTerminalRolloutState, type RolloutEvent } from "@gild/core";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { ProgressUpdate } from "../command-service.js";
 import type { RolloutRequest, RolloutUpdate, Verb } from "../rollout-executor.js";
@@ -18,8 +18,6 @@ const requestSchema = {
     apps: { type: "array", items: { type: "string" }, maxItems: 10_000 },
   },
 } as const;
-
-const TERMINAL = new Set(["succeeded", "failed", "rolled-back", "aborted"]);
 
 export function registerRolloutRoutes(app: FastifyInstance, services: Services): void {
   const executor = services.rollouts;
@@ -132,7 +130,7 @@ function streamRollout(
   const unsubscribe = services.rollouts.subscribe(id, (update: RolloutUpdate) => {
     if (update.type === "record") {
       send({ type: "rollout", rollout: view(update.rollout) });
-      if (TERMINAL.has(update.rollout.record.state)) finish();
+      if (isTerminalRolloutState(update.rollout.record.state)) finish();
     } else if (update.type === "event") {
       send({ type: "event", event: update.event satisfies RolloutEvent });
     } else {
@@ -148,5 +146,5 @@ function streamRollout(
   });
   const keepalive = setInterval(() => res.write(": keepalive\n\n"), 15_000);
   res.on("close", finish);
-  if (TERMINAL.has(stored.record.state)) finish();
+  if (isTerminalRolloutState(stored.record.state)) finish();
 }
