@@ -461,17 +461,18 @@ export class RolloutExecutor {
     const bytesByHost: Record<string, number> = {};
     const versions = this.deps.store.images.list(record.line);
     const target = this.deps.images.get(record.line, record.version);
+    const artifacts = this.deps.store.artifacts.forImage(record.line, record.version);
+    // Read once, not once per host: a rollout may cover thousands.
+    const hosts = new Map(this.deps.store.hosts.list().map((h) => [h.id, h]));
     for (const hostId of Object.keys(record.hosts)) {
-      const host = this.deps.store.hosts.byId(hostId);
+      const host = hosts.get(hostId);
       if (!host) continue;
       if (hostHasVersion(host.inventory, target)) {
         bytesByHost[hostId] = 0;
         continue;
       }
       const parent = pickParent(host.inventory, versions, record.version);
-      const artifact = this.deps.store.artifacts
-        .forImage(record.line, record.version)
-        .find((a) => a.parentVersion === (parent ?? 0));
+      const artifact = artifacts.find((a) => a.parentVersion === (parent ?? 0));
       // Without a made artifact, the image's size is the upper bound of what a host downloads.
       bytesByHost[hostId] = artifact?.sizeBytes ?? target.sizeBytes ?? 0;
     }

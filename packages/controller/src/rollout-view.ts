@@ -1,4 +1,4 @@
-import type { HostStep, RolloutEvent } from "@gild/core";
+import type { HostStep } from "@gild/core";
 import type { ProgressUpdate } from "./command-service.js";
 import type { StoredRollout } from "./store/rollouts-repo.js";
 import type { Store } from "./store/store.js";
@@ -20,11 +20,13 @@ export function rolloutView(
   },
 ) {
   const r = stored.record;
+  // One query for the names, not one per host: a rollout may cover thousands.
+  const names = deps.store.hosts.names();
   const host = (id: string): RolloutHostView => {
     const step = r.hosts[id] as HostStep;
     return {
       ...step,
-      name: deps.store.hosts.byId(id)?.name ?? id,
+      name: names.get(id) ?? id,
       online: deps.isOnline(id),
       progress: deps.progress?.get(id) ?? null,
     };
@@ -52,7 +54,3 @@ export function rolloutView(
 }
 
 export type RolloutView = ReturnType<typeof rolloutView>;
-
-export interface RolloutViewWithEvents extends RolloutView {
-  events: RolloutEvent[];
-}

@@ -39,7 +39,8 @@ export function registerRolloutRoutes(app: FastifyInstance, services: Services):
     { schema: { body: requestSchema } },
     async (req) => {
       const { record, timeline } = executor.plan(req.body);
-      const name = (id: string) => services.store.hosts.byId(id)?.name ?? id;
+      const names = services.store.hosts.names();
+      const name = (id: string) => names.get(id) ?? id;
       return {
         image: `${record.line}@${record.version}`,
         strategy: record.strategy,

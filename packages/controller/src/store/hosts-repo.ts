@@ -106,6 +106,12 @@ export class HostsRepo {
     return row && fromRow(row);
   }
 
+  /** Host id -> name for every host, without reading the rest of each row. */
+  names(): Map<string, string> {
+    const rows = this.db.prepare("SELECT id, name FROM hosts").all() as { id: string; name: string }[];
+    return new Map(rows.map((r) => [r.id, r.name]));
+  }
+
   list(): HostRecord[] {
     return (this.db.prepare("SELECT * FROM hosts ORDER BY name").all() as HostRow[]).map(fromRow);
   }
