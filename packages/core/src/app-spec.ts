@@ -37,6 +37,15 @@ export interface AppSpec {
   healthyDeadlineMs: number;
 }
 
+/** host and port of a tcp probe target ("[::1]:80" for IPv6), or undefined when it is not "host:port". */
+export function parseTcpTarget(target: string): { host: string; port: number } | undefined {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(target);
+  if (!match) return undefined;
+  const port = Number(match[3]);
+  if (port < 1 || port > 65_535) return undefined;
+  return { host: (match[1] ?? match[2]) as string, port };
+}
+
 export const APP_DEFAULTS = Object.freeze({
   stopTimeoutMs: 10_000,
   healthyDeadlineMs: 120_000,
@@ -119,8 +128,8 @@ function parseHealth(raw: unknown, problems: Problem[]): HealthSpec | null {
       problems.push({ path: "health.http", message: "must be an http(s) URL" });
     else target = value;
   } else if (kind === "tcp") {
-    if (typeof value !== "string" || !/^[^\s:]+:\d{1,5}$/.test(value))
-      problems.push({ path: "health.tcp", message: "must be host:port" });
+    if (typeof value !== "string" || !parseTcpTarget(value))
+      problems.push({ path: "health.tcp", message: 'must be host:port ("[::1]:port" for IPv6)' });
     else target = value;
   } else if (typeof value === "string" && value.trim().length > 0) command = ["/bin/sh", "-c", value];
   else if (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === "string"))

@@ -35,6 +35,11 @@ describe("app specs", () => {
       kind: "tcp",
       target: "127.0.0.1:8080",
     });
+    // The same tcp target rule as the probes that run it: IPv6 in brackets, ports 1-65535.
+    expect(parseAppSpec({ ...valid, health: { tcp: "[::1]:8443" } }).health?.target).toBe("[::1]:8443");
+    expect(() => parseAppSpec({ ...valid, health: { tcp: "127.0.0.1:70000" } })).toThrow(
+      expect.objectContaining({ details: { problems: [expect.objectContaining({ path: "health.tcp" })] } }),
+    );
     expect(parseAppSpec({ ...valid, health: { exec: "test -f /ok" } }).health?.command).toEqual([
       "/bin/sh",
       "-c",

@@ -1,3 +1,5 @@
+/** The tcp target rule lives in core (app specs are checked with it); probes use the same. */
+export { parseTcpTarget } from "@gild/core";
 export { createRuntimeDriver, detectDriverKind, systemdIsInit } from "./create-driver.js";
 export { type Health, HealthMonitor, type HealthMonitorOptions, type HealthState } from "./health-monitor.js";
 export { machineName } from "./machine-name.js";
@@ -9,7 +11,6 @@ export {
   type ProbeInput,
   type ProbeKind,
   type ProbeSpec,
-  parseTcpTarget,
   resolveProbe,
 } from "./probe-spec.js";
 export { findContainerInit, isProcessAlive } from "./proc.js";

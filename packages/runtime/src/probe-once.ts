@@ -1,7 +1,8 @@
 import http from "node:http";
 import https from "node:https";
 import net from "node:net";
-import { type ProbeSpec, parseTcpTarget } from "./probe-spec.js";
+import { parseTcpTarget } from "@gild/core";
+import type { ProbeSpec } from "./probe-spec.js";
 import type { ExecResult } from "./types.js";
 
 /** The outcome of one probe. */

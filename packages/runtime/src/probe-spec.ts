@@ -1,4 +1,4 @@
-import { GildError } from "@gild/core";
+import { GildError, parseTcpTarget } from "@gild/core";
 
 export type ProbeKind = "http" | "tcp" | "exec";
 
@@ -33,15 +33,6 @@ export const PROBE_DEFAULTS = Object.freeze({
   initialDelayMs: 0,
   minHealthyMs: 10_000,
 });
-
-/** host and port of a tcp probe target, or undefined when it is not "host:port". */
-export function parseTcpTarget(target: string): { host: string; port: number } | undefined {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(target);
-  if (!match) return undefined;
-  const port = Number(match[3]);
-  if (port < 1 || port > 65_535) return undefined;
-  return { host: (match[1] ?? match[2]) as string, port };
-}
 
 function checkDuration(value: unknown, name: string, min: number, problems: string[]): void {
   if (value === undefined) return;
