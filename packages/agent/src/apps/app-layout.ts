@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, readlink, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { isSubvolume, type Pool } from "@gild/btrfs";
-import { isValidLine } from "@gild/core";
+import { type HealthSpec, isValidLine } from "@gild/core";
 
 /** What a generation runs, recorded beside its snapshot (apps/<app>/gen-<n>.json). */
 export interface GenerationMeta {
@@ -15,15 +15,7 @@ export interface GenerationMeta {
   /** Mount point of data/<app> inside the container, or "" for none. */
   dataMount: string;
   port: number;
-  health: {
-    kind: string;
-    target: string;
-    command: string[];
-    intervalMs: number;
-    timeoutMs: number;
-    initialDelayMs: number;
-    minHealthyMs: number;
-  } | null;
+  health: HealthSpec | null;
   stopTimeoutMs: number;
   createdAt: number;
 }

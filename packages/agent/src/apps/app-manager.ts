@@ -2,7 +2,7 @@ import { mkdir, open, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { type ImageStore, snapshotSubvolume } from "@gild/btrfs";
-import { GildError, type Logger } from "@gild/core";
+import { APP_DEFAULTS, GildError, type HealthSpec, type Logger } from "@gild/core";
 import type {
   AppInstance,
   AppSpecMessage,
@@ -158,24 +158,11 @@ export class AppManager {
     };
   }
 
-  private probeOf(meta: GenerationMeta): ProbeSpec | null {
-    if (!meta.health) return null;
-    return resolveProbe({
-      kind: meta.health.kind as ProbeSpec["kind"],
-      ...(meta.health.target ? { target: meta.health.target } : {}),
-      ...(meta.health.command.length > 0 ? { command: meta.health.command } : {}),
-      intervalMs: meta.health.intervalMs,
-      timeoutMs: meta.health.timeoutMs,
-      initialDelayMs: meta.health.initialDelayMs,
-      minHealthyMs: meta.health.minHealthyMs,
-    });
-  }
-
   private startMonitor(meta: GenerationMeta): void {
     const s = this.appState(meta.app);
     s.monitor?.stop();
     s.monitor = undefined;
-    const probe = this.probeOf(meta);
+    const probe = meta.health && probeOf(meta.health);
     if (!probe) {
       this.deps.onChange();
       return;
@@ -205,7 +192,7 @@ export class AppManager {
       const st = await this.deps.driver.status(meta.app, meta.generation);
       return { running: st.running, exitCode: st.exitCode, signal: st.signal };
     };
-    const probe = this.probeOf(meta);
+    const probe = meta.health && probeOf(meta.health);
     if (!probe) {
       const until = Math.min(deadlineAt, Date.now() + RUNNING_IS_HEALTHY_MS);
       while (Date.now() < until) {
@@ -270,7 +257,7 @@ export class AppManager {
         dataMount: spec.dataMount ?? "",
         port: spec.port ?? 0,
         health: spec.health ? normalizeHealth(spec.health) : null,
-        stopTimeoutMs: spec.stopTimeoutMs || 10_000,
+        stopTimeoutMs: spec.stopTimeoutMs || APP_DEFAULTS.stopTimeoutMs,
         createdAt: Date.now(),
       };
       // A writable snapshot of the image: instant, and sharing every block with it.
@@ -280,7 +267,7 @@ export class AppManager {
       );
       await this.writeAppConfig(meta);
       await this.layout.writeMeta(meta);
-      return this.switchTo(meta, current, command.healthyDeadlineMs || 120_000, true);
+      return this.switchTo(meta, current, command.healthyDeadlineMs || APP_DEFAULTS.healthyDeadlineMs, true);
     });
   }
 
@@ -297,7 +284,7 @@ export class AppManager {
           `${app} has no previous generation on this host to roll back to`,
         );
       }
-      return this.switchTo(meta, current, command.healthyDeadlineMs || 120_000, false);
+      return this.switchTo(meta, current, command.healthyDeadlineMs || APP_DEFAULTS.healthyDeadlineMs, false);
     });
   }
 
@@ -535,15 +522,34 @@ export class AppManager {
   }
 }
 
-/** The wire health probe with defaults filled, as recorded in a generation's meta. */
-function normalizeHealth(h: NonNullable<AppSpecMessage["health"]>): NonNullable<GenerationMeta["health"]> {
-  return {
-    kind: h.kind ?? "http",
+/**
+ * The wire health probe with core's defaults filled, as recorded in a generation's meta. Checked here,
+ * before the deploy makes anything: a probe the runtime cannot run is refused with GILD_INVALID_SPEC.
+ */
+function normalizeHealth(h: NonNullable<AppSpecMessage["health"]>): HealthSpec {
+  const d = APP_DEFAULTS.health;
+  const health: HealthSpec = {
+    kind: (h.kind ?? "http") as HealthSpec["kind"],
     target: h.target ?? "",
     command: [...(h.command ?? [])],
-    intervalMs: h.intervalMs || 1000,
-    timeoutMs: h.timeoutMs || 1000,
-    initialDelayMs: h.initialDelayMs ?? 0,
-    minHealthyMs: h.minHealthyMs ?? 3000,
+    intervalMs: h.intervalMs || d.intervalMs,
+    timeoutMs: h.timeoutMs || d.timeoutMs,
+    initialDelayMs: h.initialDelayMs ?? d.initialDelayMs,
+    minHealthyMs: h.minHealthyMs ?? d.minHealthyMs,
   };
+  probeOf(health);
+  return health;
+}
+
+/** The runtime's probe for a recorded health spec. */
+function probeOf(health: HealthSpec): ProbeSpec {
+  return resolveProbe({
+    kind: health.kind,
+    ...(health.target ? { target: health.target } : {}),
+    ...(health.command.length > 0 ? { command: health.command } : {}),
+    intervalMs: health.intervalMs,
+    timeoutMs: health.timeoutMs,
+    initialDelayMs: health.initialDelayMs,
+    minHealthyMs: health.minHealthyMs,
+  });
 }
