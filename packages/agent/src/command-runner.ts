@@ -4,6 +4,7 @@ import {
   type CommandKind,
   CommandState,
   type CommandStatus,
+  commandKindOf,
   type TransferProgress,
 } from "@gild/protocol";
 import { CommandJournal } from "./journal.js";
@@ -19,15 +20,6 @@ export type Executors = {
     ctx: { progress: ProgressReporter; commandId: string },
   ) => Promise<CommandResult>;
 };
-
-const KINDS: readonly CommandKind[] = [
-  "pullImage",
-  "removeImage",
-  "deployApp",
-  "rollbackApp",
-  "removeApp",
-  "readLogs",
-];
 
 /**
  * Runs the controller's commands: each id once. A repeated id gets the journaled final status (marked
@@ -64,7 +56,7 @@ export class CommandRunner {
       if (status) this.deps.send({ ...status, replayed: true });
       return;
     }
-    const kind = KINDS.find((k) => command[k] !== undefined && command[k] !== null);
+    const kind = commandKindOf(command);
     if (!kind) {
       const status: CommandStatus = {
         commandId: id,

@@ -5,6 +5,7 @@ import {
   type CommandKind,
   CommandState,
   type CommandStatus,
+  commandKindOf,
   pb,
   type TransferProgress,
 } from "@gild/protocol";
@@ -38,18 +39,9 @@ export interface CommandListener {
 }
 
 function kindOf(body: CommandBody): CommandKind {
-  const kinds: CommandKind[] = [
-    "pullImage",
-    "removeImage",
-    "deployApp",
-    "rollbackApp",
-    "removeApp",
-    "readLogs",
-  ];
-  const present = kinds.filter((k) => body[k] !== undefined && body[k] !== null);
-  if (present.length !== 1)
-    throw new Error(`a command needs exactly one kind, got ${present.join(",") || "none"}`);
-  return present[0] as CommandKind;
+  const kind = commandKindOf(body);
+  if (kind === undefined) throw new Error("a command needs exactly one kind");
+  return kind;
 }
 
 /** The result oneof of a CommandStatus as plain JSON (bytes as base64). */

@@ -17,6 +17,25 @@ export type AppInstance = gild.v1.AppInstance.$Properties;
 export type Command = gild.v1.Command.$Properties;
 export type CommandKind = NonNullable<gild.v1.Command["kind"]>;
 export type CommandStatus = gild.v1.CommandStatus.$Properties;
+
+// Keyed by kind, so the compiler refuses this list when the schema gains or loses a command.
+const COMMAND_KIND_KEYS: Record<CommandKind, true> = {
+  pullImage: true,
+  removeImage: true,
+  deployApp: true,
+  rollbackApp: true,
+  removeApp: true,
+  readLogs: true,
+};
+
+/** Every kind of Command. */
+export const COMMAND_KINDS = Object.freeze(Object.keys(COMMAND_KIND_KEYS) as CommandKind[]);
+
+/** The kind a command carries; undefined when it carries none this build knows, or more than one. */
+export function commandKindOf(command: Pick<Command, CommandKind>): CommandKind | undefined {
+  const present = COMMAND_KINDS.filter((k) => command[k] !== undefined && command[k] !== null);
+  return present.length === 1 ? present[0] : undefined;
+}
 export type ArtifactManifest = gild.v1.ArtifactManifest.$Properties;
 export type PullImage = gild.v1.PullImage.$Properties;
 export type PullResult = gild.v1.PullResult.$Properties;
