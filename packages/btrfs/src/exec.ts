@@ -1,14 +1,5 @@
-import { type ErrorCode, GildError } from "@gild/core";
+import { type ErrorCode, GildError, spawnFailure } from "@gild/core";
 import { ExecaError, execa } from "execa";
-
-/** Debian packages that provide the host programs gild runs, for hints. */
-const PACKAGE_OF: Record<string, string> = {
-  btrfs: "btrfs-progs",
-  "mkfs.btrfs": "btrfs-progs",
-  "systemd-nspawn": "systemd-container",
-  debootstrap: "debootstrap",
-  cp: "coreutils",
-};
 
 export interface ToolResult {
   stdout: string;
@@ -24,19 +15,6 @@ export interface ToolOptions {
   classify?: (stderr: string) => ErrorCode | undefined;
   /** Called with each line of output as it arrives (long-running builds). */
   onOutput?: (line: string) => void;
-}
-
-/** Turn a failure to start a program into a coded error: a missing program says what to install. */
-export function spawnFailure(file: string, err: unknown): GildError | undefined {
-  const code = (err as { code?: string }).code;
-  if (code === "ENOENT") {
-    const pkg = PACKAGE_OF[file];
-    return new GildError("GILD_TOOL_MISSING", `${file} is not installed`, {
-      hint: pkg ? `apt-get install ${pkg}` : `install ${file}`,
-      cause: err,
-    });
-  }
-  return undefined;
 }
 
 /** Codes for the btrfs-progs failures gild tells apart; everything else is GILD_BTRFS_FAILED. */

@@ -1,6 +1,5 @@
-import { GildError } from "@gild/core";
+import { GildError, spawnFailure } from "@gild/core";
 import { execa } from "execa";
-import { spawnFailure } from "./host-exec.js";
 import { processGroupMembers, readEnviron, signalProcess } from "./proc.js";
 import type { ExecResult } from "./types.js";
 

@@ -1,24 +1,5 @@
-import { type ErrorCode, GildError } from "@gild/core";
+import { type ErrorCode, GildError, spawnFailure } from "@gild/core";
 import { ExecaError, execa } from "execa";
-
-/** Debian packages that provide the host programs the runtime runs, for hints. */
-const PACKAGE_OF: Record<string, string> = {
-  "systemd-nspawn": "systemd-container",
-  "systemd-run": "systemd",
-  systemctl: "systemd",
-  nsenter: "util-linux",
-};
-
-/** A failure to start a program as a coded error: a missing program says what to install. */
-export function spawnFailure(file: string, err: unknown): GildError | undefined {
-  const code = (err as { code?: string }).code;
-  if (code !== "ENOENT") return undefined;
-  const pkg = PACKAGE_OF[file];
-  return new GildError("GILD_TOOL_MISSING", `${file} is not installed`, {
-    hint: pkg ? `apt-get install ${pkg}` : `install ${file}`,
-    cause: err,
-  });
-}
 
 export interface HostResult {
   stdout: string;

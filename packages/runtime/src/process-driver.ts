@@ -1,10 +1,9 @@
 import { mkdir, open, rm } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { GildError, type Logger, silentLogger } from "@gild/core";
+import { GildError, type Logger, silentLogger, spawnFailure } from "@gild/core";
 import { execa } from "execa";
 import { execInContainer } from "./container-exec.js";
-import { spawnFailure } from "./host-exec.js";
 import { machineName } from "./machine-name.js";
 import { buildNspawnArgs } from "./nspawn-args.js";
 import { checkNspawnIdentity } from "./nspawn-identity.js";
