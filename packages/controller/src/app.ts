@@ -23,7 +23,7 @@ import { registerHostRoutes } from "./routes/hosts.js";
 import { registerImageRoutes } from "./routes/images.js";
 import { registerRolloutRoutes } from "./routes/rollouts.js";
 import { registerTokenRoutes } from "./routes/tokens.js";
-import { secretMatches } from "./secrets.js";
+import { bearerSecret, secretMatches } from "./secrets.js";
 import type { Services } from "./services.js";
 import type { Store } from "./store/store.js";
 import { TransferServer } from "./transfer-server.js";
@@ -59,8 +59,8 @@ function refuseUpgrade(socket: Duplex, error: GildError): void {
 
 /** The host a WebSocket upgrade authenticates as (Authorization: Bearer <credential>), or a coded error. */
 function authenticateHost(req: IncomingMessage, store: Store): string {
-  const header = req.headers.authorization ?? "";
-  const credential = header.startsWith("Bearer ") ? parseCredential(header.slice(7)) : undefined;
+  const presented = bearerSecret(req.headers.authorization);
+  const credential = presented ? parseCredential(presented) : undefined;
   if (!credential)
     throw new GildError("GILD_CREDENTIAL_INVALID", "no host credential presented", {
       hint: "join the host first: gild agent join",

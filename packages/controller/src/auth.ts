@@ -1,6 +1,6 @@
-import { createHash, timingSafeEqual } from "node:crypto";
 import { GildError } from "@gild/core";
 import type { FastifyInstance } from "fastify";
+import { bearerSecret, hashSecret, secretMatches } from "./secrets.js";
 import type { AuditRepo } from "./store/audit-repo.js";
 
 declare module "fastify" {
@@ -15,21 +15,16 @@ declare module "fastify" {
 const PUBLIC_PATHS = new Set(["/healthz", "/v1/enroll", "/v1/enroll/ca"]);
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
-function digest(text: string): Buffer {
-  return createHash("sha256").update(text).digest();
-}
-
 /**
  * Every request but /healthz and enrollment carries the admin token (Authorization: Bearer). Every
  * mutating request is recorded in the audit log with who, what, when and the result.
  */
 export function installAuth(app: FastifyInstance, deps: { adminToken: string; audit: AuditRepo }): void {
-  const expected = digest(deps.adminToken);
+  const expected = hashSecret(deps.adminToken);
   app.decorateRequest("actor", "");
   app.decorateRequest("auditSummary", undefined);
   app.addHook("onRequest", async (req) => {
     const path = req.url.split("?")[0] ?? "";
-    const header = req.headers.authorization ?? "";
     const name =
       String(req.headers["x-gild-actor"] ?? "")
         .replace(/[^\w.@-]/g, "")
@@ -39,8 +34,8 @@ export function installAuth(app: FastifyInstance, deps: { adminToken: string; au
       req.actor = "anonymous";
       return;
     }
-    const presented = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
-    if (presented.length === 0 || !timingSafeEqual(digest(presented), expected)) {
+    const presented = bearerSecret(req.headers.authorization);
+    if (presented.length === 0 || !secretMatches(presented, expected)) {
       req.actor = "unauthenticated";
       throw new GildError(
         "GILD_UNAUTHENTICATED",

@@ -5,6 +5,7 @@ import { dirname } from "node:path";
 import { caPinOf } from "@gild/core";
 import forge from "node-forge";
 import type { ControllerConfig } from "./config.js";
+import { newSecret } from "./secrets.js";
 
 /** The controller's TLS material, read at start (and made at first start). */
 export interface TlsMaterial {
@@ -139,7 +140,7 @@ export function ensureTls(config: ControllerConfig): TlsMaterial {
 /** The admin token (made at first start, readable by root only). */
 export function ensureAdminToken(config: ControllerConfig): string {
   if (!existsSync(config.paths.adminToken)) {
-    writeSecret(config.paths.adminToken, `gadm_${randomBytes(32).toString("base64url")}\n`);
+    writeSecret(config.paths.adminToken, `gadm_${newSecret()}\n`);
   }
   return readFileSync(config.paths.adminToken, "utf8").trim();
 }

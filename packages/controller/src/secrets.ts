@@ -12,6 +12,11 @@ export function secretMatches(secret: string, storedHash: string): boolean {
   return presented.length === stored.length && timingSafeEqual(presented, stored);
 }
 
+/** The secret of an `Authorization: Bearer <secret>` header, or "" without one. */
+export function bearerSecret(header: string | undefined): string {
+  return header?.startsWith("Bearer ") ? header.slice(7).trim() : "";
+}
+
 /** 32 random bytes, base64url (43 characters). */
 export function newSecret(): string {
   return randomBytes(32).toString("base64url");
