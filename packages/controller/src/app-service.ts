@@ -10,7 +10,7 @@ import {
 import type { AppSpecMessage, DeployApp, LogChunk } from "@gild/protocol";
 import type { AgentHub } from "./agent-hub.js";
 import type { CommandService, ProgressUpdate } from "./command-service.js";
-import { selectHosts } from "./host-selection.js";
+import { isLabelSelector, selectHosts } from "./host-selection.js";
 import type { ImageService } from "./image-service.js";
 import type { AppRecord } from "./store/apps-repo.js";
 import type { HostInventory, HostRecord } from "./store/hosts-repo.js";
@@ -114,18 +114,14 @@ export class AppService {
     return this.record(name).spec;
   }
 
-  /** Hosts an app's selectors match now (a selector for a host that left is an error). */
-  targets(spec: AppSpec): HostRecord[] {
-    const hosts = this.deps.store.hosts.list();
-    return selectHosts(
-      hosts,
-      spec.hosts.filter((s) => s.includes("=") || hosts.some((h) => h.name === s)),
-    );
+  /** Hosts an app's selectors match now (a named host that has left matches nothing). */
+  targets(spec: AppSpec, hosts: readonly HostRecord[] = this.deps.store.hosts.list()): HostRecord[] {
+    return selectHosts(hosts, spec.hosts, { ignoreUnknown: true });
   }
 
   create(raw: unknown, actor: string): AppView {
     const spec = parseAppSpec(raw);
-    const unknownHosts = spec.hosts.filter((s) => !s.includes("=") && !this.deps.store.hosts.byName(s));
+    const unknownHosts = spec.hosts.filter((s) => !isLabelSelector(s) && !this.deps.store.hosts.byName(s));
     if (unknownHosts.length > 0) {
       throw new GildError("GILD_INVALID_SPEC", `invalid app spec (unknown hosts)`, {
         details: { problems: unknownHosts.map((h) => ({ path: "hosts", message: `no host named ${h}` })) },
@@ -139,11 +135,11 @@ export class AppService {
     return this.view(this.record(spec.name));
   }
 
-  view(record: AppRecord): AppView {
+  view(record: AppRecord, hosts: readonly HostRecord[] = this.deps.store.hosts.list()): AppView {
     const spec = record.spec;
     const specHash = appSpecHash(spec);
     const instances: AppInstanceView[] = [];
-    for (const host of this.deps.store.hosts.list()) {
+    for (const host of hosts) {
       const app = appOnHost(host.inventory, spec.name);
       if (!app) continue;
       instances.push({
@@ -160,17 +156,13 @@ export class AppService {
         specCurrent: app.specHash === specHash,
       });
     }
-    let targets: string[] = [];
-    try {
-      targets = this.targets(spec).map((h) => h.name);
-    } catch {
-      targets = [];
-    }
+    const targets = this.targets(spec, hosts).map((h) => h.name);
     return { spec, specHash, createdBy: record.createdBy, createdAt: record.createdAt, targets, instances };
   }
 
   list(): AppView[] {
-    return this.deps.store.apps.list().map((r) => this.view(r));
+    const hosts = this.deps.store.hosts.list();
+    return this.deps.store.apps.list().map((r) => this.view(r, hosts));
   }
 
   get(name: string): AppView {
