@@ -35,7 +35,7 @@ export type CommandBody = Omit<Command, "commandId" | "deadlineMs">;
 export interface CommandListener {
   /** A command reached a final state (recorded in the store before this is called). */
   onFinished?(record: CommandRecord): void;
-  onProgress?(record: { id: string; hostId: string }, progress: ProgressUpdate): void;
+  onProgress?(record: CommandRecord, progress: ProgressUpdate): void;
 }
 
 function kindOf(body: CommandBody): CommandKind {
@@ -236,7 +236,7 @@ export class CommandService {
           phase: p.phase ?? "",
         };
         for (const fn of this.progress.get(id) ?? []) fn(update);
-        for (const l of this.listeners) l.onProgress?.({ id, hostId }, update);
+        for (const l of this.listeners) l.onProgress?.(record, update);
       }
       return;
     }

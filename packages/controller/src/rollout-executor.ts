@@ -26,7 +26,7 @@ import type { AppService } from "./app-service.js";
 import type { CommandService, ProgressUpdate } from "./command-service.js";
 import { selectHosts } from "./host-selection.js";
 import { hostHasVersion, type ImageService, pickParent } from "./image-service.js";
-import { appsInScope, observeRollout, rolloutCommandId, rolloutOfCommand } from "./rollout-observer.js";
+import { appsInScope, observeRollout, rolloutCommandId } from "./rollout-observer.js";
 import type { CommandRecord } from "./store/commands-repo.js";
 import type { HostRecord } from "./store/hosts-repo.js";
 import type { StoredRollout } from "./store/rollouts-repo.js";
@@ -102,7 +102,7 @@ export class RolloutExecutor {
         if (record.rolloutId) this.poke(record.rolloutId);
       },
       onProgress: (command, progress) => {
-        const rolloutId = rolloutOfCommand(command.id);
+        const rolloutId = command.rolloutId;
         if (progress.rateBytesPerSecond > 0) this.recordRate(progress.rateBytesPerSecond);
         if (!rolloutId) return;
         const hosts = this.progress.get(rolloutId) ?? new Map<string, ProgressUpdate>();

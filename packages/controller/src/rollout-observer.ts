@@ -18,12 +18,6 @@ export const rolloutCommandId = {
   rollback: (rolloutId: string, hostId: string, app: string) => `${rolloutId}:${hostId}:rollback:${app}`,
 };
 
-/** The rollout a command id belongs to, if it is a rollout command. */
-export function rolloutOfCommand(commandId: string): string | undefined {
-  const match = /^(ro_[0-9a-f]+):/.exec(commandId);
-  return match?.[1];
-}
-
 /** The parts of a rollout command id. */
 export function parseRolloutCommandId(id: string): { hostId: string; kind: string; arg: string } | undefined {
   const match = /^ro_[0-9a-f]+:([^:]+):(fetch|switch|rollback):(.+)$/.exec(id);
