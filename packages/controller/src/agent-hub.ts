@@ -111,10 +111,6 @@ export class AgentHub {
     return this.sessions.get(hostId)?.lastSeen;
   }
 
-  onlineHostIds(): string[] {
-    return [...this.sessions.values()].filter((s) => s.helloed).map((s) => s.hostId);
-  }
-
   /** Send one Envelope to a connected, greeted agent; false when it is not connected. */
   send(hostId: string, envelope: Envelope): boolean {
     const session = this.sessions.get(hostId);

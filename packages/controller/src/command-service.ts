@@ -157,18 +157,6 @@ export class CommandService {
     }
   }
 
-  /** Resend one open command (used after an executor restart for commands the store says are open). */
-  resend(id: string): void {
-    const record = this.deps.store.commands.get(id);
-    if (record && (record.state === "pending" || record.state === "running")) {
-      this.deps.hub.send(record.hostId, { command: pb.Command.decode(record.payload) });
-    }
-  }
-
-  get(id: string): CommandRecord | undefined {
-    return this.deps.store.commands.get(id);
-  }
-
   /** Resolve when the command is final; `onProgress` sees transfer progress meanwhile. */
   wait(
     id: string,

@@ -480,18 +480,6 @@ export class AppManager {
     return out;
   }
 
-  /** Image versions an app generation was made from (for refusing to remove them). */
-  async imagesInUse(): Promise<Set<string>> {
-    const used = new Set<string>();
-    for (const app of await this.layout.apps()) {
-      for (const generation of await this.layout.generations(app)) {
-        const meta = await this.layout.readMeta(app, generation);
-        if (meta) used.add(`${meta.imageLine}@${meta.imageVersion}`);
-      }
-    }
-    return used;
-  }
-
   /** A container ended on its own: restart the current generation with backoff (1 s, doubling, max 60 s). */
   private onContainerExit(app: string, generation: number, exitCode: number | null): void {
     if (this.closed) return;

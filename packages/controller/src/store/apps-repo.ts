@@ -37,14 +37,6 @@ export class AppsRepo {
     );
   }
 
-  update(spec: AppSpec, now: number): boolean {
-    return (
-      this.db
-        .prepare("UPDATE apps SET spec = ?, updated_at = ? WHERE name = ?")
-        .run(JSON.stringify(spec), now, spec.name).changes === 1
-    );
-  }
-
   get(name: string): AppRecord | undefined {
     const row = this.db.prepare("SELECT * FROM apps WHERE name = ?").get(name) as AppRow | undefined;
     return row && fromRow(row);

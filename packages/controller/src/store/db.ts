@@ -154,8 +154,3 @@ function cacheStatements(db: Db): void {
     return statement;
   }) as Db["prepare"];
 }
-
-/** How many migrations the database has run. */
-export function schemaVersion(db: Db): number {
-  return db.pragma("user_version", { simple: true }) as number;
-}
