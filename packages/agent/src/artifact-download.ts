@@ -1,9 +1,9 @@
 import type { IncomingMessage } from "node:http";
 import type { Writable } from "node:stream";
-import { GildError, gildErrorFrom, type SerializedError } from "@gild/core";
+import { GildError } from "@gild/core";
 import { decodeTransferHeader, MAX_FRAME_BYTES } from "@gild/protocol";
 import WebSocket from "ws";
-import { tlsOptions } from "./http-json.js";
+import { errorFromResponse, tlsOptions } from "./http-json.js";
 
 export interface DownloadOptions {
   controllerUrl: string;
@@ -77,21 +77,11 @@ export function downloadArtifact(options: DownloadOptions): Promise<void> {
     options.signal?.addEventListener("abort", onAbort, { once: true });
 
     ws.on("unexpected-response", (_req, res: IncomingMessage) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => {
-        let error = new GildError(
-          "GILD_TRANSFER_FAILED",
-          `artifact request refused with HTTP ${res.statusCode}`,
-        );
-        try {
-          const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { error?: SerializedError };
-          if (body.error) error = gildErrorFrom(body.error);
-        } catch {
-          // Not JSON: keep the status-based error.
-        }
-        fail(error);
-      });
+      const fallback = new GildError(
+        "GILD_TRANSFER_FAILED",
+        `artifact request refused with HTTP ${res.statusCode}`,
+      );
+      void errorFromResponse(res, fallback).then(fail);
     });
     ws.on("message", (data: Buffer, isBinary) => {
       if (!isBinary) return fail(new GildError("GILD_TRANSFER_FAILED", "text frame on an artifact socket"));

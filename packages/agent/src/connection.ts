@@ -1,5 +1,5 @@
 import type { IncomingMessage } from "node:http";
-import { GildError, gildErrorFrom, type Logger, type SerializedError } from "@gild/core";
+import { GildError, gildErrorFrom, type Logger } from "@gild/core";
 import {
   CloseCode,
   type DecodedEnvelope,
@@ -10,7 +10,7 @@ import {
   MAX_FRAME_BYTES,
 } from "@gild/protocol";
 import WebSocket from "ws";
-import { tlsOptions } from "./http-json.js";
+import { errorFromResponse, tlsOptions } from "./http-json.js";
 
 export interface ConnectionOptions {
   controllerUrl: string;
@@ -171,18 +171,8 @@ export class ControlConnection {
   }
 
   private onRejected(ws: WebSocket, res: IncomingMessage): void {
-    const chunks: Buffer[] = [];
-    res.on("data", (c: Buffer) => chunks.push(c));
-    res.on("end", () => {
-      let error: GildError;
-      try {
-        const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { error?: SerializedError };
-        error = body.error
-          ? gildErrorFrom(body.error)
-          : new GildError("GILD_UNAVAILABLE", `upgrade refused with ${res.statusCode}`);
-      } catch {
-        error = new GildError("GILD_UNAVAILABLE", `upgrade refused with ${res.statusCode}`);
-      }
+    const fallback = new GildError("GILD_UNAVAILABLE", `upgrade refused with ${res.statusCode}`);
+    void errorFromResponse(res, fallback).then((error) => {
       this.log.error(
         { code: error.code, status: res.statusCode, err: error.message },
         "the controller refused the connection",

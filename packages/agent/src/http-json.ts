@@ -25,6 +25,20 @@ async function readBody(res: IncomingMessage): Promise<string> {
 }
 
 /**
+ * The controller's coded error from a refused answer's body ({error}), or `fallback` when the body
+ * carries none (not JSON, or a proxy's page).
+ */
+export async function errorFromResponse(res: IncomingMessage, fallback: GildError): Promise<GildError> {
+  const text = await readBody(res).catch(() => "");
+  try {
+    const error = (JSON.parse(text) as { error?: SerializedError }).error;
+    return error ? gildErrorFrom(error) : fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+/**
  * Send a request to the controller and resolve with the response once its status is known; answers
  * >= 400 become the controller's coded error. Connection and TLS failures are coded too.
  */
@@ -59,19 +73,10 @@ export function openControllerRequest(
           resolve(res);
           return;
         }
-        readBody(res).then((text) => {
-          let error: SerializedError | undefined;
-          try {
-            error = (JSON.parse(text) as { error?: SerializedError }).error;
-          } catch {
-            error = undefined;
-          }
-          reject(
-            error
-              ? gildErrorFrom(error)
-              : new GildError("GILD_UNAVAILABLE", `the controller answered HTTP ${res.statusCode}`),
-          );
-        }, reject);
+        errorFromResponse(
+          res,
+          new GildError("GILD_UNAVAILABLE", `the controller answered HTTP ${res.statusCode}`),
+        ).then(reject);
       },
     );
     req.setTimeout(timeoutMs, () =>
