@@ -5,7 +5,7 @@ import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
 import type { ControllerClient } from "../client.js";
 import type { CliContext } from "../context.js";
-import { ago } from "../format-time.js";
+import { since } from "../format-time.js";
 import { formatProgress, formatTable, type Renderer } from "../render.js";
 import { targetOptions } from "./hosts.js";
 import { collect, parseKeyValues, parsePositiveInt, splitList } from "./options.js";
@@ -76,7 +76,7 @@ export function appTable(apps: readonly AppView[]): string {
       header: "HEALTH",
       value: (r) =>
         r.i
-          ? `${r.i.health}${r.i.health === "healthy" && r.i.healthSince ? ` for ${ago(r.i.healthSince).replace(" ago", "")}` : ""}`
+          ? `${r.i.health}${r.i.health === "healthy" && r.i.healthSince ? ` for ${since(r.i.healthSince)}` : ""}`
           : "-",
     },
     {

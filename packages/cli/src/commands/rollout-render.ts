@@ -1,5 +1,11 @@
-import { formatBytes, formatDuration, isTerminalRolloutState, type RolloutEvent } from "@gild/core";
-import { ago } from "../format-time.js";
+import {
+  formatBytes,
+  formatDuration,
+  isTerminalRolloutState,
+  type RolloutEvent,
+  type Timeline,
+} from "@gild/core";
+import { ago, clock } from "../format-time.js";
 import { formatProgress, formatTable } from "../render.js";
 
 /** The rollout fields the CLI shows (GET /v1/rollouts/:id and the live feed). */
@@ -36,11 +42,6 @@ function countdown(at: number | null, now: number, paused: boolean): string | nu
   if (at === null) return null;
   if (paused) return "paused";
   return at > now ? `in ${formatDuration(at - now)}` : "now";
-}
-
-function time(at: number): string {
-  const d = new Date(at);
-  return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, "0")).join(":");
 }
 
 /** The live view: header, clocks, one line per host by wave (with transfer bars), recent events. */
@@ -93,7 +94,7 @@ export function renderRollout(
   const recent = events.slice(-6);
   if (recent.length > 0) {
     lines.push("  events:");
-    for (const e of recent) lines.push(`    ${time(e.at)}  ${e.message}`);
+    for (const e of recent) lines.push(`    ${clock(e.at)}  ${e.message}`);
   }
   return lines;
 }
@@ -120,19 +121,7 @@ export function rolloutTable(rollouts: readonly RolloutView[]): string {
 export function planTable(plan: {
   image: string;
   waves: Array<{ index: number; canary: boolean; hosts: string[] }>;
-  timeline: {
-    waves: Array<{
-      wave: number;
-      bytes: number;
-      transferSeconds: number;
-      verifySeconds: number;
-      bakeSeconds: number;
-      awaitsPromotion: boolean;
-      startsAtSecond: number;
-      endsAtSecond: number;
-    }>;
-    totalSeconds: number;
-  };
+  timeline: Timeline;
 }): string {
   const rows = plan.waves.map((w) => ({ w, t: plan.timeline.waves.find((t) => t.wave === w.index) }));
   const s = (sec: number | undefined) => (sec === undefined ? "-" : formatDuration(sec * 1000));

@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
 import type { ControllerClient } from "../client.js";
 import type { CliContext } from "../context.js";
+import { clock } from "../format-time.js";
 import type { Renderer } from "../render.js";
 import { targetOptions } from "./hosts.js";
 import { collect, parsePositiveInt, splitList } from "./options.js";
@@ -131,8 +132,7 @@ export async function watchRollout(
         else if (message.type === "event") {
           const event = message.event as RolloutEvent;
           events.push(event);
-          if (!process.stderr.isTTY && !render.json)
-            render.note(`${new Date(event.at).toISOString().slice(11, 19)}  ${event.message}`);
+          if (!process.stderr.isTTY && !render.json) render.note(`${clock(event.at)}  ${event.message}`);
         } else if (message.type === "progress" && view) {
           const { hostId, progress } = message as unknown as {
             hostId: string;
