@@ -7,8 +7,14 @@ import type { ControllerClient } from "../client.js";
 import type { CliContext } from "../context.js";
 import { since } from "../format-time.js";
 import { formatProgress, formatTable, type Renderer } from "../render.js";
-import { targetOptions } from "./hosts.js";
-import { collect, parseKeyValues, parsePositiveInt, splitList } from "./options.js";
+import {
+  type CommandFlags,
+  collect,
+  parseKeyValues,
+  parsePositiveInt,
+  splitList,
+  targetOptions,
+} from "./options.js";
 
 interface AppInstanceView {
   host: string;
@@ -46,12 +52,6 @@ interface DeployEvent {
   progress?: { bytesDone: number; bytesTotal: number; rateBytesPerSecond: number };
   reason?: string;
   error?: SerializedError;
-}
-
-interface TargetFlags {
-  controller?: string;
-  ca?: string;
-  json?: boolean;
 }
 
 /** Per-host rows of apps: host, generation, image version, state and health. */
@@ -218,7 +218,7 @@ export function registerAppCommands(program: Command, ctx: CliContext): void {
         "a new generation must be healthy within this, else local rollback (default 2m)",
       )
       .option("--json", "print JSON"),
-  ).action(async (name: string, flags: Record<string, unknown> & TargetFlags) => {
+  ).action(async (name: string, flags: Record<string, unknown> & CommandFlags) => {
     const render = ctx.renderer(flags);
     const created = await ctx.client(flags).post<AppView>("/v1/apps", appSpecFromFlags(name, flags));
     render.result(
@@ -233,7 +233,7 @@ export function registerAppCommands(program: Command, ctx: CliContext): void {
       .command("ls")
       .description("apps with per-host generation, image version, state and health")
       .option("--json", "print JSON"),
-  ).action(async (flags: TargetFlags) => {
+  ).action(async (flags: CommandFlags) => {
     const render = ctx.renderer(flags);
     const { apps } = await ctx.client(flags).get<{ apps: AppView[] }>("/v1/apps");
     render.result(apps, () => appTable(apps));
@@ -241,7 +241,7 @@ export function registerAppCommands(program: Command, ctx: CliContext): void {
 
   targetOptions(
     app.command("show <name>").description("an app's spec and instances").option("--json", "print JSON"),
-  ).action(async (name: string, flags: TargetFlags) => {
+  ).action(async (name: string, flags: CommandFlags) => {
     const render = ctx.renderer(flags);
     const view = await ctx.client(flags).get<AppView>(`/v1/apps/${encodeURIComponent(name)}`);
     render.result(
@@ -262,7 +262,7 @@ export function registerAppCommands(program: Command, ctx: CliContext): void {
       .option("--host <name>", "only this host (repeatable)", collect)
       .option("--json", "print the per-host results as JSON"),
   ).action(
-    async (name: string, flags: TargetFlags & { image?: string; hosts?: string[]; host?: string[] }) => {
+    async (name: string, flags: CommandFlags & { image?: string; hosts?: string[]; host?: string[] }) => {
       const render = ctx.renderer(flags);
       const hosts = [...splitList(flags.hosts), ...splitList(flags.host)];
       await followDeploy(render, ctx.client(flags), `/v1/apps/${encodeURIComponent(name)}/deploy`, {
@@ -279,7 +279,7 @@ export function registerAppCommands(program: Command, ctx: CliContext): void {
       .option("--hosts <names>", "only these hosts", collect)
       .option("--host <name>", "only this host (repeatable)", collect)
       .option("--json", "print JSON"),
-  ).action(async (name: string, flags: TargetFlags & { hosts?: string[]; host?: string[] }) => {
+  ).action(async (name: string, flags: CommandFlags & { hosts?: string[]; host?: string[] }) => {
     const render = ctx.renderer(flags);
     const hosts = [...splitList(flags.hosts), ...splitList(flags.host)];
     await followDeploy(
@@ -301,7 +301,7 @@ export function registerAppCommands(program: Command, ctx: CliContext): void {
   ).action(
     async (
       name: string,
-      flags: TargetFlags & { host: string; generation?: string; tail?: string; follow?: boolean },
+      flags: CommandFlags & { host: string; generation?: string; tail?: string; follow?: boolean },
     ) => {
       const client = ctx.client(flags);
       const generation = flags.generation ? parsePositiveInt(flags.generation, "--generation") : undefined;
@@ -330,7 +330,7 @@ export function registerAppCommands(program: Command, ctx: CliContext): void {
       .description("stop and remove an app from its hosts, then its definition")
       .option("--purge-data", "also delete data/<app> on every host (irreversible)")
       .option("--json", "print JSON"),
-  ).action(async (name: string, flags: TargetFlags & { purgeData?: boolean }) => {
+  ).action(async (name: string, flags: CommandFlags & { purgeData?: boolean }) => {
     const render = ctx.renderer(flags);
     const removed = await ctx
       .client(flags)

@@ -2,8 +2,7 @@ import type { Command } from "commander";
 import type { CliContext } from "../context.js";
 import { when } from "../format-time.js";
 import { formatTable } from "../render.js";
-import { targetOptions } from "./hosts.js";
-import { parsePositiveInt } from "./options.js";
+import { type CommandFlags, parsePositiveInt, targetOptions } from "./options.js";
 
 interface AuditView {
   id: number;
@@ -23,7 +22,7 @@ export function registerAuditCommands(program: Command, ctx: CliContext): void {
       .description("who changed what, when, and the result (newest first)")
       .option("--limit <n>", "how many entries (default 50)")
       .option("--json", "print JSON"),
-  ).action(async (flags: { limit?: string; json?: boolean; controller?: string; ca?: string }) => {
+  ).action(async (flags: { limit?: string } & CommandFlags) => {
     const render = ctx.renderer(flags);
     const limit = flags.limit ? parsePositiveInt(flags.limit, "--limit") : 50;
     const { entries } = await ctx.client(flags).get<{ entries: AuditView[] }>(`/v1/audit?limit=${limit}`);

@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import type { CliContext } from "../context.js";
 import { ago } from "../format-time.js";
 import { formatTable } from "../render.js";
+import { type CommandFlags, targetOptions } from "./options.js";
 
 /** A host as `GET /v1/hosts` returns it (the fields the CLI shows). */
 export interface HostView {
@@ -24,12 +25,6 @@ export interface HostView {
     state: string;
     health: string;
   }>;
-}
-
-interface TargetOpts {
-  controller?: string;
-  ca?: string;
-  json?: boolean;
 }
 
 function imagesCell(host: HostView): string {
@@ -73,11 +68,6 @@ export function hostsTable(hosts: readonly HostView[]): string {
   ]);
 }
 
-const targetOptions = (cmd: Command) =>
-  cmd
-    .option("--controller <url>", "controller URL (env GILD_CONTROLLER; default: this machine's controller)")
-    .option("--ca <file>", "the controller's CA certificate (env GILD_CA)");
-
 /** `gild hosts`, `gild host show|rm`. */
 export function registerHostCommands(program: Command, ctx: CliContext): void {
   targetOptions(
@@ -85,7 +75,7 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
       .command("hosts")
       .description("list hosts: state, last seen, images, apps, free space, labels")
       .option("--json", "print JSON"),
-  ).action(async (flags: TargetOpts) => {
+  ).action(async (flags: CommandFlags) => {
     const render = ctx.renderer(flags);
     const { hosts } = await ctx.client(flags).get<{ hosts: HostView[] }>("/v1/hosts");
     render.result(hosts, () => hostsTable(hosts));
@@ -97,7 +87,7 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
       .command("show <name>")
       .description("everything the controller knows of a host")
       .option("--json", "print JSON"),
-  ).action(async (name: string, flags: TargetOpts) => {
+  ).action(async (name: string, flags: CommandFlags) => {
     const render = ctx.renderer(flags);
     const view = await ctx
       .client(flags)
@@ -109,7 +99,7 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
       .command("rm <name>")
       .description("remove a host: revokes its credential and drops its connection at once")
       .option("--json", "print JSON"),
-  ).action(async (name: string, flags: TargetOpts) => {
+  ).action(async (name: string, flags: CommandFlags) => {
     const render = ctx.renderer(flags);
     const removed = await ctx
       .client(flags)
@@ -117,5 +107,3 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
     render.result(removed, () => `removed ${removed.removed}; its credential is revoked`);
   });
 }
-
-export { targetOptions };

@@ -13,8 +13,14 @@ import {
   updateLocalImage,
 } from "../local-images.js";
 import { formatProgress, formatTable, type Renderer } from "../render.js";
-import { targetOptions } from "./hosts.js";
-import { collect, parseKeyValues, parsePositiveInt, splitList } from "./options.js";
+import {
+  type CommandFlags,
+  collect,
+  parseKeyValues,
+  parsePositiveInt,
+  splitList,
+  targetOptions,
+} from "./options.js";
 
 /** An image version as either a local pool or the controller lists it. */
 export interface ImageRow {
@@ -29,12 +35,7 @@ export interface ImageRow {
   hosts?: string[];
 }
 
-interface Flags {
-  pool?: string;
-  json?: boolean;
-  controller?: string;
-  ca?: string;
-}
+type Flags = CommandFlags & { pool?: string };
 
 /** Human table of image versions. */
 export function imageTable(images: readonly ImageRow[]): string {

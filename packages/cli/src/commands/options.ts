@@ -1,4 +1,16 @@
 import { GildError } from "@gild/core";
+import type { Command } from "commander";
+import type { TargetFlags } from "../client.js";
+
+/** What every command that talks to the controller takes: where it is, and --json. */
+export type CommandFlags = TargetFlags & { json?: boolean };
+
+/** --controller and --ca, on every command that talks to the controller. */
+export function targetOptions(cmd: Command): Command {
+  return cmd
+    .option("--controller <url>", "controller URL (env GILD_CONTROLLER; default: this machine's controller)")
+    .option("--ca <file>", "the controller's CA certificate (env GILD_CA)");
+}
 
 /** Collect repeated `--opt a --opt b` values. */
 export function collect(value: string, previous: string[] | undefined): string[] {

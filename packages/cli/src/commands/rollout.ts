@@ -6,8 +6,7 @@ import type { ControllerClient } from "../client.js";
 import type { CliContext } from "../context.js";
 import { clock } from "../format-time.js";
 import type { Renderer } from "../render.js";
-import { targetOptions } from "./hosts.js";
-import { collect, parsePositiveInt, splitList } from "./options.js";
+import { type CommandFlags, collect, parsePositiveInt, splitList, targetOptions } from "./options.js";
 import { planTable, type RolloutView, renderRollout, rolloutTable } from "./rollout-render.js";
 
 interface StrategyFlags {
@@ -27,12 +26,6 @@ interface StrategyFlags {
   rollbackMaxParallel?: string;
   hosts?: string[];
   apps?: string[];
-}
-
-interface TargetFlags {
-  controller?: string;
-  ca?: string;
-  json?: boolean;
 }
 
 /** The rollout request from --file (YAML or JSON: strategy fields, hosts, apps) and flags (flags win). */
@@ -178,7 +171,7 @@ export function registerRolloutCommands(program: Command, ctx: CliContext): void
     ),
   )
     .option("--json", "print JSON")
-    .action(async (image: string, flags: StrategyFlags & TargetFlags) => {
+    .action(async (image: string, flags: StrategyFlags & CommandFlags) => {
       const render = ctx.renderer(flags);
       const plan = await ctx
         .client(flags)
@@ -192,7 +185,7 @@ export function registerRolloutCommands(program: Command, ctx: CliContext): void
     )
       .option("--watch", "follow it in the live view until it ends (exit 0 on success)")
       .option("--json", "print JSON"),
-  ).action(async (image: string, flags: StrategyFlags & TargetFlags & { watch?: boolean }) => {
+  ).action(async (image: string, flags: StrategyFlags & CommandFlags & { watch?: boolean }) => {
     const render = ctx.renderer(flags);
     const client = ctx.client(flags);
     const started = await client.post<RolloutView>("/v1/rollouts", rolloutRequest(image, flags));
@@ -213,7 +206,7 @@ export function registerRolloutCommands(program: Command, ctx: CliContext): void
       .description("a rollout's waves, hosts, clocks and failures (default: the active one, else the newest)")
       .option("--watch", "live view until it ends; exit 0 on success, 1 otherwise")
       .option("--json", "print JSON"),
-  ).action(async (id: string | undefined, flags: TargetFlags & { watch?: boolean }) => {
+  ).action(async (id: string | undefined, flags: CommandFlags & { watch?: boolean }) => {
     const render = ctx.renderer(flags);
     const client = ctx.client(flags);
     const view = await client.get<RolloutView>(`/v1/rollouts/${encodeURIComponent(id ?? "current")}`);
@@ -231,7 +224,7 @@ export function registerRolloutCommands(program: Command, ctx: CliContext): void
       .description("rollout history: who, when, what, result")
       .option("--limit <n>", "how many (default 20)")
       .option("--json", "print JSON"),
-  ).action(async (flags: TargetFlags & { limit?: string }) => {
+  ).action(async (flags: CommandFlags & { limit?: string }) => {
     const render = ctx.renderer(flags);
     const limit = flags.limit ? parsePositiveInt(flags.limit, "--limit") : 20;
     const { rollouts } = await ctx
@@ -254,7 +247,7 @@ export function registerRolloutCommands(program: Command, ctx: CliContext): void
       .option("--json", "print JSON");
     if (verb === "rollback") cmd.option("--max-parallel <n>", "hosts rolling back at once");
     targetOptions(cmd).action(
-      async (id: string | undefined, flags: TargetFlags & { maxParallel?: string }) => {
+      async (id: string | undefined, flags: CommandFlags & { maxParallel?: string }) => {
         const render = ctx.renderer(flags);
         const body = flags.maxParallel
           ? { maxParallel: parsePositiveInt(flags.maxParallel, "--max-parallel") }

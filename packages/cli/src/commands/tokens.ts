@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import type { CliContext } from "../context.js";
 import { when } from "../format-time.js";
 import { formatTable } from "../render.js";
-import { targetOptions } from "./hosts.js";
+import { type CommandFlags, targetOptions } from "./options.js";
 
 interface TokenView {
   id: string;
@@ -22,7 +22,7 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
       .description("print a one-time join token (it pins the controller's CA)")
       .option("--ttl <duration>", "how long it stays valid (default 1h)")
       .option("--json", "print JSON"),
-  ).action(async (flags: { ttl?: string; json?: boolean; controller?: string; ca?: string }) => {
+  ).action(async (flags: { ttl?: string } & CommandFlags) => {
     const render = ctx.renderer(flags);
     const created = await ctx
       .client(flags)
@@ -44,7 +44,7 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
       .command("ls")
       .description("list join tokens (secrets are never shown again)")
       .option("--json", "print JSON"),
-  ).action(async (flags: { json?: boolean; controller?: string; ca?: string }) => {
+  ).action(async (flags: CommandFlags) => {
     const render = ctx.renderer(flags);
     const { tokens } = await ctx.client(flags).get<{ tokens: TokenView[] }>("/v1/tokens");
     render.result(tokens, () =>
@@ -69,7 +69,7 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
   });
   targetOptions(
     token.command("rm <id>").description("revoke an unused token").option("--json", "print JSON"),
-  ).action(async (id: string, flags: { json?: boolean; controller?: string; ca?: string }) => {
+  ).action(async (id: string, flags: CommandFlags) => {
     const render = ctx.renderer(flags);
     const removed = await ctx
       .client(flags)
