@@ -13,4 +13,6 @@ export {
   runController,
   startController,
 } from "./main.js";
+export type { RolloutHostView, RolloutView } from "./rollout-view.js";
+export type { AuditEntry } from "./store/audit-repo.js";
 export { CONTROLLER_VERSION } from "./version.js";

@@ -1,18 +1,9 @@
+import type { AuditEntry } from "@gild/controller";
 import type { Command } from "commander";
 import type { CliContext } from "../context.js";
 import { when } from "../format-time.js";
 import { formatTable } from "../render.js";
 import { type CommandFlags, parsePositiveInt, targetOptions } from "./options.js";
-
-interface AuditView {
-  id: number;
-  at: number;
-  actor: string;
-  method: string;
-  path: string;
-  status: number;
-  summary: string | null;
-}
 
 /** `gild audit`: every mutating API call, newest first. */
 export function registerAuditCommands(program: Command, ctx: CliContext): void {
@@ -25,7 +16,7 @@ export function registerAuditCommands(program: Command, ctx: CliContext): void {
   ).action(async (flags: { limit?: string } & CommandFlags) => {
     const render = ctx.renderer(flags);
     const limit = flags.limit ? parsePositiveInt(flags.limit, "--limit") : 50;
-    const { entries } = await ctx.client(flags).get<{ entries: AuditView[] }>(`/v1/audit?limit=${limit}`);
+    const { entries } = await ctx.client(flags).get<{ entries: AuditEntry[] }>(`/v1/audit?limit=${limit}`);
     render.result(entries, () =>
       entries.length === 0
         ? "no entries"

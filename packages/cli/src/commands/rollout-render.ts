@@ -1,3 +1,4 @@
+import type { RolloutView as ControllerRolloutView } from "@gild/controller";
 import {
   formatBytes,
   formatDuration,
@@ -8,35 +9,8 @@ import {
 import { ago, clock } from "../format-time.js";
 import { formatProgress, formatTable } from "../render.js";
 
-/** The rollout fields the CLI shows (GET /v1/rollouts/:id and the live feed). */
-export interface RolloutHostView {
-  hostId: string;
-  name: string;
-  online: boolean;
-  state: string;
-  reason: string | null;
-  deadlineAt: number | null;
-  fromVersion: number | null;
-  progress: { bytesDone: number; bytesTotal: number; rateBytesPerSecond: number; phase: string } | null;
-}
-
-export interface RolloutView {
-  id: string;
-  image: string;
-  line: string;
-  version: number;
-  versionStatus: string | null;
-  state: string;
-  phase: string;
-  currentWave: number;
-  reason: string | null;
-  createdBy: string | null;
-  createdAt: number;
-  finishedAt: number | null;
-  clocks: { progressDeadlineAt: number | null; bakeUntil: number | null; pausedAt: number | null };
-  waves: Array<{ index: number; canary: boolean; hosts: RolloutHostView[] }>;
-  events?: RolloutEvent[];
-}
+/** A rollout as GET /v1/rollouts/:id and the live feed send it (the snapshot adds its events). */
+export type RolloutView = ControllerRolloutView & { events?: RolloutEvent[] };
 
 function countdown(at: number | null, now: number, paused: boolean): string | null {
   if (at === null) return null;
