@@ -4,6 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { GildError, type Logger, silentLogger, spawnFailure } from "@gild/core";
 import { execa } from "execa";
 import { execInContainer } from "./container-exec.js";
+import { DEFAULT_START_TIMEOUT_MS, DEFAULT_WATCH_INTERVAL_MS, ExitWatch } from "./exit-watch.js";
 import { machineName } from "./machine-name.js";
 import { buildNspawnArgs } from "./nspawn-args.js";
 import { checkNspawnIdentity } from "./nspawn-identity.js";
@@ -45,19 +46,20 @@ export class ProcessDriver implements RuntimeDriver {
   private readonly runDir: string;
   private readonly log: Logger;
   private readonly startTimeoutMs: number;
-  private readonly watchIntervalMs: number;
   private readonly containers = new Map<string, TrackedContainer>();
   private readonly starting = new Set<string>();
-  private readonly listeners = new Set<(status: ContainerStatus) => void>();
-  private watcher: NodeJS.Timeout | null = null;
-  private watching = false;
-  private closed = false;
+  private readonly exits: ExitWatch;
 
   constructor(options: RuntimeDriverOptions) {
     this.runDir = resolve(options.runDir);
     this.log = (options.log ?? silentLogger).child({ component: "runtime", driver: "process" });
-    this.startTimeoutMs = options.startTimeoutMs ?? 15_000;
-    this.watchIntervalMs = options.watchIntervalMs ?? 1_000;
+    this.startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+    this.exits = new ExitWatch({
+      intervalMs: options.watchIntervalMs ?? DEFAULT_WATCH_INTERVAL_MS,
+      check: () => this.checkAdopted(),
+      log: this.log,
+      what: "adopted containers",
+    });
   }
 
   async start(spec: ContainerSpec): Promise<ContainerStatus> {
@@ -175,9 +177,7 @@ export class ProcessDriver implements RuntimeDriver {
     removePidFile(this.runDir, machine).catch((err: unknown) =>
       this.log.warn({ err, machine }, "could not remove the pid file of an ended container"),
     );
-    if (this.closed) return;
-    const status = tracked.status();
-    for (const listener of this.listeners) listener(status);
+    this.exits.emit(tracked.status());
   }
 
   /** The tracked container for (app, generation), or one a pid file names that really is it. */
@@ -209,39 +209,19 @@ export class ProcessDriver implements RuntimeDriver {
     const tracked = new TrackedContainer(record, false);
     this.containers.set(key, tracked);
     this.log.info({ app: record.app, generation: record.generation, pid: record.pid }, "container adopted");
-    this.ensureWatcher();
+    this.exits.ensure();
     return tracked;
   }
 
   /** Poll /proc for the end of adopted containers (not this process's children: no 'exit' event). */
-  private ensureWatcher(): void {
-    if (this.watcher !== null || this.closed) return;
-    this.watcher = setInterval(() => void this.watchTick(), this.watchIntervalMs);
-    // Watching must never be what keeps an agent process alive.
-    this.watcher.unref();
-  }
-
-  private async watchTick(): Promise<void> {
-    if (this.watching) return;
-    this.watching = true;
-    try {
-      let live = 0;
-      for (const tracked of this.containers.values()) {
-        if (tracked.own || tracked.exit !== null) continue;
-        if (await isProcessAlive(tracked.record.pid, tracked.record.startTime)) live++;
-        else this.handleExit(tracked, { code: null, signal: null });
-      }
-      if (live === 0) this.stopWatcher();
-    } catch (err) {
-      this.log.warn({ err }, "checking adopted containers failed");
-    } finally {
-      this.watching = false;
+  private async checkAdopted(): Promise<boolean> {
+    let live = 0;
+    for (const tracked of this.containers.values()) {
+      if (tracked.own || tracked.exit !== null) continue;
+      if (await isProcessAlive(tracked.record.pid, tracked.record.startTime)) live++;
+      else this.handleExit(tracked, { code: null, signal: null });
     }
-  }
-
-  private stopWatcher(): void {
-    if (this.watcher !== null) clearInterval(this.watcher);
-    this.watcher = null;
+    return live > 0;
   }
 
   /** Wait up to `ms` for the container's nspawn to end; true when it did. */
@@ -370,15 +350,10 @@ export class ProcessDriver implements RuntimeDriver {
   }
 
   onExit(listener: (status: ContainerStatus) => void): () => void {
-    this.listeners.add(listener);
-    return () => {
-      this.listeners.delete(listener);
-    };
+    return this.exits.onExit(listener);
   }
 
   close(): void {
-    this.closed = true;
-    this.stopWatcher();
-    this.listeners.clear();
+    this.exits.close();
   }
 }

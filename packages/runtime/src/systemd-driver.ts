@@ -3,6 +3,7 @@ import { dirname, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { GildError, isGildError, type Logger, silentLogger } from "@gild/core";
 import { execInContainer } from "./container-exec.js";
+import { DEFAULT_START_TIMEOUT_MS, DEFAULT_WATCH_INTERVAL_MS, ExitWatch } from "./exit-watch.js";
 import { runHost } from "./host-exec.js";
 import { machineName } from "./machine-name.js";
 import { checkHostPaths } from "./preflight.js";
@@ -56,18 +57,19 @@ export class SystemdDriver implements RuntimeDriver {
   private readonly runDir: string;
   private readonly log: Logger;
   private readonly startTimeoutMs: number;
-  private readonly watchIntervalMs: number;
   private readonly known = new Map<string, Known>();
-  private readonly listeners = new Set<(status: ContainerStatus) => void>();
-  private watcher: NodeJS.Timeout | null = null;
-  private watching = false;
-  private closed = false;
+  private readonly exits: ExitWatch;
 
   constructor(options: RuntimeDriverOptions) {
     this.runDir = resolve(options.runDir);
     this.log = (options.log ?? silentLogger).child({ component: "runtime", driver: "systemd" });
-    this.startTimeoutMs = options.startTimeoutMs ?? 15_000;
-    this.watchIntervalMs = options.watchIntervalMs ?? 1_000;
+    this.startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+    this.exits = new ExitWatch({
+      intervalMs: options.watchIntervalMs ?? DEFAULT_WATCH_INTERVAL_MS,
+      check: () => this.checkUnits(),
+      log: this.log,
+      what: "units",
+    });
   }
 
   private async show(app: string, generation: number): Promise<UnitState> {
@@ -115,40 +117,25 @@ export class SystemdDriver implements RuntimeDriver {
   private track(app: string, generation: number): void {
     const key = containerKey(app, generation);
     if (!this.known.has(key)) this.known.set(key, { app, generation, stopping: null });
-    if (this.watcher === null && !this.closed) {
-      this.watcher = setInterval(() => void this.watchTick(), this.watchIntervalMs);
-      // Watching must never be what keeps an agent process alive.
-      this.watcher.unref();
-    }
+    this.exits.ensure();
   }
 
   /** Report units that ended on their own; systemd supervises, the driver only observes. */
-  private async watchTick(): Promise<void> {
-    if (this.watching) return;
-    this.watching = true;
-    try {
-      for (const [key, known] of this.known) {
-        if (known.stopping) continue;
-        const state = await this.show(known.app, known.generation);
-        if (isUnitActive(state)) continue;
-        this.known.delete(key);
-        if (this.closed || known.stopping) continue;
-        const status = unitStatus(known.app, known.generation, state, clocksNow());
-        this.log.info(
-          { app: known.app, generation: known.generation, exitCode: status.exitCode },
-          "container ended",
-        );
-        for (const listener of this.listeners) listener(status);
-      }
-      if (this.known.size === 0 && this.watcher !== null) {
-        clearInterval(this.watcher);
-        this.watcher = null;
-      }
-    } catch (err) {
-      this.log.warn({ err }, "checking units failed");
-    } finally {
-      this.watching = false;
+  private async checkUnits(): Promise<boolean> {
+    for (const [key, known] of this.known) {
+      if (known.stopping) continue;
+      const state = await this.show(known.app, known.generation);
+      if (isUnitActive(state)) continue;
+      this.known.delete(key);
+      if (known.stopping) continue;
+      const status = unitStatus(known.app, known.generation, state, clocksNow());
+      this.log.info(
+        { app: known.app, generation: known.generation, exitCode: status.exitCode },
+        "container ended",
+      );
+      this.exits.emit(status);
     }
+    return this.known.size > 0;
   }
 
   async stop(app: string, generation: number, opts: { timeoutMs?: number } = {}): Promise<StopResult> {
@@ -254,16 +241,10 @@ export class SystemdDriver implements RuntimeDriver {
   }
 
   onExit(listener: (status: ContainerStatus) => void): () => void {
-    this.listeners.add(listener);
-    return () => {
-      this.listeners.delete(listener);
-    };
+    return this.exits.onExit(listener);
   }
 
   close(): void {
-    this.closed = true;
-    if (this.watcher !== null) clearInterval(this.watcher);
-    this.watcher = null;
-    this.listeners.clear();
+    this.exits.close();
   }
 }
