@@ -213,13 +213,22 @@ export class ProcessDriver implements RuntimeDriver {
     return tracked;
   }
 
-  /** Poll /proc for the end of adopted containers (not this process's children: no 'exit' event). */
+  /**
+   * Whether an adopted container's nspawn still runs; its end is recorded (and reported) the first
+   * time it is seen gone. Adopted containers are not this process's children: no 'exit' event.
+   */
+  private async stillRunning(tracked: TrackedContainer): Promise<boolean> {
+    if (tracked.exit !== null) return false;
+    if (await isProcessAlive(tracked.record.pid, tracked.record.startTime)) return true;
+    this.handleExit(tracked, { code: null, signal: null });
+    return false;
+  }
+
+  /** Poll /proc for the end of adopted containers. */
   private async checkAdopted(): Promise<boolean> {
     let live = 0;
     for (const tracked of this.containers.values()) {
-      if (tracked.own || tracked.exit !== null) continue;
-      if (await isProcessAlive(tracked.record.pid, tracked.record.startTime)) live++;
-      else this.handleExit(tracked, { code: null, signal: null });
+      if (!tracked.own && (await this.stillRunning(tracked))) live++;
     }
     return live > 0;
   }
@@ -237,11 +246,7 @@ export class ProcessDriver implements RuntimeDriver {
       return tracked.exit !== null;
     }
     for (;;) {
-      if (tracked.exit !== null) return true;
-      if (!(await isProcessAlive(tracked.record.pid, tracked.record.startTime))) {
-        this.handleExit(tracked, { code: null, signal: null });
-        return true;
-      }
+      if (!(await this.stillRunning(tracked))) return true;
       if (Date.now() >= deadline) return false;
       await sleep(POLL_MS);
     }
@@ -308,11 +313,7 @@ export class ProcessDriver implements RuntimeDriver {
     assertContainerId(app, generation);
     const tracked = await this.find(app, generation);
     if (!tracked) return absentStatus(app, generation);
-    if (!tracked.own && tracked.exit === null && tracked.stopping === null) {
-      if (!(await isProcessAlive(tracked.record.pid, tracked.record.startTime))) {
-        this.handleExit(tracked, { code: null, signal: null });
-      }
-    }
+    if (!tracked.own && tracked.stopping === null) await this.stillRunning(tracked);
     return tracked.status();
   }
 
