@@ -7,17 +7,12 @@ const MAX_OUTPUT = 64 * 1024;
 // After the command was killed, how long nsenter gets to reap it and exit before it is killed too.
 const NSENTER_GRACE_MS = 1_000;
 
-function signalGroup(pgid: number): void {
-  try {
-    process.kill(-pgid, "SIGKILL");
-  } catch (err) {
-    // ESRCH: every member already ended.
-    if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
-  }
-}
+/** SIGKILL every process of a group: a negative pid names the group. */
+const killGroup = (pgid: number) => signalProcess(-pgid, "SIGKILL");
 
-async function killGroupExcept(pgid: number, spare: number): Promise<void> {
-  for (const pid of await processGroupMembers(pgid)) if (pid !== spare) signalProcess(pid, "SIGKILL");
+/** SIGKILL every process of a group but its leader. */
+async function killGroupButLeader(pgid: number): Promise<void> {
+  for (const pid of await processGroupMembers(pgid)) if (pid !== pgid) signalProcess(pid, "SIGKILL");
 }
 
 /**
@@ -58,10 +53,10 @@ export async function execInContainer(
     // Kill the command, not nsenter: nsenter must live to reap it. A command orphaned by nsenter's
     // death is reparented to the host's init, and a pid namespace only ends once all of its processes
     // are reaped, so its zombie would hold up the container's stop (measured: 1.6 s here).
-    killGroupExcept(pgid, pgid)
-      .catch(() => signalGroup(pgid))
+    killGroupButLeader(pgid)
+      .catch(() => killGroup(pgid))
       .then(() => {
-        if (!finished) lastResort = setTimeout(() => signalGroup(pgid), NSENTER_GRACE_MS);
+        if (!finished) lastResort = setTimeout(() => killGroup(pgid), NSENTER_GRACE_MS);
       });
   }, timeoutMs);
   const result = await subprocess;
