@@ -25,16 +25,19 @@ export interface PoolOpenOptions {
 
 /** Start time of a process in clock ticks since boot, or undefined when it is not running. */
 function processStartTime(pid: number): string | undefined {
+  let stat: string;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Field 22; the command name (field 2) may hold spaces, so count from the closing parenthesis.
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-  } catch {
-    return undefined;
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ESRCH")
+      return undefined;
+    throw err;
   }
+  // Field 22; the command name (field 2) may hold spaces, so count from the closing parenthesis.
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
 }
 
-const ownStartTime = processStartTime(process.pid) ?? "0";
+let ownStartTime: string | undefined;
 
 /**
  * A gild pool on a btrfs filesystem (DESIGN.md, Server pool layout). Everything gild deletes goes
@@ -152,6 +155,7 @@ export class Pool {
 
   /** A fresh plain directory in .staging for one operation, named so a sweep can tell if its owner lives. */
   async newStagingDir(purpose: string): Promise<string> {
+    ownStartTime ??= processStartTime(process.pid) ?? "0";
     const name = `${process.pid}.${ownStartTime}.${purpose}.${randomBytes(4).toString("hex")}`;
     const dir = join(this.paths.staging, name);
     await mkdir(dir, { mode: 0o700 });
