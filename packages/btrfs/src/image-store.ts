@@ -12,7 +12,7 @@ import {
 import { aptMirror } from "./apt-mirror.js";
 import { runTool } from "./exec.js";
 import { type ImageMeta, readMeta, writeMeta } from "./meta.js";
-import type { Pool } from "./pool.js";
+import { type Pool, ROOTFS_NAME } from "./pool.js";
 import {
   createSubvolume,
   isSubvolume,
@@ -45,11 +45,6 @@ export interface UpdateOptions extends BuildOptions {
   /** Version to start from; default the latest. */
   from?: number;
   env?: Record<string, string>;
-}
-
-function isExists(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException).code;
-  return code === "EEXIST" || code === "ENOTEMPTY";
 }
 
 /**
@@ -88,6 +83,23 @@ export class ImageStore {
 
   async latest(line: string): Promise<number | undefined> {
     return (await this.versions(line)).at(-1);
+  }
+
+  /**
+   * Make a staging directory (holding rootfs) the image version `meta` names, with its meta file:
+   * one rename. False when that version is already taken (another build or receive was first).
+   */
+  async promote(staging: string, meta: ImageMeta): Promise<boolean> {
+    await writeMeta(staging, meta);
+    await mkdir(join(this.pool.paths.images, meta.line), { recursive: true });
+    try {
+      await rename(staging, this.pool.imageDir(meta.line, meta.version));
+      return true;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EEXIST" || code === "ENOTEMPTY") return false;
+      throw err;
+    }
   }
 
   async exists(line: string, version: number): Promise<boolean> {
@@ -257,12 +269,11 @@ export class ImageStore {
   ): Promise<ImageVersionInfo> {
     assertValidLine(line);
     const staging = await this.pool.newStagingDir(`build-${line}`);
-    const rootfs = join(staging, "rootfs");
+    const rootfs = join(staging, ROOTFS_NAME);
     try {
       await fill(rootfs);
       await setReadOnly(rootfs);
       const sizeBytes = await subvolumeSize(rootfs);
-      await mkdir(join(this.pool.paths.images, line), { recursive: true });
       // Another build of the same line may promote first: take the next number and try again.
       for (let attempt = 0; ; attempt++) {
         const version = ((await this.latest(line)) ?? 0) + 1;
@@ -275,12 +286,11 @@ export class ImageStore {
           origin,
           sizeBytes,
         };
-        await writeMeta(staging, meta);
-        try {
-          await rename(staging, this.pool.imageDir(line, version));
-        } catch (err) {
-          if (isExists(err) && attempt < 10) continue;
-          throw err;
+        if (!(await this.promote(staging, meta))) {
+          if (attempt < 10) continue;
+          throw new GildError("GILD_IMAGE_EXISTS", `${line}@${version} was taken by another build, again`, {
+            hint: "too many builds of this line at once; try again",
+          });
         }
         this.log.info({ line, version, parent, origin: origin.kind }, "image version created");
         return await this.get(line, version);

@@ -14,7 +14,6 @@ export {
   type ReceiveResult,
   receive,
   type SendOptions,
-  STREAM_SUBVOLUME_NAME,
   type StreamFile,
   send,
 } from "./stream.js";

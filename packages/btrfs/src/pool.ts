@@ -5,6 +5,9 @@ import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { assertValidLine, GildError, type Logger, silentLogger } from "@gild/core";
 import { deleteSubvolumeUnguarded, findSubvolumes } from "./subvolume.js";
 
+/** The name of an image version's read-only subvolume, and of the one subvolume a stream may make. */
+export const ROOTFS_NAME = "rootfs";
+
 // statfs(2) f_type of btrfs.
 const BTRFS_SUPER_MAGIC = 0x9123683e;
 
@@ -108,7 +111,7 @@ export class Pool {
 
   /** The read-only subvolume of an image version. */
   rootfsPath(line: string, version: number): string {
-    return join(this.imageDir(line, version), "rootfs");
+    return join(this.imageDir(line, version), ROOTFS_NAME);
   }
 
   appDir(app: string): string {

@@ -1,16 +1,15 @@
 import { createHash } from "node:crypto";
-import { mkdir, readdir, rename, stat } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough, type Readable, type Writable } from "node:stream";
 import { GildError, type ImageVersionInfo, spawnFailure, toGildError } from "@gild/core";
 import { ExecaError, execa } from "execa";
 import { classifyBtrfsStderr, toolError } from "./exec.js";
 import type { ImageStore } from "./image-store.js";
-import { writeMeta } from "./meta.js";
+import { ROOTFS_NAME } from "./pool.js";
 import { isSubvolume, showSubvolume } from "./subvolume.js";
 
 /** The one name every stream gives its subvolume (DESIGN.md, Receiving). */
-export const STREAM_SUBVOLUME_NAME = "rootfs";
 
 export interface SendOptions {
   /** Version of the same line to send incrementally against; full stream when absent. */
@@ -104,8 +103,7 @@ export async function receive(
   expected: ExpectedStream,
 ): Promise<ReceiveResult> {
   const pool = store.pool;
-  const target = pool.imageDir(expected.line, expected.version);
-  if (await isSubvolume(join(target, STREAM_SUBVOLUME_NAME))) {
+  if (await store.exists(expected.line, expected.version)) {
     discard(source);
     throw new GildError(
       "GILD_IMAGE_EXISTS",
@@ -128,7 +126,7 @@ export async function receive(
   const staging = await pool.newStagingDir(`recv-${expected.line}-${expected.version}`);
   try {
     const { bytes, sha256 } = await runReceive(staging, source, expected);
-    return await verifyAndPromote(store, staging, target, expected, localParent, bytes, sha256);
+    return await verifyAndPromote(store, staging, expected, localParent, bytes, sha256);
   } catch (err) {
     await pool.removeTree(staging);
     throw err;
@@ -302,7 +300,6 @@ function lastLines(text: string): string {
 async function verifyAndPromote(
   store: ImageStore,
   staging: string,
-  target: string,
   expected: ExpectedStream,
   localParent: ImageVersionInfo | undefined,
   bytes: number,
@@ -327,11 +324,11 @@ async function verifyAndPromote(
     );
   }
   const entries = await readdir(staging);
-  if (entries.length !== 1 || entries[0] !== STREAM_SUBVOLUME_NAME) {
-    fail(`the stream made ${JSON.stringify(entries)}, not one subvolume named ${STREAM_SUBVOLUME_NAME}`);
+  if (entries.length !== 1 || entries[0] !== ROOTFS_NAME) {
+    fail(`the stream made ${JSON.stringify(entries)}, not one subvolume named ${ROOTFS_NAME}`);
   }
-  const rootfs = join(staging, STREAM_SUBVOLUME_NAME);
-  if (!(await isSubvolume(rootfs))) fail(`${STREAM_SUBVOLUME_NAME} is not a subvolume`);
+  const rootfs = join(staging, ROOTFS_NAME);
+  if (!(await isSubvolume(rootfs))) fail(`${ROOTFS_NAME} is not a subvolume`);
   const info = await showSubvolume(rootfs);
   if (!info.readOnly) fail("the subvolume is not read-only (the stream did not finish)");
   if (info.receivedUuid === null) fail("the subvolume has no received_uuid");
@@ -354,19 +351,11 @@ async function verifyAndPromote(
     origin: { kind: "received" as const, uuid: info.receivedUuid as string },
     sizeBytes: expected.imageSizeBytes ?? null,
   };
-  await writeMeta(staging, meta);
-  await mkdir(join(store.pool.paths.images, expected.line), { recursive: true });
-  try {
-    await rename(staging, target);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "EEXIST" || code === "ENOTEMPTY") {
-      throw new GildError(
-        "GILD_IMAGE_EXISTS",
-        `image ${expected.line}@${expected.version} appeared while receiving`,
-      );
-    }
-    throw err;
+  if (!(await store.promote(staging, meta))) {
+    throw new GildError(
+      "GILD_IMAGE_EXISTS",
+      `image ${expected.line}@${expected.version} appeared while receiving`,
+    );
   }
   // What was just checked is what was promoted: no second `btrfs subvolume show`.
   const image: ImageVersionInfo = { ...meta, uuid: info.uuid, receivedUuid: info.receivedUuid };
