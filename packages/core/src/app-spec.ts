@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
+import { durationField, type FieldProblem } from "./config-fields.js";
 import { GildError } from "./errors.js";
 import { isValidLine } from "./image.js";
-import { parseDuration } from "./units.js";
 
 /** How an app's health is judged. */
 export interface HealthSpec {
@@ -52,8 +52,6 @@ export const APP_DEFAULTS = Object.freeze({
   health: Object.freeze({ intervalMs: 1_000, timeoutMs: 1_000, initialDelayMs: 0, minHealthyMs: 3_000 }),
 });
 
-type Problem = { path: string; message: string };
-
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const KNOWN_KEYS = [
   "name",
@@ -70,21 +68,6 @@ const KNOWN_KEYS = [
 ];
 const HEALTH_KEYS = ["http", "tcp", "exec", "interval", "timeout", "initialDelay", "minHealthy"];
 
-function durationAt(value: unknown, fallback: number, path: string, problems: Problem[]): number {
-  if (value === undefined || value === null) return fallback;
-  if (typeof value === "number" && Number.isFinite(value) && value >= 0) return Math.round(value);
-  if (typeof value === "string") {
-    try {
-      return parseDuration(value, path);
-    } catch {
-      problems.push({ path, message: `"${value}" is not a duration (10s, 5m, 1h)` });
-      return fallback;
-    }
-  }
-  problems.push({ path, message: "must be a duration like 10s" });
-  return fallback;
-}
-
 /** `http://...`, `tcp://host:port` or `exec:command` as a health spec, for the --health flag. */
 export function healthShorthand(text: string): Record<string, string> {
   if (/^https?:\/\//.test(text)) return { http: text };
@@ -96,7 +79,7 @@ export function healthShorthand(text: string): Record<string, string> {
   );
 }
 
-function parseHealth(raw: unknown, problems: Problem[]): HealthSpec | null {
+function parseHealth(raw: unknown, problems: FieldProblem[]): HealthSpec | null {
   if (raw === undefined || raw === null) return null;
   let spec = raw;
   if (typeof raw === "string") {
@@ -140,10 +123,10 @@ function parseHealth(raw: unknown, problems: Problem[]): HealthSpec | null {
     kind,
     target,
     command,
-    intervalMs: durationAt(h.interval, d.intervalMs, "health.interval", problems),
-    timeoutMs: durationAt(h.timeout, d.timeoutMs, "health.timeout", problems),
-    initialDelayMs: durationAt(h.initialDelay, d.initialDelayMs, "health.initialDelay", problems),
-    minHealthyMs: durationAt(h.minHealthy, d.minHealthyMs, "health.minHealthy", problems),
+    intervalMs: durationField(h.interval, d.intervalMs, "health.interval", problems),
+    timeoutMs: durationField(h.timeout, d.timeoutMs, "health.timeout", problems),
+    initialDelayMs: durationField(h.initialDelay, d.initialDelayMs, "health.initialDelay", problems),
+    minHealthyMs: durationField(h.minHealthy, d.minHealthyMs, "health.minHealthy", problems),
   };
   if (out.intervalMs < 10) problems.push({ path: "health.interval", message: "at least 10ms" });
   if (out.timeoutMs < 10) problems.push({ path: "health.timeout", message: "at least 10ms" });
@@ -155,7 +138,7 @@ function parseHealth(raw: unknown, problems: Problem[]): HealthSpec | null {
  * reported at once with its path, in one GILD_INVALID_SPEC. Returns the spec with defaults applied.
  */
 export function parseAppSpec(raw: unknown): AppSpec {
-  const problems: Problem[] = [];
+  const problems: FieldProblem[] = [];
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new GildError("GILD_INVALID_SPEC", "an app spec must be an object", {
       details: { problems: [{ path: "", message: "not an object" }] },
@@ -229,8 +212,8 @@ export function parseAppSpec(raw: unknown): AppSpec {
     else port = n;
   }
   const health = parseHealth(r.health, problems);
-  const stopTimeoutMs = durationAt(r.stopTimeout, APP_DEFAULTS.stopTimeoutMs, "stopTimeout", problems);
-  const healthyDeadlineMs = durationAt(
+  const stopTimeoutMs = durationField(r.stopTimeout, APP_DEFAULTS.stopTimeoutMs, "stopTimeout", problems);
+  const healthyDeadlineMs = durationField(
     r.healthyDeadline,
     APP_DEFAULTS.healthyDeadlineMs,
     "healthyDeadline",

@@ -6,16 +6,17 @@ export interface FieldProblem {
   message: string;
 }
 
+/** Absent (undefined, or null as YAML writes an empty value) means the fallback; numbers are whole. */
 function parsedField(
-  value: string | number | undefined,
+  value: unknown,
   fallback: number,
   path: string,
   problems: FieldProblem[],
   parse: (text: string, what: string) => number,
   example: string,
 ): number {
-  if (value === undefined) return fallback;
-  if (typeof value === "number" && Number.isFinite(value) && value >= 0) return value;
+  if (value === undefined || value === null) return fallback;
+  if (typeof value === "number" && Number.isFinite(value) && value >= 0) return Math.round(value);
   try {
     if (typeof value !== "string") throw new Error(`${path} must be ${example}`);
     return parse(value, path);
@@ -27,7 +28,7 @@ function parsedField(
 
 /** A duration setting (`10s`, or milliseconds as a number); a bad one is listed in `problems`. */
 export function durationField(
-  value: string | number | undefined,
+  value: unknown,
   fallback: number,
   path: string,
   problems: FieldProblem[],
@@ -36,12 +37,7 @@ export function durationField(
 }
 
 /** A size or rate setting (`50MiB`, or bytes as a number); a bad one is listed in `problems`. */
-export function sizeField(
-  value: string | number | undefined,
-  fallback: number,
-  path: string,
-  problems: FieldProblem[],
-): number {
+export function sizeField(value: unknown, fallback: number, path: string, problems: FieldProblem[]): number {
   return parsedField(value, fallback, path, problems, parseSize, "a size like 50MiB");
 }
 

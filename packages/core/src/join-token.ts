@@ -1,3 +1,4 @@
+import type { FieldProblem } from "./config-fields.js";
 import { GildError } from "./errors.js";
 
 /** The parts of a one-time join token: `gild1.<id>.<secret>.<ca pin>`. */
@@ -48,7 +49,7 @@ const LABEL_KEY_RE = /^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$/;
 
 /** Host names are DNS labels; label keys and values are short plain strings. Every problem listed. */
 export function validateHostIdentity(name: string, labels: Record<string, string>): void {
-  const problems: Array<{ path: string; message: string }> = [];
+  const problems: FieldProblem[] = [];
   if (!NAME_RE.test(name))
     problems.push({
       path: "name",

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
+import type { FieldProblem } from "./config-fields.js";
 import { GildError } from "./errors.js";
 import type { CountOrPercent, HostStep, RolloutRecord, RolloutStrategy } from "./rollout-model.js";
-import type { SpecProblem } from "./rollout-strategy.js";
 
 /** A host the rollout may target: it runs apps of the line (already filtered by --hosts / --apps). */
 export interface RolloutTarget {
@@ -132,7 +132,7 @@ export function createRollout(input: CreateRolloutInput, now: number): RolloutRe
 function pickCanaries(input: CreateRolloutInput, outdated: RolloutTarget[], ordered: string[]): string[] {
   const named = input.strategy.canaryHosts;
   if (named === null) return ordered.slice(0, Math.min(input.strategy.canary, ordered.length));
-  const problems: SpecProblem[] = [];
+  const problems: FieldProblem[] = [];
   const picked: string[] = [];
   named.forEach((name, i) => {
     const match = (t: RolloutTarget) => t.hostId === name || t.hostName === name;

@@ -1,6 +1,6 @@
+import { durationField, type FieldProblem } from "./config-fields.js";
 import { GildError } from "./errors.js";
 import type { CountOrPercent, RolloutStrategy } from "./rollout-model.js";
-import { parseDuration } from "./units.js";
 
 /** A duration as the operator writes it: `10s`, `5m`, `1h30m`, or a number of milliseconds. */
 export type RawDuration = string | number;
@@ -23,12 +23,6 @@ export interface RawStrategy {
   promote?: "manual" | "auto";
   onFailure?: "rollback" | "pause";
   rollbackMaxParallel?: number | string | null;
-}
-
-/** One validation problem, as listed in GILD_INVALID_SPEC details. */
-export interface SpecProblem {
-  path: string;
-  message: string;
 }
 
 /** DESIGN.md, Rollouts: the defaults in brackets. */
@@ -85,7 +79,7 @@ export function resolveStrategy(raw: RawStrategy = {}): RolloutStrategy {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw invalid([{ path: "", message: "the strategy must be an object" }]);
   }
-  const problems: SpecProblem[] = [];
+  const problems: FieldProblem[] = [];
   const input = raw as Record<string, unknown>;
   for (const key of Object.keys(input)) {
     if (!KNOWN_KEYS.has(key) && input[key] !== undefined) {
@@ -156,7 +150,7 @@ export function resolveStrategy(raw: RawStrategy = {}): RolloutStrategy {
   return deepFreeze(strategy);
 }
 
-function invalid(problems: SpecProblem[]): GildError {
+function invalid(problems: FieldProblem[]): GildError {
   const list = problems.map((p) => `${p.path || "(strategy)"}: ${p.message}`).join("; ");
   return new GildError("GILD_INVALID_SPEC", `invalid rollout strategy: ${list}`, {
     hint: "fix every listed field; `gild rollout plan` checks a strategy without starting anything",
@@ -166,7 +160,7 @@ function invalid(problems: SpecProblem[]): GildError {
 
 function resolveCanary(
   value: unknown,
-  problems: SpecProblem[],
+  problems: FieldProblem[],
 ): { canary: number; canaryHosts: string[] | null } {
   const fallback = { canary: DEFAULT_ROLLOUT_STRATEGY.canary, canaryHosts: null };
   if (value === undefined) return fallback;
@@ -205,7 +199,7 @@ function resolveCanary(
   return { canary: seen.size, canaryHosts: [...seen] };
 }
 
-function resolveWaves(value: unknown, problems: SpecProblem[]): CountOrPercent[] {
+function resolveWaves(value: unknown, problems: FieldProblem[]): CountOrPercent[] {
   const fallback = DEFAULT_ROLLOUT_STRATEGY.waves.map((w) => ({ ...w }));
   if (value === undefined) return fallback;
   if (!Array.isArray(value) || value.length === 0) {
@@ -226,12 +220,16 @@ function resolveWaves(value: unknown, problems: SpecProblem[]): CountOrPercent[]
   return waves.length === value.length ? waves : fallback;
 }
 
-function resolveMaxFailures(value: unknown, problems: SpecProblem[]): CountOrPercent {
+function resolveMaxFailures(value: unknown, problems: FieldProblem[]): CountOrPercent {
   if (value === undefined) return { ...DEFAULT_ROLLOUT_STRATEGY.maxFailures };
   return countOrPercentProblem(value, "maxFailures", problems) ?? { ...DEFAULT_ROLLOUT_STRATEGY.maxFailures };
 }
 
-function countOrPercentProblem(value: unknown, path: string, problems: SpecProblem[]): CountOrPercent | null {
+function countOrPercentProblem(
+  value: unknown,
+  path: string,
+  problems: FieldProblem[],
+): CountOrPercent | null {
   if (typeof value !== "string" && typeof value !== "number") {
     problems.push({ path, message: 'must be a host count like 3 or a percentage like "25%"' });
     return null;
@@ -252,7 +250,7 @@ function resolvePositiveOrNull(
   value: unknown,
   path: string,
   fallback: number | null,
-  problems: SpecProblem[],
+  problems: FieldProblem[],
 ): number | null {
   if (value === undefined) return fallback;
   if (value === null) return null;
@@ -262,7 +260,7 @@ function resolvePositiveOrNull(
   return fallback;
 }
 
-function resolveBoolean(value: unknown, path: string, fallback: boolean, problems: SpecProblem[]): boolean {
+function resolveBoolean(value: unknown, path: string, fallback: boolean, problems: FieldProblem[]): boolean {
   if (value === undefined) return fallback;
   if (typeof value === "boolean") return value;
   problems.push({ path, message: "must be true or false" });
@@ -274,24 +272,11 @@ function resolveDuration(
   path: string,
   fallback: number,
   min: number,
-  problems: SpecProblem[],
+  problems: FieldProblem[],
 ): number {
-  if (value === undefined) return fallback;
-  let ms: number | null = null;
-  if (typeof value === "number" && Number.isFinite(value)) {
-    ms = Math.round(value);
-  } else if (typeof value === "string") {
-    try {
-      ms = parseDuration(value, path);
-    } catch (err) {
-      if (!(err instanceof GildError)) throw err;
-    }
-  }
-  if (ms === null || ms < 0) {
-    problems.push({ path, message: "must be a duration like 500ms, 10s, 5m, 1h30m, or milliseconds" });
-    return fallback;
-  }
-  if (ms < min) {
+  const before = problems.length;
+  const ms = durationField(value, fallback, path, problems);
+  if (problems.length === before && ms < min) {
     problems.push({ path, message: "must be longer than zero" });
     return fallback;
   }
@@ -303,7 +288,7 @@ function resolveEnum<T extends string>(
   path: string,
   allowed: readonly T[],
   fallback: T,
-  problems: SpecProblem[],
+  problems: FieldProblem[],
 ): T {
   if (value === undefined) return fallback;
   if (typeof value === "string" && (allowed as readonly string[]).includes(value)) return value as T;

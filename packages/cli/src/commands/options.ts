@@ -1,4 +1,4 @@
-import { GildError } from "@gild/core";
+import { type FieldProblem, GildError } from "@gild/core";
 import type { Command } from "commander";
 import type { TargetFlags } from "../client.js";
 
@@ -20,7 +20,7 @@ export function collect(value: string, previous: string[] | undefined): string[]
 /** Parse repeated K=V flags into a record; every malformed one is reported. */
 export function parseKeyValues(values: readonly string[] | undefined, what: string): Record<string, string> {
   const out: Record<string, string> = {};
-  const problems: Array<{ path: string; message: string }> = [];
+  const problems: FieldProblem[] = [];
   for (const item of values ?? []) {
     const eq = item.indexOf("=");
     if (eq <= 0) {
