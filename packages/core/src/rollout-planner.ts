@@ -23,6 +23,7 @@ import {
   hostsOfWave,
   isCanaryWave,
   isHostDone,
+  markPaused,
   waveFailures,
 } from "./rollout-rules.js";
 import { formatDuration } from "./units.js";
@@ -188,11 +189,7 @@ function failWave(ctx: PlanContext, why: string): void {
 }
 
 function pause(ctx: PlanContext, cause: PauseCause, reason: string): void {
-  const r = ctx.rollout;
-  r.resumeState = r.state;
-  r.pausedAt = ctx.now;
-  r.pauseCause = cause;
-  r.reason = reason;
+  markPaused(ctx.rollout, cause, reason, ctx.now);
   moveRollout(ctx, "paused", reason);
 }
 

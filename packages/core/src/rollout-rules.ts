@@ -1,4 +1,4 @@
-import type { HostState, HostStep, RolloutRecord } from "./rollout-model.js";
+import type { HostState, HostStep, PauseCause, RolloutRecord } from "./rollout-model.js";
 
 /** Fetch attempts a host gets in all before it fails. */
 export const MAX_FETCH_ATTEMPTS = 3;
@@ -81,11 +81,24 @@ export function enterRollingBack(
   rollout.state = "rolling-back";
   rollout.rollbackOutcome = outcome;
   rollout.reason = reason;
+  stopClocks(rollout);
+  rollout.finishedAt = null;
+  return total;
+}
+
+/** No wave deploys, no bake runs, nothing waits paused: every rollout-level clock is cleared. */
+export function stopClocks(rollout: RolloutRecord): void {
   rollout.progressDeadlineAt = null;
   rollout.bakeUntil = null;
   rollout.pausedAt = null;
   rollout.resumeState = null;
   rollout.pauseCause = null;
-  rollout.finishedAt = null;
-  return total;
+}
+
+/** What pausing records (the state itself is set by the caller): why, since when, and where to resume. */
+export function markPaused(rollout: RolloutRecord, cause: PauseCause, reason: string, now: number): void {
+  rollout.resumeState = rollout.state;
+  rollout.pausedAt = now;
+  rollout.pauseCause = cause;
+  rollout.reason = reason;
 }

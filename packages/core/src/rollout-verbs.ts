@@ -1,7 +1,7 @@
 import { GildError } from "./errors.js";
 import type { RolloutRecord, RolloutState } from "./rollout-model.js";
 import { TERMINAL_ROLLOUT_STATES } from "./rollout-model.js";
-import { enterRollingBack, hostsToRollBack, waveFailures } from "./rollout-rules.js";
+import { enterRollingBack, hostsToRollBack, markPaused, stopClocks, waveFailures } from "./rollout-rules.js";
 
 // Operator verbs. Each returns a new record (the input is never mutated) or throws GILD_ROLLOUT_STATE;
 // the executor stores the record and plans again, and planRollout sends whatever the new state calls for.
@@ -10,11 +10,8 @@ import { enterRollingBack, hostsToRollBack, waveFailures } from "./rollout-rules
 export function pauseRollout(rollout: RolloutRecord, now: number): RolloutRecord {
   requireState(rollout, "pause", ["running", "awaiting-promotion"], "only a running rollout can be paused");
   const r = structuredClone(rollout);
-  r.resumeState = r.state;
+  markPaused(r, "operator", "paused by the operator", now);
   r.state = "paused";
-  r.pausedAt = now;
-  r.pauseCause = "operator";
-  r.reason = "paused by the operator";
   r.updatedAt = now;
   return r;
 }
@@ -74,11 +71,7 @@ export function abortRollout(rollout: RolloutRecord, now: number): RolloutRecord
   r.state = "aborted";
   r.finishedAt = now;
   r.reason = "aborted by the operator";
-  r.progressDeadlineAt = null;
-  r.bakeUntil = null;
-  r.pausedAt = null;
-  r.resumeState = null;
-  r.pauseCause = null;
+  stopClocks(r);
   r.updatedAt = now;
   return r;
 }
