@@ -223,8 +223,13 @@ export interface RolloutEvent {
 }
 
 export interface PlanResult {
-  /** The rollout after this step; the executor stores it before it sends `commands`. */
+  /** The rollout after this step; the executor stores it before any command goes out. */
   rollout: RolloutRecord;
+  /**
+   * The commands this step calls for: each comes with the host transition that asks for it. The
+   * executor does not send these; it sends what the stored host states call for (the same commands,
+   * plus any a crash kept from going out), so a restart needs no second path. Tests read them.
+   */
   commands: RolloutCommand[];
   events: RolloutEvent[];
   /** A status for the target version that follows from this step. */
