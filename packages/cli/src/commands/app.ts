@@ -5,6 +5,7 @@ import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
 import type { ControllerClient } from "../client.js";
 import type { CliContext } from "../context.js";
+import { followHosts } from "../follow-hosts.js";
 import { since } from "../format-time.js";
 import { formatProgress, formatTable, type Renderer } from "../render.js";
 import {
@@ -116,22 +117,10 @@ async function followDeploy(
   path: string,
   body: unknown,
 ): Promise<void> {
-  const latest = new Map<string, DeployEvent>();
-  const stream = client.ndjson<{ hosts: DeployEvent[] }>("POST", path, body);
-  let result: { hosts: DeployEvent[] };
-  for (;;) {
-    const next = await stream.next();
-    if (next.done) {
-      result = next.value;
-      break;
-    }
-    const e = next.value as unknown as DeployEvent;
-    const before = latest.get(e.host);
-    latest.set(e.host, e);
-    if (before?.state !== e.state && !render.json) render.note(deployLine(e));
-    render.live([...latest.values()].filter((x) => x.state === "pulling" && x.progress).map(deployLine));
-  }
-  render.endLive();
+  const result = await followHosts(render, client.ndjson<{ hosts: DeployEvent[] }>("POST", path, body), {
+    line: deployLine,
+    isLive: (e: DeployEvent) => e.state === "pulling" && Boolean(e.progress),
+  });
   // Each host's outcome was printed as it happened; the result is a one-line summary (or the JSON).
   const done = result.hosts.filter((h) => h.state === "done").length;
   render.result(

@@ -2,6 +2,7 @@ import { formatBytes, type ImageOrigin, parseImageRef, type SerializedError } fr
 import type { Command } from "commander";
 import type { ControllerClient } from "../client.js";
 import type { CliContext } from "../context.js";
+import { followHosts } from "../follow-hosts.js";
 import { when } from "../format-time.js";
 import {
   createLocalImage,
@@ -262,7 +263,6 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
     const render = ctx.renderer(flags);
     const { line, version } = parseImageRef(ref);
     const hosts = splitList(flags.hosts);
-    const latest = new Map<string, PushEvent>();
     const stream = ctx
       .client(flags)
       .ndjson<{ hosts: PushEvent[] }>(
@@ -270,21 +270,12 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
         `/v1/images/${line}/${version}/push`,
         flags.all ? { all: true } : { hosts },
       );
-    let result: { hosts: PushEvent[] };
-    for (;;) {
-      const next = await stream.next();
-      if (next.done) {
-        result = next.value;
-        break;
-      }
-      const event = next.value as unknown as PushEvent;
-      const before = latest.get(event.host);
-      latest.set(event.host, event);
-      if (!render.json && before?.state !== event.state && event.state !== "transferring")
-        render.note(pushLine(event));
-      render.live([...latest.values()].filter((e) => e.state === "transferring").map(pushLine));
-    }
-    render.endLive();
+    const transferring = (e: PushEvent) => e.state === "transferring";
+    const result = await followHosts(render, stream, {
+      line: pushLine,
+      isLive: transferring,
+      quiet: transferring,
+    });
     const failed = result.hosts.filter((h) => h.state === "failed");
     render.result(result.hosts, () =>
       [
