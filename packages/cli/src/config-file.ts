@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { GildError } from "@gild/core";
+import { parse as parseYaml } from "yaml";
 
 /** A daemon's --config file: a JSON object (validated as a whole by the daemon's config resolver). */
 export function readJsonConfigFile(path: string): Record<string, unknown> {
@@ -22,4 +23,18 @@ export function readJsonConfigFile(path: string): Record<string, unknown> {
     throw new GildError("GILD_CONFIG_INVALID", `config file ${path} must hold a JSON object of settings`);
   }
   return parsed as Record<string, unknown>;
+}
+
+/** An app or rollout --file: a YAML (or JSON) mapping; anything else is GILD_INVALID_SPEC. */
+export function readSpecFile(path: string, what: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(readFileSync(path, "utf8"));
+  } catch (err) {
+    throw new GildError("GILD_INVALID_SPEC", `cannot read ${what} file ${path}: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new GildError("GILD_INVALID_SPEC", `${what} file ${path} is not a mapping`);
+  }
+  return { ...(parsed as Record<string, unknown>) };
 }

@@ -1,9 +1,8 @@
-import { readFileSync } from "node:fs";
 import { setTimeout as delay } from "node:timers/promises";
-import { GildError, healthShorthand, type SerializedError } from "@gild/core";
+import { healthShorthand, type SerializedError } from "@gild/core";
 import type { Command } from "commander";
-import { parse as parseYaml } from "yaml";
 import type { ControllerClient } from "../client.js";
+import { readSpecFile } from "../config-file.js";
 import type { CliContext } from "../context.js";
 import { followHosts } from "../follow-hosts.js";
 import { since } from "../format-time.js";
@@ -134,21 +133,7 @@ async function followDeploy(
 /** The app spec from --file (YAML or JSON) and flags (flags win). */
 export function appSpecFromFlags(name: string, flags: Record<string, unknown>): Record<string, unknown> {
   let spec: Record<string, unknown> = {};
-  if (typeof flags.file === "string") {
-    let parsed: unknown;
-    try {
-      parsed = parseYaml(readFileSync(flags.file, "utf8"));
-    } catch (err) {
-      throw new GildError(
-        "GILD_INVALID_SPEC",
-        `cannot read app file ${flags.file}: ${(err as Error).message}`,
-      );
-    }
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-      throw new GildError("GILD_INVALID_SPEC", `app file ${flags.file} is not a mapping`);
-    }
-    spec = { ...(parsed as Record<string, unknown>) };
-  }
+  if (typeof flags.file === "string") spec = readSpecFile(flags.file, "app");
   if (name) spec.name = name;
   if (flags.image !== undefined) spec.image = flags.image;
   if (flags.hosts !== undefined) spec.hosts = splitList(flags.hosts as string[]);

@@ -1,8 +1,7 @@
-import { readFileSync } from "node:fs";
-import { GildError, isTerminalRolloutState, type RawStrategy, type RolloutEvent } from "@gild/core";
+import { isTerminalRolloutState, type RawStrategy, type RolloutEvent } from "@gild/core";
 import type { Command } from "commander";
-import { parse as parseYaml } from "yaml";
 import type { ControllerClient } from "../client.js";
+import { readSpecFile } from "../config-file.js";
 import type { CliContext } from "../context.js";
 import { clock } from "../format-time.js";
 import type { Renderer } from "../render.js";
@@ -33,20 +32,7 @@ export function rolloutRequest(
   image: string,
   flags: StrategyFlags,
 ): { image: string; strategy: RawStrategy; hosts?: string[]; apps?: string[] } {
-  let fromFile: Record<string, unknown> = {};
-  if (flags.file) {
-    try {
-      const parsed = parseYaml(readFileSync(flags.file, "utf8")) as unknown;
-      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
-        throw new Error("not a mapping");
-      fromFile = { ...(parsed as Record<string, unknown>) };
-    } catch (err) {
-      throw new GildError(
-        "GILD_INVALID_SPEC",
-        `cannot read rollout file ${flags.file}: ${(err as Error).message}`,
-      );
-    }
-  }
+  const fromFile = flags.file ? readSpecFile(flags.file, "rollout") : {};
   const hosts = flags.hosts ? splitList(flags.hosts) : (fromFile.hosts as string[] | undefined);
   const apps = flags.apps ? splitList(flags.apps) : (fromFile.apps as string[] | undefined);
   delete fromFile.hosts;
