@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { type CommandStatus, pb } from "@gild/protocol";
+import { writeFileAtomic } from "./write-atomic.js";
 
 /** A command's journal entry: running, or its final status exactly as it was sent. */
 export interface JournalEntry {
@@ -69,8 +70,7 @@ export class CommandJournal {
 
   private async write(entry: JournalEntry): Promise<void> {
     const path = this.path(entry.commandId);
-    await writeFile(`${path}.tmp`, JSON.stringify(entry), { mode: 0o600 });
-    await rename(`${path}.tmp`, path);
+    await writeFileAtomic(path, JSON.stringify(entry), 0o600);
   }
 
   /** Keep the newest entries only; the controller never repeats ids that old. */

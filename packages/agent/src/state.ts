@@ -1,6 +1,7 @@
-import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { GildError } from "@gild/core";
+import { writeFileAtomic } from "./write-atomic.js";
 
 /** Who this agent is, after `gild agent join`: kept in its state dir (0700). */
 export interface AgentIdentity {
@@ -29,20 +30,18 @@ const FILES = {
   signing: "controller-signing.pub",
 };
 
-async function writeAtomic(path: string, content: string, mode: number): Promise<void> {
-  await writeFile(`${path}.tmp`, content, { mode });
-  await chmod(`${path}.tmp`, mode);
-  await rename(`${path}.tmp`, path);
-}
-
 export async function saveSecrets(stateDir: string, secrets: AgentSecrets): Promise<void> {
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   await chmod(stateDir, 0o700);
-  await writeAtomic(join(stateDir, FILES.credential), `${secrets.credential}\n`, 0o600);
-  if (secrets.caPem) await writeAtomic(join(stateDir, FILES.ca), secrets.caPem, 0o644);
-  await writeAtomic(join(stateDir, FILES.signing), secrets.signingPublicKeyPem, 0o644);
+  await writeFileAtomic(join(stateDir, FILES.credential), `${secrets.credential}\n`, 0o600);
+  if (secrets.caPem) await writeFileAtomic(join(stateDir, FILES.ca), secrets.caPem, 0o644);
+  await writeFileAtomic(join(stateDir, FILES.signing), secrets.signingPublicKeyPem, 0o644);
   // The identity goes last: its presence is what says "joined".
-  await writeAtomic(join(stateDir, FILES.identity), `${JSON.stringify(secrets.identity, null, 2)}\n`, 0o600);
+  await writeFileAtomic(
+    join(stateDir, FILES.identity),
+    `${JSON.stringify(secrets.identity, null, 2)}\n`,
+    0o600,
+  );
 }
 
 export async function loadSecrets(stateDir: string): Promise<AgentSecrets> {

@@ -1,7 +1,8 @@
-import { mkdir, readdir, readFile, readlink, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, readlink, rename, rm, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { isSubvolume, type Pool } from "@gild/btrfs";
 import { type HealthSpec, isValidLine } from "@gild/core";
+import { writeFileAtomic } from "../write-atomic.js";
 
 /** What a generation runs, recorded beside its snapshot (apps/<app>/gen-<n>.json). */
 export interface GenerationMeta {
@@ -107,8 +108,7 @@ export class AppLayout {
   async writeMeta(meta: GenerationMeta): Promise<void> {
     await mkdir(join(this.appDir(meta.app), "logs"), { recursive: true });
     const path = this.metaPath(meta.app, meta.generation);
-    await writeFile(`${path}.tmp`, `${JSON.stringify(meta, null, 2)}\n`);
-    await rename(`${path}.tmp`, path);
+    await writeFileAtomic(path, `${JSON.stringify(meta, null, 2)}\n`);
   }
 
   /** The generation before `current` that still has its snapshot: what a rollback returns to. */
