@@ -1,9 +1,9 @@
 import { isAbsolute, resolve } from "node:path";
 import {
+  assertNoConfigProblems,
   durationField,
   type FieldProblem,
-  GildError,
-  LOG_LEVELS,
+  logLevelField,
   sizeField,
   unknownFields,
 } from "@gild/core";
@@ -66,9 +66,7 @@ export function resolveAgentConfig(raw: RawAgentConfig): AgentConfig {
     problems.push({ path: "runtime", message: "one of auto, systemd, process" });
   }
   const maxDownloadRate = sizeField(raw.maxDownloadRate, 0, "maxDownloadRate", problems);
-  const logLevel = raw.logLevel ?? "info";
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
-    problems.push({ path: "logLevel", message: `one of ${LOG_LEVELS.join(", ")}` });
+  const logLevel = logLevelField(raw.logLevel, problems);
   const config: AgentConfig = {
     stateDir: resolve(raw.stateDir ?? DEFAULT_AGENT_STATE_DIR),
     pool: resolve(raw.pool ?? DEFAULT_AGENT_POOL),
@@ -79,10 +77,6 @@ export function resolveAgentConfig(raw: RawAgentConfig): AgentConfig {
     inventoryIntervalMs: durationField(raw.inventoryInterval, 30_000, "inventoryInterval", problems),
     logLevel,
   };
-  if (problems.length > 0) {
-    throw new GildError("GILD_CONFIG_INVALID", `invalid agent configuration (${problems.length} problems)`, {
-      details: { problems },
-    });
-  }
+  assertNoConfigProblems("agent", problems);
   return Object.freeze(config);
 }

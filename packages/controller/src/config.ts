@@ -1,9 +1,9 @@
 import { isAbsolute, join, resolve } from "node:path";
 import {
+  assertNoConfigProblems,
   durationField,
   type FieldProblem,
-  GildError,
-  LOG_LEVELS,
+  logLevelField,
   sizeField,
   unknownFields,
 } from "@gild/core";
@@ -109,9 +109,7 @@ export function resolveControllerConfig(raw: RawControllerConfig): ControllerCon
     problems.push({ path: "publicUrl", message: "http:// needs insecureDev; the controller serves TLS" });
   }
   const transferRateLimit = sizeField(raw.transferRateLimit, 0, "transferRateLimit", problems);
-  const logLevel = raw.logLevel ?? "info";
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
-    problems.push({ path: "logLevel", message: `one of ${LOG_LEVELS.join(", ")}` });
+  const logLevel = logLevelField(raw.logLevel, problems);
   const tlsNames = raw.tlsNames ?? [];
   if (!Array.isArray(tlsNames) || tlsNames.some((n) => typeof n !== "string")) {
     problems.push({ path: "tlsNames", message: "must be a list of names" });
@@ -143,14 +141,6 @@ export function resolveControllerConfig(raw: RawControllerConfig): ControllerCon
       cliConfig: join(dataDir, "cli.json"),
     },
   };
-  if (problems.length > 0) {
-    throw new GildError(
-      "GILD_CONFIG_INVALID",
-      `invalid controller configuration (${problems.length} problems)`,
-      {
-        details: { problems },
-      },
-    );
-  }
+  assertNoConfigProblems("controller", problems);
   return Object.freeze(config);
 }

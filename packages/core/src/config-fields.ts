@@ -1,3 +1,4 @@
+import { GildError } from "./errors.js";
 import { parseDuration, parseSize } from "./units.js";
 
 /** One problem of a spec or config, with the path of the field it concerns. */
@@ -53,3 +54,19 @@ export function unknownFields(
 }
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+/** The logLevel setting (default info); a level pino does not know is listed in `problems`. */
+export function logLevelField(value: string | undefined, problems: FieldProblem[]): string {
+  const level = value ?? "info";
+  if (!(LOG_LEVELS as readonly string[]).includes(level))
+    problems.push({ path: "logLevel", message: `one of ${LOG_LEVELS.join(", ")}` });
+  return level;
+}
+
+/** Throw GILD_CONFIG_INVALID listing every problem, if there is any. */
+export function assertNoConfigProblems(what: string, problems: readonly FieldProblem[]): void {
+  if (problems.length === 0) return;
+  throw new GildError("GILD_CONFIG_INVALID", `invalid ${what} configuration (${problems.length} problems)`, {
+    details: { problems },
+  });
+}
