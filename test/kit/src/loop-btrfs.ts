@@ -2,7 +2,10 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { registerCleanup } from "./cleanup-registry.js";
-import { run, runSync, tryRunSync } from "./host-commands.js";
+import { loopDevicesOf, makeLoopPool } from "./fleet/loop-pool.js";
+import { tryRunSync } from "./host-commands.js";
+
+const BACKING_FILE = "pool.img";
 
 export interface LoopBtrfsOptions {
   /** Size of the backing file; btrfs needs at least 110 MiB. Default 1 GiB (sparse). */
@@ -31,7 +34,9 @@ function undoSync(mountPoint: string, loopDevice: string | undefined, dir: strin
   const plain = tryRunSync("umount", [mountPoint]);
   if (!plain.ok && !/not mounted|no mount point/i.test(plain.output))
     tryRunSync("umount", ["-l", mountPoint]);
-  if (loopDevice) tryRunSync("losetup", ["-d", loopDevice]);
+  // Interrupted while making: the device is not known yet, but its backing file tells which it is.
+  for (const device of loopDevice ? [loopDevice] : loopDevicesOf(join(dir, BACKING_FILE)))
+    tryRunSync("losetup", ["-d", device]);
   if (removeDir) rmSync(dir, { recursive: true, force: true });
 }
 
@@ -40,19 +45,17 @@ export async function createLoopBtrfs(options: LoopBtrfsOptions = {}): Promise<L
   const ownDir = options.parentDir === undefined;
   const dir = ownDir ? mkdtempSync(join(tmpdir(), "gild-btrfs-")) : (options.parentDir as string);
   mkdirSync(dir, { recursive: true });
-  const backingFile = join(dir, "pool.img");
+  const backingFile = join(dir, BACKING_FILE);
   const mountPoint = join(dir, "mnt");
-  mkdirSync(mountPoint, { recursive: true });
   let loopDevice: string | undefined;
   const unregister = registerCleanup(`btrfs loop mount ${mountPoint}`, () =>
     undoSync(mountPoint, loopDevice, dir, ownDir),
   );
   try {
-    runSync("truncate", ["-s", `${options.sizeMiB ?? 1024}M`, backingFile]);
-    await run("mkfs.btrfs", ["-q", "-f", "-L", options.label ?? "gild-test", backingFile]);
-    loopDevice = (await run("losetup", ["--find", "--show", backingFile])).stdout.trim();
-    const mountArgs = options.compress ? ["-o", "compress=zstd"] : [];
-    await run("mount", [...mountArgs, loopDevice, mountPoint]);
+    loopDevice = await makeLoopPool(
+      { backingFile, mountPoint, sizeMiB: options.sizeMiB ?? 1024 },
+      { label: options.label ?? "gild-test", compress: options.compress ?? false },
+    );
   } catch (err) {
     undoSync(mountPoint, loopDevice, dir, ownDir);
     unregister();

@@ -3,18 +3,20 @@ import { run, tryRunSync } from "../host-commands.js";
 import type { PoolRecord } from "./fleet-state.js";
 
 /**
- * Make btrfs on a sparse loopback file and mount it (the technique of createLoopBtrfs, but step by
- * step, for a pool already recorded in the fleet state: undo finds the loop device by its backing file).
+ * Make btrfs on a sparse loopback file and mount it; resolves with the loop device. The one way the kit
+ * makes a pool (createLoopBtrfs and the fleet's pools). Undo of a partial pool finds the loop device by
+ * its backing file (loopDevicesOf).
  */
 export async function makeLoopPool(
   pool: PoolRecord,
   options: { label: string; compress: boolean },
-): Promise<void> {
+): Promise<string> {
   mkdirSync(pool.mountPoint, { recursive: true });
   await run("truncate", ["-s", `${pool.sizeMiB}M`, pool.backingFile]);
   await run("mkfs.btrfs", ["-q", "-f", "-L", options.label, pool.backingFile]);
   const device = await attachLoop(pool.backingFile);
   await run("mount", [...(options.compress ? ["-o", "compress=zstd"] : []), device, pool.mountPoint]);
+  return device;
 }
 
 /**
