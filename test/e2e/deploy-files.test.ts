@@ -1,27 +1,17 @@
 import { spawnSync } from "node:child_process";
-import {
-  accessSync,
-  constants,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
-import { createLoopBtrfs, type LoopBtrfs } from "@gild/testkit";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { createLoopBtrfs, findRepoRoot, gildCliPath, type LoopBtrfs } from "@gild/testkit";
 import { describeWith } from "@gild/testkit/gate";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 // The files an operator puts on real servers (deploy/): systemd units, example configs, installers,
 // checked against the code they describe so that they cannot drift from it.
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const root = findRepoRoot();
 const deploy = join(root, "deploy");
 const installers = ["install-controller", "install-agent"] as const;
 
@@ -47,17 +37,6 @@ interface AgentModule {
 async function importFromCli<T>(name: string): Promise<T> {
   const require = createRequire(join(root, "packages/cli/package.json"));
   return (await import(pathToFileURL(require.resolve(name)).href)) as T;
-}
-
-function hasProgram(name: string): boolean {
-  return (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":").some((dir) => {
-    try {
-      accessSync(join(dir, name), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
 }
 
 function run(file: string, args: string[], env: NodeJS.ProcessEnv = process.env) {
@@ -120,9 +99,9 @@ function knownSettings(sourceFile: string): string[] {
   return [...(block[1] as string).matchAll(/"([A-Za-z]+)"/g)].map((m) => m[1] as string);
 }
 
-describe("systemd units", () => {
-  const units = ["gild-controller.service", "gild-agent.service"];
+const units = ["gild-controller.service", "gild-agent.service"];
 
+describe("systemd units", () => {
   it("are plain unit syntax with the sections systemd expects", () => {
     for (const name of units) {
       const unit = parseUnit(unitText(name));
@@ -192,12 +171,10 @@ describe("systemd units", () => {
     const agent = parseUnit(unitText("gild-agent.service"));
     expect(one(agent, "Service", "RestartPreventExitStatus")).toBe(String(EXIT_REFUSED));
   });
+});
 
-  it("pass systemd-analyze verify", (ctx) => {
-    if (!hasProgram("systemd-analyze")) {
-      process.stderr.write("skipping systemd-analyze verify: systemd-analyze is not installed\n");
-      ctx.skip();
-    }
+describeWith(["systemd-analyze"], "systemd units, checked by systemd", () => {
+  it("pass systemd-analyze verify", () => {
     // verify also checks that ExecStart's program exists: point it at a stand-in for the CLI, which is
     // not installed on a test machine. Everything else is checked as it is.
     const dir = mkdtempSync(join(tmpdir(), "gild-units-"));
@@ -256,7 +233,7 @@ describe("example configs", () => {
 describe("docs/configuration.md", () => {
   it("documents every flag of the daemons' run commands", () => {
     const doc = configurationDoc();
-    const cli = join(root, "packages/cli/dist/bin.js");
+    const cli = gildCliPath(root);
     for (const command of ["controller", "agent"]) {
       const help = run(process.execPath, [cli, command, "run", "--help"]);
       expect(help.status).toBe(0);
@@ -322,16 +299,6 @@ describe("installers", () => {
     }
   });
 
-  it("are shellcheck-clean (when shellcheck is installed)", (ctx) => {
-    if (!hasProgram("shellcheck")) {
-      process.stderr.write("skipping shellcheck: it is not installed (apt-get install shellcheck)\n");
-      ctx.skip();
-    }
-    const result = run("shellcheck", ["-x", ...installers.map((n) => join(deploy, n))]);
-    expect(result.all).toBe("");
-    expect(result.status).toBe(0);
-  });
-
   it("print their usage for --help, and refuse bad arguments with status 2", () => {
     for (const name of installers) {
       const help = run(join(deploy, name), ["--help"]);
@@ -379,9 +346,16 @@ describe("installers", () => {
   });
 });
 
-describeWith(["root"], "installers, as another user than root", () => {
+describeWith(["shellcheck"], "installers, checked by shellcheck", () => {
+  it("are shellcheck-clean", () => {
+    const result = run("shellcheck", ["-x", ...installers.map((n) => join(deploy, n))]);
+    expect(result.all).toBe("");
+    expect(result.status).toBe(0);
+  });
+});
+
+describeWith(["root", "setpriv"], "installers, as another user than root", () => {
   it("refuse to run, and say so", () => {
-    if (!hasProgram("setpriv")) throw new Error("setpriv (util-linux) is missing");
     const result = run("setpriv", [
       "--reuid=65534",
       "--regid=65534",

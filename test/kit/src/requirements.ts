@@ -3,7 +3,16 @@ import { join } from "node:path";
 import { tryRunSync } from "./host-commands.js";
 
 /** What a test may need from the machine. */
-export type Requirement = "root" | "btrfs" | "nspawn" | "netns" | "busybox" | "debootstrap";
+export type Requirement =
+  | "root"
+  | "btrfs"
+  | "nspawn"
+  | "netns"
+  | "busybox"
+  | "debootstrap"
+  | "shellcheck"
+  | "systemd-analyze"
+  | "setpriv";
 
 function hasProgram(name: string): boolean {
   const dirs = (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":");
@@ -40,6 +49,11 @@ const checks: Record<Requirement, () => string | undefined> = {
     existsSync("/bin/busybox") ? undefined : "busybox-static is missing (apt-get install busybox-static)",
   debootstrap: () =>
     hasProgram("debootstrap") ? undefined : "debootstrap is missing (apt-get install debootstrap)",
+  shellcheck: () =>
+    hasProgram("shellcheck") ? undefined : "shellcheck is missing (apt-get install shellcheck)",
+  "systemd-analyze": () =>
+    hasProgram("systemd-analyze") ? undefined : "systemd-analyze is missing (apt-get install systemd)",
+  setpriv: () => (hasProgram("setpriv") ? undefined : "setpriv is missing (apt-get install util-linux)"),
 };
 
 /** The first unmet requirement as a sentence, or undefined when all are met. */
