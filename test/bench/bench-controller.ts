@@ -1,8 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
-import { registerCleanup, waitFor } from "@gild/testkit";
+import { freePort, registerCleanup, waitFor } from "@gild/testkit";
 import { ControllerApi } from "./controller-api.js";
 
 /** A `gild controller run` process of its own, so its RSS and CPU are measured apart from the load. */
@@ -21,18 +20,6 @@ export interface BenchController {
   stop(timeoutMs?: number): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
@@ -48,7 +35,7 @@ export async function startBenchController(options: {
   logFile: string;
   cpuProfileDir?: string;
 }): Promise<BenchController> {
-  const port = await freePort();
+  const port = await freePort("127.0.0.1");
   const url = `https://127.0.0.1:${port}`;
   const log = openSync(options.logFile, "a");
   const args = [

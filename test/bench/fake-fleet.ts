@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { createSecureContext, type SecureContext } from "node:tls";
+import { mapLimit } from "@gild/testkit";
 import type { Protocol, WorkspaceDeps, WsClient } from "./workspace-deps.js";
 
 type AppInstance = Protocol.AppInstance;
@@ -152,18 +153,12 @@ export class FakeFleet {
 
   /** Connect every host (at most `concurrency` handshakes at once); resolves when all are welcomed. */
   async connectAll(concurrency: number, onProgress?: (welcomed: number) => void): Promise<void> {
-    let next = 0;
     let welcomed = 0;
-    const worker = async () => {
-      for (;;) {
-        const host = this.hosts[next++];
-        if (!host) return;
-        await this.connect(host);
-        welcomed += 1;
-        if (welcomed % 1000 === 0) onProgress?.(welcomed);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(concurrency, this.hosts.length) }, worker));
+    await mapLimit(this.hosts, concurrency, async (host) => {
+      await this.connect(host);
+      welcomed += 1;
+      if (welcomed % 1000 === 0) onProgress?.(welcomed);
+    });
     this.heartbeatTimer = setInterval(() => this.heartbeats(), HEARTBEAT_TICK_MS);
     this.heartbeatTimer.unref();
   }

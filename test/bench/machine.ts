@@ -17,14 +17,3 @@ export function cpuSecondsSoFar(): number {
   const ticks = [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0);
   return ticks / 100;
 }
-
-/** Peak resident set size of a process in bytes (VmHWM), or NaN if it is gone. */
-export function peakRssBytes(pid: number): number {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    const kib = /^VmHWM:\s+(\d+) kB/m.exec(status)?.[1];
-    return kib === undefined ? Number.NaN : Number(kib) * 1024;
-  } catch {
-    return Number.NaN;
-  }
-}

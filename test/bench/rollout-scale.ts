@@ -28,9 +28,9 @@ import { basename, join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
 import { type RawStrategy, type RolloutRecord, TERMINAL_ROLLOUT_STATES } from "@gild/core";
-import { createLoopBtrfs, findRepoRoot, gildCliPath, unmetRequirement } from "@gild/testkit";
+import { createLoopBtrfs, findRepoRoot, gildCliPath, mapLimit, unmetRequirement } from "@gild/testkit";
 import { startBenchController } from "./bench-controller.js";
-import { ControllerApi, mapBounded } from "./controller-api.js";
+import { ControllerApi } from "./controller-api.js";
 import { newestProfile, type ProfileSummary, summarizeProfile } from "./cpu-profile.js";
 import { FakeFleet, type FakeHost, type JoinedHost } from "./fake-fleet.js";
 import { cpuSecondsSoFar } from "./machine.js";
@@ -183,7 +183,7 @@ async function joinHosts(api: ControllerApi, n: number) {
   const enrollMs: number[] = [];
   const t0 = Date.now();
   const names = Array.from({ length: n }, (_, i) => `bench-${String(i).padStart(5, "0")}`);
-  const joined = await mapBounded(names, JOIN_CONCURRENCY, async (name, i): Promise<JoinedHost> => {
+  const joined = await mapLimit(names, JOIN_CONCURRENCY, async (name, i): Promise<JoinedHost> => {
     const t1 = performance.now();
     const { token } = await api.json<{ token: string }>("POST", "/v1/tokens", {});
     const t2 = performance.now();

@@ -1,7 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import http from "node:http";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -11,16 +10,13 @@ import {
   isProcessAlive,
   type RuntimeDriver,
 } from "@gild/runtime";
-import { type BusyboxBehaviour, buildBusyboxRoot, busyboxServeCommand, registerCleanup } from "@gild/testkit";
-
-/** A port nothing listens on right now (bound to 0, then released). */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+import {
+  type BusyboxBehaviour,
+  buildBusyboxRoot,
+  busyboxServeCommand,
+  freePort,
+  registerCleanup,
+} from "@gild/testkit";
 
 /** GET a URL; resolves with status and body, rejects on connection errors. */
 export function httpGet(url: string, timeoutMs = 2_000): Promise<{ status: number; body: string }> {

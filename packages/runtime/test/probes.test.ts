@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isGildError } from "@gild/core";
 import { PROBE_DEFAULTS, parseTcpTarget, probeOnce, resolveProbe, tailFile } from "@gild/runtime";
+import { freePort } from "@gild/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "./container-fixture.js";
 
 describe("probe specs", () => {
   it("apply the defaults and freeze", () => {

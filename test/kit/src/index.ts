@@ -1,6 +1,8 @@
 export * from "./busybox-image.js";
 export * from "./cleanup-registry.js";
 export * from "./fleet/index.js";
+export { freePort } from "./fleet/network.js";
+export { mapLimit } from "./fleet/parallel.js";
 export * from "./host-commands.js";
 export * from "./loop-btrfs.js";
 export * from "./requirements.js";

@@ -66,12 +66,6 @@ export async function pickFreeSubnet(): Promise<string> {
   throw new Error("no free /24 in 10.200.0.0/16-10.254.255.0/24 after 200 tries");
 }
 
-/** True when `ip` reports this link or namespace name as existing. */
-export async function linkExists(name: string): Promise<boolean> {
-  const { stdout } = await run("ip", ["-o", "link", "show"]);
-  return stdout.split("\n").some((l) => l.split(":")[1]?.trim().split("@")[0] === name);
-}
-
 /** Names of network namespaces (`ip netns list`). */
 export async function listNetns(): Promise<string[]> {
   const { stdout } = await run("ip", ["netns", "list"]);
@@ -121,8 +115,8 @@ export function enterNetns(enter: NetnsEnter, netns: string, argv: readonly stri
   return ["nsenter", [`--net=/run/netns/${netns}`, "--", ...argv]];
 }
 
-/** A TCP port nothing listens on at `address` right now. */
-export function freePort(address: string): Promise<number> {
+/** A TCP port nothing listens on at `address` right now (bound to 0, then released). */
+export function freePort(address = "127.0.0.1"): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", reject);

@@ -1,12 +1,12 @@
 /**
- * Run fn over items with at most `limit` at once. After the first failure no new item starts, and it
- * rejects with that failure only once every started call has settled, so nothing is still being made
- * while the caller undoes what was made.
+ * Run fn over items with at most `limit` at once; resolves with the results in input order. After the
+ * first failure no new item starts, and it rejects with that failure only once every started call has
+ * settled, so nothing is still being made while the caller undoes what was made.
  */
 export async function mapLimit<T, R>(
   items: readonly T[],
   limit: number,
-  fn: (item: T) => Promise<R>,
+  fn: (item: T, index: number) => Promise<R>,
 ): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;
@@ -15,7 +15,7 @@ export async function mapLimit<T, R>(
     while (next < items.length && !failed) {
       const index = next++;
       try {
-        results[index] = await fn(items[index] as T);
+        results[index] = await fn(items[index] as T, index);
       } catch (err) {
         failed = true;
         throw err;
