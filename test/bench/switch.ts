@@ -2,9 +2,14 @@
 // 10 ms; downtime is the time from the old container's last good answer to the new one's first. Median
 // over 10 switches, and the time to roll back (command round trip, and its downtime). Run by hand as
 // root; not a test.
-import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { buildBusyboxRoot, createFleet, type Fleet } from "@gild/testkit";
+import {
+  busyboxServeShellCommand,
+  createBusyboxImage,
+  createFleet,
+  type Fleet,
+  updateImage,
+} from "@gild/testkit";
 import { fmt, median } from "./stats.js";
 
 const SWITCHES = Number(process.env.BENCH_SWITCHES ?? 10);
@@ -64,18 +69,8 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("bench:switch needs root");
   const fleet = await createFleet({ hosts: 1 });
   try {
-    const tree = join(fleet.dir, "tree");
-    await buildBusyboxRoot(tree, { marker: "bench-v1" });
-    await fleet.gildJson(["image", "create", "bench", "--from-dir", tree]);
-    await fleet.gildJson([
-      "image",
-      "update",
-      "bench",
-      "--",
-      "/bin/sh",
-      "-c",
-      "sed -i 's/bench-v1/bench-v2/g' /www/index.html",
-    ]);
+    await createBusyboxImage(fleet, "bench", { marker: "bench-v1" });
+    await updateImage(fleet, "bench", "sed -i 's/bench-v1/bench-v2/g' /www/index.html");
     await fleet.gildJson([
       "app",
       "create",
@@ -85,7 +80,7 @@ async function main(): Promise<void> {
       "--hosts",
       "host-1",
       "--cmd",
-      `exec /usr/local/bin/serve ${PORT}`,
+      busyboxServeShellCommand(PORT),
       "--health",
       `http://127.0.0.1:${PORT}/healthz`,
       "--health-interval",

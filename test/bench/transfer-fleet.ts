@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { openControllerRequest } from "@gild/agent";
-import { buildBusyboxRoot, createFleet, type Fleet, run } from "@gild/testkit";
+import { buildBusyboxRoot, createFleet, type Fleet, run, updateImage } from "@gild/testkit";
 import { coldCaches, cpuSecondsSoFar } from "./machine.js";
 import { fmt, median, report, type Sample } from "./stats.js";
 
@@ -148,15 +148,11 @@ export async function benchFleetTransfer(options: {
 
     // A small patch: the delta a joined agent needs, against the raw incremental pipe.
     await push(fleet, "bench@1");
-    await fleet.gildJson([
-      "image",
-      "update",
+    await updateImage(
+      fleet,
       "bench",
-      "--",
-      "/bin/sh",
-      "-c",
       "head -c 4000000 /dev/urandom > /patch.bin && echo patched >> /etc/os-release",
-    ]);
+    );
     const hostCopyOf1 = join(host.poolPath, "images", "bench", "1", "rootfs");
     const deltaWs: Sample[] = [];
     const deltaRaw: Sample[] = [];

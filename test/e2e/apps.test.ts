@@ -1,24 +1,19 @@
-import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, readlinkSync, statfsSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { buildBusyboxRoot, createFleet, type Fleet, run, waitFor } from "@gild/testkit";
+import {
+  appInstances,
+  busyboxServeShellCommand,
+  createBusyboxImage,
+  createFleet,
+  type Fleet,
+  fetchPage,
+  readStartsLog,
+  run,
+  updateImage,
+  waitFor,
+} from "@gild/testkit";
 import { describeWith } from "@gild/testkit/gate";
 import { afterAll, beforeAll, expect, it } from "vitest";
-
-interface Instance {
-  host: string;
-  generation: number;
-  imageVersion: number;
-  state: string;
-  health: string;
-  previousGeneration: number;
-}
-
-interface AppView {
-  spec: { name: string };
-  instances: Instance[];
-}
 
 interface DeployEvent {
   host: string;
@@ -35,57 +30,32 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "apps on hosts", (
 
   beforeAll(async () => {
     fleet = await createFleet({ hosts: 2 });
-    const tree = join(fleet.dir, "tree");
-    await buildBusyboxRoot(tree, { marker: "app v1" });
-    // Some weight, so that a copy would show in the disk usage and a snapshot would not.
-    await mkdir(join(tree, "srv"), { recursive: true });
-    await writeFile(join(tree, "srv", "runtime.bin"), randomBytes(48 * 1024 * 1024));
-    await fleet.gildJson(["image", "create", "web", "--from-dir", tree]);
-    await fleet.gildJson([
-      "image",
-      "update",
+    await createBusyboxImage(fleet, "web", {
+      marker: "app v1",
+      // Some weight, so that a copy would show in the disk usage and a snapshot would not.
+      payload: { path: "srv/runtime.bin", bytes: 48 * 1024 * 1024 },
+    });
+    await updateImage(fleet, "web", "sed -i 's/app v1/app v2/g' /www/index.html");
+    await updateImage(
+      fleet,
       "web",
-      "--",
-      "/bin/sh",
-      "-c",
-      "sed -i 's/app v1/app v2/g' /www/index.html",
-    ]);
-    await fleet.gildJson([
-      "image",
-      "update",
-      "web",
-      "--",
-      "/bin/sh",
-      "-c",
       "printf '#!/bin/sh\\necho \"broken build: no php today\" >&2\\nexit 3\\n' > /usr/local/bin/serve",
-    ]);
+    );
   });
 
   afterAll(async () => {
     await fleet?.destroy();
   });
 
-  const page = async (hostIndex: number): Promise<string> => {
-    const res = await fetch(fleet.hosts[hostIndex]?.url(PORT, "/") as string, {
-      signal: AbortSignal.timeout(2000),
-    });
-    return res.text();
-  };
-
-  const instances = async (app: string): Promise<Instance[]> => {
-    const apps = await fleet.gildJson<AppView[]>(["app", "ls"]);
-    return apps.find((a) => a.spec.name === app)?.instances ?? [];
-  };
+  const page = (hostIndex: number): Promise<string> =>
+    fetchPage(fleet.hosts[hostIndex]?.url(PORT, "/") as string, 2000);
 
   const deploy = async (args: string[]) => {
     const res = await fleet.gild(["app", "deploy", ...args, "--json"], { timeoutMs: 120_000 });
     return { code: res.code, stderr: res.stderr, events: JSON.parse(res.stdout || "[]") as DeployEvent[] };
   };
 
-  const startsLog = (hostIndex: number, app = "blog") =>
-    readFileSync(join(fleet.hosts[hostIndex]?.poolPath as string, "data", app, "starts.log"), "utf8")
-      .trim()
-      .split("\n");
+  const startsLog = (hostIndex: number) => readStartsLog(fleet.hosts[hostIndex]?.poolPath as string, "blog");
 
   it("defines an app from flags, validated as a whole", async () => {
     const bad = await fleet.gild([
@@ -114,7 +84,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "apps on hosts", (
       "--port",
       String(PORT),
       "--cmd",
-      `exec /usr/local/bin/serve ${PORT} /srv/data`,
+      busyboxServeShellCommand(PORT, "/srv/data"),
       "--data",
       "/srv/data",
       "--health",
@@ -142,7 +112,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "apps on hosts", (
     expect(await page(1)).toContain("app v2");
     await waitFor(
       async () =>
-        (await instances("blog")).every(
+        (await appInstances(fleet, "blog")).every(
           (i) => i.imageVersion === 2 && i.health === "healthy" && i.previousGeneration > 0,
         ),
       {
@@ -169,7 +139,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "apps on hosts", (
     expect(event.reason).toContain("exit");
     expect(event.reason).toContain("broken build: no php today");
     expect(await page(0)).toContain("app v2");
-    const [inst] = (await instances("blog")).filter((i) => i.host === "host-1");
+    const [inst] = (await appInstances(fleet, "blog")).filter((i) => i.host === "host-1");
     expect(inst?.imageVersion).toBe(2);
     // The app's own data survived: every earlier line is still there, and v2 started once more.
     const lines = startsLog(0);
@@ -197,7 +167,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "apps on hosts", (
     expect(await page(0)).toContain("app v2");
     await host.startAgent();
     await waitFor(
-      async () => (await instances("blog")).find((i) => i.host === host.name)?.health === "healthy",
+      async () => (await appInstances(fleet, "blog")).find((i) => i.host === host.name)?.health === "healthy",
       {
         what: "health reported by the restarted agent",
       },
@@ -223,7 +193,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "apps on hosts", (
       "--hosts",
       host.name,
       "--cmd",
-      "exec /usr/local/bin/serve 8081 /srv/data",
+      busyboxServeShellCommand(8081, "/srv/data"),
       "--data",
       "/srv/data",
       "--health",

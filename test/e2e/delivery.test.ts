@@ -1,8 +1,15 @@
-import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { mkdir, open, rm, writeFile } from "node:fs/promises";
+import { open, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { buildBusyboxRoot, createFleet, type Fleet, run, treeDigest, waitFor } from "@gild/testkit";
+import {
+  createBusyboxImage,
+  createFleet,
+  type Fleet,
+  run,
+  treeDigest,
+  updateImage,
+  waitFor,
+} from "@gild/testkit";
 import { describeWith } from "@gild/testkit/gate";
 import { afterAll, beforeAll, expect, it } from "vitest";
 
@@ -13,12 +20,6 @@ interface PushResult {
   error?: { code: string; message: string };
   resumedFrom?: number;
   bytesTransferred?: number;
-}
-
-interface ImageRow {
-  line: string;
-  version: number;
-  uuid: string;
 }
 
 /** The raw `btrfs send` size of a version on the controller's pool, with the flags the artifact used. */
@@ -45,11 +46,10 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "image delivery to
   beforeAll(async () => {
     // Downloads are rate-limited so a test can cut one halfway; 3 hosts, as the issue asks.
     fleet = await createFleet({ hosts: 3, agentArgs: ["--max-download-rate", "48MiB"] });
-    const tree = join(fleet.dir, "tree");
-    await buildBusyboxRoot(tree, { marker: "delivery v1" });
-    await mkdir(join(tree, "srv"), { recursive: true });
-    await writeFile(join(tree, "srv", "payload.bin"), randomBytes(96 * 1024 * 1024));
-    const created = await fleet.gildJson<ImageRow>(["image", "create", "web", "--from-dir", tree]);
+    const created = await createBusyboxImage(fleet, "web", {
+      marker: "delivery v1",
+      payload: { path: "srv/payload.bin", bytes: 96 * 1024 * 1024 },
+    });
     expect(created.version).toBe(1);
   });
 
@@ -98,15 +98,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "image delivery to
     expect(full?.parentVersion).toBe(0);
     expect(full?.sizeBytes).toBeGreaterThan(90 * 1024 * 1024);
 
-    await fleet.gildJson([
-      "image",
-      "update",
-      "web",
-      "--",
-      "/bin/sh",
-      "-c",
-      "echo patched > /srv/patch.txt && echo v2 >> /www/index.html",
-    ]);
+    await updateImage(fleet, "web", "echo patched > /srv/patch.txt && echo v2 >> /www/index.html");
     const second = await push("web@2", names);
     expect(second.code, second.stderr).toBe(0);
     for (const result of second.results) {
@@ -135,15 +127,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "image delivery to
 
   it("resumes a transfer from its offset after the sockets are cut, promoting only after verification", async () => {
     const host = fleet.hosts[0] as Fleet["hosts"][number];
-    await fleet.gildJson([
-      "image",
-      "update",
-      "web",
-      "--",
-      "/bin/sh",
-      "-c",
-      "head -c 100000000 /dev/urandom > /srv/big-v3.bin",
-    ]);
+    await updateImage(fleet, "web", "head -c 100000000 /dev/urandom > /srv/big-v3.bin");
     const pushing = push("web@3", [host.name]);
     const spoolDir = join(host.poolPath, ".spool");
     const spoolBytes = () =>
@@ -196,15 +180,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "image delivery to
     const host = fleet.hosts[2] as Fleet["hosts"][number];
     const upToDate = await push("web@3", [host.name]);
     expect(upToDate.code, upToDate.stderr).toBe(0);
-    await fleet.gildJson([
-      "image",
-      "update",
-      "web",
-      "--",
-      "/bin/sh",
-      "-c",
-      "head -c 4000000 /dev/urandom > /srv/v4.bin",
-    ]);
+    await updateImage(fleet, "web", "head -c 4000000 /dev/urandom > /srv/v4.bin");
     // The artifact the host will get (delta 3 -> 4, made when v4 was created): flip one byte in its middle.
     const artifacts = join(fleet.controllerDataDir, "artifacts");
     const newest = readdirSync(artifacts)
@@ -245,7 +221,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "image delivery to
     try {
       await fleet.startController();
       await fleet.waitHostsOnline();
-      await fleet.gildJson(["image", "update", "web", "--", "/bin/sh", "-c", "echo v5 > /srv/v5.txt"]);
+      await updateImage(fleet, "web", "echo v5 > /srv/v5.txt");
       const res = await fleet.gild(["image", "push", "web@5", "--hosts", host.name]);
       expect(res.code).toBe(1);
       expect(res.stderr).toContain("GILD_SIGNATURE_INVALID");

@@ -1,13 +1,14 @@
 import { execFileSync } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import {
   createFleet,
   type Fleet,
   type FleetHostStatus,
-  type ProcessRecord,
+  type FleetState,
+  fleetLeftovers,
   readFleetState,
   waitFor,
 } from "@gild/testkit";
@@ -15,62 +16,14 @@ import { describeWith } from "@gild/testkit/gate";
 import { afterAll, expect, it } from "vitest";
 
 /** What a fleet made, read from its state file before it is destroyed, to check nothing of it remains. */
-interface Made {
-  id: string;
-  dir: string;
-  processes: ProcessRecord[];
-}
-
-function made(fleet: Fleet): Made {
+function made(fleet: Fleet): FleetState {
   const state = readFleetState(fleet.dir);
   if (!state) throw new Error(`no state file in ${fleet.dir}`);
-  return { id: fleet.id, dir: fleet.dir, processes: state.processes };
-}
-
-function stillRunning(pid: number, startTicks: number): boolean {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  } catch {
-    return false; // no such process
-  }
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // A zombie is gone for our purpose: this machine's PID 1 does not reap orphans.
-  return fields[0] !== "Z" && Number(fields[19]) === startTicks;
-}
-
-/** Everything of the fleet that is still there, as readable lines; [] when it was undone completely. */
-function leftovers({ id, dir, processes }: Made): string[] {
-  const out: string[] = [];
-  const sh = (file: string, args: string[]) => execFileSync(file, args, { encoding: "utf8" });
-  for (const ns of sh("ip", ["netns", "list"]).split("\n")) {
-    if (ns.startsWith(`gild-${id}-`)) out.push(`netns ${ns}`);
-  }
-  for (const link of sh("ip", ["-o", "link", "show"]).split("\n")) {
-    if (link.includes(id)) out.push(`link ${link.split(":")[1]?.trim()}`);
-  }
-  for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
-    const mountPoint = line.split(" ")[4];
-    if (mountPoint?.startsWith(`${dir}/`) || mountPoint === dir) out.push(`mount ${mountPoint}`);
-  }
-  const loops = sh("losetup", ["-J", "-l"]).trim();
-  if (loops !== "") {
-    const parsed = JSON.parse(loops) as { loopdevices: Array<{ name: string; "back-file"?: string }> };
-    for (const loop of parsed.loopdevices) {
-      if (loop["back-file"]?.startsWith(`${dir}/`)) out.push(`loop ${loop.name} on ${loop["back-file"]}`);
-    }
-  }
-  for (const p of processes) {
-    if (stillRunning(p.pid, p.startTicks)) out.push(`process ${p.role} (pid ${p.pid})`);
-  }
-  if (existsSync(dir)) out.push(`dir ${dir}`);
-  return out;
+  return state;
 }
 
 async function statusOf(fleet: Fleet, name: string): Promise<FleetHostStatus | undefined> {
-  const result = await fleet.gild(["hosts", "--json"]);
-  expect(result.code, result.stderr).toBe(0);
-  return (JSON.parse(result.stdout) as FleetHostStatus[]).find((h) => h.name === name);
+  return (await fleet.hostStatuses()).find((h) => h.name === name);
 }
 
 describeWith(["root", "btrfs", "netns", "busybox"], "the local fleet harness", () => {
@@ -83,7 +36,7 @@ describeWith(["root", "btrfs", "netns", "busybox"], "the local fleet harness", (
     const fleet = await createFleet({ hosts: 2 });
     fleets.push(fleet);
 
-    const hosts = JSON.parse((await fleet.gild(["hosts", "--json"])).stdout) as FleetHostStatus[];
+    const hosts = await fleet.hostStatuses();
     expect(hosts.map((h) => [h.name, h.state]).sort()).toEqual([
       ["host-1", "online"],
       ["host-2", "online"],
@@ -142,7 +95,7 @@ describeWith(["root", "btrfs", "netns", "busybox"], "the local fleet harness", (
     ]);
     await fleet.destroy();
     await fleet.destroy(); // idempotent
-    expect(leftovers(record)).toEqual([]);
+    expect(await fleetLeftovers(record)).toEqual([]);
   });
 
   it("is undone from its state file alone by another process", async () => {
@@ -162,6 +115,6 @@ describeWith(["root", "btrfs", "netns", "busybox"], "the local fleet harness", (
       ],
       { stdio: ["ignore", "inherit", "inherit"], timeout: 60_000 },
     );
-    expect(leftovers(record)).toEqual([]);
+    expect(await fleetLeftovers(record)).toEqual([]);
   });
 });

@@ -1,6 +1,16 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { buildBusyboxRoot, createFleet, type Fleet, waitFor } from "@gild/testkit";
+import {
+  appInstances,
+  busyboxServeShellCommand,
+  createBusyboxImage,
+  createFleet,
+  type Fleet,
+  fetchPage,
+  readStartsLog,
+  updateImage,
+  waitFor,
+} from "@gild/testkit";
 import { describeWith } from "@gild/testkit/gate";
 import { afterAll, beforeAll, expect, it } from "vitest";
 
@@ -20,11 +30,6 @@ interface RolloutView {
   reason: string | null;
   clocks: { progressDeadlineAt: number | null; bakeUntil: number | null; pausedAt: number | null };
   waves: Array<{ index: number; canary: boolean; hosts: HostStepView[] }>;
-}
-
-interface AppView {
-  spec: { name: string };
-  instances: Array<{ host: string; generation: number; imageVersion: number; health: string }>;
 }
 
 const PORT = 8080;
@@ -53,43 +58,25 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "rollouts across a
       ? "printf '#!/bin/sh\\necho \"broken release\" >&2\\nexit 3\\n' > /usr/local/bin/serve"
       : `sed -i 's/<p>.*<\\/p>/<p>${marker}<\\/p>/' /www/index.html && sed -i 's/<title>.*<\\/title>/<title>${marker}<\\/title>/' /www/index.html`;
     // Always from the last good version: an update of the broken one would inherit its breakage.
-    const created = await fleet.gildJson<{ version: number }>([
-      "image",
-      "update",
-      "web",
-      "--from",
-      String(good),
-      "--",
-      "/bin/sh",
-      "-c",
-      script,
-    ]);
+    const created = await updateImage(fleet, "web", script, { from: good });
     version = created.version;
     if (!broken) good = created.version;
     return created.version;
   }
 
-  const page = async (hostIndex: number): Promise<string> => {
-    const res = await fetch(fleet.hosts[hostIndex]?.url(PORT, "/") as string, {
-      signal: AbortSignal.timeout(3000),
-    });
-    return res.text();
-  };
+  const page = (hostIndex: number): Promise<string> =>
+    fetchPage(fleet.hosts[hostIndex]?.url(PORT, "/") as string, 3000);
 
   const allServe = async (marker: string) => {
     for (let i = 0; i < fleet.hosts.length; i++) expect(await page(i), `host-${i + 1}`).toContain(marker);
   };
 
-  const instances = async () =>
-    (await fleet.gildJson<AppView[]>(["app", "ls"])).find((a) => a.spec.name === "site")?.instances ?? [];
+  const instances = () => appInstances(fleet, "site");
 
   const generations = async (): Promise<Record<string, number>> =>
     Object.fromEntries((await instances()).map((i) => [i.host, i.generation]));
 
-  const startsLog = (hostIndex: number) =>
-    readFileSync(join(fleet.hosts[hostIndex]?.poolPath as string, "data", "site", "starts.log"), "utf8")
-      .trim()
-      .split("\n");
+  const startsLog = (hostIndex: number) => readStartsLog(fleet.hosts[hostIndex]?.poolPath as string, "site");
 
   const status = (id = "current") => fleet.gildJson<RolloutView>(["rollout", "status", id]);
 
@@ -118,9 +105,10 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "rollouts across a
 
   const waitForHealthyOn = (v: number) =>
     waitFor(
-      async () =>
-        (await instances()).every((i) => i.imageVersion === v && i.health === "healthy") &&
-        (await instances()).length === 4,
+      async () => {
+        const all = await instances();
+        return all.length === 4 && all.every((i) => i.imageVersion === v && i.health === "healthy");
+      },
       {
         what: `every host healthy on v${v}`,
         timeoutMs: 60_000,
@@ -132,9 +120,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "rollouts across a
       hosts: 4,
       hostLabels: (i) => ({ role: "web", zone: i % 2 === 0 ? "a" : "b" }),
     });
-    const tree = join(fleet.dir, "tree");
-    await buildBusyboxRoot(tree, { marker: "release-1" });
-    await fleet.gildJson(["image", "create", "web", "--from-dir", tree]);
+    await createBusyboxImage(fleet, "web", { marker: "release-1" });
     await fleet.gildJson([
       "app",
       "create",
@@ -144,7 +130,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "rollouts across a
       "--hosts",
       "role=web",
       "--cmd",
-      `exec /usr/local/bin/serve ${PORT} /srv/data`,
+      busyboxServeShellCommand(PORT, "/srv/data"),
       "--data",
       "/srv/data",
       "--health",

@@ -1,4 +1,4 @@
-import { constants } from "node:fs";
+import { constants, readFileSync } from "node:fs";
 import { chmod, copyFile, mkdir, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
@@ -16,6 +16,9 @@ export interface BusyboxRootOptions {
 
 /** Where the entrypoint lives inside the root. */
 export const BUSYBOX_SERVE_PATH = "/usr/local/bin/serve";
+
+/** The file in the app's data dir that the entrypoint appends one line to per start. */
+export const BUSYBOX_STARTS_LOG = "starts.log";
 
 /** The exit code and message of the "exit-at-start" behaviour, for assertions. */
 export const EXIT_AT_START_CODE = 3;
@@ -84,7 +87,7 @@ function serveScript(behaviour: BusyboxBehaviour): string {
     'data="$2"',
     'if [ -z "$port" ]; then echo "usage: serve PORT [DATA_DIR]" >&2; exit 2; fi',
     // One line per start, so tests can prove app data survives switches (and that nothing restarted).
-    'if [ -n "$data" ]; then mkdir -p "$data" && echo "start pid=$$ $(date +%s)" >> "$data/starts.log"; fi',
+    `if [ -n "$data" ]; then mkdir -p "$data" && echo "start pid=$$ $(date +%s)" >> "$data/${BUSYBOX_STARTS_LOG}"; fi`,
   ];
   if (behaviour === "exit-at-start") {
     lines.push(`echo "${EXIT_AT_START_MESSAGE}" >&2`, `exit ${EXIT_AT_START_CODE}`);
@@ -158,4 +161,19 @@ export function busyboxServeCommand(port: number, dataDir?: string): string[] {
   return dataDir === undefined
     ? [BUSYBOX_SERVE_PATH, String(port)]
     : [BUSYBOX_SERVE_PATH, String(port), dataDir];
+}
+
+/** The same command as one line for `gild app create --cmd` (run by /bin/sh, which execs it). */
+export function busyboxServeShellCommand(port: number, dataDir?: string): string {
+  return `exec ${busyboxServeCommand(port, dataDir).join(" ")}`;
+}
+
+/**
+ * The start lines the test app wrote on a fleet host, oldest first: `<pool>/data/<app>/starts.log`
+ * (the agent keeps each app's data dir there).
+ */
+export function readStartsLog(poolPath: string, app: string): string[] {
+  return readFileSync(join(poolPath, "data", app, BUSYBOX_STARTS_LOG), "utf8")
+    .trim()
+    .split("\n");
 }

@@ -10,6 +10,7 @@
  * Everything made is recorded in <dir>/fleet.json as it is made, so destroyFleetAt(dir) undoes a fleet
  * that another (or a killed) process made. Needs root, btrfs and iproute2, and a built CLI.
  */
+export { type AppInstanceView, appInstances, fetchPage } from "./apps.js";
 export { createFleet } from "./create-fleet.js";
 export { destroyFleetAt } from "./destroy-fleet.js";
 export {
@@ -20,6 +21,15 @@ export {
   type PoolRecord,
   readFleetState,
 } from "./fleet-state.js";
+export {
+  type BusyboxImageOptions,
+  createBusyboxImage,
+  type ImageUpdateOptions,
+  type ImageVersionView,
+  imageUpdateArgs,
+  updateImage,
+} from "./images.js";
+export { fleetLeftovers } from "./leftovers.js";
 export type { ProcessRecord } from "./process-record.js";
 export { findRepoRoot, gildCliPath } from "./repo-root.js";
 export type {

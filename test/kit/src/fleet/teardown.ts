@@ -61,7 +61,8 @@ function netnsPids(netns: string): number[] {
     .filter((n) => Number.isInteger(n) && n > 0 && n !== process.pid);
 }
 
-function linkNames(): string[] {
+/** Names of the links in this network namespace (`ip -o link show`), without the @peer suffix. */
+export function linkNames(): string[] {
   const result = tryRunSync("ip", ["-o", "link", "show"]);
   if (!result.ok) return [];
   return result.output

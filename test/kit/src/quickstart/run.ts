@@ -2,8 +2,18 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { buildBusyboxRoot, busyboxServeCommand } from "../busybox-image.js";
-import { createFleet, destroyFleetAt, FLEET_STATE_FILE, type Fleet, gildCliPath } from "../fleet/index.js";
+import { buildBusyboxRoot, busyboxServeShellCommand } from "../busybox-image.js";
+import { environmentWithoutGild } from "../fleet/fleet-context.js";
+import {
+  appInstances,
+  createFleet,
+  destroyFleetAt,
+  FLEET_STATE_FILE,
+  type Fleet,
+  fetchPage,
+  gildCliPath,
+  imageUpdateArgs,
+} from "../fleet/index.js";
 import { waitFor } from "../wait.js";
 import { HELLO_DATA_MOUNT, HELLO_PORT, writeHelloApp } from "./php-app.js";
 
@@ -27,12 +37,15 @@ export interface QuickstartResult {
 
 const step = (log: (line: string) => void, text: string) => log(`\n==> ${text}`);
 
-/** Run the CLI against the fleet with the terminal attached (live views, build output); throws on failure. */
-function gildLive(fleet: Fleet, args: string[]): Promise<void> {
+/**
+ * Run the CLI against the fleet with the terminal attached (live views, build output); throws on
+ * failure. A developer's GILD_* variables (another controller, its token) are not passed on.
+ */
+function gildLive(fleet: Fleet, args: readonly string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [gildCliPath(), ...args], {
       stdio: "inherit",
-      env: { ...process.env, ...fleet.env },
+      env: { ...environmentWithoutGild(), ...fleet.env },
     });
     child.on("error", reject);
     child.on("exit", (code, signal) =>
@@ -41,11 +54,6 @@ function gildLive(fleet: Fleet, args: string[]): Promise<void> {
         : reject(new Error(`gild ${args.join(" ")} failed (${signal ?? `exit ${code}`})`)),
     );
   });
-}
-
-async function page(url: string): Promise<string> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
-  return res.text();
 }
 
 /**
@@ -102,7 +110,7 @@ export async function runQuickstart(options: QuickstartOptions): Promise<Quickst
       else await writeHelloApp(data);
     }
     const command = options.quick
-      ? `exec ${busyboxServeCommand(HELLO_PORT, HELLO_DATA_MOUNT).join(" ")}`
+      ? busyboxServeShellCommand(HELLO_PORT, HELLO_DATA_MOUNT)
       : `exec /bin/sh ${HELLO_DATA_MOUNT}/start.sh`;
     const health = options.quick
       ? `http://127.0.0.1:${HELLO_PORT}/healthz`
@@ -132,37 +140,25 @@ export async function runQuickstart(options: QuickstartOptions): Promise<Quickst
     await gildLive(fleet, ["app", "deploy", "hello", "--image", "php@1"]);
     const urls = fleet.hosts.map((h) => h.url(HELLO_PORT, "/"));
     for (const [i, url] of urls.entries()) {
-      const text = await page(url);
+      const text = await fetchPage(url);
       log(`    ${fleet.hosts[i]?.name}: ${url}\n${text.trim().replace(/^/gm, "      | ")}`);
     }
 
     if (options.quick) {
       step(log, "php@2: gild image update php -- (a change to the served page)");
-      await gildLive(fleet, [
-        "image",
-        "update",
-        "php",
-        "--",
-        "/bin/sh",
-        "-c",
-        "sed -i 's/php@1/php@2/g' /www/index.html",
-      ]);
+      await gildLive(fleet, imageUpdateArgs("php", "sed -i 's/php@1/php@2/g' /www/index.html"));
     } else {
       step(log, "php@2: gild image update php -- apt-get install php-mbstring (a real package change)");
-      await gildLive(fleet, [
-        "image",
-        "update",
-        "php",
-        "--",
-        "/bin/sh",
-        "-c",
-        "apt-get update -qq && apt-get install -y -qq --no-install-recommends php-mbstring && apt-get clean",
-      ]);
+      await gildLive(
+        fleet,
+        imageUpdateArgs(
+          "php",
+          "apt-get update -qq && apt-get install -y -qq --no-install-recommends php-mbstring && apt-get clean",
+        ),
+      );
     }
-    await gildLive(fleet, [
-      "rollout",
-      "plan",
-      "php@2",
+    // The plan shows exactly the rollout that starts next.
+    const strategy = [
       "--canary",
       "1",
       "--waves",
@@ -173,33 +169,16 @@ export async function runQuickstart(options: QuickstartOptions): Promise<Quickst
       "5s",
       "--min-healthy",
       "3s",
-    ]);
+    ];
+    await gildLive(fleet, ["rollout", "plan", "php@2", ...strategy]);
     step(log, "rolling php@2 out: canary first, then the rest, with health gates (live view)");
-    await gildLive(fleet, [
-      "rollout",
-      "start",
-      "php@2",
-      "--canary",
-      "1",
-      "--waves",
-      "100%",
-      "--promote",
-      "auto",
-      "--canary-bake",
-      "5s",
-      "--min-healthy",
-      "3s",
-      "--watch",
-    ]);
+    await gildLive(fleet, ["rollout", "start", "php@2", ...strategy, "--watch"]);
 
     step(log, "the fleet now");
     // The last inventories arrive right after the switches: wait until every host reports php@2 healthy.
     await waitFor(
       async () => {
-        const apps = await fleet.gildJson<
-          Array<{ instances: Array<{ imageVersion: number; health: string }> }>
-        >(["app", "ls"]);
-        const instances = apps.flatMap((a) => a.instances);
+        const instances = await appInstances(fleet, "hello");
         return (
           instances.length === 3 && instances.every((i) => i.imageVersion === 2 && i.health === "healthy")
         );
@@ -210,7 +189,7 @@ export async function runQuickstart(options: QuickstartOptions): Promise<Quickst
     await gildLive(fleet, ["app", "ls"]);
     const pages: string[] = [];
     for (const [i, url] of urls.entries()) {
-      const text = await page(url);
+      const text = await fetchPage(url);
       pages.push(text);
       log(`    ${fleet.hosts[i]?.name}: ${url}\n${text.trim().replace(/^/gm, "      | ")}`);
     }
