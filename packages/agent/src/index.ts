@@ -10,4 +10,3 @@ export { openControllerRequest, requestJson, type TlsTrust, tlsOptions } from ".
 export { type JoinOptions, joinController } from "./join.js";
 export { createAgentLogger, EXIT_REFUSED, type RunningAgent, runAgent } from "./main.js";
 export { type AgentIdentity, loadSecrets } from "./state.js";
-export { AGENT_VERSION } from "./version.js";

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { detectStreamCapabilities, ImageStore, Pool } from "@gild/btrfs";
-import type { Logger } from "@gild/core";
+import { GILD_VERSION, type Logger } from "@gild/core";
 import { type Inventory, PROTOCOL_VERSION } from "@gild/protocol";
 import { createRuntimeDriver } from "@gild/runtime";
 import { pino } from "pino";
@@ -14,7 +14,6 @@ import { inventoryFingerprint, readInventory } from "./inventory.js";
 import { CommandJournal } from "./journal.js";
 import { KeyedLock } from "./keyed-lock.js";
 import { loadSecrets } from "./state.js";
-import { AGENT_VERSION } from "./version.js";
 
 /** Exit status of an agent refused for good (revoked, incompatible): systemd must not restart it. */
 export const EXIT_REFUSED = 78;
@@ -114,7 +113,7 @@ export async function runAgent(
       protocolVersion: PROTOCOL_VERSION,
       hostId: secrets.identity.hostId,
       hostName: secrets.identity.name,
-      agentVersion: AGENT_VERSION,
+      agentVersion: GILD_VERSION,
       kernelVersion: capabilities.kernelVersion,
       btrfsProgsVersion: capabilities.progsVersion,
       labels: secrets.identity.labels,

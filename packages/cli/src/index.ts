@@ -3,4 +3,3 @@ export { createCliContext } from "./context.js";
 export { runCli } from "./main.js";
 export { buildProgram } from "./program.js";
 export { formatProgress, formatTable, Renderer } from "./render.js";
-export { GILD_VERSION } from "./version.js";

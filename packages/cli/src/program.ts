@@ -1,3 +1,4 @@
+import { GILD_VERSION } from "@gild/core";
 import { Command } from "commander";
 import { registerAgentCommands } from "./commands/agent.js";
 import { registerAppCommands } from "./commands/app.js";
@@ -8,7 +9,6 @@ import { registerImageCommands } from "./commands/image.js";
 import { registerRolloutCommands } from "./commands/rollout.js";
 import { registerTokenCommands } from "./commands/tokens.js";
 import type { CliContext } from "./context.js";
-import { GILD_VERSION } from "./version.js";
 
 /** The whole `gild` command tree. */
 export function buildProgram(ctx: CliContext): Command {

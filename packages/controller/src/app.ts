@@ -1,7 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import type { ImageStore, Pool, StreamCapabilities } from "@gild/btrfs";
-import { GildError, parseCredential, toGildError } from "@gild/core";
+import { GILD_VERSION, GildError, parseCredential, toGildError } from "@gild/core";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import type { Logger as PinoLogger } from "pino";
 import { AgentHub } from "./agent-hub.js";
@@ -27,7 +27,6 @@ import { bearerSecret, secretMatches } from "./secrets.js";
 import type { Services } from "./services.js";
 import type { Store } from "./store/store.js";
 import { TransferServer } from "./transfer-server.js";
-import { CONTROLLER_VERSION } from "./version.js";
 
 export interface ControllerDeps {
   config: ControllerConfig;
@@ -93,7 +92,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     store,
     log,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
-    controllerVersion: CONTROLLER_VERSION,
+    controllerVersion: GILD_VERSION,
   });
   const commands = new CommandService({ store, hub, log });
   const artifacts = new ArtifactService({
@@ -153,7 +152,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
 
   installErrorHandling(app);
   installAuth(app, { adminToken: deps.adminToken, audit: store.audit });
-  app.get("/healthz", async () => ({ ok: true, version: CONTROLLER_VERSION }));
+  app.get("/healthz", async () => ({ ok: true, version: GILD_VERSION }));
   registerEnrollRoutes(app, services);
   registerHostRoutes(app, services);
   registerTokenRoutes(app, services);

@@ -15,4 +15,3 @@ export {
 } from "./main.js";
 export type { RolloutHostView, RolloutView } from "./rollout-view.js";
 export type { AuditEntry } from "./store/audit-repo.js";
-export { CONTROLLER_VERSION } from "./version.js";

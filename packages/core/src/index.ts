@@ -14,3 +14,4 @@ export * from "./rollout-strategy.js";
 export * from "./rollout-timeline.js";
 export * from "./rollout-verbs.js";
 export * from "./units.js";
+export * from "./version.js";
