@@ -8,5 +8,5 @@ export {
 export { backoffDelay } from "./connection.js";
 export { openControllerRequest, requestJson, type TlsTrust, tlsOptions } from "./http-json.js";
 export { type JoinOptions, joinController } from "./join.js";
-export { createAgentLogger, EXIT_REFUSED, type RunningAgent, runAgent } from "./main.js";
-export { type AgentIdentity, loadSecrets } from "./state.js";
+export { EXIT_REFUSED, type RunningAgent, runAgent } from "./main.js";
+export type { AgentIdentity } from "./state.js";

@@ -1,10 +1,8 @@
-export { aptMirror } from "./apt-mirror.js";
 export { detectStreamCapabilities, type StreamCapabilities } from "./capabilities.js";
 export {
   type BuildOptions,
   type DebootstrapSource,
   ImageStore,
-  runInRoot,
   type UpdateOptions,
 } from "./image-store.js";
 export type { ImageMeta } from "./meta.js";
@@ -19,11 +17,8 @@ export {
 } from "./stream.js";
 export {
   createSubvolume,
-  findSubvolumes,
   isSubvolume,
-  parseSubvolumeShow,
   type SubvolumeInfo,
   showSubvolume,
   snapshotSubvolume,
-  subvolumeSize,
 } from "./subvolume.js";

@@ -37,8 +37,8 @@ function parseBtrfsTime(text: string | undefined): string | null {
   return Number.isNaN(date.getTime()) ? null : date.toISOString();
 }
 
-/** Parse the output of `btrfs subvolume show`. Exported for tests. */
-export function parseSubvolumeShow(path: string, output: string): SubvolumeInfo {
+/** Parse the output of `btrfs subvolume show`. */
+function parseSubvolumeShow(path: string, output: string): SubvolumeInfo {
   const uuid = uuidOrNull(field(output, "UUID"));
   if (uuid === null) {
     throw new GildError("GILD_BTRFS_FAILED", `btrfs subvolume show ${path}: no UUID in output`);

@@ -2,4 +2,3 @@ export { readCliEnv } from "./cli-env.js";
 export { createCliContext } from "./context.js";
 export { runCli } from "./main.js";
 export { buildProgram } from "./program.js";
-export { formatProgress, formatTable, Renderer } from "./render.js";

@@ -1,4 +1,4 @@
-import type { HostStep } from "@gild/core";
+import { type HostStep, isCanaryWave } from "@gild/core";
 import type { ProgressUpdate } from "./command-service.js";
 import type { StoredRollout } from "./store/rollouts-repo.js";
 import type { Store } from "./store/store.js";
@@ -49,7 +49,7 @@ export function rolloutView(
     finishedAt: r.finishedAt,
     clocks: { progressDeadlineAt: r.progressDeadlineAt, bakeUntil: r.bakeUntil, pausedAt: r.pausedAt },
     strategy: r.strategy,
-    waves: r.waves.map((ids, index) => ({ index, canary: r.hasCanary && index === 0, hosts: ids.map(host) })),
+    waves: r.waves.map((ids, index) => ({ index, canary: isCanaryWave(r, index), hosts: ids.map(host) })),
   };
 }
 

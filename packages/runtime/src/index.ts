@@ -1,6 +1,6 @@
 /** The tcp target rule lives in core (app specs are checked with it); probes use the same. */
 export { parseTcpTarget } from "@gild/core";
-export { createRuntimeDriver, detectDriverKind, systemdIsInit } from "./create-driver.js";
+export { createRuntimeDriver } from "./create-driver.js";
 export { type Health, HealthMonitor, type HealthMonitorOptions, type HealthState } from "./health-monitor.js";
 export { machineName } from "./machine-name.js";
 export { buildNspawnArgs } from "./nspawn-args.js";
@@ -14,9 +14,7 @@ export {
   resolveProbe,
 } from "./probe-spec.js";
 export { findContainerInit, isProcessAlive } from "./proc.js";
-export { ProcessDriver } from "./process-driver.js";
-export { assertContainerId, validateContainerSpec } from "./spec.js";
-export { SystemdDriver } from "./systemd-driver.js";
+export { validateContainerSpec } from "./spec.js";
 export {
   buildSystemdRunArgs,
   parseListUnits,

@@ -1,4 +1,4 @@
-import { isTerminalRolloutState, type RolloutEvent } from "@gild/core";
+import { isCanaryWave, isTerminalRolloutState, type RolloutEvent } from "@gild/core";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { ProgressUpdate } from "../command-service.js";
 import type { RolloutRequest, RolloutUpdate, Verb } from "../rollout-executor.js";
@@ -46,7 +46,7 @@ export function registerRolloutRoutes(app: FastifyInstance, services: Services):
         strategy: record.strategy,
         waves: record.waves.map((ids, index) => ({
           index,
-          canary: record.hasCanary && index === 0,
+          canary: isCanaryWave(record, index),
           hosts: ids.map(name),
         })),
         timeline,
