@@ -6,11 +6,7 @@ import type { ArtifactManifest, Envelope, EnvelopePayloadKind, TransferHeader } 
 /** A decoded Envelope whose payload is known to be set. */
 export type DecodedEnvelope = Envelope & { payload: EnvelopePayloadKind };
 
-interface DecodeOptions {
-  /** Refuse inputs longer than this many bytes before decoding (default MAX_FRAME_BYTES). */
-  maxBytes?: number;
-}
-
+/** Inputs larger than their limit are refused before any decoding (and never produced). */
 function checkSize(bytes: Uint8Array, maxBytes: number, what: string): void {
   if (bytes.byteLength > maxBytes) {
     throw new GildError(
@@ -37,15 +33,15 @@ function decodeWith<T>(what: string, decode: () => T): T {
 }
 
 /** Encode one Envelope for a frame; refuses to produce a frame larger than the limit. */
-export function encodeEnvelope(envelope: Envelope, maxBytes = MAX_FRAME_BYTES): Uint8Array {
+export function encodeEnvelope(envelope: Envelope): Uint8Array {
   const bytes = gild.v1.Envelope.encode(envelope).finish();
-  checkSize(bytes, maxBytes, "envelope");
+  checkSize(bytes, MAX_FRAME_BYTES, "envelope");
   return bytes;
 }
 
 /** Decode one frame into an Envelope; coded errors for oversized, malformed or payload-less input. */
-export function decodeEnvelope(bytes: Uint8Array, options: DecodeOptions = {}): DecodedEnvelope {
-  checkSize(bytes, options.maxBytes ?? MAX_FRAME_BYTES, "frame");
+export function decodeEnvelope(bytes: Uint8Array): DecodedEnvelope {
+  checkSize(bytes, MAX_FRAME_BYTES, "frame");
   const message = decodeWith("envelope", () => gild.v1.Envelope.decode(bytes));
   if (message.payload === undefined) {
     throw new GildError("GILD_PROTO_UNKNOWN", "envelope carries no payload this protocol version knows");
