@@ -8,7 +8,6 @@ export interface ToolResult {
 
 export interface ToolOptions {
   cancelSignal?: AbortSignal;
-  env?: Record<string, string>;
   /** Error code for a non-zero exit when `classify` does not pick one. */
   failureCode?: ErrorCode;
   /** Map a failed run's stderr to a more precise code. */
@@ -43,8 +42,6 @@ export async function runTool(
 ): Promise<ToolResult> {
   const subprocess = execa(file, args, {
     stdin: "ignore",
-    env: options.env,
-    extendEnv: true,
     cancelSignal: options.cancelSignal,
     forceKillAfterDelay: 5_000,
     lines: false,
