@@ -403,6 +403,47 @@ plan_common() {
   fi
 }
 
+# plan_files PRIVATE_DIR WHAT EXAMPLE [ABOUT]: the directories (PRIVATE_DIR 0700, holding WHAT), and the
+# config file, new from deploy/config/EXAMPLE (shown as render_config makes it) or kept as it is.
+# POOL, CONFIG_FILE and render_config come from the installer that sources this file.
+# shellcheck disable=SC2153
+plan_files() {
+  local private_dir="$1" what="$2" example="$3" about="${4:-}"
+  local dir line
+  for dir in "$GILD_ETC" "$GILD_VAR" "$private_dir" "$POOL"; do
+    if [ -d "$dir" ]; then plan "directory" "keep: $dir"; else plan "directory" "create $dir"; fi
+  done
+  plan "mode" "$private_dir 0700 ($what), $GILD_ETC 0755"
+  if [ -f "$CONFIG_FILE" ]; then
+    plan "config" "keep: $CONFIG_FILE (never overwritten)"
+  else
+    plan "config" "new: $CONFIG_FILE (0644, from deploy/config/$example$about):"
+    while IFS= read -r line; do PLAN+=("                  $line"); done < <(render_config)
+  fi
+}
+
+plan_service() {
+  if $SYSTEMD_RUNNING; then
+    plan "service" "systemctl daemon-reload; enable $UNIT_NAME; start it (restart it when the release or the unit changed)"
+  else
+    plan "service" "systemctl enable $UNIT_NAME (systemd is not running: it starts at the next boot)"
+  fi
+}
+
+# apply_files PRIVATE_DIR: what plan_files showed, then the unit.
+# shellcheck disable=SC2153
+apply_files() {
+  step "files and directories"
+  mkdir -p "$GILD_ETC" "$GILD_VAR" "$POOL"
+  chmod 0755 "$GILD_ETC" "$GILD_VAR"
+  install -d -m 0700 "$1"
+  render_config | write_if_missing "$CONFIG_FILE" 0644
+  apply_unit
+}
+
+# An https://HOST[:PORT] URL without a path (a name, IPv4, or [IPv6]).
+valid_https_url() { [[ "$1" =~ ^https://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$ ]]; }
+
 print_plan() {
   local line
   say ""
