@@ -7,37 +7,9 @@ import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { openControllerRequest } from "@gild/agent";
 import { buildBusyboxRoot, createFleet, type Fleet, run, updateImage } from "@gild/testkit";
-import { coldCaches, cpuSecondsSoFar } from "./machine.js";
+import { timed, writePayload } from "./machine.js";
+import { readProcessUsage } from "./process-usage.js";
 import { fmt, median, report, type Sample } from "./stats.js";
-
-/** utime+stime+cutime+cstime of a process, in seconds. */
-function processCpu(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0) / 100;
-}
-
-function rssBytes(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024;
-}
-
-async function generateTree(dir: string, mib: number): Promise<void> {
-  // A busybox root (so `image update` can run a shell in it) plus the payload: half random
-  // (incompressible), half text, a rough stand-in for a Debian root.
-  await buildBusyboxRoot(dir, { marker: "bench" });
-  for (let i = 0; i < Math.ceil(mib / 8); i++) {
-    const path = join(dir, `file-${i}.bin`);
-    await run("sh", [
-      "-c",
-      i % 2 === 0
-        ? `head -c 8388608 /dev/urandom > ${path}`
-        : `yes 'gild bench: a line of compressible text, like a config file' | head -c 8388608 > ${path}`,
-    ]);
-  }
-}
 
 /**
  * Deliver a version to host-1 through the controller's API (what `gild image push` calls), from this
@@ -68,20 +40,19 @@ async function push(fleet: Fleet, ref: string): Promise<{ bytes: number; streamV
   return { bytes: result.artifact.sizeBytes, streamVersion: result.artifact.streamVersion };
 }
 
+/** A busybox root (so `image update` can run a shell in it) plus the payload. */
+async function generateTree(dir: string, mib: number): Promise<void> {
+  await buildBusyboxRoot(dir, { marker: "bench" });
+  await writePayload(dir, mib);
+}
+
+/** Resident memory of a process now, bytes (0 once it is gone). */
+const rssBytes = (pid: number | undefined) =>
+  pid === undefined ? 0 : (readProcessUsage(pid)?.rssBytes ?? 0);
+
 async function evict(fleet: Fleet, ref: string): Promise<void> {
   const res = await fleet.gild(["image", "rm", ref, "--hosts", "host-1"]);
   if (res.code !== 0) throw new Error(`evict ${ref}: ${res.stderr}`);
-}
-
-/** Time a path, with the CPU it cost the given processes (and this process's waited-for children). */
-async function timed(pids: Array<number | undefined>, fn: () => Promise<void>): Promise<Sample> {
-  await coldCaches();
-  const cpu0 = cpuSecondsSoFar() + pids.reduce<number>((sum, p) => sum + processCpu(p), 0);
-  const t0 = performance.now();
-  await fn();
-  const seconds = (performance.now() - t0) / 1000;
-  const cpu1 = cpuSecondsSoFar() + pids.reduce<number>((sum, p) => sum + processCpu(p), 0);
-  return { seconds, cpuSeconds: cpu1 - cpu0 };
 }
 
 export async function benchFleetTransfer(options: {
@@ -113,7 +84,7 @@ export async function benchFleetTransfer(options: {
     const rawPlain: Sample[] = [];
     for (let i = 0; i < options.runs; i++) {
       ws.push(
-        await timed([fleet.controllerPid(), host.pid()], () => push(fleet, "bench@1").then(() => undefined)),
+        await timed(() => push(fleet, "bench@1").then(() => undefined), [fleet.controllerPid(), host.pid()]),
       );
       await evict(fleet, "bench@1");
       for (const [samples, f] of [
@@ -121,7 +92,7 @@ export async function benchFleetTransfer(options: {
         [rawPlain, [] as string[]],
       ] as const) {
         samples.push(
-          await timed([], async () => {
+          await timed(async () => {
             await run("sh", [
               "-c",
               `btrfs send -q ${f.join(" ")} ${rootfs(1)} | btrfs receive -q ${rawTarget}`,
@@ -159,13 +130,13 @@ export async function benchFleetTransfer(options: {
     let deltaBytes = 0;
     for (let i = 0; i < options.runs; i++) {
       deltaWs.push(
-        await timed([], async () => {
+        await timed(async () => {
           deltaBytes = (await push(fleet, "bench@2")).bytes;
         }),
       );
       await evict(fleet, "bench@2");
       deltaRaw.push(
-        await timed([], async () => {
+        await timed(async () => {
           await run("sh", [
             "-c",
             `btrfs send -q ${flags.join(" ")} -p ${rootfs(1)} ${rootfs(2)} | btrfs receive -q ${rawTarget}`,

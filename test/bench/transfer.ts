@@ -1,38 +1,13 @@
-// pnpm bench:transfer: full send -> receive of a generated image of 512 MiB or more, through
-// @gild/btrfs's stream API and through the raw shell pipe `btrfs send | btrfs receive`, alternating,
-// at least 5 runs each; prints medians, MiB/s, CPU s/GiB and the ratio (API throughput / raw).
-// Run by hand as root; not a test (this machine is shared and noisy).
-import { randomBytes } from "node:crypto";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { detectStreamCapabilities, ImageStore, Pool, receive, send } from "@gild/btrfs";
 import { createLoopBtrfs, type LoopBtrfs, run } from "@gild/testkit";
-import { coldCaches, cpuSecondsSoFar } from "./machine.js";
+import { timed, writePayload } from "./machine.js";
 import { fmt, median, report, type Sample } from "./stats.js";
 import { benchFleetTransfer } from "./transfer-fleet.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const IMAGE_MIB = Number(process.env.BENCH_IMAGE_MIB ?? 512);
-
-/** Half incompressible bytes, half compressible text: a rough stand-in for a Debian root. */
-async function generateTree(dir: string, mib: number): Promise<void> {
-  await mkdir(join(dir, "usr"), { recursive: true });
-  const fileBytes = 8 * 1024 * 1024;
-  const text = Buffer.from(
-    "gild bench: a line of compressible text, much like a config or a script\n".repeat(1 << 17),
-  ).subarray(0, fileBytes);
-  for (let i = 0; i < Math.ceil(mib / 8); i++) {
-    await writeFile(join(dir, `file-${i}.bin`), i % 2 === 0 ? randomBytes(fileBytes) : text);
-  }
-}
-
-async function timed(fn: () => Promise<void>): Promise<Sample> {
-  await coldCaches();
-  const cpu0 = cpuSecondsSoFar();
-  const t0 = performance.now();
-  await fn();
-  return { seconds: (performance.now() - t0) / 1000, cpuSeconds: cpuSecondsSoFar() - cpu0 };
-}
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0)
@@ -45,7 +20,8 @@ async function main(): Promise<void> {
     const target = new ImageStore(await Pool.open(join(fsB.mountPoint, "pool"), { create: true }));
     const tree = join(fsA.mountPoint, "tree");
     process.stdout.write(`generating a ${IMAGE_MIB} MiB image ...\n`);
-    await generateTree(tree, IMAGE_MIB);
+    await mkdir(join(tree, "usr"), { recursive: true });
+    await writePayload(tree, IMAGE_MIB);
     await source.createFromDir("bench", tree);
     const rootfs = source.pool.rootfsPath("bench", 1);
     const streamBytes = (await run("sh", ["-c", `btrfs send -q ${rootfs} | wc -c`])).stdout.trim();
