@@ -1,4 +1,5 @@
 export { buildController, type Controller, type ControllerDeps } from "./app.js";
+export type { AppInstanceView, AppView, DeployEvent } from "./app-service.js";
 export {
   type ControllerConfig,
   DEFAULT_CONTROLLER_DIR,

@@ -1,5 +1,6 @@
 import { setTimeout as delay } from "node:timers/promises";
-import { healthShorthand, type SerializedError } from "@gild/core";
+import type { AppInstanceView, AppView, DeployEvent } from "@gild/controller";
+import { healthShorthand } from "@gild/core";
 import type { Command } from "commander";
 import type { ControllerClient } from "../client.js";
 import { readSpecFile } from "../config-file.js";
@@ -15,44 +16,6 @@ import {
   splitList,
   targetOptions,
 } from "./options.js";
-
-interface AppInstanceView {
-  host: string;
-  hostState: string;
-  generation: number;
-  imageVersion: number;
-  state: string;
-  health: string;
-  healthDetail: string;
-  healthSince: number | null;
-  previousGeneration: number;
-  previousImageVersion: number;
-  specCurrent: boolean;
-}
-
-interface AppView {
-  spec: {
-    name: string;
-    image: string;
-    hosts: string[];
-    command: string[];
-    port: number | null;
-    data: string | null;
-    health: { kind: string; target: string } | null;
-  };
-  targets: string[];
-  instances: AppInstanceView[];
-}
-
-interface DeployEvent {
-  host: string;
-  state: string;
-  generation?: number;
-  previousGeneration?: number;
-  progress?: { bytesDone: number; bytesTotal: number; rateBytesPerSecond: number };
-  reason?: string;
-  error?: SerializedError;
-}
 
 /** Per-host rows of apps: host, generation, image version, state and health. */
 export function appTable(apps: readonly AppView[]): string {
