@@ -15,4 +15,5 @@ export {
   startController,
 } from "./main.js";
 export type { RolloutHostView, RolloutView } from "./rollout-view.js";
+export type { HostView } from "./routes/hosts.js";
 export type { AuditEntry } from "./store/audit-repo.js";

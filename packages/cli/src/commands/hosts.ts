@@ -1,31 +1,10 @@
+import type { HostView } from "@gild/controller";
 import { formatBytes } from "@gild/core";
 import type { Command } from "commander";
 import type { CliContext } from "../context.js";
 import { ago } from "../format-time.js";
 import { formatTable } from "../render.js";
 import { type CommandFlags, targetOptions } from "./options.js";
-
-/** A host as `GET /v1/hosts` returns it (the fields the CLI shows). */
-export interface HostView {
-  id: string;
-  name: string;
-  labels: Record<string, string>;
-  state: string;
-  lastSeen: number | null;
-  agentVersion: string | null;
-  kernelVersion: string | null;
-  images: Array<{ line: string; version: number }>;
-  poolFreeBytes: number | null;
-  poolTotalBytes: number | null;
-  apps: Array<{
-    name: string;
-    generation: number;
-    imageLine: string;
-    imageVersion: number;
-    state: string;
-    health: string;
-  }>;
-}
 
 function imagesCell(host: HostView): string {
   const byLine = new Map<string, number[]>();
