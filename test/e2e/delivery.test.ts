@@ -13,6 +13,13 @@ import {
 import { describeWith } from "@gild/testkit/gate";
 import { afterAll, beforeAll, expect, it } from "vitest";
 
+/** Wait until a host's download spool holds more than `bytes`. */
+async function waitForSpool(spoolDir: string, bytes: number, what: string): Promise<void> {
+  const spoolBytes = () =>
+    readdirSync(spoolDir).reduce((sum, n) => sum + statSync(join(spoolDir, n)).size, 0);
+  await waitFor(() => spoolBytes() > bytes, { what, timeoutMs: 60_000 });
+}
+
 interface PushResult {
   host: string;
   state: string;
@@ -130,12 +137,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "image delivery to
     await updateImage(fleet, "web", "head -c 100000000 /dev/urandom > /srv/big-v3.bin");
     const pushing = push("web@3", [host.name]);
     const spoolDir = join(host.poolPath, ".spool");
-    const spoolBytes = () =>
-      readdirSync(spoolDir).reduce((sum, n) => sum + statSync(join(spoolDir, n)).size, 0);
-    await waitFor(() => spoolBytes() > 30 * 1024 * 1024, {
-      what: "a third of the transfer",
-      timeoutMs: 60_000,
-    });
+    await waitForSpool(spoolDir, 30 * 1024 * 1024, "a third of the transfer");
     expect(imageDirs(0, "web")).toEqual(["1", "2"]);
     const controller = new URL(fleet.controllerUrl);
     // Kill every TCP connection of the agent to the controller: the data socket and the control one.
@@ -156,12 +158,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "image delivery to
     const host = fleet.hosts[1] as Fleet["hosts"][number];
     const pushing = push("web@3", [host.name]);
     const spoolDir = join(host.poolPath, ".spool");
-    const spoolBytes = () =>
-      readdirSync(spoolDir).reduce((sum, n) => sum + statSync(join(spoolDir, n)).size, 0);
-    await waitFor(() => spoolBytes() > 30 * 1024 * 1024, {
-      what: "a third of the transfer",
-      timeoutMs: 60_000,
-    });
+    await waitForSpool(spoolDir, 30 * 1024 * 1024, "a third of the transfer");
     await host.killAgent();
     expect(imageDirs(1, "web")).toEqual(["1", "2"]);
     // The half-received subvolume of the killed receive is still in .staging until the agent starts.
