@@ -10,7 +10,7 @@ import {
 import type { AppSpecMessage, DeployApp, LogChunk } from "@gild/protocol";
 import type { AgentHub } from "./agent-hub.js";
 import type { CommandService, ProgressUpdate } from "./command-service.js";
-import { isLabelSelector, selectHosts } from "./host-selection.js";
+import { hostByName, isLabelSelector, selectHosts } from "./host-selection.js";
 import type { ImageService } from "./image-service.js";
 import type { AppRecord } from "./store/apps-repo.js";
 import type { HostInventory, HostRecord } from "./store/hosts-repo.js";
@@ -312,8 +312,7 @@ export class AppService {
     options: { generation?: number; offset?: number; maxBytes?: number },
   ): Promise<LogChunk & { data: Uint8Array }> {
     this.record(name);
-    const host = this.deps.store.hosts.byName(hostName);
-    if (!host) throw new GildError("GILD_HOST_NOT_FOUND", `no host named ${hostName}`);
+    const host = hostByName(this.deps.store.hosts, hostName);
     if (!this.deps.hub.isOnline(host.id))
       throw new GildError("GILD_HOST_OFFLINE", `${hostName} is not connected; its logs stay on the host`);
     const id = this.deps.commands.issue({

@@ -1,5 +1,15 @@
 import { GildError } from "@gild/core";
-import type { HostRecord } from "./store/hosts-repo.js";
+import type { HostRecord, HostsRepo } from "./store/hosts-repo.js";
+
+/** The host a name refers to, or GILD_HOST_NOT_FOUND. */
+export function hostByName(hosts: HostsRepo, name: string): HostRecord {
+  const host = hosts.byName(name);
+  if (!host)
+    throw new GildError("GILD_HOST_NOT_FOUND", `no host named ${name}`, {
+      hint: "list hosts with `gild hosts`",
+    });
+  return host;
+}
 
 /** `role=web` selects by label; anything else names a host. */
 export function isLabelSelector(selector: string): boolean {

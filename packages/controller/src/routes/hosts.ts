@@ -1,6 +1,7 @@
 import { GildError } from "@gild/core";
 import { CloseCode } from "@gild/protocol";
 import type { FastifyInstance } from "fastify";
+import { hostByName } from "../host-selection.js";
 import type { Services } from "../services.js";
 import type { HostRecord } from "../store/hosts-repo.js";
 
@@ -32,27 +33,17 @@ export function hostView(host: HostRecord, services: Services) {
 
 export type HostView = ReturnType<typeof hostView>;
 
-/** The host a name refers to, or GILD_HOST_NOT_FOUND. */
-export function hostByName(services: Services, name: string): HostRecord {
-  const host = services.store.hosts.byName(name);
-  if (!host)
-    throw new GildError("GILD_HOST_NOT_FOUND", `no host named ${name}`, {
-      hint: "list hosts with `gild hosts`",
-    });
-  return host;
-}
-
 export function registerHostRoutes(app: FastifyInstance, services: Services): void {
   app.get("/v1/hosts", async () => ({
     hosts: services.store.hosts.list().map((h) => hostView(h, services)),
   }));
 
   app.get<{ Params: { name: string } }>("/v1/hosts/:name", async (req) =>
-    hostView(hostByName(services, req.params.name), services),
+    hostView(hostByName(services.store.hosts, req.params.name), services),
   );
 
   app.delete<{ Params: { name: string } }>("/v1/hosts/:name", async (req) => {
-    const host = hostByName(services, req.params.name);
+    const host = hostByName(services.store.hosts, req.params.name);
     services.store.transaction(() => {
       services.store.commands.deleteForHost(host.id);
       services.store.hosts.delete(host.id);
