@@ -48,7 +48,9 @@ export type RolloutUpdate =
   | { type: "event"; event: RolloutEvent }
   | { type: "progress"; hostId: string; progress: ProgressUpdate };
 
-export type Verb = "pause" | "resume" | "promote" | "abort" | "rollback";
+/** The operator verbs on a rollout; each is a route (POST /v1/rollouts/:id/<verb>). */
+export const VERBS = ["pause", "resume", "promote", "abort", "rollback"] as const;
+export type Verb = (typeof VERBS)[number];
 
 /** The planner speaks of host ids; operators read host names. */
 function named(event: RolloutEvent, hosts: ReadonlyMap<string, HostRecord>): RolloutEvent {
