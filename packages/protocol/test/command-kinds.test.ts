@@ -11,7 +11,7 @@ describe("command kinds", () => {
   });
 
   it("names the one kind a command carries, and none for zero or two", () => {
-    expect(commandKindOf({ deployApp: { name: "web" } })).toBe("deployApp");
+    expect(commandKindOf({ deployApp: { specHash: "h" } })).toBe("deployApp");
     expect(commandKindOf({})).toBeUndefined();
     expect(commandKindOf({ deployApp: {}, removeApp: {} })).toBeUndefined();
   });
