@@ -116,10 +116,12 @@ export async function waitHealthy(probe: ProbeSpec, options: WaitHealthyOptions)
     options.signal?.throwIfAborted();
     options.onProbe?.(result);
     // A probe the deadline cut short says only "no answer in the few ms left": the reason keeps the
-    // previous, complete result instead.
-    if (!result.ok && budget < probe.timeoutMs && result.durationMs >= budget && last !== null) {
+    // previous, complete result instead. Its budget was all the time left, so this is the deadline.
+    // Timers and Date.now() round to whole ms: a probe that used its budget may show 1 ms less, and
+    // looping on could start one more probe of ~1 ms.
+    if (!result.ok && budget < probe.timeoutMs && result.durationMs >= budget - 1 && last !== null) {
       cutOff = true;
-      continue;
+      return fail(null);
     }
     last = result;
     if (result.ok) {
