@@ -1,4 +1,4 @@
-import { readdir, readFile, readlink } from "node:fs/promises";
+import { readdir, readFile, readlink, stat } from "node:fs/promises";
 
 // What /proc tells about processes that are not (or no longer) this process's children: identity by
 // (pid, start time), so a reused pid is never mistaken for a container.
@@ -106,21 +106,47 @@ async function pidNamespace(pid: number): Promise<string | null> {
   }
 }
 
+/** (device, inode) of the program a process runs, or null if it is gone. */
+async function executableId(pid: number): Promise<string | null> {
+  try {
+    const s = await stat(`/proc/${pid}/exe`);
+    return `${s.dev}:${s.ino}`;
+  } catch (err) {
+    if (isGone(err)) return null;
+    throw err;
+  }
+}
+
 /**
  * The container's PID 1 as the host sees it: the nearest descendant of nspawn that lives in another
  * pid namespace. Killing it kills everything in the container (the kernel ends a pid namespace with
  * its init). Null while nspawn is still setting up, or once the container is gone.
+ *
+ * nspawn makes that process by forking itself; until the fork has exec'd the payload it is a copy of
+ * nspawn with nspawn's environment, in a half-made container (seen: an exec probe entering it then ran
+ * without the container's $GILD_APP). By default only the payload counts, told apart from the copy by
+ * the program it runs; `anyStage` also returns the copy (to kill a container still being set up).
  */
-export async function findContainerInit(nspawnPid: number): Promise<number | null> {
+export async function findContainerInit(
+  nspawnPid: number,
+  options: { anyStage?: boolean } = {},
+): Promise<number | null> {
   const own = await pidNamespace(nspawnPid);
   if (own === null) return null;
+  const nspawnExe = options.anyStage ? null : await executableId(nspawnPid);
+  if (!options.anyStage && nspawnExe === null) return null;
   // nspawn makes the container's init through an intermediate child during setup: look two levels deep.
   let level = await childPids(nspawnPid);
   for (let depth = 0; depth < 2 && level.length > 0; depth++) {
     const next: number[] = [];
     for (const child of level) {
       const ns = await pidNamespace(child);
-      if (ns !== null && ns !== own && (await isProcessAlive(child))) return child;
+      if (ns !== null && ns !== own && (await isProcessAlive(child))) {
+        if (options.anyStage) return child;
+        const exe = await executableId(child);
+        // Not exec'd yet (or just gone): the container is not there yet.
+        return exe !== null && exe !== nspawnExe ? child : null;
+      }
       next.push(...(await childPids(child)));
     }
     level = next;

@@ -274,14 +274,14 @@ export class ProcessDriver implements RuntimeDriver {
     const { pid, app, generation, machine } = tracked.record;
     const log = this.log.child({ app, generation, pid });
     // Found before anything is signalled: once nspawn is gone, it could no longer be found.
-    const init = await findContainerInit(pid);
+    const init = await findContainerInit(pid, { anyStage: true });
     const initStart = init === null ? null : ((await readProcStat(init))?.startTime ?? null);
     log.info({ timeoutMs }, "stopping container");
     if (tracked.exit === null) signalProcess(pid, "SIGTERM");
     let graceful = await this.waitExit(tracked, timeoutMs);
     if (!graceful) {
       log.warn({ timeoutMs }, "container ignored SIGTERM; killing it");
-      const current = (await findContainerInit(pid)) ?? init;
+      const current = (await findContainerInit(pid, { anyStage: true })) ?? init;
       if (current !== null) signalProcess(current, "SIGKILL");
       if (!(await this.waitExit(tracked, KILL_GRACE_MS))) {
         if (await isProcessAlive(pid, tracked.record.startTime)) signalProcess(pid, "SIGKILL");
