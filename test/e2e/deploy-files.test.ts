@@ -1,5 +1,15 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -356,15 +366,24 @@ describeWith(["shellcheck"], "installers, checked by shellcheck", () => {
 
 describeWith(["root", "setpriv"], "installers, as another user than root", () => {
   it("refuse to run, and say so", () => {
-    const result = run("setpriv", [
-      "--reuid=65534",
-      "--regid=65534",
-      "--clear-groups",
-      join(deploy, "install-controller"),
-      "--dry-run",
-    ]);
-    expect(result.status).toBe(1);
-    expect(result.all).toContain("must run as root");
+    // The checkout may sit below a directory only root can enter (CI clones into one of mode 0700):
+    // the other user runs copies of the installers from a directory of its own.
+    const copy = mkdtempSync(join(tmpdir(), "gild-installers-"));
+    try {
+      cpSync(deploy, join(copy, "deploy"), { recursive: true });
+      chmodSync(copy, 0o755);
+      const result = run("setpriv", [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        join(copy, "deploy", "install-controller"),
+        "--dry-run",
+      ]);
+      expect(result.status, result.all).toBe(1);
+      expect(result.all).toContain("must run as root");
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
   });
 });
 
