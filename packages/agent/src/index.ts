@@ -1,3 +1,5 @@
+export { type ObservedApp, planReconcile, type ReconcileStep } from "./apps/reconcile-plan.js";
+export type { SwitchIntent, SwitchOutcome } from "./apps/switch-intent.js";
 export {
   type AgentConfig,
   DEFAULT_AGENT_POOL,
@@ -8,5 +10,5 @@ export {
 export { backoffDelay } from "./connection.js";
 export { openControllerRequest, requestJson, type TlsTrust, tlsOptions } from "./http-json.js";
 export { type JoinOptions, joinController } from "./join.js";
-export { EXIT_REFUSED, type RunningAgent, runAgent } from "./main.js";
+export { agentExitCode, EXIT_REFUSED, type RunningAgent, runAgent } from "./main.js";
 export type { AgentIdentity } from "./state.js";

@@ -23,8 +23,12 @@ export async function readInventory(store: ImageStore, apps: AppsReporter): Prom
   };
 }
 
-/** A fingerprint of an inventory without its timestamp and jittery free space, to send only changes. */
+/**
+ * A fingerprint of an inventory without what moves by itself (its timestamp, the jittery free space,
+ * how long health streaks have lasted), to send only changes.
+ */
 export function inventoryFingerprint(inventory: Inventory): string {
   const freeMiB64 = Math.round((inventory.poolFreeBytes ?? 0) / (64 * 1024 * 1024));
-  return JSON.stringify({ ...inventory, reportedAtMs: 0, poolFreeBytes: freeMiB64 });
+  const apps = (inventory.apps ?? []).map((a) => ({ ...a, healthyForMs: 0 }));
+  return JSON.stringify({ ...inventory, apps, reportedAtMs: 0, poolFreeBytes: freeMiB64 });
 }

@@ -36,6 +36,14 @@ export const errorCodes = {
     status: 500,
     doc: "A destructive operation was asked for a path outside the pool; refused.",
   },
+  GILD_STATE_CORRUPT: {
+    status: 500,
+    doc: "A state file of the agent (identity, credential, journal entry, switch record) is damaged; the message names it.",
+  },
+  GILD_STORE_UNAVAILABLE: {
+    status: 503,
+    doc: "The controller cannot write its database (disk full, I/O error); nothing was half-written. Retry once it has space.",
+  },
   GILD_NO_SPACE: {
     status: 507,
     doc: "The pool ran out of space; nothing that was there before was changed.",
@@ -137,6 +145,10 @@ export const errorCodes = {
     doc: "The app did not turn healthy within its deadline; the previous generation runs again.",
   },
   GILD_NO_PREVIOUS_GENERATION: { status: 409, doc: "There is no previous generation to roll back to." },
+  GILD_ROLLBACK_UNHEALTHY: {
+    status: 422,
+    doc: "A switch failed and the generation it went back to did not pass its own health gate either: the app does not serve.",
+  },
 
   // rollouts
   GILD_ROLLOUT_NOT_FOUND: { status: 404, doc: "No such rollout." },

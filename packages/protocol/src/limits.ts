@@ -14,6 +14,8 @@ export const CloseCode = {
   policyViolation: 1008,
   tooLarge: 1009,
   internalError: 1011,
+  /** The peer cannot serve right now (the controller cannot write its state): reconnect later. */
+  tryAgainLater: 1013,
   /** Application range: the credential was revoked while connected. */
   revoked: 4001,
   /** Application range: the protocol version is not supported. */

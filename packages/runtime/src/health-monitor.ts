@@ -8,8 +8,16 @@ export interface HealthState {
   health: Health;
   /** Epoch ms since which `health` holds (for "healthy": the start of the healthy streak); null while unknown. */
   since: number | null;
+  /** The same moment on the monotonic clock (performance.now()): durations never follow wall-clock steps. */
+  sinceMonotonic: number | null;
   detail: string;
   last: ProbeResult | null;
+}
+
+/** A healthy streak already seen (by the switch's health gate): the monitor goes on from it. */
+export interface HealthSeed {
+  healthyForMs: number;
+  detail: string;
 }
 
 export interface HealthMonitorOptions {
@@ -28,7 +36,13 @@ export class HealthMonitor {
   private readonly run: (probe: ProbeSpec) => Promise<ProbeResult>;
   private readonly log: Logger;
   private readonly listeners = new Set<(state: HealthState) => void>();
-  private current: HealthState = { health: "unknown", since: null, detail: "not probed yet", last: null };
+  private current: HealthState = {
+    health: "unknown",
+    since: null,
+    sinceMonotonic: null,
+    detail: "not probed yet",
+    last: null,
+  };
   private timer: NodeJS.Timeout | null = null;
   /** Bumped by start and stop, so the result of a probe from an earlier run is dropped. */
   private epoch = 0;
@@ -56,8 +70,24 @@ export class HealthMonitor {
     };
   }
 
-  start(): void {
+  /** How long the current healthy streak has lasted (monotonic), 0 when not healthy. */
+  healthyForMs(): number {
+    if (this.current.health !== "healthy" || this.current.sinceMonotonic === null) return 0;
+    return Math.max(0, Math.round(performance.now() - this.current.sinceMonotonic));
+  }
+
+  /** Start probing; with a seed, the state starts healthy for that long instead of unknown. */
+  start(seed?: HealthSeed): void {
     if (this.active) return;
+    if (seed) {
+      this.current = {
+        health: "healthy",
+        since: Date.now() - seed.healthyForMs,
+        sinceMonotonic: performance.now() - seed.healthyForMs,
+        detail: seed.detail,
+        last: null,
+      };
+    }
     this.active = true;
     this.epoch++;
     this.schedule(this.probe.initialDelayMs, this.epoch);
@@ -97,9 +127,12 @@ export class HealthMonitor {
   private apply(result: ProbeResult): void {
     const health: Health = result.ok ? "healthy" : "unhealthy";
     const changed = health !== this.current.health;
+    // result.at is when the probe began: the same moment on the monotonic clock is that long ago.
+    const startedMonotonic = performance.now() - Math.max(0, Date.now() - result.at);
     this.current = {
       health,
       since: changed ? result.at : this.current.since,
+      sinceMonotonic: changed ? startedMonotonic : this.current.sinceMonotonic,
       detail: result.detail,
       last: result,
     };

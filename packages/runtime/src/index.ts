@@ -1,7 +1,13 @@
 /** The tcp target rule lives in core (app specs are checked with it); probes use the same. */
 export { parseTcpTarget } from "@gild/core";
 export { createRuntimeDriver } from "./create-driver.js";
-export { type Health, HealthMonitor, type HealthMonitorOptions, type HealthState } from "./health-monitor.js";
+export {
+  type Health,
+  HealthMonitor,
+  type HealthMonitorOptions,
+  type HealthSeed,
+  type HealthState,
+} from "./health-monitor.js";
 export { machineName } from "./machine-name.js";
 export { buildNspawnArgs } from "./nspawn-args.js";
 export type { PidRecord } from "./pid-file.js";

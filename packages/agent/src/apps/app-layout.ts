@@ -1,8 +1,9 @@
 import { mkdir, readdir, readFile, readlink, rename, rm, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { isSubvolume, type Pool } from "@gild/btrfs";
-import { type HealthSpec, isValidLine } from "@gild/core";
+import { GildError, type HealthSpec, isValidLine } from "@gild/core";
 import { writeFileAtomic } from "../write-atomic.js";
+import type { RollbackFailure, SwitchIntent } from "./switch-intent.js";
 
 /** What a generation runs, recorded beside its snapshot (apps/<app>/gen-<n>.json). */
 export interface GenerationMeta {
@@ -24,7 +25,8 @@ export interface GenerationMeta {
 /**
  * Where an app lives on the pool (DESIGN.md, Server pool layout): apps/<app>/<generation> (writable
  * snapshots), apps/<app>/current (a symlink to the generation that runs), apps/<app>/gen-<n>.json,
- * apps/<app>/logs/<n>.log; its data in data/<app>.
+ * apps/<app>/logs/<n>.log, apps/<app>/switch.json while a switch is unsettled, and
+ * apps/<app>/rollback-failed.json after a rollback that did not turn healthy; its data in data/<app>.
  */
 export class AppLayout {
   constructor(readonly pool: Pool) {}
@@ -97,18 +99,45 @@ export class AppLayout {
   }
 
   async readMeta(app: string, generation: number): Promise<GenerationMeta | null> {
-    try {
-      return JSON.parse(await readFile(this.metaPath(app, generation), "utf8")) as GenerationMeta;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
-      throw err;
-    }
+    return readJson<GenerationMeta>(this.metaPath(app, generation));
   }
 
   async writeMeta(meta: GenerationMeta): Promise<void> {
     await mkdir(join(this.appDir(meta.app), "logs"), { recursive: true });
     const path = this.metaPath(meta.app, meta.generation);
     await writeFileAtomic(path, `${JSON.stringify(meta, null, 2)}\n`);
+  }
+
+  private intentPath(app: string): string {
+    return join(this.appDir(app), "switch.json");
+  }
+
+  private rollbackFailurePath(app: string): string {
+    return join(this.appDir(app), "rollback-failed.json");
+  }
+
+  /** The unsettled switch of an app, or null. A damaged file is an error: it must not be guessed at. */
+  async readIntent(app: string): Promise<SwitchIntent | null> {
+    return readJson<SwitchIntent>(this.intentPath(app));
+  }
+
+  async writeIntent(intent: SwitchIntent): Promise<void> {
+    await mkdir(this.appDir(intent.app), { recursive: true });
+    await writeFileAtomic(this.intentPath(intent.app), `${JSON.stringify(intent, null, 2)}\n`);
+  }
+
+  async removeIntent(app: string): Promise<void> {
+    await rm(this.intentPath(app), { force: true });
+  }
+
+  async readRollbackFailure(app: string): Promise<RollbackFailure | null> {
+    return readJson<RollbackFailure>(this.rollbackFailurePath(app));
+  }
+
+  /** Record (or, with null, clear) that the generation an app went back to is not healthy. */
+  async setRollbackFailure(app: string, failure: RollbackFailure | null): Promise<void> {
+    if (failure === null) await rm(this.rollbackFailurePath(app), { force: true });
+    else await writeFileAtomic(this.rollbackFailurePath(app), `${JSON.stringify(failure)}\n`);
   }
 
   /** The generation before `current` that still has its snapshot: what a rollback returns to. */
@@ -122,5 +151,24 @@ export class AppLayout {
   async removeGeneration(app: string, generation: number): Promise<void> {
     await this.pool.removeTree(this.generationDir(app, generation));
     await rm(this.metaPath(app, generation), { force: true });
+  }
+}
+
+/** A JSON file, or null when it does not exist; a file that does not parse is GILD_STATE_CORRUPT. */
+async function readJson<T>(path: string): Promise<T | null> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw err;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    throw new GildError("GILD_STATE_CORRUPT", `${path} is damaged: ${(err as Error).message}`, {
+      hint: "it was written with fsync and rename, so a damaged copy means the disk or a person changed it; restore it or remove it",
+      cause: err,
+    });
   }
 }

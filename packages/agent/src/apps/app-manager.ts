@@ -2,7 +2,14 @@ import { mkdir, open, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { type ImageStore, snapshotSubvolume } from "@gild/btrfs";
-import { APP_DEFAULTS, GildError, type HealthSpec, type Logger } from "@gild/core";
+import {
+  APP_DEFAULTS,
+  type ErrorCode,
+  GildError,
+  type HealthSpec,
+  isErrorCode,
+  type Logger,
+} from "@gild/core";
 import type {
   AppInstance,
   AppSpecMessage,
@@ -20,19 +27,30 @@ import {
   type ProbeSpec,
   type RuntimeDriver,
   resolveProbe,
+  tailFile,
   waitHealthy,
 } from "@gild/runtime";
 import { KeyedLock } from "../keyed-lock.js";
 import { AppLayout, type GenerationMeta } from "./app-layout.js";
+import { type ObservedApp, planReconcile, type ReconcileStep } from "./reconcile-plan.js";
+import type { RollbackFailure, SwitchIntent, SwitchOutcome } from "./switch-intent.js";
 
 /** A failed switch: the coded error, carrying the DeployResult the controller records with it. */
 export class SwitchFailed extends GildError {
   readonly result: { deploy: DeployResult };
 
-  constructor(message: string, result: DeployResult, hint?: string) {
-    super("GILD_HEALTH_FAILED", message, { hint });
+  constructor(code: ErrorCode, message: string, result: DeployResult, hint?: string) {
+    super(code, message, { hint });
     this.result = { deploy: result };
   }
+}
+
+/** A switch an earlier agent left unsettled, for the command runner to finish and journal. */
+export interface ResumedSwitch {
+  commandId: string;
+  kind: SwitchIntent["kind"];
+  app: string;
+  run: () => Promise<{ deploy: DeployResult }>;
 }
 
 interface AppRuntimeState {
@@ -43,7 +61,11 @@ interface AppRuntimeState {
   restartTimer: NodeJS.Timeout | undefined;
   restarts: number;
   startedAt: number | null;
+  /** The generation the app went back to did not pass its health gate (kept in rollback-failed.json). */
+  rollbackFailure: RollbackFailure | null;
 }
+
+type Verdict = { ok: true; healthyForMs: number; detail: string } | { ok: false; reason: string };
 
 const MAX_LOG_CHUNK = 256 * 1024;
 // Without a probe, an app is healthy once its container kept running this long.
@@ -59,16 +81,21 @@ function containerEnv(meta: GenerationMeta): Record<string, string> {
   };
 }
 
+const imageOf = (meta: GenerationMeta) => `${meta.imageLine}@${meta.imageVersion}`;
+
 /**
  * Apps on this host: each generation a writable snapshot of an image version, run in a container;
- * switch with a health gate and a local rollback; the previous generation kept for RollbackApp; data
- * in data/<app>, bind-mounted, untouched by switches. The pool and the running containers are the
- * truth: `reconcile` re-adopts what runs and starts what should.
+ * switch with a health gate and a local rollback that is itself health-gated; the previous generation
+ * kept for RollbackApp; data in data/<app>, bind-mounted, untouched by switches. The pool and the
+ * running containers are the truth: at start, `reconcile` plans (planReconcile) and executes the
+ * steps back to exactly one running generation per app, finishing switches an earlier agent left.
  */
 export class AppManager {
   readonly layout: AppLayout;
   private readonly state = new Map<string, AppRuntimeState>();
   private readonly locks = new KeyedLock();
+  /** Command id -> app of the switch records not yet settled (their result not yet journaled). */
+  private readonly unsettled = new Map<string, string>();
   private readonly log: Logger;
   private closed = false;
   private unsubscribeExit: (() => void) | undefined;
@@ -96,43 +123,141 @@ export class AppManager {
         restartTimer: undefined,
         restarts: 0,
         startedAt: null,
+        rollbackFailure: null,
       };
       this.state.set(app, s);
     }
     return s;
   }
 
-  /** At start: re-adopt surviving containers, stop leftovers of interrupted switches, start what should run. */
-  async reconcile(): Promise<void> {
+  /**
+   * At start: for every app, observe (pool, running containers, an unsettled switch), plan, and
+   * execute the plan's container steps. Interrupted switches are returned, not awaited (a health gate
+   * takes up to its deadline): the command runner finishes each and journals its result.
+   */
+  async reconcile(): Promise<ResumedSwitch[]> {
     const adopted = await this.deps.driver.adopt();
     this.unsubscribeExit = this.deps.driver.onExit((status) =>
       this.onContainerExit(status.app, status.generation, status.exitCode),
     );
+    const resumed: ResumedSwitch[] = [];
     for (const app of await this.layout.apps()) {
       await this.locks.run(app, async () => {
-        const current = await this.layout.current(app);
-        for (const c of adopted.filter((a) => a.app === app && a.generation !== current)) {
-          this.log.warn(
-            { app, generation: c.generation },
-            "stopping a container left by an interrupted switch",
-          );
-          await this.deps.driver.stop(app, c.generation);
-        }
-        if (current === null) return;
-        const meta = await this.layout.readMeta(app, current);
-        if (!meta) return;
-        const running = adopted.some((a) => a.app === app && a.generation === current && a.running);
-        if (running) this.log.info({ app, generation: current }, "re-adopted a running container");
-        else {
-          this.log.info({ app, generation: current }, "starting the current generation");
-          await this.deps.driver.start(this.containerSpec(meta));
-        }
         const s = this.appState(app);
-        s.generation = current;
-        s.startedAt = (await this.deps.driver.status(app, current)).startedAt;
-        this.startMonitor(meta);
+        s.rollbackFailure = await this.layout.readRollbackFailure(app);
+        const generations: number[] = [];
+        for (const g of await this.layout.generations(app)) {
+          if (await this.layout.readMeta(app, g)) generations.push(g);
+        }
+        const observed: ObservedApp = {
+          app,
+          current: await this.layout.current(app),
+          generations,
+          running: adopted.filter((a) => a.app === app && a.running).map((a) => a.generation),
+          intent: await this.layout.readIntent(app),
+        };
+        for (const step of planReconcile(observed)) {
+          const work = await this.executeStep(app, step);
+          if (work) resumed.push(work);
+        }
       });
     }
+    return resumed;
+  }
+
+  /** One reconcile step: container steps now; switches to finish handed back for the runner. */
+  private async executeStep(app: string, step: ReconcileStep): Promise<ResumedSwitch | undefined> {
+    const s = this.appState(app);
+    switch (step.kind) {
+      case "stop":
+        this.log.warn({ app, generation: step.generation, why: step.why }, "stopping a container");
+        await this.deps.driver.stop(app, step.generation);
+        return undefined;
+      case "start": {
+        const meta = await this.requireMeta(app, step.generation);
+        this.log.info({ app, generation: step.generation }, "starting the current generation");
+        await this.deps.driver.start(this.containerSpec(meta));
+        s.generation = step.generation;
+        s.startedAt = Date.now();
+        return undefined;
+      }
+      case "watch": {
+        const meta = await this.requireMeta(app, step.generation);
+        s.generation = step.generation;
+        s.startedAt = (await this.deps.driver.status(app, step.generation)).startedAt ?? s.startedAt;
+        this.log.info({ app, generation: step.generation }, "watching the current generation");
+        this.startMonitor(meta);
+        return undefined;
+      }
+      case "resume-switch": {
+        const intent = step.intent;
+        this.log.warn(
+          { app, from: intent.from, to: intent.to, commandId: intent.commandId },
+          "finishing a switch an earlier agent began",
+        );
+        return this.resumed(intent, () =>
+          this.locks.run(app, async () => {
+            const meta = await this.requireMeta(app, intent.to);
+            return this.runSwitch(intent, meta, step.startTarget);
+          }),
+        );
+      }
+      case "abandon-switch":
+        return this.resumed(step.intent, () =>
+          this.locks.run(app, () => this.fallBack(step.intent, { ok: false, reason: step.reason })),
+        );
+      case "report": {
+        const outcome = step.intent.outcome as SwitchOutcome;
+        return this.resumed(step.intent, async () => {
+          if (outcome.ok) return outcome.result;
+          throw new SwitchFailed(
+            isErrorCode(outcome.error.code) ? outcome.error.code : "GILD_HEALTH_FAILED",
+            outcome.error.message,
+            outcome.result,
+            outcome.error.hint,
+          );
+        });
+      }
+    }
+  }
+
+  private resumed(intent: SwitchIntent, run: () => Promise<DeployResult>): ResumedSwitch {
+    if (intent.commandId !== "") this.unsettled.set(intent.commandId, intent.app);
+    return {
+      commandId: intent.commandId,
+      kind: intent.kind,
+      app: intent.app,
+      run: async () => {
+        try {
+          return { deploy: await run() };
+        } finally {
+          // A switch no command asked for has no journal entry to wait for.
+          if (intent.commandId === "")
+            await this.locks.run(intent.app, () => this.layout.removeIntent(intent.app));
+        }
+      },
+    };
+  }
+
+  private async requireMeta(app: string, generation: number): Promise<GenerationMeta> {
+    const meta = await this.layout.readMeta(app, generation);
+    if (!meta)
+      throw new GildError("GILD_STATE_CORRUPT", `${app} generation ${generation} has no meta on the pool`);
+    return meta;
+  }
+
+  /**
+   * The command's result is in the journal: forget the switch record it came from. Until then the
+   * record stays, so an agent killed in between still answers the command with that result.
+   */
+  async settle(commandId: string): Promise<void> {
+    const app = this.unsettled.get(commandId);
+    if (app === undefined) return;
+    this.unsettled.delete(commandId);
+    await this.locks.run(app, async () => {
+      const intent = await this.layout.readIntent(app);
+      if (intent?.commandId === commandId) await this.layout.removeIntent(app);
+    });
   }
 
   close(): void {
@@ -158,7 +283,8 @@ export class AppManager {
     };
   }
 
-  private startMonitor(meta: GenerationMeta): void {
+  /** Watch a running generation's health; with a verdict, from the streak its health gate saw. */
+  private startMonitor(meta: GenerationMeta, verdict?: Verdict): void {
     const s = this.appState(meta.app);
     s.monitor?.stop();
     s.monitor = undefined;
@@ -176,35 +302,42 @@ export class AppManager {
         { app: meta.app, generation: meta.generation, health: state.health, detail: state.detail },
         "health changed",
       );
+      if (state.health === "healthy" && s.rollbackFailure?.generation === meta.generation) {
+        // The generation the app went back to turned healthy after all: it serves again.
+        s.rollbackFailure = null;
+        this.layout
+          .setRollbackFailure(meta.app, null)
+          .catch((err: unknown) => this.log.warn({ app: meta.app, err }, "could not clear rollback-failed"));
+      }
       this.deps.onChange();
     });
     s.monitor = monitor;
-    monitor.start();
+    monitor.start(verdict?.ok ? { healthyForMs: verdict.healthyForMs, detail: verdict.detail } : undefined);
     this.deps.onChange();
   }
 
-  /** Wait until a started generation is healthy (probe, or plain running without one), or why not. */
-  private async waitHealthy(
-    meta: GenerationMeta,
-    deadlineAt: number,
-  ): Promise<{ ok: true } | { ok: false; reason: string }> {
+  /** Wait until a started generation is healthy (its probe, or plain running without one), or why not. */
+  private async waitHealthy(meta: GenerationMeta, deadlineAt: number): Promise<Verdict> {
     const isAlive = async () => {
       const st = await this.deps.driver.status(meta.app, meta.generation);
       return { running: st.running, exitCode: st.exitCode, signal: st.signal };
     };
     const probe = meta.health && probeOf(meta.health);
     if (!probe) {
+      const began = performance.now();
       const until = Math.min(deadlineAt, Date.now() + RUNNING_IS_HEALTHY_MS);
       while (Date.now() < until) {
         const alive = await isAlive();
-        if (!alive.running)
+        if (!alive.running) {
+          const tail = await tailFile(this.layout.logFile(meta.app, meta.generation), 20);
           return {
             ok: false,
-            reason: `the container exited (code ${alive.exitCode ?? "unknown"}) right after start`,
+            reason: `the container exited (code ${alive.exitCode ?? "unknown"}) right after start${tail ? `\nlast lines of its log:\n${tail}` : ""}`,
           };
+        }
         await delay(100);
       }
-      return { ok: true };
+      return { ok: true, healthyForMs: Math.round(performance.now() - began), detail: "running (no probe)" };
     }
     const verdict = await waitHealthy(probe, {
       deadlineAt,
@@ -212,11 +345,17 @@ export class AppManager {
       exec: (argv, opts) => this.deps.driver.exec(meta.app, meta.generation, argv, opts),
       logFile: this.layout.logFile(meta.app, meta.generation),
     });
-    return verdict.ok ? { ok: true } : { ok: false, reason: verdict.reason };
+    return verdict.ok
+      ? {
+          ok: true,
+          healthyForMs: Math.max(0, Date.now() - verdict.healthySince),
+          detail: verdict.last.detail,
+        }
+      : { ok: false, reason: verdict.reason };
   }
 
   /** DeployApp: a new generation from an image version, switched to with a health gate and local rollback. */
-  async deploy(command: DeployApp): Promise<DeployResult> {
+  async deploy(command: DeployApp, commandId = ""): Promise<DeployResult> {
     const spec = command.spec as AppSpecMessage;
     const app = spec.name ?? "";
     const version = command.imageVersion ?? 0;
@@ -240,6 +379,7 @@ export class AppManager {
             imageVersion: version,
             rolledBack: false,
             previousGeneration: (await this.layout.previous(app, current)) ?? 0,
+            unchanged: true,
           };
         }
       }
@@ -267,15 +407,41 @@ export class AppManager {
       );
       await this.writeAppConfig(meta);
       await this.layout.writeMeta(meta);
-      return this.switchTo(meta, current, command.healthyDeadlineMs || APP_DEFAULTS.healthyDeadlineMs, true);
+      return this.switchTo(meta, current, {
+        commandId,
+        kind: "deployApp",
+        isNew: true,
+        healthyDeadlineMs: command.healthyDeadlineMs || APP_DEFAULTS.healthyDeadlineMs,
+      });
     });
   }
 
-  /** RollbackApp: back to the previous generation, already on the pool: no download. */
-  async rollback(command: RollbackApp): Promise<DeployResult> {
+  /**
+   * RollbackApp: back to the previous generation, already on the pool: no download. With
+   * onlyFromImageVersion, an app not on that version is left as it is (a rollout's rollback may reach
+   * a host that never switched, or that already went back on its own).
+   */
+  async rollback(command: RollbackApp, commandId = ""): Promise<DeployResult> {
     const app = command.name ?? "";
     return this.locks.run(app, async () => {
       const current = await this.layout.current(app);
+      const currentMeta = current === null ? null : await this.layout.readMeta(app, current);
+      const onlyFrom = command.onlyFromImageVersion ?? 0;
+      if (onlyFrom > 0 && currentMeta?.imageVersion !== onlyFrom) {
+        this.log.info(
+          { app, current, runs: currentMeta?.imageVersion ?? null, onlyFrom },
+          "rollback not needed: the app is not on that version",
+        );
+        return {
+          name: app,
+          generation: current ?? 0,
+          imageVersion: currentMeta?.imageVersion ?? 0,
+          rolledBack: false,
+          previousGeneration: (await this.layout.previous(app, current)) ?? 0,
+          unchanged: true,
+          reason: `not on version ${onlyFrom}: nothing to roll back`,
+        };
+      }
       const previous = await this.layout.previous(app, current);
       const meta = previous === null ? null : await this.layout.readMeta(app, previous);
       if (previous === null || !meta) {
@@ -284,7 +450,12 @@ export class AppManager {
           `${app} has no previous generation on this host to roll back to`,
         );
       }
-      return this.switchTo(meta, current, command.healthyDeadlineMs || APP_DEFAULTS.healthyDeadlineMs, false);
+      return this.switchTo(meta, current, {
+        commandId,
+        kind: "rollbackApp",
+        isNew: false,
+        healthyDeadlineMs: command.healthyDeadlineMs || APP_DEFAULTS.healthyDeadlineMs,
+      });
     });
   }
 
@@ -295,7 +466,7 @@ export class AppManager {
     const config = {
       app: meta.app,
       generation: meta.generation,
-      image: `${meta.imageLine}@${meta.imageVersion}`,
+      image: imageOf(meta),
       env: meta.env,
       data: meta.dataMount || null,
       port: meta.port || null,
@@ -303,90 +474,185 @@ export class AppManager {
     await writeFile(join(dir, "app.json"), `${JSON.stringify(config, null, 2)}\n`);
   }
 
-  /**
-   * Stop the old generation, start the target, wait until healthy; on failure stop the target, start
-   * the old one again, and throw SwitchFailed with the reason (probe, exit code, log tail).
-   */
+  /** Record the switch (switch.json) before any container is touched, then run it. */
   private async switchTo(
     meta: GenerationMeta,
     from: number | null,
-    healthyDeadlineMs: number,
-    isNew: boolean,
+    options: Pick<SwitchIntent, "commandId" | "kind" | "isNew" | "healthyDeadlineMs">,
+  ): Promise<DeployResult> {
+    const intent: SwitchIntent = {
+      ...options,
+      app: meta.app,
+      from: from === meta.generation ? null : from,
+      to: meta.generation,
+      startedAt: Date.now(),
+      outcome: null,
+    };
+    await this.layout.writeIntent(intent);
+    if (intent.commandId !== "") this.unsettled.set(intent.commandId, intent.app);
+    try {
+      return await this.runSwitch(intent, meta, true);
+    } finally {
+      if (intent.commandId === "") await this.layout.removeIntent(meta.app);
+    }
+  }
+
+  /**
+   * Stop the old generation, start the target (unless it already runs), and hold it to its health
+   * gate; on failure go back (fallBack). The outcome is written into the switch record before it is
+   * returned or thrown.
+   */
+  private async runSwitch(
+    intent: SwitchIntent,
+    meta: GenerationMeta,
+    startTarget: boolean,
   ): Promise<DeployResult> {
     const app = meta.app;
     const s = this.appState(app);
     s.busy = true;
     clearTimeout(s.restartTimer);
     s.monitor?.stop();
-    const fromMeta = from === null ? null : await this.layout.readMeta(app, from);
     try {
-      if (from !== null && from !== meta.generation) {
+      const from = intent.from;
+      if (from !== null) {
+        const fromMeta = await this.layout.readMeta(app, from);
         await this.deps.driver.stop(app, from, { timeoutMs: fromMeta?.stopTimeoutMs ?? meta.stopTimeoutMs });
       }
-      let verdict: { ok: true } | { ok: false; reason: string };
+      let verdict: Verdict;
       try {
-        await this.deps.driver.start(this.containerSpec(meta));
-        verdict = await this.waitHealthy(meta, Date.now() + healthyDeadlineMs);
+        if (startTarget) await this.deps.driver.start(this.containerSpec(meta));
+        verdict = await this.waitHealthy(meta, Date.now() + intent.healthyDeadlineMs);
       } catch (err) {
         verdict = { ok: false, reason: `the container did not start: ${(err as Error).message}` };
       }
-      if (verdict.ok) {
-        await this.layout.setCurrent(app, meta.generation);
-        s.generation = meta.generation;
-        s.restarts = 0;
-        s.startedAt = Date.now();
-        await this.prune(app, [meta.generation, ...(from === null ? [] : [from])]);
-        this.startMonitor(meta);
-        this.log.info(
-          { app, generation: meta.generation, image: `${meta.imageLine}@${meta.imageVersion}`, from },
-          "switched",
-        );
-        return {
-          name: app,
-          generation: meta.generation,
-          imageVersion: meta.imageVersion,
-          rolledBack: false,
-          previousGeneration: from ?? 0,
-        };
-      }
-      this.log.warn(
-        { app, generation: meta.generation, reason: verdict.reason },
-        "new generation unhealthy; rolling back locally",
-      );
-      await this.deps.driver
-        .stop(app, meta.generation, { timeoutMs: meta.stopTimeoutMs })
-        .catch(() => undefined);
-      if (from !== null && fromMeta && from !== meta.generation) {
-        await this.deps.driver.start(this.containerSpec(fromMeta));
-        s.generation = from;
-        s.startedAt = Date.now();
-        this.startMonitor(fromMeta);
-      }
-      if (isNew) await this.layout.removeGeneration(app, meta.generation);
+      if (!verdict.ok) return await this.fallBack(intent, verdict);
+      await this.layout.setCurrent(app, meta.generation);
+      s.generation = meta.generation;
+      s.restarts = 0;
+      s.startedAt = Date.now();
+      await this.clearRollbackFailure(app);
+      await this.prune(app, [meta.generation, ...(from === null ? [] : [from])]);
+      this.startMonitor(meta, verdict);
+      this.log.info({ app, generation: meta.generation, image: imageOf(meta), from }, "switched");
       const result: DeployResult = {
         name: app,
-        generation: from ?? 0,
-        imageVersion: fromMeta?.imageVersion ?? 0,
-        rolledBack: from !== null,
-        reason: verdict.reason,
-        previousGeneration: meta.generation,
+        generation: meta.generation,
+        imageVersion: meta.imageVersion,
+        rolledBack: false,
+        previousGeneration: from ?? 0,
       };
-      throw new SwitchFailed(
-        `${app} generation ${meta.generation} (${meta.imageLine}@${meta.imageVersion}) did not turn healthy: ${verdict.reason}${from !== null ? `; generation ${from} runs again` : ""}`,
-        result,
-        `see its output: gild app logs ${app} --generation ${meta.generation}`,
-      );
+      await this.recordOutcome(intent, { ok: true, result });
+      return result;
     } finally {
       s.busy = false;
       this.deps.onChange();
     }
   }
 
+  /**
+   * The target did not turn healthy: stop it, start the generation before it again and hold that one
+   * to its own health gate (its probe, its minHealthy, a fresh deadline), then throw what happened:
+   * GILD_HEALTH_FAILED when the old generation serves again, GILD_ROLLBACK_UNHEALTHY when it does not.
+   */
+  private async fallBack(intent: SwitchIntent, failed: { ok: false; reason: string }): Promise<never> {
+    const app = intent.app;
+    const s = this.appState(app);
+    const target = await this.layout.readMeta(app, intent.to);
+    const what = target ? `generation ${intent.to} (${imageOf(target)})` : `generation ${intent.to}`;
+    this.log.warn({ app, generation: intent.to, reason: failed.reason }, "switch failed; going back");
+    await this.deps.driver
+      .stop(app, intent.to, { timeoutMs: target?.stopTimeoutMs ?? APP_DEFAULTS.stopTimeoutMs })
+      .catch((err: unknown) =>
+        this.log.error({ app, generation: intent.to, err }, "could not stop the failed generation"),
+      );
+    const from = intent.from;
+    const fromMeta = from === null ? null : await this.layout.readMeta(app, from);
+    let restored: Verdict | null = null;
+    if (from !== null && fromMeta) {
+      try {
+        // It may run already: an abandoned switch's plan started it.
+        if (!(await this.deps.driver.status(app, from)).running)
+          await this.deps.driver.start(this.containerSpec(fromMeta));
+        s.generation = from;
+        s.startedAt = Date.now();
+        restored = await this.waitHealthy(fromMeta, Date.now() + intent.healthyDeadlineMs);
+      } catch (err) {
+        restored = { ok: false, reason: `the container did not start: ${(err as Error).message}` };
+      }
+      this.startMonitor(fromMeta, restored);
+    }
+    if (intent.isNew) await this.layout.removeGeneration(app, intent.to);
+    const unhealthy = restored !== null && !restored.ok;
+    const result: DeployResult = {
+      name: app,
+      generation: from ?? 0,
+      imageVersion: fromMeta?.imageVersion ?? 0,
+      rolledBack: restored !== null,
+      reason: failed.reason,
+      previousGeneration: intent.to,
+      rollbackUnhealthy: unhealthy,
+      rollbackReason: restored && !restored.ok ? restored.reason : "",
+    };
+    let error: SwitchFailed;
+    if (restored === null) {
+      error = new SwitchFailed(
+        "GILD_HEALTH_FAILED",
+        `${app} ${what} did not turn healthy: ${failed.reason}`,
+        result,
+        `see its output: gild app logs ${app} --generation ${intent.to}`,
+      );
+    } else if (restored.ok) {
+      await this.clearRollbackFailure(app);
+      error = new SwitchFailed(
+        "GILD_HEALTH_FAILED",
+        `${app} ${what} did not turn healthy: ${failed.reason}; generation ${from} runs again and is healthy`,
+        result,
+        `see its output: gild app logs ${app} --generation ${intent.to}`,
+      );
+    } else {
+      const failure: RollbackFailure = {
+        generation: from as number,
+        reason: restored.reason,
+        at: Date.now(),
+      };
+      s.rollbackFailure = failure;
+      await this.layout.setRollbackFailure(app, failure);
+      this.log.error(
+        { app, generation: from, reason: restored.reason },
+        "the generation gone back to is not healthy",
+      );
+      error = new SwitchFailed(
+        "GILD_ROLLBACK_UNHEALTHY",
+        `${app} ${what} did not turn healthy: ${failed.reason}; went back to generation ${from}, which did not turn healthy either: ${restored.reason}`,
+        result,
+        `the app does not serve on this host; see its output: gild app logs ${app} --generation ${from}`,
+      );
+    }
+    await this.recordOutcome(intent, {
+      ok: false,
+      result,
+      error: { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) },
+    });
+    throw error;
+  }
+
+  private async recordOutcome(intent: SwitchIntent, outcome: SwitchOutcome): Promise<void> {
+    intent.outcome = outcome;
+    await this.layout.writeIntent(intent);
+  }
+
+  private async clearRollbackFailure(app: string): Promise<void> {
+    const s = this.appState(app);
+    if (s.rollbackFailure === null) return;
+    s.rollbackFailure = null;
+    await this.layout.setRollbackFailure(app, null);
+  }
+
   /** Keep the last two generations; remove the rest (snapshots and meta, logs stay). */
   private async prune(app: string, keep: number[]): Promise<void> {
     for (const generation of await this.layout.generations(app)) {
       if (keep.includes(generation)) continue;
-      await this.deps.driver.stop(app, generation).catch(() => undefined);
+      await this.deps.driver.stop(app, generation);
       await this.layout.removeGeneration(app, generation);
     }
   }
@@ -453,24 +719,36 @@ export class AppManager {
       let health: string;
       let detail: string;
       let since: number;
+      let healthyForMs = 0;
       if (s.monitor && status.running) {
         health = s.monitor.state.health;
         detail = s.monitor.state.detail;
         since = s.monitor.state.since ?? 0;
+        healthyForMs = s.monitor.healthyForMs();
       } else {
         health = status.running ? (meta.health ? "unknown" : "healthy") : "unhealthy";
         detail = status.running ? (meta.health ? "not probed yet" : "running (no probe)") : "not running";
         since = status.running ? (status.startedAt ?? 0) : 0;
+        if (health === "healthy" && since > 0) healthyForMs = Math.max(0, Date.now() - since);
       }
+      const failedBack = s.rollbackFailure !== null && s.rollbackFailure.generation === current;
+      if (failedBack && health !== "healthy") detail = `rollback failed: ${s.rollbackFailure?.reason ?? ""}`;
       out.push({
         name: app,
         generation: current,
         imageLine: meta.imageLine,
         imageVersion: meta.imageVersion,
-        state: s.busy ? "switching" : status.running ? "running" : "stopped",
+        state: s.busy
+          ? "switching"
+          : failedBack && health !== "healthy"
+            ? "rollback-failed"
+            : status.running
+              ? "running"
+              : "stopped",
         health,
         healthDetail: detail,
         healthSinceMs: since,
+        healthyForMs,
         previousGeneration: previous ?? 0,
         previousImageVersion: previousMeta?.imageVersion ?? 0,
         generations: await this.layout.generations(app),
