@@ -25,6 +25,17 @@ export interface DownloadOptions {
   signal?: AbortSignal;
 }
 
+/** The coded error for a sink that failed: GILD_NO_SPACE for a full disk or quota. */
+function sinkFailure(err: NodeJS.ErrnoException): GildError {
+  if (err.code === "ENOSPC" || err.code === "EDQUOT") {
+    return new GildError("GILD_NO_SPACE", `no space left to store the download: ${err.message}`, {
+      hint: "free space on the host's pool (gild image rm <line>@<old version> --hosts <host>), then push again",
+      cause: err,
+    });
+  }
+  return new GildError("GILD_INTERNAL", `writing the download failed: ${err.message}`, { cause: err });
+}
+
 /** True for failures another attempt may fix (a cut connection); false for refusals. */
 export function isRetryable(err: unknown): boolean {
   return err instanceof GildError && (err.code === "GILD_TRANSFER_FAILED" || err.code === "GILD_UNAVAILABLE");
@@ -75,6 +86,9 @@ export function downloadArtifact(options: DownloadOptions): Promise<void> {
     const onAbort = () =>
       fail(new GildError("GILD_TRANSFER_FAILED", "transfer cancelled", { cause: options.signal?.reason }));
     options.signal?.addEventListener("abort", onAbort, { once: true });
+    // A sink that cannot write (a full disk) ends the transfer with a coded error; without a listener
+    // its 'error' event would be unhandled and take the whole agent down.
+    for (const sink of options.sinks) sink.on("error", (err: Error) => fail(sinkFailure(err)));
 
     ws.on("unexpected-response", (_req, res: IncomingMessage) => {
       const fallback = new GildError(

@@ -34,6 +34,8 @@ export function backoffDelay(attempt: number, baseMs: number, capMs: number, ran
 }
 
 const FATAL_CODES = new Set(["GILD_CREDENTIAL_INVALID", "GILD_PROTO_VERSION"]);
+// Beyond this (and the link's delay), a clock difference is worth an operator's look.
+const CLOCK_SKEW_WARN_MS = 60_000;
 
 /**
  * The agent's end of the control channel: connects, says Hello, and keeps the link alive. It closes
@@ -152,6 +154,7 @@ export class ControlConnection {
         this.attempt = 0;
         this.startHeartbeats(envelope.welcome?.heartbeatIntervalMs || 20_000);
         this.log.info({ controller: envelope.welcome?.controllerVersion }, "connected to the controller");
+        this.checkClock(Number(envelope.welcome?.serverTimeMs ?? 0));
         this.options.onConnected();
         return;
       case "refusal": {
@@ -168,6 +171,20 @@ export class ControlConnection {
       default:
         this.options.onMessage(envelope);
     }
+  }
+
+  /**
+   * Say so when this host's clock is far from the controller's. gild never compares the two (health
+   * streaks travel as durations), but logs, certificates and operators do.
+   */
+  private checkClock(serverTimeMs: number): void {
+    if (serverTimeMs <= 0) return;
+    const skewMs = Date.now() - serverTimeMs;
+    if (Math.abs(skewMs) < CLOCK_SKEW_WARN_MS) return;
+    this.log.warn(
+      { skewMs },
+      `this host's clock is ${Math.round(Math.abs(skewMs) / 1000)} s ${skewMs > 0 ? "ahead of" : "behind"} the controller's; check NTP on both`,
+    );
   }
 
   private onRejected(ws: WebSocket, res: IncomingMessage): void {

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { GildError } from "@gild/core";
 import { type CommandStatus, pb } from "@gild/protocol";
 import { writeFileAtomic } from "./write-atomic.js";
 
@@ -37,14 +38,31 @@ export class CommandJournal {
     await this.prune();
   }
 
+  /** The entry of a command id; GILD_STATE_CORRUPT when its file is damaged (truncated, not JSON). */
   async get(commandId: string): Promise<JournalEntry | undefined> {
+    const path = this.path(commandId);
+    let text: string;
     try {
-      const entry = JSON.parse(await readFile(this.path(commandId), "utf8")) as JournalEntry;
-      return entry.commandId === commandId ? entry : undefined;
+      text = await readFile(path, "utf8");
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
       throw err;
     }
+    let entry: JournalEntry;
+    try {
+      entry = JSON.parse(text) as JournalEntry;
+      if (entry.state === "final") CommandJournal.finalStatus(entry);
+    } catch (err) {
+      throw new GildError(
+        "GILD_STATE_CORRUPT",
+        `journal entry ${path} is damaged: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
+    }
+    // Another id that hashes to the same file name (40 hex digits of sha256: in practice never).
+    return entry.commandId === commandId ? entry : undefined;
   }
 
   async markRunning(commandId: string, kind: string): Promise<void> {

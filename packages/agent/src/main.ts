@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { detectStreamCapabilities, ImageStore, Pool } from "@gild/btrfs";
-import { GILD_VERSION, type Logger } from "@gild/core";
+import { GILD_VERSION, GildError, type Logger } from "@gild/core";
 import { type Inventory, PROTOCOL_VERSION } from "@gild/protocol";
 import { createRuntimeDriver } from "@gild/runtime";
 import { pino } from "pino";
@@ -15,8 +15,25 @@ import { CommandJournal } from "./journal.js";
 import { KeyedLock } from "./keyed-lock.js";
 import { loadSecrets } from "./state.js";
 
-/** Exit status of an agent refused for good (revoked, incompatible): systemd must not restart it. */
+/**
+ * Exit status of an agent that cannot work until a person acts (EX_CONFIG): refused for good (revoked,
+ * incompatible), not joined, a bad config, or damaged state files. The systemd unit does not restart
+ * it (RestartPreventExitStatus=78): a restart loop would change nothing.
+ */
 export const EXIT_REFUSED = 78;
+
+const NOT_FIXED_BY_RESTART: readonly string[] = [
+  "GILD_CREDENTIAL_INVALID",
+  "GILD_PROTO_VERSION",
+  "GILD_NOT_JOINED",
+  "GILD_CONFIG_INVALID",
+  "GILD_STATE_CORRUPT",
+];
+
+/** The exit status for an error that stopped the agent: EXIT_REFUSED when restarting cannot help, else 1. */
+export function agentExitCode(err: unknown): number {
+  return err instanceof GildError && NOT_FIXED_BY_RESTART.includes(err.code) ? EXIT_REFUSED : 1;
+}
 
 export function createAgentLogger(level: string): Logger {
   return pino({
@@ -84,8 +101,8 @@ export async function runAgent(
         if (await store.exists(line, version)) await store.remove(line, version);
         return {};
       }),
-    deployApp: async (deploy) => ({ deploy: await apps.deploy(deploy) }),
-    rollbackApp: async (rollback) => ({ deploy: await apps.rollback(rollback) }),
+    deployApp: async (deploy, ctx) => ({ deploy: await apps.deploy(deploy, ctx.commandId) }),
+    rollbackApp: async (rollback, ctx) => ({ deploy: await apps.rollback(rollback, ctx.commandId) }),
     removeApp: async (remove) => {
       await apps.remove(remove);
       return {};
@@ -100,6 +117,8 @@ export async function runAgent(
     executors,
     send: (status) => connection.send({ commandStatus: status }),
     afterCommand: () => void sendInventory(false),
+    // A switch's record is kept until its result is journaled: then it is settled.
+    onFinal: (commandId) => apps.settle(commandId),
     log,
   });
   const connection = new ControlConnection({
@@ -120,7 +139,10 @@ export async function runAgent(
       facts,
       maxStreamVersion: capabilities.maxReceiveStreamVersion,
     }),
-    onConnected: () => void sendInventory(true),
+    onConnected: () => {
+      runner.reconnected();
+      void sendInventory(true);
+    },
     onMessage: (envelope) => {
       if (envelope.payload === "command" && envelope.command) {
         runner
@@ -134,8 +156,9 @@ export async function runAgent(
     },
   });
 
-  // Containers that survived an agent restart are re-adopted, not restarted; what should run, runs.
-  await apps.reconcile();
+  // Containers that survived an agent restart are re-adopted, not restarted; what should run, runs;
+  // switches an earlier agent left are finished (and journaled) by the runner, before any command.
+  for (const work of await apps.reconcile()) runner.resume(work);
   const inventoryTimer = setInterval(() => void sendInventory(false), config.inventoryIntervalMs);
   let stopped = false;
   const stop = async (code = 0) => {

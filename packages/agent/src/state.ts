@@ -1,6 +1,7 @@
+import { createPublicKey, X509Certificate } from "node:crypto";
 import { chmod, mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { GildError } from "@gild/core";
+import { GildError, parseCredential } from "@gild/core";
 import { writeFileAtomic } from "./write-atomic.js";
 
 /** Who this agent is, after `gild agent join`: kept in its state dir (0700). */
@@ -44,28 +45,93 @@ export async function saveSecrets(stateDir: string, secrets: AgentSecrets): Prom
   );
 }
 
+/** A damaged state file: the agent cannot guess what it held. */
+function damaged(path: string, what: string, cause?: unknown): GildError {
+  return new GildError("GILD_STATE_CORRUPT", `${path} is damaged: ${what}`, {
+    hint: "restore the agent's state dir from a backup, or remove the host (gild host rm) and join it again with a new token",
+    cause,
+  });
+}
+
+async function readState(path: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw damaged(path, "it is missing", err);
+    throw err;
+  }
+}
+
+function parseIdentity(path: string, text: string): AgentIdentity {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw damaged(path, `not JSON (${(err as Error).message})`, err);
+  }
+  const v = value as Partial<AgentIdentity> | null;
+  const labelsOk =
+    typeof v?.labels === "object" &&
+    v.labels !== null &&
+    Object.values(v.labels).every((x) => typeof x === "string");
+  if (
+    typeof v?.hostId !== "string" ||
+    v.hostId === "" ||
+    typeof v.name !== "string" ||
+    typeof v.controllerUrl !== "string" ||
+    !/^https?:\/\//.test(v.controllerUrl) ||
+    typeof v.joinedAt !== "number" ||
+    !labelsOk
+  ) {
+    throw damaged(path, "it lacks hostId, name, controllerUrl, labels or joinedAt");
+  }
+  return v as AgentIdentity;
+}
+
+function checkPem(path: string, text: string, parse: (pem: string) => unknown): string {
+  try {
+    parse(text);
+  } catch (err) {
+    throw damaged(path, `not a valid PEM (${(err as Error).message})`, err);
+  }
+  return text;
+}
+
+/**
+ * The agent's identity and secrets from its state dir, each checked: GILD_NOT_JOINED when there is no
+ * identity at all, GILD_STATE_CORRUPT (naming the file) when one is damaged or missing. Both mean a
+ * restart cannot help: the agent exits with EXIT_REFUSED.
+ */
 export async function loadSecrets(stateDir: string): Promise<AgentSecrets> {
+  const identityPath = join(stateDir, FILES.identity);
   let identityText: string;
   try {
-    identityText = await readFile(join(stateDir, FILES.identity), "utf8");
+    identityText = await readFile(identityPath, "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new GildError(
-        "GILD_NOT_JOINED",
-        `this agent has not joined a controller (no ${join(stateDir, FILES.identity)})`,
-        {
-          hint: "run: gild agent join <controller-url> <token> --name <host-name>",
-        },
-      );
+      throw new GildError("GILD_NOT_JOINED", `this agent has not joined a controller (no ${identityPath})`, {
+        hint: "run: gild agent join <controller-url> <token> --name <host-name>",
+      });
     }
     throw err;
   }
-  const identity = JSON.parse(identityText) as AgentIdentity;
-  const credential = (await readFile(join(stateDir, FILES.credential), "utf8")).trim();
-  const caPem = await readFile(join(stateDir, FILES.ca), "utf8").catch((err: NodeJS.ErrnoException) => {
-    if (err.code === "ENOENT" && identity.controllerUrl.startsWith("http://")) return null;
-    throw err;
-  });
-  const signingPublicKeyPem = await readFile(join(stateDir, FILES.signing), "utf8");
+  const identity = parseIdentity(identityPath, identityText);
+  const credentialPath = join(stateDir, FILES.credential);
+  const credential = (await readState(credentialPath)).trim();
+  const parsed = parseCredential(credential);
+  if (!parsed || parsed.hostId !== identity.hostId)
+    throw damaged(credentialPath, "it does not hold this host's credential (<host id>.<secret>)");
+  const caPath = join(stateDir, FILES.ca);
+  const caPem = identity.controllerUrl.startsWith("http://")
+    ? await readFile(caPath, "utf8").catch((err: NodeJS.ErrnoException) => {
+        if (err.code === "ENOENT") return null;
+        throw err;
+      })
+    : await readState(caPath);
+  if (caPem !== null) checkPem(caPath, caPem, (pem) => new X509Certificate(pem));
+  const signingPath = join(stateDir, FILES.signing);
+  const signingPublicKeyPem = checkPem(signingPath, await readState(signingPath), (pem) =>
+    createPublicKey(pem),
+  );
   return { identity, credential, caPem, signingPublicKeyPem };
 }

@@ -1,13 +1,26 @@
-import { chmod, rename, writeFile } from "node:fs/promises";
+import { open, rename } from "node:fs/promises";
+import { dirname } from "node:path";
 
 /**
- * Replace a file all at once: written beside it, then renamed over it, so a crash leaves the old
- * content or the new, never half of one. With `mode`, the file has exactly that mode.
+ * Replace a file all at once and durably: written beside it and flushed to disk (fsync), renamed over
+ * it, then the directory flushed, so a crash or a power loss leaves the old content or the new, never
+ * half of one. With `mode`, the file has exactly that mode (fchmod: the umask does not apply).
  */
 export async function writeFileAtomic(path: string, content: string, mode?: number): Promise<void> {
   const temp = `${path}.tmp`;
-  await writeFile(temp, content, mode === undefined ? {} : { mode });
-  // writeFile's mode applies only to a new file (and passes through the umask).
-  if (mode !== undefined) await chmod(temp, mode);
+  const file = await open(temp, "w", mode ?? 0o644);
+  try {
+    if (mode !== undefined) await file.chmod(mode);
+    await file.writeFile(content);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
   await rename(temp, path);
+  const dir = await open(dirname(path), "r");
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
 }

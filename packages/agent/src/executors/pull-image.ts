@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { Writable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import { type ImageStore, receive } from "@gild/btrfs";
-import { assertValidLine, GildError, type Logger } from "@gild/core";
+import { assertValidLine, GildError, isGildError, type Logger } from "@gild/core";
 import { type ArtifactManifest, decodeManifest, type PullImage, type PullResult } from "@gild/protocol";
 import { downloadArtifact, isRetryable } from "../artifact-download.js";
 import type { ProgressReporter } from "../progress.js";
@@ -67,9 +67,12 @@ async function fileSize(path: string): Promise<number> {
   );
 }
 
+/** Flush and close a write stream; one that failed (and so was destroyed) is done already. */
 function finishWrite(stream: Writable): Promise<void> {
+  if (stream.destroyed || stream.writableFinished) return Promise.resolve();
   return new Promise((resolve, reject) => {
     stream.once("error", reject);
+    stream.once("close", () => resolve());
     stream.end(() => resolve());
   });
 }
@@ -159,6 +162,12 @@ export async function pullImage(pull: PullImage, ctx: PullContext): Promise<Pull
         ...(ctx.signal ? { signal: ctx.signal } : {}),
       });
     } catch (err) {
+      if (isGildError(err, "GILD_NO_SPACE")) {
+        // Nothing to resume from: the spool is what filled the disk. Give its space back at once.
+        await finishWrite(spoolOut).catch(() => undefined);
+        await rm(spool, { force: true });
+        throw err;
+      }
       if (!isRetryable(err) || attempt >= MAX_ATTEMPTS) throw err;
       ctx.log.warn(
         { artifact: manifest.artifactId, offset, attempt, err: (err as Error).message },

@@ -82,8 +82,16 @@ export function registerAgentCommands(program: Command, ctx: CliContext): void {
         if (flags.runtime !== undefined) raw.runtime = flags.runtime;
         if (flags.maxDownloadRate !== undefined) raw.maxDownloadRate = flags.maxDownloadRate;
         if (flags.logLevel !== undefined) raw.logLevel = flags.logLevel;
-        const { runAgent } = await import("@gild/agent");
-        const running = await runAgent(resolveAgentConfig(raw));
+        const { agentExitCode, runAgent } = await import("@gild/agent");
+        let running: Awaited<ReturnType<typeof runAgent>>;
+        try {
+          running = await runAgent(resolveAgentConfig(raw));
+        } catch (err) {
+          // Not joined, a bad config, damaged state files: a restart cannot fix these, and the exit
+          // status tells systemd so (RestartPreventExitStatus=78 in the unit).
+          ctx.renderer({}).error(err);
+          process.exit(agentExitCode(err));
+        }
         const stop = () => void running.stop();
         process.once("SIGTERM", stop);
         process.once("SIGINT", stop);
