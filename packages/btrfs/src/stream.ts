@@ -144,7 +144,7 @@ async function runReceive(
 ): Promise<{ bytes: number; sha256: string }> {
   if (!("file" in source)) return runReceiveStream(staging, source, expected);
   const bytes = (await stat(source.file)).size;
-  const fromFile = execa("btrfs", [...receiveArgs(staging), "-f", source.file], {
+  const fromFile = execa(...boundToCaller("btrfs", [...receiveArgs(staging), "-f", source.file]), {
     stdin: "ignore",
     stdout: "ignore",
     stderr: "pipe",
@@ -158,6 +158,22 @@ async function runReceive(
   return { bytes, sha256: source.sha256 };
 }
 
+/**
+ * Run a program that must not outlive its caller: setpriv gives it SIGKILL as its parent-death
+ * signal. A receive left running by an agent killed with -9 would go on writing into a staging
+ * directory that the next agent sweeps.
+ */
+function boundToCaller(file: string, args: readonly string[]): [string, string[]] {
+  return ["setpriv", ["--pdeathsig", "KILL", "--", file, ...args]];
+}
+
+/** setpriv's own report that the program it was to run is not installed (exit 127). */
+function boundToolMissing(file: string, err: unknown): GildError | undefined {
+  if (!(err instanceof ExecaError) || err.exitCode !== 127) return undefined;
+  if (!String(err.stderr ?? "").includes(`failed to execute ${file}`)) return undefined;
+  return spawnFailure(file, { code: "ENOENT" });
+}
+
 // -C: chroot into the target, so a hostile stream's "../" paths cannot leave it (measured: without it
 // they do). -e: stop at the end marker. -E 1: the first error is fatal.
 function receiveArgs(staging: string): string[] {
@@ -169,8 +185,7 @@ async function runReceiveStream(
   source: Readable,
   expected: ExpectedStream,
 ): Promise<{ bytes: number; sha256: string }> {
-  const args = receiveArgs(staging);
-  const subprocess = execa("btrfs", args, {
+  const subprocess = execa(...boundToCaller("btrfs", receiveArgs(staging)), {
     stdin: "pipe",
     stdout: "ignore",
     stderr: "pipe",
@@ -210,7 +225,7 @@ function receiveFailure(
   bytes: number,
   expected: ExpectedStream,
 ): GildError {
-  const missing = spawnFailure("btrfs", err);
+  const missing = spawnFailure("setpriv", err) ?? boundToolMissing("btrfs", err);
   if (missing) return missing;
   if (expected.cancelSignal?.aborted) {
     return new GildError(

@@ -9,6 +9,7 @@ const PACKAGE_OF: Readonly<Record<string, string>> = {
   systemctl: "systemd",
   debootstrap: "debootstrap",
   nsenter: "util-linux",
+  setpriv: "util-linux",
   cp: "coreutils",
 };
 
