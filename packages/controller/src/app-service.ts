@@ -45,7 +45,11 @@ export interface AppView {
 /** A host's progress through a manual deploy or rollback, streamed to the CLI. */
 export interface DeployEvent {
   host: string;
-  state: "pulling" | "switching" | "done" | "rolled-back" | "failed";
+  /**
+   * rolled-back: the switch failed and the previous generation serves again (healthy);
+   * rollback-failed: the switch failed and the previous generation did not pass its health gate either.
+   */
+  state: "pulling" | "switching" | "done" | "rolled-back" | "rollback-failed" | "failed";
   generation?: number;
   previousGeneration?: number;
   progress?: ProgressUpdate;
@@ -243,7 +247,9 @@ export class AppService {
       generation?: number;
       previousGeneration?: number;
       rolledBack?: boolean;
+      rollbackUnhealthy?: boolean;
       reason?: string;
+      rollbackReason?: string;
     };
     if (outcome.state === "succeeded") {
       return {
@@ -253,11 +259,14 @@ export class AppService {
         previousGeneration: result.previousGeneration ?? 0,
       };
     }
+    const reason = result.rollbackUnhealthy
+      ? `${result.reason ?? ""}; back on g${result.generation ?? 0}, which is not healthy either: ${result.rollbackReason ?? ""}`
+      : result.reason;
     return {
       host,
-      state: result.rolledBack ? "rolled-back" : "failed",
+      state: result.rolledBack ? (result.rollbackUnhealthy ? "rollback-failed" : "rolled-back") : "failed",
       generation: result.generation ?? 0,
-      ...(result.reason ? { reason: result.reason } : {}),
+      ...(reason ? { reason } : {}),
       ...(outcome.error ? { error: outcome.error } : {}),
     };
   }

@@ -31,6 +31,7 @@ import type { CommandRecord } from "./store/commands-repo.js";
 import type { HostRecord } from "./store/hosts-repo.js";
 import type { StoredRollout } from "./store/rollouts-repo.js";
 import type { Store } from "./store/store.js";
+import { storeFailure } from "./store/store-errors.js";
 
 /** What an operator asks for: `gild rollout start|plan php@3 [flags]`. */
 export interface RolloutRequest {
@@ -84,6 +85,8 @@ export class RolloutExecutor {
   private readonly rates: number[] = [];
   /** Host id -> ids of the active rollouts that cover it. */
   private readonly byHost = new Map<string, Set<string>>();
+  /** Failed planning steps in a row, per rollout (for the retry's backoff). */
+  private readonly retries = new Map<string, number>();
   private readonly log: Logger;
   private closed = false;
 
@@ -194,12 +197,39 @@ export class RolloutExecutor {
         this.scheduled.delete(rolloutId);
         return this.closed ? undefined : this.evaluate(rolloutId);
       })
-      .catch((err: unknown) => this.log.error({ rollout: rolloutId, err }, "rollout step failed"))
+      .then(
+        () => {
+          this.retries.delete(rolloutId);
+        },
+        (err: unknown) => this.retryLater(rolloutId, err),
+      )
       .finally(() => {
         this.running.delete(rolloutId);
         if (this.again.delete(rolloutId)) this.poke(rolloutId);
       });
     this.running.set(rolloutId, run);
+  }
+
+  /**
+   * A planning step failed (the store could not write: a full disk; or a bug): nothing of it was
+   * stored, so planning again later starts from the same record. Backs off from 1 s to 30 s.
+   */
+  private retryLater(rolloutId: string, err: unknown): void {
+    const attempt = (this.retries.get(rolloutId) ?? 0) + 1;
+    this.retries.set(rolloutId, attempt);
+    const delayMs = Math.min(30_000, 1000 * 2 ** (attempt - 1));
+    const unwritable = storeFailure(err);
+    if (unwritable)
+      this.log.warn(
+        { rollout: rolloutId, code: unwritable.code, retryInMs: delayMs },
+        "rollout step not stored; retrying",
+      );
+    else this.log.error({ rollout: rolloutId, err, retryInMs: delayMs }, "rollout step failed; retrying");
+    if (this.closed) return;
+    clearTimeout(this.timers.get(rolloutId));
+    const timer = setTimeout(() => this.poke(rolloutId), delayMs);
+    timer.unref();
+    this.timers.set(rolloutId, timer);
   }
 
   /** The stored rollout, from memory while it is active. */
@@ -281,9 +311,10 @@ export class RolloutExecutor {
   }
 
   /**
-   * Withdraw commands no host has taken yet that the rollout no longer wants: every pending one once
-   * it is over, and a failed or rolled-back host's. An agent that comes back later must not run a
-   * switch its rollout gave up on.
+   * Withdraw fetches and switches no host has taken yet that the rollout no longer wants: every
+   * pending one once it is over, and a failed or rolled-back host's. An agent that comes back later
+   * must not run a switch its rollout gave up on. Rollbacks are never withdrawn: they only take a host
+   * off the rollout's version, so one that comes back after the rollout ended still converges.
    */
   private withdraw(record: RolloutRecord): void {
     const now = this.now();
@@ -291,10 +322,10 @@ export class RolloutExecutor {
     const hosts = over
       ? [null]
       : Object.values(record.hosts)
-          .filter((h) => h.state === "failed" || h.state === "rolled-back")
+          .filter((h) => h.state === "failed" || h.state === "rolled-back" || h.state === "rollback-failed")
           .map((h) => h.hostId);
     for (const hostId of hosts) {
-      const ids = this.deps.store.commands.cancelPending(record.id, hostId, now);
+      const ids = this.deps.store.commands.cancelPending(record.id, hostId, now, ["pullImage", "deployApp"]);
       if (ids.length > 0)
         this.log.info({ rollout: record.id, hostId, commands: ids }, "withdrew commands no host had taken");
     }
@@ -332,24 +363,34 @@ export class RolloutExecutor {
         // Making the artifact may take a while: it must not hold up planning.
         this.deps.images
           .issuePull(host, record.line, record.version, { commandId: id, rolloutId: record.id })
-          .catch((err: unknown) => {
-            const gild = toGildError(err);
-            this.log.error(
-              { rollout: record.id, host: host.name, err: gild.message },
-              "could not issue the image pull",
-            );
-            this.deps.commands.recordLocalFailure({
-              id,
-              hostId: host.id,
-              kind: "pullImage",
-              rolloutId: record.id,
-              error: gild,
-            });
-          })
-          .finally(() => {
-            this.dispatching.delete(id);
-            this.poke(record.id);
-          });
+          .then(
+            () => this.poke(record.id),
+            (err: unknown) => {
+              if (storeFailure(err)) {
+                // Not the host's failure: nothing was stored, and the pull is issued again later.
+                this.retryLater(record.id, err);
+                return;
+              }
+              const gild = toGildError(err);
+              this.log.error(
+                { rollout: record.id, host: host.name, err: gild.message },
+                "could not issue the image pull",
+              );
+              try {
+                this.deps.commands.recordLocalFailure({
+                  id,
+                  hostId: host.id,
+                  kind: "pullImage",
+                  rolloutId: record.id,
+                  error: gild,
+                });
+                this.poke(record.id);
+              } catch (recordErr) {
+                this.retryLater(record.id, recordErr);
+              }
+            },
+          )
+          .finally(() => this.dispatching.delete(id));
       } else if (step.state === "switching") {
         for (const app of appsInScope(host.inventory, record.line, appNames)) {
           const id = rolloutCommandId.switch(record.id, host.id, app.name);
@@ -363,17 +404,26 @@ export class RolloutExecutor {
           });
         }
       } else if (step.state === "rolling-back" && !step.rollbackPending) {
-        // Only apps this rollout switched: a rollback of an app already back would go one further.
+        // Every app whose switch did not fail (succeeded, or its outcome is unknown: the host may be cut
+        // off). The rollback applies only while the app runs the rollout's version, so one that never
+        // switched, or went back on its own, is not moved one further; and it stays queued for a host
+        // that is away until it returns, whatever the rollout has decided meanwhile.
         for (const app of appsInScope(host.inventory, record.line, appNames)) {
           const switched = issued.get(rolloutCommandId.switch(record.id, host.id, app.name));
-          if (switched?.state !== "succeeded") continue;
+          if (switched?.state === "failed") continue;
           const id = rolloutCommandId.rollback(record.id, host.id, app.name);
           if (issued.has(id)) continue;
           this.deps.commands.issue({
             id,
             hostId: host.id,
             rolloutId: record.id,
-            body: { rollbackApp: { name: app.name, healthyDeadlineMs: record.strategy.healthyDeadlineMs } },
+            body: {
+              rollbackApp: {
+                name: app.name,
+                healthyDeadlineMs: record.strategy.healthyDeadlineMs,
+                onlyFromImageVersion: record.version,
+              },
+            },
           });
         }
       }

@@ -35,9 +35,22 @@ export function appsInScope(
   return (inventory?.apps ?? []).filter((a) => a.imageLine === line && appNames.has(a.name));
 }
 
+/** What a switch or rollback command reports back (the DeployResult, as the store keeps it). */
+interface SwitchResult {
+  rolledBack?: boolean;
+  rollbackUnhealthy?: boolean;
+  reason?: string;
+  rollbackReason?: string;
+}
+
+const switchResult = (row: CommandRecord): SwitchResult => (row.result ?? {}) as SwitchResult;
+
 function errorReason(row: CommandRecord): string {
-  const result = (row.result ?? {}) as { reason?: string };
-  return result.reason ?? row.error?.message ?? "failed";
+  const result = switchResult(row);
+  const why = result.reason || row.error?.message || "failed";
+  return result.rollbackUnhealthy
+    ? `${why}; the generation it went back to is not healthy either: ${result.rollbackReason || "no reason given"}`
+    : why;
 }
 
 /** Many commands of one kind on one host seen as one: still running, all succeeded, or failed. */
@@ -56,8 +69,9 @@ function aggregate(rows: CommandRecord[], kind: "switch" | "rollback"): CommandO
   const rolledBack =
     kind === "switch" &&
     failed.length === rows.length &&
-    failed.every((r) => (r.result as { rolledBack?: boolean } | null)?.rolledBack === true);
-  return { state: "failed", rolledBack, reason: failed.map(errorReason).join("; ") };
+    failed.every((r) => switchResult(r).rolledBack === true);
+  const rollbackUnhealthy = failed.some((r) => switchResult(r).rollbackUnhealthy === true);
+  return { state: "failed", rolledBack, rollbackUnhealthy, reason: failed.map(errorReason).join("; ") };
 }
 
 /**

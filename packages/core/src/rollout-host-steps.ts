@@ -34,11 +34,13 @@ export function observeHost(ctx: PlanContext, host: HostStep, watch: boolean): v
       } else if (obs.switch?.state === "failed") {
         const reason = `switch failed: ${obs.switch.reason ?? "no reason given"}`;
         if (obs.switch.rolledBack) {
-          // The agent already started the previous generation again: nothing left to roll back.
+          // The agent already started the previous generation again and held it to its health gate:
+          // nothing left to roll back, whether it passed (rolled-back) or not (rollback-failed).
           host.deadlineAt = null;
           host.rollbackPending = false;
           moveHost(ctx, host, "failed", reason);
-          moveHost(ctx, host, "rolled-back");
+          if (obs.switch.rollbackUnhealthy) moveHost(ctx, host, "rollback-failed");
+          else moveHost(ctx, host, "rolled-back");
         } else {
           failSwitchedHost(ctx, host, reason);
         }
@@ -59,12 +61,18 @@ export function observeHost(ctx: PlanContext, host: HostStep, watch: boolean): v
         moveHost(ctx, host, "rolled-back");
       } else if (obs.rollback?.state === "failed") {
         host.deadlineAt = null;
-        moveHost(ctx, host, "failed", `rollback failed: ${obs.rollback.reason ?? "no reason given"}`);
+        moveHost(
+          ctx,
+          host,
+          "rollback-failed",
+          `rollback failed: ${obs.rollback.reason ?? "no reason given"}`,
+        );
       }
       return;
     case "staged":
     case "failed":
     case "rolled-back":
+    case "rollback-failed":
       return;
   }
 }
@@ -92,7 +100,7 @@ export function enforceHostDeadlines(ctx: PlanContext, host: HostStep, healthyDe
       message: `host ${host.hostId} did not finish its rollback within ${within}`,
     });
     host.deadlineAt = null;
-    moveHost(ctx, host, "failed", `rollback did not complete within ${within}`);
+    moveHost(ctx, host, "rollback-failed", `rollback did not complete within ${within}`);
   }
 }
 

@@ -37,6 +37,8 @@ export function isSettledRolloutState(state: string): boolean {
 /**
  * Per host: pending -> fetching -> staged -> switching -> verifying -> healthy, or -> failed ->
  * rolled-back. `rolling-back` is the transition of a host that a rollback is taking back.
+ * `rollback-failed`: the host went back (or was to), but the generation it went back to did not pass
+ * its own health gate, or the rollback did not finish in time: it may not serve, and counts as failed.
  */
 export type HostState =
   | "pending"
@@ -47,7 +49,8 @@ export type HostState =
   | "healthy"
   | "failed"
   | "rolling-back"
-  | "rolled-back";
+  | "rolled-back"
+  | "rollback-failed";
 
 /** A wave's size, or a failure budget: a host count or a percentage. */
 export type CountOrPercent = { count: number } | { percent: number };
@@ -181,6 +184,11 @@ export interface CommandObservation {
   state: "pending" | "running" | "succeeded" | "failed";
   /** For a failed switch: the agent already rolled the host back to its previous generation. */
   rolledBack: boolean;
+  /**
+   * With rolledBack (or for a failed rollback): the generation gone back to did not pass its own
+   * health gate; `reason` then carries that probe's result and log tail too.
+   */
+  rollbackUnhealthy?: boolean;
   reason: string | null;
 }
 

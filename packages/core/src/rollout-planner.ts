@@ -246,7 +246,11 @@ function checkRollbackReadiness(ctx: PlanContext): boolean {
   const hosts = hostsOfWave(r, r.currentWave);
   if (hosts.some((h) => h.switchedAt !== null)) return false;
   const unready = hosts.filter(
-    (h) => h.state !== "failed" && h.state !== "rolled-back" && !observed(ctx, h.hostId).rollbackReady,
+    (h) =>
+      h.state !== "failed" &&
+      h.state !== "rolled-back" &&
+      h.state !== "rollback-failed" &&
+      !observed(ctx, h.hostId).rollbackReady,
   );
   if (unready.length === 0) return false;
   const names = unready.map((h) => h.hostId).join(", ");
@@ -261,8 +265,8 @@ function checkRollbackReadiness(ctx: PlanContext): boolean {
 function finishRollback(ctx: PlanContext): void {
   const r = ctx.rollout;
   const outcome = r.rollbackOutcome ?? "failed";
-  // A switched host left failed at the end is one whose rollback failed or timed out.
-  const stuck = Object.values(r.hosts).filter((h) => h.state === "failed" && h.switchedAt !== null);
+  // Hosts whose rollback failed, timed out, or went back to a generation that is not healthy.
+  const stuck = Object.values(r.hosts).filter((h) => h.state === "rollback-failed");
   r.finishedAt = ctx.now;
   ctx.markVersion = "bad";
   const note = stuck.length > 0 ? `; could not be rolled back: ${stuck.map((h) => h.hostId).join(", ")}` : "";

@@ -4,7 +4,7 @@ import type { HostState, HostStep, PauseCause, RolloutRecord } from "./rollout-m
 export const MAX_FETCH_ATTEMPTS = 3;
 
 /** States of a host that failed in this rollout (whether or not it is back on its previous version). */
-const FAILURE_STATES: readonly HostState[] = ["failed", "rolling-back", "rolled-back"];
+const FAILURE_STATES: readonly HostState[] = ["failed", "rolling-back", "rolled-back", "rollback-failed"];
 
 /** States of a switched host that runs, or may run, the target version. */
 const ON_TARGET_STATES: readonly HostState[] = ["switching", "verifying", "healthy"];
@@ -41,6 +41,7 @@ export function isHostDone(host: HostStep): boolean {
   return (
     host.state === "healthy" ||
     host.state === "rolled-back" ||
+    host.state === "rollback-failed" ||
     (host.state === "failed" && !host.rollbackPending)
   );
 }

@@ -256,6 +256,29 @@ describe("planRollout: one host through its steps (canary h1, prefetch on)", () 
       },
     },
     {
+      name: "a switch whose local rollback did not turn healthy: rollback-failed, no rollback command, version bad",
+      record: canarySwitched,
+      obs: fleetObs(r3, {
+        h1: {
+          switch: {
+            state: "failed",
+            rolledBack: true,
+            rollbackUnhealthy: true,
+            reason: "exit 3; the generation it went back to is not healthy either: probe refused",
+          },
+        },
+      }),
+      now: t,
+      commands: [],
+      state: "failed",
+      hosts: { h1: "rollback-failed", [a]: "fetching", [b]: "fetching" },
+      mark: "bad",
+      check: (res) => {
+        expect(res.rollout.hosts.h1?.reason).toContain("not healthy either: probe refused");
+        expect(res.events.at(-1)?.message).toMatch(/could not be rolled back: h1/);
+      },
+    },
+    {
       name: "a failed switch not rolled back by the agent gets a rollback command",
       record: canarySwitched,
       obs: fleetObs(r3, { h1: { switch: { state: "failed", rolledBack: false, reason: "start failed" } } }),
@@ -677,11 +700,34 @@ describe("planRollout: rolling back", () => {
       mark: "bad",
       check: (res) => {
         expect(res.rollout.hosts[ids[0] as string]).toMatchObject({
-          state: "failed",
+          state: "rollback-failed",
           reason: "rollback did not complete within 5m",
         });
         const last = res.events.at(-1);
         expect(last?.message).toMatch(/could not be rolled back: h\d/);
+      },
+    },
+    {
+      name: "a rollback command that fails: rollback-failed with the agent's reason, counted when rolling back ends",
+      record: withHosts(healthyAll(r5, "failed"), {
+        [ids[0] as string]: { state: "rolling-back", deadlineAt: t + MIN },
+      }),
+      obs: (r) =>
+        obsFor(r, {
+          [ids[0] as string]: {
+            rollback: { state: "failed", rolledBack: false, rollbackUnhealthy: true, reason: "not healthy" },
+          },
+        }),
+      now: t,
+      commands: [],
+      state: "failed",
+      mark: "bad",
+      check: (res) => {
+        expect(res.rollout.hosts[ids[0] as string]).toMatchObject({
+          state: "rollback-failed",
+          reason: "rollback failed: not healthy",
+        });
+        expect(res.events.at(-1)?.message).toMatch(/could not be rolled back/);
       },
     },
     {

@@ -318,7 +318,7 @@ describe("rollout simulation: operator verbs", () => {
     const back = run(fleet, rollbackRollout(done.rollout, start), start);
     expect(back.rollout.state).toBe("rolled-back");
     expect(back.rollout.hosts[stuck]).toMatchObject({
-      state: "failed",
+      state: "rollback-failed",
       reason: "rollback did not complete within 5m",
     });
     const issued = fleet.sent.find((s) => s.command.kind === "rollback" && s.command.hostId === stuck)

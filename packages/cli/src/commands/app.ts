@@ -66,7 +66,9 @@ function deployLine(e: DeployEvent): string {
     case "done":
       return `${host} done: generation g${e.generation} runs${e.previousGeneration ? `, g${e.previousGeneration} kept for rollback` : ""}`;
     case "rolled-back":
-      return `${host} ROLLED BACK to g${e.generation}: ${e.reason ?? e.error?.message ?? ""}`;
+      return `${host} ROLLED BACK to g${e.generation} (healthy again): ${e.reason ?? e.error?.message ?? ""}`;
+    case "rollback-failed":
+      return `${host} ROLLBACK FAILED: back on g${e.generation}, NOT HEALTHY: ${e.reason ?? e.error?.message ?? ""}${e.error ? ` [${e.error.code}]` : ""}`;
     default:
       return `${host} FAILED: ${e.error?.message ?? e.reason ?? "unknown"}${e.error ? ` [${e.error.code}]` : ""}`;
   }

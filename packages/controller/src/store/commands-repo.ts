@@ -130,17 +130,21 @@ export class CommandsRepo {
   }
 
   /**
-   * Withdraw a rollout's commands that no host has taken yet (still pending), for one host or all:
-   * they are marked failed with GILD_COMMAND_CANCELLED and never sent again. Returns their ids.
+   * Withdraw a rollout's commands of the given kinds that no host has taken yet (still pending), for
+   * one host or all: they are marked failed with GILD_COMMAND_CANCELLED and never sent again. Returns their ids.
    */
-  cancelPending(rolloutId: string, hostId: string | null, now: number): string[] {
+  cancelPending(rolloutId: string, hostId: string | null, now: number, kinds: readonly string[]): string[] {
     const rows = (
-      hostId === null
-        ? this.db.prepare("SELECT id FROM commands WHERE rollout_id = ? AND state = 'pending'").all(rolloutId)
+      (hostId === null
+        ? this.db
+            .prepare("SELECT id, kind FROM commands WHERE rollout_id = ? AND state = 'pending'")
+            .all(rolloutId)
         : this.db
-            .prepare("SELECT id FROM commands WHERE rollout_id = ? AND host_id = ? AND state = 'pending'")
-            .all(rolloutId, hostId)
-    ) as Array<{ id: string }>;
+            .prepare(
+              "SELECT id, kind FROM commands WHERE rollout_id = ? AND host_id = ? AND state = 'pending'",
+            )
+            .all(rolloutId, hostId)) as Array<{ id: string; kind: string }>
+    ).filter((row) => kinds.includes(row.kind));
     const error = JSON.stringify({
       code: "GILD_COMMAND_CANCELLED",
       message: "withdrawn by its rollout before the host took it",
