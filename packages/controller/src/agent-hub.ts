@@ -15,6 +15,7 @@ import {
 } from "@gild/protocol";
 import { type WebSocket, WebSocketServer } from "ws";
 import type { Store } from "./store/store.js";
+import { storeFailure } from "./store/store-errors.js";
 
 /** What the hub tells the rest of the controller. */
 export interface HubListener {
@@ -48,6 +49,8 @@ export class AgentHub {
   private readonly listeners: HubListener[] = [];
   private readonly pingTimer: NodeJS.Timeout;
   private graceTimer: NodeJS.Timeout | undefined;
+  /** Hosts that went offline while the store could not record it: written on a later ping tick. */
+  private readonly offlineUnrecorded = new Map<string, number>();
   private closing = false;
   private readonly log: Logger;
 
@@ -89,7 +92,7 @@ export class AgentHub {
     this.graceTimer = setTimeout(() => {
       for (const host of this.deps.store.hosts.list()) {
         if (host.state === "online" && !this.sessions.has(host.id)) {
-          this.deps.store.hosts.setState(host.id, "offline", host.lastSeen ?? this.now());
+          this.recordOffline(host.id, host.lastSeen ?? this.now());
           this.log.info({ host: host.name }, "host did not reconnect within the grace period: offline");
           for (const l of this.listeners) l.onOffline?.(host.id);
         }
@@ -227,6 +230,17 @@ export class AgentHub {
           return;
       }
     } catch (err) {
+      const unwritable = storeFailure(err);
+      if (unwritable) {
+        // What the agent said could not be recorded. Closing makes it reconnect later: then every
+        // open command is sent again and the agent answers each from its journal, so nothing is lost.
+        this.log.warn(
+          { hostId: session.hostId, code: unwritable.code, payload: envelope.payload },
+          "cannot record an agent's message; asking it to reconnect later",
+        );
+        this.refuse(session, CloseCode.tryAgainLater, unwritable);
+        return;
+      }
       // A listener's bug must not take the hub down; the agent's message is dropped and logged.
       this.log.error({ hostId: session.hostId, err }, "handling an agent message failed");
     }
@@ -261,6 +275,21 @@ export class AgentHub {
       return;
     }
     clearTimeout(session.helloTimer);
+    // Recorded before the Welcome: a controller that cannot write refuses the session (the caller
+    // catches the store's error) instead of serving an agent whose reports it could not keep.
+    const store = this.deps.store;
+    store.transaction(() => {
+      store.hosts.setHello(session.hostId, {
+        agentVersion: hello.agentVersion ?? "",
+        kernelVersion: hello.kernelVersion ?? "",
+        btrfsProgsVersion: hello.btrfsProgsVersion ?? "",
+        maxStreamVersion: hello.maxStreamVersion || 1,
+        facts: { ...(hello.facts ?? {}) },
+      });
+      if (store.hosts.byId(session.hostId)?.state !== "online")
+        store.hosts.setState(session.hostId, "online", this.now());
+    });
+    this.offlineUnrecorded.delete(session.hostId);
     session.helloed = true;
     const welcome: Envelope = {
       welcome: {
@@ -271,16 +300,6 @@ export class AgentHub {
       },
     };
     session.ws.send(encodeEnvelope({ ...welcome, seq: ++session.seq }));
-    const store = this.deps.store;
-    store.hosts.setHello(session.hostId, {
-      agentVersion: hello.agentVersion ?? "",
-      kernelVersion: hello.kernelVersion ?? "",
-      btrfsProgsVersion: hello.btrfsProgsVersion ?? "",
-      maxStreamVersion: hello.maxStreamVersion || 1,
-      facts: { ...(hello.facts ?? {}) },
-    });
-    if (store.hosts.byId(session.hostId)?.state !== "online")
-      store.hosts.setState(session.hostId, "online", this.now());
     this.log.info(
       { hostId: session.hostId, name: hello.hostName, agent: hello.agentVersion },
       "agent connected",
@@ -311,13 +330,26 @@ export class AgentHub {
     this.sessions.delete(session.hostId);
     this.log.info({ hostId: session.hostId, code, reason }, "agent disconnected");
     if (!session.helloed) return;
-    const host = this.deps.store.hosts.byId(session.hostId);
-    if (host && host.state !== "offline")
-      this.deps.store.hosts.setState(session.hostId, "offline", session.lastSeen);
+    this.recordOffline(session.hostId, session.lastSeen);
     for (const l of this.listeners) l.onOffline?.(session.hostId);
   }
 
+  /** Write a host's offline state; when the store cannot write, try again on the next ping tick. */
+  private recordOffline(hostId: string, lastSeen: number): void {
+    try {
+      const host = this.deps.store.hosts.byId(hostId);
+      if (host && host.state !== "offline") this.deps.store.hosts.setState(hostId, "offline", lastSeen);
+      this.offlineUnrecorded.delete(hostId);
+    } catch (err) {
+      if (!storeFailure(err)) throw err;
+      this.offlineUnrecorded.set(hostId, lastSeen);
+    }
+  }
+
   private pingAll(): void {
+    for (const [hostId, lastSeen] of this.offlineUnrecorded) {
+      if (!this.sessions.has(hostId)) this.recordOffline(hostId, lastSeen);
+    }
     for (const session of this.sessions.values()) {
       if (session.awaitingPong) {
         this.log.warn({ hostId: session.hostId }, "agent missed a pong: terminating its connection");

@@ -2,6 +2,7 @@ import { GildError } from "@gild/core";
 import type { FastifyInstance } from "fastify";
 import { bearerSecret, hashSecret, secretMatches } from "./secrets.js";
 import type { AuditRepo } from "./store/audit-repo.js";
+import { storeFailure } from "./store/store-errors.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -48,13 +49,20 @@ export function installAuth(app: FastifyInstance, deps: { adminToken: string; au
   });
   app.addHook("onResponse", async (req, reply) => {
     if (!MUTATING.has(req.method)) return;
-    deps.audit.append({
-      at: Date.now(),
-      actor: req.actor || "anonymous",
-      method: req.method,
-      path: req.url.split("?")[0] ?? req.url,
-      status: reply.statusCode,
-      summary: req.auditSummary ?? null,
-    });
+    try {
+      deps.audit.append({
+        at: Date.now(),
+        actor: req.actor || "anonymous",
+        method: req.method,
+        path: req.url.split("?")[0] ?? req.url,
+        status: reply.statusCode,
+        summary: req.auditSummary ?? null,
+      });
+    } catch (err) {
+      // The answer is out already; a full disk loses this audit line, not the request.
+      const unwritable = storeFailure(err);
+      if (!unwritable) throw err;
+      req.log.warn({ code: unwritable.code, path: req.url }, "could not write the audit log");
+    }
   });
 }

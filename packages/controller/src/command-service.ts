@@ -12,6 +12,7 @@ import {
 import type { AgentHub } from "./agent-hub.js";
 import type { CommandRecord } from "./store/commands-repo.js";
 import type { Store } from "./store/store.js";
+import { storeFailure } from "./store/store-errors.js";
 
 /** The final word on a command. */
 export interface CommandOutcome {
@@ -81,8 +82,15 @@ export class CommandService {
   /** Forget old final results: log reads after 10 minutes, other manual commands after 7 days. */
   private prune(): void {
     const now = this.now();
-    const removed = this.deps.store.commands.pruneFinished(now - 600_000, now - 7 * 86_400_000);
-    if (removed > 0) this.log.debug({ removed }, "pruned old command results");
+    try {
+      const removed = this.deps.store.commands.pruneFinished(now - 600_000, now - 7 * 86_400_000);
+      if (removed > 0) this.log.debug({ removed }, "pruned old command results");
+    } catch (err) {
+      // Pruning is housekeeping: a store that cannot write now is pruned on a later round.
+      const unwritable = storeFailure(err);
+      if (!unwritable) throw err;
+      this.log.warn({ code: unwritable.code }, "could not prune old command results");
+    }
   }
 
   close(): void {

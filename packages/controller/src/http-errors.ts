@@ -1,5 +1,6 @@
 import { GildError, toGildError } from "@gild/core";
 import type { FastifyError, FastifyInstance } from "fastify";
+import { storeFailure } from "./store/store-errors.js";
 
 /** Answer every error as `{ error: { code, message, hint?, details? } }` with the code's HTTP status. */
 export function installErrorHandling(app: FastifyInstance): void {
@@ -21,8 +22,11 @@ export function installErrorHandling(app: FastifyInstance): void {
     } else if ((err as FastifyError).statusCode && ((err as FastifyError).statusCode as number) < 500) {
       gild = new GildError("GILD_BAD_REQUEST", err.message);
     } else {
-      gild = toGildError(err);
-      req.log.error({ err }, "request failed");
+      const unwritable = storeFailure(err);
+      gild = unwritable ?? toGildError(err);
+      if (unwritable)
+        req.log.warn({ code: gild.code, err: gild.message }, "request refused: the store cannot write");
+      else req.log.error({ err }, "request failed");
     }
     reply.status(gild.status).send({ error: gild.toJSON() });
   });

@@ -37,12 +37,17 @@ function serial(): string {
   return bytes.toString("hex");
 }
 
+// Certificates are valid from a day before they are made: an agent whose clock is behind the
+// controller's (seen: 10 minutes) would otherwise refuse a new controller's certificate as "not yet
+// valid" and could not connect at all.
+const VALID_FROM_BACKDATE_MS = 86_400_000;
+
 function makeCa(): { certPem: string; keyPem: string } {
   const keys = rsaKeyPair();
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(keys.publicPem);
   cert.serialNumber = serial();
-  cert.validity.notBefore = new Date(Date.now() - 60_000);
+  cert.validity.notBefore = new Date(Date.now() - VALID_FROM_BACKDATE_MS);
   cert.validity.notAfter = new Date(Date.now() + 20 * 365 * 86_400_000);
   const subject = [{ name: "commonName", value: `gild controller CA (${hostname()})` }];
   cert.setSubject(subject);
@@ -77,7 +82,7 @@ function makeServerCert(ca: { certPem: string; keyPem: string }, names: { dns: s
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(keys.publicPem);
   cert.serialNumber = serial();
-  cert.validity.notBefore = new Date(Date.now() - 60_000);
+  cert.validity.notBefore = new Date(Date.now() - VALID_FROM_BACKDATE_MS);
   cert.validity.notAfter = new Date(Date.now() + 5 * 365 * 86_400_000);
   cert.setSubject([{ name: "commonName", value: names.dns[1] ?? "gild-controller" }]);
   cert.setIssuer(caCert.subject.attributes);

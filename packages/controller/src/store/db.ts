@@ -122,8 +122,10 @@ export function openDatabase(path: string): Db {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const db = new Database(path);
   db.pragma("journal_mode = WAL");
-  // WAL + NORMAL is durable across a process crash (kill -9); only an OS crash may lose the last commits.
-  db.pragma("synchronous = NORMAL");
+  // WAL + FULL: a transaction is on disk when its commit returns (the WAL is fsynced at each commit),
+  // so a power loss cannot take back a rollout transition whose command already went out (NORMAL could
+  // lose the last commits; docs/deployment.md, "What a power loss can lose").
+  db.pragma("synchronous = FULL");
   db.pragma("foreign_keys = ON");
   db.pragma("busy_timeout = 5000");
   cacheStatements(db);
