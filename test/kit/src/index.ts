@@ -1,5 +1,6 @@
 export * from "./busybox-image.js";
 export * from "./cleanup-registry.js";
+export * from "./faults.js";
 export * from "./fleet/index.js";
 export { freePort } from "./fleet/network.js";
 export { mapLimit } from "./fleet/parallel.js";

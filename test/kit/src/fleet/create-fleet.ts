@@ -132,6 +132,8 @@ export async function createFleet(options: FleetOptions): Promise<Fleet> {
       stateDir: join(hostDir, "state"),
       logFile: join(dir, "logs", `${name}.log`),
       labels: { ...options.hostLabels?.(index) },
+      agentArgs: [...(options.hostAgentArgs?.(index) ?? [])],
+      agentEnv: { ...options.hostAgentEnv?.(index) },
     };
   };
   const hostPool = (host: HostRecord): PoolRecord => ({
@@ -197,6 +199,19 @@ export async function createFleet(options: FleetOptions): Promise<Fleet> {
           `gild-${id}-c`,
           compress,
         );
+        if (options.controllerDataMiB !== undefined) {
+          log(`making the controller's data filesystem (${options.controllerDataMiB} MiB)`);
+          await preparePool(
+            ctx,
+            {
+              backingFile: join(dir, "controller", "data.img"),
+              mountPoint: state.controllerDataDir,
+              sizeMiB: options.controllerDataMiB,
+            },
+            `gild-${id}-d`,
+            false,
+          );
+        }
         await startController(ctx);
       })(),
       prepareHosts(firstHosts),

@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { run } from "../host-commands.js";
 import { capture } from "./capture.js";
 import { type FleetContext, recordFor, setRecord, stopRole, waitOnline } from "./fleet-context.js";
 import type { HostRecord } from "./fleet-state.js";
@@ -26,13 +27,14 @@ export function launchAgent(ctx: FleetContext, host: HostRecord): number | undef
     "--pool",
     host.poolPath,
     ...ctx.state.agentArgs,
+    ...(host.agentArgs ?? []),
   ]);
   const record = spawnDetached({
     role: agentRole(host.name),
     marker: host.stateDir,
     file,
     args,
-    env: ctx.baseEnv,
+    env: { ...ctx.baseEnv, ...host.agentEnv },
     logFile: host.logFile,
   });
   setRecord(ctx, record);
@@ -82,6 +84,10 @@ export function makeFleetHost(ctx: FleetContext, host: HostRecord): FleetHost {
     },
     killAgent() {
       return stopRole(ctx, role, "SIGKILL");
+    },
+    async setLink(up: boolean) {
+      await run("ip", ["-n", host.netns, "link", "set", "eth0", up ? "up" : "down"]);
+      ctx.log(`${host.name}: link ${up ? "up" : "down"}`);
     },
     exec(argv, opts) {
       return execInHost(ctx, host, argv, opts);

@@ -26,6 +26,10 @@ export interface HostRecord {
   stateDir: string;
   logFile: string;
   labels: Record<string, string>;
+  /** `gild agent run` flags of this host only (after the fleet's agentArgs). */
+  agentArgs?: string[];
+  /** Environment of this host's agent only (added to the harness's). */
+  agentEnv?: Record<string, string>;
 }
 
 /**

@@ -18,6 +18,15 @@ export interface FleetOptions {
   controllerArgs?: string[];
   /** Extra `gild agent run` flags. */
   agentArgs?: string[];
+  /** Extra `gild agent run` flags for one host (by index, from 1), after agentArgs. */
+  hostAgentArgs?: (index: number) => string[];
+  /** Environment for one host's agent (by index, from 1): a faked clock, say. */
+  hostAgentEnv?: (index: number) => Record<string, string>;
+  /**
+   * Put the controller's data dir (database, keys, artifacts) on a filesystem of its own of this many
+   * MiB (a loopback btrfs), so a test can fill it up. Default: on the fleet dir's filesystem.
+   */
+  controllerDataMiB?: number;
   hostLabels?: (index: number) => Record<string, string>;
   /** Default host-1, host-2, ... */
   hostName?: (index: number) => string;
@@ -86,6 +95,8 @@ export interface FleetHost {
   stopAgent(signal?: NodeJS.Signals): Promise<void>;
   /** SIGKILL, waits until gone (for crash tests). */
   killAgent(): Promise<void>;
+  /** Take the host's link down (a netsplit: the namespace keeps running, nothing gets in or out) or up. */
+  setLink(up: boolean): Promise<void>;
   /** Run a program inside the host's netns and wait for it. */
   exec(argv: string[], opts?: ExecOptions): Promise<ProgramResult>;
   /** Start a program inside the host's netns without waiting (a server for a test); destroy() kills leftovers. */
