@@ -150,6 +150,7 @@ export async function fillFilesystem(dir: string, leaveBytes: number): Promise<s
         files.push(file);
         break;
       } catch (err) {
+        if (!/No space left on device/.test((err as Error).message)) throw err;
         // btrfs keeps some space for metadata: ask for less until it fits.
         size = Math.floor(size / 2);
         if (size < 1024 * 1024) return files;
