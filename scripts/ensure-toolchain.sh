@@ -33,5 +33,8 @@ ensure_built() {
   pnpm build
 }
 
-# Everything the tests and the quickstart run: btrfs, nspawn, debootstrap, busybox, netns, xattr tools.
-GILD_APT_PACKAGES=(btrfs-progs systemd-container debootstrap busybox-static iproute2 attr util-linux shellcheck)
+# Everything the quickstart and the tests run: btrfs, nspawn, debootstrap, busybox, netns, xattr tools.
+GILD_APT_PACKAGES=(btrfs-progs systemd-container debootstrap busybox-static iproute2 attr util-linux)
+# What only the tests need: shellcheck (the installers), faketime (agents with a skewed clock),
+# stress-ng (the second e2e pass, with every core busy).
+GILD_TEST_APT_PACKAGES=(shellcheck faketime stress-ng)

@@ -12,7 +12,11 @@ export type Requirement =
   | "debootstrap"
   | "shellcheck"
   | "systemd-analyze"
-  | "setpriv";
+  | "setpriv"
+  | "faketime";
+
+/** libfaketime, which fault tests preload into an agent to move its wall clock (Debian's faketime). */
+export const FAKETIME_LIBRARY = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 function hasProgram(name: string): boolean {
   const dirs = (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":");
@@ -54,6 +58,8 @@ const checks: Record<Requirement, () => string | undefined> = {
   "systemd-analyze": () =>
     hasProgram("systemd-analyze") ? undefined : "systemd-analyze is missing (apt-get install systemd)",
   setpriv: () => (hasProgram("setpriv") ? undefined : "setpriv is missing (apt-get install util-linux)"),
+  faketime: () =>
+    existsSync(FAKETIME_LIBRARY) ? undefined : "libfaketime is missing (apt-get install faketime)",
 };
 
 /** The first unmet requirement as a sentence, or undefined when all are met. */
