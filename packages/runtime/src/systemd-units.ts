@@ -8,6 +8,9 @@ import type { ContainerSpec, ContainerStatus } from "./types.js";
 const UNIT_PREFIX = "gild-app-";
 const UNIT_RE = /^gild-app-([a-z][a-z0-9-]{0,62})-([1-9][0-9]*)\.service$/;
 
+/** How long a killed container may take to end before every process of its unit gets SIGKILL. */
+export const KILL_GRACE_MS = 5_000;
+
 /** The transient unit that runs one app generation. */
 export function unitName(app: string, generation: number): string {
   return `${UNIT_PREFIX}${app}-${generation}.service`;
@@ -27,9 +30,14 @@ export function parseUnitName(unit: string): { app: string; generation: number }
 /**
  * `systemd-run` arguments that run nspawn as a transient service:
  * - Type=notify: nspawn reports READY once the container's init runs, so systemd-run returns then.
- * - KillMode=mixed: SIGTERM to nspawn only (it forwards it to the container's init), SIGKILL to every
- *   process of the unit when the stop timeout passes. Delegate=yes: nspawn manages its cgroup subtree.
- * - --collect: the unit is unloaded once it ended, even when it failed.
+ * - KillMode=mixed: SIGTERM to nspawn only (it forwards it to the container's init). Delegate=yes:
+ *   nspawn manages its cgroup subtree.
+ * - TimeoutStopFailureMode=abort with WatchdogSignal=SIGTERM: when the stop timeout passes, systemd
+ *   sends nspawn a second SIGTERM, on which nspawn kills the container's init and exits 1, as the
+ *   process driver's kill ends it; so a container stopped by systemd alone (no agent, a shutdown) ends
+ *   the same way. TimeoutAbortSec: SIGKILL to every process of the unit should nspawn hang even then.
+ * - No --collect: a unit that failed stays loaded, with its exit code, until the driver has read it and
+ *   runs `systemctl reset-failed` (with --collect, systemd unloads it at once and the code is lost).
  */
 export function buildSystemdRunArgs(
   spec: ContainerSpec,
@@ -40,7 +48,6 @@ export function buildSystemdRunArgs(
   return [
     `--unit=${unitName(spec.app, spec.generation)}`,
     `--description=gild app ${spec.app} generation ${spec.generation}`,
-    "--collect",
     "--quiet",
     "--property=Type=notify",
     "--property=KillMode=mixed",
@@ -48,6 +55,9 @@ export function buildSystemdRunArgs(
     "--property=KillSignal=SIGTERM",
     `--property=TimeoutStartSec=${millis(options.startTimeoutMs)}`,
     `--property=TimeoutStopSec=${millis(spec.stopTimeoutMs)}`,
+    "--property=TimeoutStopFailureMode=abort",
+    "--property=WatchdogSignal=SIGTERM",
+    `--property=TimeoutAbortSec=${millis(KILL_GRACE_MS)}`,
     `--property=StandardOutput=append:${spec.logFile}`,
     `--property=StandardError=append:${spec.logFile}`,
     "--",

@@ -10,8 +10,9 @@ import {
 } from "@gild/runtime";
 import { describe, expect, it } from "vitest";
 
-// The systemd driver cannot run here (systemd is not PID 1 on the test machine): its argument building
-// and output parsing are tested as pure functions, on output in the shape systemd 252 prints.
+// Argument building and output parsing of the systemd driver as pure functions, on output in the shape
+// systemd 252 prints (some of it recorded in a booted container). The driver itself runs for real in
+// driver-endings.test.ts, inside a booted systemd container.
 
 const spec: ContainerSpec = {
   app: "api-v2",
@@ -36,13 +37,12 @@ describe("systemd unit names", () => {
 });
 
 describe("systemd-run arguments", () => {
-  it("run nspawn as a transient notify service with the stop timeout, log and kill settings", () => {
+  it("run nspawn as a transient notify service with the stop timeout, log and kill settings, kept once it failed", () => {
     const args = buildSystemdRunArgs(spec, "gild-api-v2-12-0123abcd", { startTimeoutMs: 15_000 });
     const dash = args.indexOf("--");
     expect(args.slice(0, dash)).toEqual([
       "--unit=gild-app-api-v2-12.service",
       "--description=gild app api-v2 generation 12",
-      "--collect",
       "--quiet",
       "--property=Type=notify",
       "--property=KillMode=mixed",
@@ -50,9 +50,14 @@ describe("systemd-run arguments", () => {
       "--property=KillSignal=SIGTERM",
       "--property=TimeoutStartSec=15000ms",
       "--property=TimeoutStopSec=7500ms",
+      "--property=TimeoutStopFailureMode=abort",
+      "--property=WatchdogSignal=SIGTERM",
+      "--property=TimeoutAbortSec=5000ms",
       "--property=StandardOutput=append:/var/log/gild/api-v2-12.log",
       "--property=StandardError=append:/var/log/gild/api-v2-12.log",
     ]);
+    // Without --collect a failed unit keeps its exit code until the driver has read it.
+    expect(args).not.toContain("--collect");
     expect(args[dash + 1]).toBe("systemd-nspawn");
     expect(args).toContain("--machine=gild-api-v2-12-0123abcd");
     expect(args.slice(-4)).toEqual(["--", "/usr/sbin/nginx", "-g", "daemon off;"]);
@@ -114,7 +119,27 @@ describe("systemctl show parsing", () => {
     expect(killed).toMatchObject({ exitCode: null, signal: "SIGKILL", result: "signal" });
   });
 
-  it("reads a unit that does not exist (collected) as not running", () => {
+  it("reads a unit that systemd's stop timeout ended (recorded, systemd 252 in a booted container)", () => {
+    // A container that ignored SIGTERM: at TimeoutStopSec systemd sent nspawn a second SIGTERM, nspawn
+    // killed the container's init and exited 1.
+    const state = parseSystemctlShow(
+      "Result=timeout\nExecMainCode=1\nExecMainStatus=1\nLoadState=loaded\nActiveState=failed\nSubState=failed\n",
+    );
+    expect(state).toMatchObject({
+      loaded: true,
+      activeState: "failed",
+      result: "timeout",
+      exitCode: 1,
+      signal: null,
+    });
+    expect(unitStatus("a", 1, state, { realMs: 0, monotonicUs: 0 })).toMatchObject({
+      running: false,
+      exitCode: 1,
+      signal: null,
+    });
+  });
+
+  it("reads a unit that does not exist (reset, or ended with success) as not running", () => {
     const gone = parseSystemctlShow(
       "MainPID=0\nResult=success\nLoadState=not-found\nActiveState=inactive\nSubState=dead\nExecMainStartTimestampMonotonic=0\nExecMainCode=0\nExecMainStatus=0\nTimeoutStopUSec=1min 30s\n",
     );

@@ -1,3 +1,4 @@
+export * from "./booted-systemd.js";
 export * from "./busybox-image.js";
 export * from "./cleanup-registry.js";
 export * from "./faults.js";
