@@ -3,21 +3,30 @@ import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
 
-interface Answer {
+/** An API answer: its status and body text. */
+export interface Answer {
   status: number;
   body: string;
 }
 
-/** GET a controller URL, trusting its CA (caFile) and sending the admin token when given. */
-function get(url: URL, options: { caFile: string; token?: string }): Promise<Answer> {
+/** Request a controller URL, trusting its CA (caFile) and sending the admin token when given. */
+function send(
+  url: URL,
+  options: { caFile: string; token?: string; method?: string; body?: unknown },
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const secure = url.protocol === "https:";
+    const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
     const req = (secure ? httpsRequest : httpRequest)(
       url,
       {
+        method: options.method ?? "GET",
         timeout: 2_000,
         ...(secure ? { ca: readFileSync(options.caFile) } : {}),
-        headers: options.token ? { authorization: `Bearer ${options.token}` } : {},
+        headers: {
+          ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+          ...(payload === undefined ? {} : { "content-type": "application/json" }),
+        },
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -30,9 +39,11 @@ function get(url: URL, options: { caFile: string; token?: string }): Promise<Ans
     );
     req.once("timeout", () => req.destroy(new Error(`${url.href} did not answer within 2 s`)));
     req.once("error", reject);
-    req.end();
+    req.end(payload);
   });
 }
+
+const get = (url: URL, options: { caFile: string; token?: string }) => send(url, options);
 
 /**
  * Whether GET <url>/healthz answers 200. Rejects on connection errors (waitFor keeps the last one for
@@ -46,18 +57,28 @@ export async function healthz(url: string, dataDir: string): Promise<boolean> {
   return (await get(target, { caFile })).status === 200;
 }
 
-/**
- * GET /v1/hosts straight from the API with the admin token, as cli.json in the data dir describes it:
- * a cheap poll (a CLI run costs a Node.js start); the harness confirms with `gild hosts --json`.
- */
-export async function apiHosts<T>(dataDir: string): Promise<T[]> {
+/** How the CLI reaches the controller in this data dir (cli.json), with its admin token. */
+function cliAccess(dataDir: string): { url: string; token: string; caFile: string } {
   const cli = JSON.parse(readFileSync(join(dataDir, "cli.json"), "utf8")) as {
     url: string;
     tokenFile: string;
     caFile: string | null;
   };
-  const token = readFileSync(cli.tokenFile, "utf8").trim();
-  const answer = await get(new URL("/v1/hosts", cli.url), { caFile: cli.caFile ?? "", token });
+  return { url: cli.url, token: readFileSync(cli.tokenFile, "utf8").trim(), caFile: cli.caFile ?? "" };
+}
+
+/** One API request with the admin token (as the CLI makes it); the answer whatever its status. */
+export function apiRequest(dataDir: string, method: string, path: string, body?: unknown): Promise<Answer> {
+  const access = cliAccess(dataDir);
+  return send(new URL(path, access.url), { ...access, method, body });
+}
+
+/**
+ * GET /v1/hosts straight from the API with the admin token, as cli.json in the data dir describes it:
+ * a cheap poll (a CLI run costs a Node.js start); the harness confirms with `gild hosts --json`.
+ */
+export async function apiHosts<T>(dataDir: string): Promise<T[]> {
+  const answer = await apiRequest(dataDir, "GET", "/v1/hosts");
   if (answer.status !== 200) throw new Error(`GET /v1/hosts answered ${answer.status}: ${answer.body}`);
   return (JSON.parse(answer.body) as { hosts: T[] }).hosts;
 }

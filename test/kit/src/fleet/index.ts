@@ -11,6 +11,7 @@
  * that another (or a killed) process made. Needs root, btrfs and iproute2, and a built CLI.
  */
 export { type AppInstanceView, appInstances, fetchPage } from "./apps.js";
+export { type Answer, apiRequest } from "./controller-http.js";
 export { createFleet } from "./create-fleet.js";
 export { destroyFleetAt } from "./destroy-fleet.js";
 export {

@@ -1,0 +1,137 @@
+import { rmSync } from "node:fs";
+import {
+  apiRequest,
+  appInstances,
+  busyboxServeShellCommand,
+  createBusyboxImage,
+  createFleet,
+  type Fleet,
+  fillFilesystem,
+  journalEntries,
+  run,
+  updateImage,
+  waitFor,
+} from "@gild/testkit";
+import { describeWith } from "@gild/testkit/gate";
+import { afterAll, beforeAll, expect, it } from "vitest";
+
+// The controller's own disk: its data dir (SQLite database, keys, artifacts) on a small filesystem of
+// its own that a test fills up in the middle of a rollout.
+
+interface RolloutView {
+  id: string;
+  state: string;
+  phase: string;
+  currentWave: number;
+  clocks: { bakeUntil: number | null };
+  waves: Array<{ hosts: Array<{ name: string; state: string }> }>;
+}
+
+const PORT = 8080;
+
+describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "controller faults", () => {
+  let fleet: Fleet;
+  let fillers: string[] = [];
+
+  beforeAll(async () => {
+    fleet = await createFleet({ hosts: 2, controllerDataMiB: 192 });
+    await createBusyboxImage(fleet, "web", { marker: "release-1" });
+    await fleet.gildJson([
+      "app",
+      "create",
+      "site",
+      "--image",
+      "web",
+      "--hosts",
+      "host-1,host-2",
+      "--cmd",
+      busyboxServeShellCommand(PORT, "/srv/data"),
+      "--data",
+      "/srv/data",
+      "--health",
+      `http://127.0.0.1:${PORT}/healthz`,
+      "--health-interval",
+      "200ms",
+      "--min-healthy",
+      "500ms",
+    ]);
+    const deployed = await fleet.gild(["app", "deploy", "site", "--image", "web@1"], { timeoutMs: 120_000 });
+    expect(deployed.code, deployed.stderr).toBe(0);
+    await updateImage(fleet, "web", "sed -i 's/release-1/release-2/g' /www/index.html");
+  });
+
+  afterAll(async () => {
+    for (const file of fillers) rmSync(file, { force: true });
+    await fleet?.destroy();
+  });
+
+  const status = (id: string) => fleet.gildJson<RolloutView>(["rollout", "status", id]);
+  const switchesSent = (hostIndex: number, rolloutId: string) =>
+    journalEntries(fleet.hosts[hostIndex]?.stateDir as string).filter(
+      (e) => e.commandId.startsWith(`${rolloutId}:`) && e.kind === "deployApp",
+    ).length;
+
+  it("f. its data disk fills mid-rollout: 503 GILD_STORE_UNAVAILABLE, nothing half-written or sent early, the rollout resumes once space is back", async () => {
+    const controllerPid = fleet.controllerPid();
+    const started = await fleet.gildJson<RolloutView>([
+      "rollout",
+      "start",
+      "web@2",
+      "--canary",
+      "host-1",
+      "--waves",
+      "100%",
+      "--promote",
+      "auto",
+      "--min-healthy",
+      "1s",
+      "--canary-bake",
+      "8s",
+    ]);
+    await waitFor(async () => (await status(started.id)).clocks.bakeUntil !== null, {
+      what: "the canary baking",
+      timeoutMs: 90_000,
+    });
+    fillers = await fillFilesystem(fleet.controllerDataDir, 0);
+    // SQLite reuses the room its write-ahead log already has: writes fail once that is used up too.
+    let answer = await apiRequest(fleet.controllerDataDir, "POST", "/v1/tokens", {});
+    for (let i = 0; i < 20_000 && answer.status !== 503; i++) {
+      expect(answer.status, answer.body).toBe(200);
+      answer = await apiRequest(fleet.controllerDataDir, "POST", "/v1/tokens", {});
+    }
+    expect(answer.status, answer.body).toBe(503);
+    expect(JSON.parse(answer.body).error.code).toBe("GILD_STORE_UNAVAILABLE");
+    // What the operator sees: a coded error with a hint, and reads still answer.
+    const refused = await fleet.gild(["token", "create"]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain("GILD_STORE_UNAVAILABLE");
+    expect(refused.stderr).toMatch(/hint: .*space/);
+    const bakeUntil = (await status(started.id)).clocks.bakeUntil as number;
+    await waitFor(() => Date.now() > bakeUntil + 5_000, {
+      what: "the bake's end, and some",
+      timeoutMs: 30_000,
+    });
+    // The next wave's start could not be stored, so nothing of it went out: host-2 was not switched.
+    const during = await status(started.id);
+    expect(during.state).toBe("running");
+    expect(during.currentWave).toBe(0);
+    expect(switchesSent(1, started.id)).toBe(0);
+    expect(fleet.controllerPid()).toBe(controllerPid);
+
+    for (const file of fillers) rmSync(file, { force: true });
+    fillers = [];
+    await run("btrfs", ["filesystem", "sync", fleet.controllerDataDir]);
+    const res = await fleet.gild(["rollout", "status", started.id, "--watch", "--json"], {
+      timeoutMs: 240_000,
+    });
+    expect(res.code, res.stderr).toBe(0);
+    expect((JSON.parse(res.stdout) as RolloutView).state).toBe("succeeded");
+    // Each host switched exactly once, and both serve the new version.
+    expect([switchesSent(0, started.id), switchesSent(1, started.id)]).toEqual([1, 1]);
+    const instances = await appInstances(fleet, "site");
+    expect(instances.map((i) => i.imageVersion)).toEqual([2, 2]);
+    expect(fleet.controllerPid()).toBe(controllerPid);
+    // The space is usable again.
+    expect((await apiRequest(fleet.controllerDataDir, "POST", "/v1/tokens", {})).status).toBe(200);
+  });
+});
