@@ -91,9 +91,14 @@ export class CommandJournal {
     await writeFileAtomic(path, JSON.stringify(entry), 0o600);
   }
 
-  /** Keep the newest entries only; the controller never repeats ids that old. */
+  /**
+   * Keep the newest entries only (the controller never repeats ids that old), and drop the temp files
+   * of writes a crash interrupted (nothing writes while the journal opens).
+   */
   private async prune(): Promise<void> {
-    const names = (await readdir(this.dir)).filter((n) => n.endsWith(".json"));
+    const all = await readdir(this.dir);
+    for (const n of all.filter((name) => name.endsWith(".tmp"))) await rm(join(this.dir, n), { force: true });
+    const names = all.filter((n) => n.endsWith(".json"));
     if (names.length <= KEEP_ENTRIES) return;
     const dated = await Promise.all(
       names.map(async (n) => ({ n, t: (await stat(join(this.dir, n))).mtimeMs })),

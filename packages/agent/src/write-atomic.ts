@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { open, rename } from "node:fs/promises";
 import { dirname } from "node:path";
 
@@ -7,7 +8,8 @@ import { dirname } from "node:path";
  * half of one. With `mode`, the file has exactly that mode (fchmod: the umask does not apply).
  */
 export async function writeFileAtomic(path: string, content: string, mode?: number): Promise<void> {
-  const temp = `${path}.tmp`;
+  // A name of its own per write: two writers of one file must not rename each other's temp away.
+  const temp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
   const file = await open(temp, "w", mode ?? 0o644);
   try {
     if (mode !== undefined) await file.chmod(mode);
