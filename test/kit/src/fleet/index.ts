@@ -14,6 +14,7 @@ export { type AppInstanceView, appInstances, fetchPage } from "./apps.js";
 export { type Answer, apiRequest } from "./controller-http.js";
 export { createFleet } from "./create-fleet.js";
 export { destroyFleetAt } from "./destroy-fleet.js";
+export { logTail } from "./fleet-context.js";
 export {
   FLEET_STATE_FILE,
   type FleetState,
