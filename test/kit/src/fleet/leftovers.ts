@@ -1,8 +1,8 @@
 import { existsSync } from "node:fs";
 import type { FleetState } from "./fleet-state.js";
+import { linkNames, loopDevicesUnder, mountsUnder } from "./host-footprint.js";
 import { listNetns } from "./network.js";
 import { readProcStat } from "./process-record.js";
-import { linkNames, loopDevicesUnder, mountsUnder } from "./teardown.js";
 
 /**
  * What of a fleet is still on this machine, as readable lines; [] when it was undone completely:

@@ -1,7 +1,8 @@
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tryRunSync } from "../host-commands.js";
 import { FLEET_STATE_FILE, type FleetState, writeFleetState } from "./fleet-state.js";
+import { linkNames, loopDevicesUnder, mountsUnder, ownedPaths } from "./host-footprint.js";
 import {
   groupMembers,
   isRunning,
@@ -17,40 +18,6 @@ const EXIT_DEADLINE_MS = 10_000;
 /** Programs the fleet runs while making things (command names as /proc/<pid>/comm shows them). */
 const IN_FLIGHT_COMMANDS = ["ip", "mount", "losetup", "mkfs.btrfs", "truncate"];
 
-/** Whether path is dir or below it. */
-function isUnder(path: string, dir: string): boolean {
-  return path === dir || path.startsWith(`${dir.replace(/\/+$/, "")}/`);
-}
-
-/** What the fleet may remove: its dir when it made it, else the subdirs it made there. */
-export function ownedPaths(state: FleetState): string[] {
-  if (state.ownDir) return [state.dir];
-  return ["controller", "hosts", "logs"].map((name) => join(state.dir, name));
-}
-
-/** Mount points at or below dir in this mount namespace, deepest first. */
-export function mountsUnder(dir: string): string[] {
-  const decodeOctal = (s: string) =>
-    s.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
-  return readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .map((line) => line.split(" ")[4])
-    .filter((p): p is string => p !== undefined)
-    .map(decodeOctal)
-    .filter((p) => isUnder(p, dir))
-    .sort((a, b) => b.length - a.length);
-}
-
-/** Loop devices whose backing file is under dir (also a deleted one), from `losetup -J -l`. */
-export function loopDevicesUnder(dir: string): string[] {
-  const listed = tryRunSync("losetup", ["-J", "-l"]);
-  if (!listed.ok || listed.output.trim() === "") return [];
-  const parsed = JSON.parse(listed.output) as { loopdevices?: Array<{ name: string; "back-file"?: string }> };
-  return (parsed.loopdevices ?? [])
-    .filter((d) => d["back-file"] !== undefined && isUnder(d["back-file"].replace(/ \(deleted\)$/, ""), dir))
-    .map((d) => d.name);
-}
-
 /** Pids in a network namespace (`ip netns pids`), none when it is gone. */
 function netnsPids(netns: string): number[] {
   const result = tryRunSync("ip", ["netns", "pids", netns]);
@@ -59,16 +26,6 @@ function netnsPids(netns: string): number[] {
     .split("\n")
     .map((l) => Number(l.trim()))
     .filter((n) => Number.isInteger(n) && n > 0 && n !== process.pid);
-}
-
-/** Names of the links in this network namespace (`ip -o link show`), without the @peer suffix. */
-export function linkNames(): string[] {
-  const result = tryRunSync("ip", ["-o", "link", "show"]);
-  if (!result.ok) return [];
-  return result.output
-    .split("\n")
-    .map((l) => l.split(":")[1]?.trim().split("@")[0] ?? "")
-    .filter((n) => n !== "");
 }
 
 function killPid(pid: number): void {
