@@ -5,6 +5,7 @@ import { join, resolve } from "node:path";
 import { registerCleanup } from "../cleanup-registry.js";
 import { run } from "../host-commands.js";
 import { CONTROLLER_ROLE, startController } from "./controller-process.js";
+import { notDestroyedError } from "./destroy-fleet.js";
 import {
   environmentWithoutGild,
   type FleetContext,
@@ -162,7 +163,7 @@ export async function createFleet(options: FleetOptions): Promise<Fleet> {
       await stopRecordedProcesses(state, log);
       const problems = teardownFleetSync(state, log);
       unregister();
-      if (problems.length > 0) throw new Error(`fleet ${id} was not fully destroyed: ${problems.join("; ")}`);
+      if (problems.length > 0) throw notDestroyedError(id, dir, problems, "fleet.destroy()");
       log(`fleet ${id} destroyed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     })();
     return destroying;

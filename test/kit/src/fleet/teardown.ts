@@ -2,7 +2,8 @@ import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tryRunSync } from "../host-commands.js";
 import { FLEET_STATE_FILE, type FleetState, writeFleetState } from "./fleet-state.js";
-import { linkNames, loopDevicesUnder, mountsUnder, ownedPaths } from "./host-footprint.js";
+import { linkNames, ownedPaths } from "./host-footprint.js";
+import { undoPools } from "./pool-undo.js";
 import {
   groupMembers,
   isRunning,
@@ -63,10 +64,10 @@ export async function stopRecordedProcesses(state: FleetState, log: (line: strin
 
 /**
  * Undo everything the state lists, synchronously (it also runs from exit and signal handlers):
- * processes, processes left in the namespaces, namespaces, veths, bridge, mounts (lazily when busy),
- * loop devices, then the dir if the fleet made it. Each step is idempotent; entries are dropped from the
- * state as they are undone and the state file is rewritten, so an interrupted undo can be resumed.
- * Returns what could not be undone.
+ * processes, processes left in the namespaces, namespaces, veths, bridge, mounts, loop devices, then
+ * the dir if the fleet made it. Each step is idempotent; entries are dropped from the state as they
+ * are undone and the state file is rewritten, so an interrupted undo can be resumed. Returns what could
+ * not be undone, each with what holds it and how to fix it.
  */
 export function teardownFleetSync(state: FleetState, log: (line: string) => void): string[] {
   const problems: string[] = [];
@@ -113,7 +114,10 @@ export function teardownFleetSync(state: FleetState, log: (line: string) => void
     const result = tryRunSync("ip", ["netns", "del", netns]);
     if (result.ok || /No such file/i.test(result.output))
       state.netns = state.netns.filter((n) => n !== netns);
-    else problems.push(`ip netns del ${netns}: ${result.output.trim()}`);
+    else
+      problems.push(
+        `ip netns del ${netns} failed: ${result.output.trim()}; fix: ip netns pids ${netns} lists what is still in it`,
+      );
   }
   save();
 
@@ -124,43 +128,32 @@ export function teardownFleetSync(state: FleetState, log: (line: string) => void
     if (!present.has(link)) continue;
     const result = tryRunSync("ip", ["link", "del", link]);
     if (!result.ok && !/Cannot find device/i.test(result.output))
-      problems.push(`ip link del ${link}: ${result.output.trim()}`);
+      problems.push(`ip link del ${link} failed: ${result.output.trim()}`);
   }
   if (!waitSync(() => !linkNames().some((n) => links.includes(n)), EXIT_DEADLINE_MS))
-    problems.push(`links still present: ${linkNames().filter((n) => links.includes(n))}`);
+    problems.push(
+      `links still present: ${linkNames()
+        .filter((n) => links.includes(n))
+        .join(", ")}; fix: ip link del <name> for each`,
+    );
   else {
     state.veths = [];
     state.bridge = null;
   }
   save();
 
-  // 5. Mounts under the fleet's own paths, deepest first; a busy one is detached lazily.
-  const owned = ownedPaths(state);
-  for (const mountPoint of owned.flatMap(mountsUnder)) {
-    const plain = tryRunSync("umount", [mountPoint]);
-    if (plain.ok) continue;
-    const lazy = tryRunSync("umount", ["-l", mountPoint]);
-    if (lazy.ok) log(`${mountPoint} was busy: detached lazily`);
-    else if (!/not mounted/i.test(lazy.output)) problems.push(`umount ${mountPoint}: ${lazy.output.trim()}`);
-  }
-
-  // 6. Loop devices backed by files under the fleet's own paths.
-  const loops = () => owned.flatMap(loopDevicesUnder);
-  for (const device of loops()) {
-    const result = tryRunSync("losetup", ["-d", device]);
-    if (!result.ok) problems.push(`losetup -d ${device}: ${result.output.trim()}`);
-  }
-  if (!waitSync(() => loops().length === 0, EXIT_DEADLINE_MS))
-    problems.push(`loop devices still attached: ${loops().join(" ")}`);
-  else state.pools = [];
+  // 5. Mounts and loop devices under the fleet's own paths.
+  const pools = undoPools(state, log);
+  problems.push(...pools.problems);
+  if (pools.gone) state.pools = [];
   save();
 
-  // 7. The files: the whole dir if the fleet made it, else only what it put there.
+  // 6. The files: the whole dir if the fleet made it, else only what it put there.
   if (problems.length === 0) {
-    for (const path of state.ownDir ? [state.dir] : [...owned, join(state.dir, FLEET_STATE_FILE)])
+    for (const path of state.ownDir ? [state.dir] : [...ownedPaths(state), join(state.dir, FLEET_STATE_FILE)])
       rmSync(path, { recursive: true, force: true });
   } else {
-    log(`left ${state.dir} in place: ${problems.join("; ")}`);
+    log(`left ${state.dir} in place`);
   }
   return problems;
 }
