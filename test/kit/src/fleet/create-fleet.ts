@@ -34,7 +34,7 @@ import {
 import { mapLimit, settleAll } from "./parallel.js";
 import { isRunning } from "./process-record.js";
 import { gildCliPath } from "./repo-root.js";
-import { stopRecordedProcesses, teardownFleetSync } from "./teardown.js";
+import { stopFleetProcesses, teardownFleetSync } from "./teardown.js";
 import type { Fleet, FleetHost, FleetOptions } from "./types.js";
 
 /** How many hosts are made or joined at once: each join runs two CLI processes. */
@@ -160,7 +160,7 @@ export async function createFleet(options: FleetOptions): Promise<Fleet> {
     destroying ??= (async () => {
       log(`destroying fleet ${id}`);
       const t0 = Date.now();
-      await stopRecordedProcesses(state, log);
+      await stopFleetProcesses(state, log);
       const problems = teardownFleetSync(state, log);
       unregister();
       if (problems.length > 0) throw notDestroyedError(id, dir, problems, "fleet.destroy()");

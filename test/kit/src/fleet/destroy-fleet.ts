@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { readFleetState } from "./fleet-state.js";
-import { stopRecordedProcesses, teardownFleetSync } from "./teardown.js";
+import { stopFleetProcesses, teardownFleetSync } from "./teardown.js";
 
 /** The error for a teardown that left something: one line per problem (each with its fix), then what to run. */
 export function notDestroyedError(
@@ -32,7 +32,7 @@ export async function destroyFleetAt(
   if (!state) return;
   if (state.dir !== resolve(dir)) throw new Error(`${dir}/fleet.json describes a fleet in ${state.dir}`);
   log(`destroying fleet ${state.id} in ${state.dir}`);
-  await stopRecordedProcesses(state, log);
+  await stopFleetProcesses(state, log);
   const problems = teardownFleetSync(state, log);
   if (problems.length > 0)
     throw notDestroyedError(state.id, state.dir, problems, options.again ?? `destroyFleetAt("${state.dir}")`);

@@ -213,7 +213,8 @@ export async function runQuickstart(options: QuickstartOptions): Promise<Quickst
 }
 
 /**
- * `deploy/quickstart down`: everything the quickstart made, from its state file; safe to run twice.
+ * `deploy/quickstart down`: everything the quickstart made, from its state file, and the processes of
+ * the fleet that no record names (a controller or agent started again by hand); safe to run twice.
  * When something could not be removed, the error says what holds it and how to fix it.
  */
 export async function quickstartDown(dir: string, log: (line: string) => void): Promise<void> {
