@@ -1,10 +1,12 @@
 export * from "./busybox-image.js";
 export * from "./cleanup-registry.js";
 export * from "./fleet/index.js";
+export { type AttachedLoop, explainAttachedLoop } from "./fleet/mount-holders.js";
 export { freePort } from "./fleet/network.js";
 export { mapLimit } from "./fleet/parallel.js";
 export * from "./host-commands.js";
 export * from "./loop-btrfs.js";
+export { runQuickstartScript, type ScriptResult } from "./quickstart/script.js";
 export * from "./requirements.js";
 export * from "./tree-digest.js";
 export * from "./wait.js";
