@@ -65,7 +65,7 @@ check_root() {
     ok "running as root"
   else
     problem "this installer must run as root (it installs packages, writes /etc, /opt and systemd units).
-    Fix: run it again as root (sudo $0 ...) with the same arguments."
+    Fix: run it again as root, with the same arguments (become root with su -; a minimal Debian has no sudo)."
   fi
 }
 

@@ -1,39 +1,17 @@
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FLEET_STATE_FILE, findRepoRoot, fleetLeftovers, gildCliPath, readFleetState } from "@gild/testkit";
+import {
+  FLEET_STATE_FILE,
+  fleetLeftovers,
+  gildCliPath,
+  readFleetState,
+  runQuickstartScript,
+} from "@gild/testkit";
 import { describeWith } from "@gild/testkit/gate";
 import { afterAll, beforeAll, expect, it } from "vitest";
-
-function runScript(args: string[], timeoutMs: number): Promise<{ code: number; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("bash", [join(findRepoRoot(), "deploy", "quickstart"), ...args], {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, CI: process.env.CI ?? "" },
-    });
-    let output = "";
-    child.stdout.on("data", (c: Buffer) => {
-      output += c.toString();
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      output += c.toString();
-    });
-    const timer = setTimeout(() => {
-      child.kill("SIGTERM");
-      reject(
-        new Error(
-          `deploy/quickstart ${args.join(" ")} timed out after ${timeoutMs} ms:\n${output.slice(-4000)}`,
-        ),
-      );
-    }, timeoutMs);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? 1, output });
-    });
-  });
-}
 
 function gildJson<T>(controllerDir: string, args: string[]): T {
   const out = execFileSync(process.execPath, [gildCliPath(), ...args, "--json"], {
@@ -56,7 +34,8 @@ describeWith(
     });
 
     afterAll(async () => {
-      if (dir && existsSync(join(dir, FLEET_STATE_FILE))) await runScript(["down", "--dir", dir], 120_000);
+      if (dir && existsSync(join(dir, FLEET_STATE_FILE)))
+        await runQuickstartScript(["down", "--dir", dir], 120_000);
       if (scratch) await rm(scratch, { recursive: true, force: true });
     });
 
@@ -66,7 +45,7 @@ describeWith(
         // No package cache unless the machine offers one: the flow must work from an empty cache.
         const cacheDir = process.env.GILD_QUICKSTART_CACHE ?? join(scratch, "debs");
         const started = Date.now();
-        const up = await runScript(["--dir", dir, "--cache-dir", cacheDir], 15 * 60_000);
+        const up = await runQuickstartScript(["--dir", dir, "--cache-dir", cacheDir], 15 * 60_000);
         const seconds = Math.round((Date.now() - started) / 1000);
         process.stdout.write(`quickstart (debootstrap) took ${seconds} s\n`);
         expect(up.code, up.output.slice(-6000)).toBe(0);
@@ -93,9 +72,9 @@ describeWith(
           [2, "healthy"],
         ]);
 
-        const down = await runScript(["down", "--dir", dir], 120_000);
+        const down = await runQuickstartScript(["down", "--dir", dir], 120_000);
         expect(down.code, down.output).toBe(0);
-        const again = await runScript(["down", "--dir", dir], 120_000);
+        const again = await runQuickstartScript(["down", "--dir", dir], 120_000);
         expect(again.code, again.output).toBe(0);
 
         // Nothing of it remains: namespaces, links, mounts, loop devices, processes, files.

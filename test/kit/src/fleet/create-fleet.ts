@@ -5,6 +5,7 @@ import { join, resolve } from "node:path";
 import { registerCleanup } from "../cleanup-registry.js";
 import { run } from "../host-commands.js";
 import { CONTROLLER_ROLE, startController } from "./controller-process.js";
+import { notDestroyedError } from "./destroy-fleet.js";
 import {
   environmentWithoutGild,
   type FleetContext,
@@ -33,7 +34,7 @@ import {
 import { mapLimit, settleAll } from "./parallel.js";
 import { isRunning } from "./process-record.js";
 import { gildCliPath } from "./repo-root.js";
-import { stopRecordedProcesses, teardownFleetSync } from "./teardown.js";
+import { stopFleetProcesses, teardownFleetSync } from "./teardown.js";
 import type { Fleet, FleetHost, FleetOptions } from "./types.js";
 
 /** How many hosts are made or joined at once: each join runs two CLI processes. */
@@ -161,10 +162,10 @@ export async function createFleet(options: FleetOptions): Promise<Fleet> {
     destroying ??= (async () => {
       log(`destroying fleet ${id}`);
       const t0 = Date.now();
-      await stopRecordedProcesses(state, log);
+      await stopFleetProcesses(state, log);
       const problems = teardownFleetSync(state, log);
       unregister();
-      if (problems.length > 0) throw new Error(`fleet ${id} was not fully destroyed: ${problems.join("; ")}`);
+      if (problems.length > 0) throw notDestroyedError(id, dir, problems, "fleet.destroy()");
       log(`fleet ${id} destroyed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     })();
     return destroying;

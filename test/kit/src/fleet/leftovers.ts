@@ -1,27 +1,39 @@
 import { existsSync } from "node:fs";
+import { findFleetProcesses } from "./fleet-processes.js";
 import type { FleetState } from "./fleet-state.js";
+import { linkNames, loopDevicesUnder, mountsUnder } from "./host-footprint.js";
 import { listNetns } from "./network.js";
+import { describeProcess } from "./proc-scan.js";
 import { readProcStat } from "./process-record.js";
-import { linkNames, loopDevicesUnder, mountsUnder } from "./teardown.js";
 
 /**
  * What of a fleet is still on this machine, as readable lines; [] when it was undone completely:
- * namespaces, links (bridge, veths), mounts and loop devices under its dir, its recorded processes,
+ * namespaces, links (bridge, veths), mounts and loop devices under its dir, its recorded processes and
+ * any other process of it (found by its dir, its namespaces or its pools: one started again by hand),
  * and the dir itself. Read the state before destroying the fleet, then check after.
  */
-export async function fleetLeftovers(made: Pick<FleetState, "id" | "dir" | "processes">): Promise<string[]> {
+export async function fleetLeftovers(
+  made: Pick<FleetState, "id" | "dir" | "processes"> & Partial<Pick<FleetState, "netns">>,
+): Promise<string[]> {
   const { id, dir } = made;
   const out: string[] = [];
-  for (const netns of await listNetns()) if (netns.startsWith(`gild-${id}-`)) out.push(`netns ${netns}`);
+  const netns = (await listNetns()).filter((n) => n.startsWith(`gild-${id}-`));
+  for (const name of netns) out.push(`netns ${name}`);
   for (const link of linkNames()) if (link.includes(id)) out.push(`link ${link}`);
   for (const mountPoint of mountsUnder(dir)) out.push(`mount ${mountPoint}`);
-  for (const device of loopDevicesUnder(dir)) out.push(`loop device ${device}`);
+  const loops = loopDevicesUnder(dir);
+  for (const device of loops) out.push(`loop device ${device}`);
+  const recorded = new Set<number>();
   for (const p of made.processes) {
     const stat = readProcStat(p.pid);
     // The same process (pid and start time), not a zombie: PID 1 here may never reap orphans.
-    if (stat && stat.state !== "Z" && stat.state !== "X" && stat.startTicks === p.startTicks)
+    if (stat && stat.state !== "Z" && stat.state !== "X" && stat.startTicks === p.startTicks) {
       out.push(`process ${p.role} (pid ${p.pid})`);
+      recorded.add(p.pid);
+    }
   }
+  for (const f of findFleetProcesses({ paths: [dir], netns: [...(made.netns ?? []), ...netns], loops }))
+    if (!recorded.has(f.info.pid)) out.push(`process ${describeProcess(f.info)}: ${f.why}`);
   if (existsSync(dir)) out.push(`dir ${dir}`);
   return out;
 }

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { rm } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { buildBusyboxRoot, busyboxServeShellCommand } from "../busybox-image.js";
 import { environmentWithoutGild } from "../fleet/fleet-context.js";
 import {
@@ -212,11 +212,15 @@ export async function runQuickstart(options: QuickstartOptions): Promise<Quickst
   }
 }
 
-/** `deploy/quickstart down`: everything the quickstart made, from its state file; safe to run twice. */
+/**
+ * `deploy/quickstart down`: everything the quickstart made, from its state file, and the processes of
+ * the fleet that no record names (a controller or agent started again by hand); safe to run twice.
+ * When something could not be removed, the error says what holds it and how to fix it.
+ */
 export async function quickstartDown(dir: string, log: (line: string) => void): Promise<void> {
   if (existsSync(join(dir, FLEET_STATE_FILE))) {
     log(`removing the quickstart fleet in ${dir}`);
-    await destroyFleetAt(dir, { log });
+    await destroyFleetAt(dir, { log, again: `deploy/quickstart down --dir ${resolve(dir)}` });
   } else {
     log(`no quickstart fleet in ${dir}`);
   }
