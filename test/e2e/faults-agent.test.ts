@@ -281,6 +281,118 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "agent faults", ()
     );
   });
 
+  /** Make the generation host-1 runs unhealthy (its /healthz gone): what it goes back to will not pass. */
+  function breakCurrentGeneration(): () => void {
+    const current = currentGeneration(host1.poolPath, "site") as number;
+    const healthz = join(host1.poolPath, "apps", "site", String(current), "www", "healthz");
+    rmSync(healthz);
+    return () => writeFileSync(healthz, "ok\n");
+  }
+
+  it("1. a rollback whose generation does not turn healthy says so: rollback-failed, with the probe's result and log tail", async () => {
+    const broken = await updateImage(
+      fleet,
+      "web",
+      "printf '#!/bin/sh\\necho \"broken release\" >&2\\nexit 3\\n' > /usr/local/bin/serve",
+      { from: 2 },
+    );
+    const restore = breakCurrentGeneration();
+    try {
+      const before = currentGeneration(host1.poolPath, "site") as number;
+      const deployed = await hostsCommand([
+        "app",
+        "deploy",
+        "site",
+        "--image",
+        `web@${broken.version}`,
+        "--host",
+        "host-1",
+      ]);
+      expect(deployed.code).toBe(1);
+      const outcome = deployed.hosts[0] as HostOutcome;
+      expect(outcome, deployed.output).toMatchObject({ state: "rollback-failed", generation: before });
+      expect(outcome.error?.code).toBe("GILD_ROLLBACK_UNHEALTHY");
+      // Why the new one failed (its exit and output), and why the old one did not pass (its probe).
+      expect(outcome.reason).toContain("broken release");
+      expect(outcome.reason).toMatch(/404/);
+      expect(outcome.reason).toMatch(/last lines of/);
+      const inst = (await appInstances(fleet, "site")).find((i) => i.host === "host-1");
+      expect(inst?.state).toBe("rollback-failed");
+      expect(inst?.generation).toBe(before);
+    } finally {
+      restore();
+    }
+    // Once it serves again, it is an app like any other.
+    await waitFor(
+      async () => {
+        const inst = (await appInstances(fleet, "site")).find((i) => i.host === "host-1");
+        return inst?.state === "running" && inst.health === "healthy";
+      },
+      { what: "host-1 healthy again, no longer rollback-failed", timeoutMs: 30_000 },
+    );
+  });
+
+  it("1. a rollout's canary whose local rollback is not healthy: rollback-failed in the rollout, its events, a failed wave", async () => {
+    const broken = (await fleet.gildJson<Array<{ version: number }>>(["image", "ls", "web"])).length;
+    const restore = breakCurrentGeneration();
+    try {
+      const started = await fleet.gildJson<{ id: string }>([
+        "rollout",
+        "start",
+        `web@${broken}`,
+        "--canary",
+        "host-1",
+        "--waves",
+        "100%",
+        "--promote",
+        "auto",
+        "--min-healthy",
+        "1s",
+        "--healthy-deadline",
+        "12s",
+      ]);
+      const res = await fleet.gild(["rollout", "status", started.id, "--watch", "--json"], {
+        timeoutMs: 120_000,
+      });
+      expect(res.code).toBe(1);
+      const view = JSON.parse(res.stdout) as {
+        state: string;
+        reason: string;
+        waves: Array<{ hosts: Array<{ name: string; state: string; reason: string }> }>;
+        events?: Array<{ message: string }>;
+      };
+      expect(view.state).toBe("failed");
+      const canary = view.waves[0]?.hosts[0];
+      expect(canary).toMatchObject({ name: "host-1", state: "rollback-failed" });
+      // Its switch failed, its own rollback's generation did not pass its gate, and the rollout's
+      // rollback found it off the version but still not serving: whichever the controller saw last.
+      expect(canary?.reason).toMatch(/not healthy either|does not pass its health gate/);
+      expect(view.reason).toMatch(/canary wave failed/);
+      const status = await fleet.gildJson<{ events: Array<{ message: string }> }>([
+        "rollout",
+        "status",
+        started.id,
+      ]);
+      const events = status.events.map((e) => e.message);
+      expect(
+        events.some((m) => /host-1: [a-z-]+ -> rollback-failed/.test(m)),
+        events.join("\n"),
+      ).toBe(true);
+      expect(
+        events.some((m) => /could not be rolled back: host-1/.test(m)),
+        events.join("\n"),
+      ).toBe(true);
+      // Nobody else was switched.
+      expect(
+        journalEntries(host2.stateDir).filter(
+          (e) => e.commandId.startsWith(`${started.id}:`) && e.kind === "deployApp",
+        ),
+      ).toEqual([]);
+    } finally {
+      restore();
+    }
+  });
+
   it("d. the pool fills up during a pull: GILD_NO_SPACE, the agent keeps running, spool and staging cleaned, nothing promoted", async () => {
     await createBusyboxImage(fleet, "huge", {
       marker: "huge v1",

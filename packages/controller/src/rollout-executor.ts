@@ -53,11 +53,10 @@ export type RolloutUpdate =
 export const VERBS = ["pause", "resume", "promote", "abort", "rollback"] as const;
 export type Verb = (typeof VERBS)[number];
 
-/** The planner speaks of host ids; operators read host names. */
+/** The planner speaks of host ids (h_ and 16 hex digits); operators read host names. */
 function named(event: RolloutEvent, hosts: ReadonlyMap<string, HostRecord>): RolloutEvent {
-  if (!event.hostId) return event;
-  const name = hosts.get(event.hostId)?.name;
-  return name ? { ...event, message: event.message.split(event.hostId).join(name) } : event;
+  const message = event.message.replace(/\bh_[0-9a-f]{16}\b/g, (id) => hosts.get(id)?.name ?? id);
+  return message === event.message ? event : { ...event, message };
 }
 
 /**

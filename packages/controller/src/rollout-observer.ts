@@ -41,12 +41,15 @@ interface SwitchResult {
   rollbackUnhealthy?: boolean;
   reason?: string;
   rollbackReason?: string;
+  /** A rollback that had nothing to switch: its error message says all. */
+  unchanged?: boolean;
 }
 
 const switchResult = (row: CommandRecord): SwitchResult => (row.result ?? {}) as SwitchResult;
 
 function errorReason(row: CommandRecord): string {
   const result = switchResult(row);
+  if (result.unchanged && row.error) return row.error.message;
   const why = result.reason || row.error?.message || "failed";
   return result.rollbackUnhealthy
     ? `${why}; the generation it went back to is not healthy either: ${result.rollbackReason || "no reason given"}`

@@ -1,6 +1,6 @@
 import type { HostStep } from "./rollout-model.js";
 import { emit, moveHost, observed, type PlanContext } from "./rollout-plan-context.js";
-import { hostsOfWave, MAX_FETCH_ATTEMPTS } from "./rollout-rules.js";
+import { hostsOfWave, MAX_FETCH_ATTEMPTS, rollbackDeadlineMs } from "./rollout-rules.js";
 
 // Every command is emitted together with the host transition that calls for it, so planning again on
 // the same observation finds the host already moved and emits nothing: that is what makes it idempotent.
@@ -74,7 +74,7 @@ export function issueRollbacks(ctx: PlanContext, limit: number | null): void {
 
 function startRollback(ctx: PlanContext, host: HostStep): void {
   host.rollbackPending = false;
-  host.deadlineAt = ctx.now + ctx.rollout.strategy.healthyDeadlineMs;
+  host.deadlineAt = ctx.now + rollbackDeadlineMs(ctx.rollout);
   moveHost(ctx, host, "rolling-back");
   ctx.commands.push({ kind: "rollback", hostId: host.hostId });
 }

@@ -1,6 +1,6 @@
 import type { HostObservation, HostStep } from "./rollout-model.js";
 import { emit, moveHost, observed, type PlanContext } from "./rollout-plan-context.js";
-import { MAX_FETCH_ATTEMPTS } from "./rollout-rules.js";
+import { MAX_FETCH_ATTEMPTS, rollbackDeadlineMs } from "./rollout-rules.js";
 import { formatDuration } from "./units.js";
 
 /**
@@ -92,7 +92,7 @@ export function enforceHostDeadlines(ctx: PlanContext, host: HostStep, healthyDe
     });
     failSwitchedHost(ctx, host, "healthy deadline exceeded");
   } else if (host.state === "rolling-back") {
-    const within = formatDuration(ctx.rollout.strategy.healthyDeadlineMs);
+    const within = formatDuration(rollbackDeadlineMs(ctx.rollout));
     emit(ctx, {
       kind: "deadline-exceeded",
       hostId: host.hostId,

@@ -97,7 +97,8 @@ export interface HostStep {
   fetchAttempts: number;
   /**
    * The host's clock: the healthy deadline, set when the switch is issued (switching, verifying), or the
-   * rollback deadline (now + healthyDeadlineMs), set when a rollback command is issued (rolling-back).
+   * rollback deadline (now + 2 x healthyDeadlineMs, rollbackDeadlineMs), set when a rollback command is
+   * issued (rolling-back).
    */
   deadlineAt: number | null;
   /** Why the host failed or was rolled back. */

@@ -3,6 +3,15 @@ import type { HostState, HostStep, PauseCause, RolloutRecord } from "./rollout-m
 /** Fetch attempts a host gets in all before it fails. */
 export const MAX_FETCH_ATTEMPTS = 3;
 
+/**
+ * How long a host's rollback may take: twice healthyDeadline. The rollback may first wait for the
+ * host's own local rollback to end (it holds the old generation to its health gate, up to
+ * healthyDeadline), then holds the generation it settles on to that gate itself.
+ */
+export function rollbackDeadlineMs(rollout: RolloutRecord): number {
+  return 2 * rollout.strategy.healthyDeadlineMs;
+}
+
 /** States of a host that failed in this rollout (whether or not it is back on its previous version). */
 const FAILURE_STATES: readonly HostState[] = ["failed", "rolling-back", "rolled-back", "rollback-failed"];
 

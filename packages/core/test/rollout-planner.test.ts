@@ -229,7 +229,8 @@ describe("planRollout: one host through its steps (canary h1, prefetch on)", () 
       state: "rolling-back",
       hosts: { h1: "rolling-back" },
       mark: null,
-      nextWakeAt: T0 + 10 * MIN,
+      // The rollback's own clock: twice healthyDeadline (it may wait for the host's local rollback).
+      nextWakeAt: T0 + 15 * MIN,
       check: (res) => {
         expect(res.rollout.hosts.h1?.reason).toBe("healthy deadline exceeded");
         expect(res.rollout.rollbackOutcome).toBe("failed");
@@ -691,7 +692,7 @@ describe("planRollout: rolling back", () => {
       check: (res) => expect(res.rollout.hosts[ids[0] as string]?.rollbackPending).toBe(false),
     },
     {
-      name: "a rollback that does not complete within healthyDeadline fails that host's rollback",
+      name: "a rollback that does not complete within twice healthyDeadline fails that host's rollback",
       record: withHosts(healthyAll(r5), { [ids[0] as string]: { state: "rolling-back", deadlineAt: t } }),
       obs: (r) => obsFor(r),
       now: t,
@@ -701,7 +702,7 @@ describe("planRollout: rolling back", () => {
       check: (res) => {
         expect(res.rollout.hosts[ids[0] as string]).toMatchObject({
           state: "rollback-failed",
-          reason: "rollback did not complete within 5m",
+          reason: "rollback did not complete within 10m",
         });
         const last = res.events.at(-1);
         expect(last?.message).toMatch(/could not be rolled back: h\d/);

@@ -432,15 +432,8 @@ export class AppManager {
           { app, current, runs: currentMeta?.imageVersion ?? null, onlyFrom },
           "rollback not needed: the app is not on that version",
         );
-        return {
-          name: app,
-          generation: current ?? 0,
-          imageVersion: currentMeta?.imageVersion ?? 0,
-          rolledBack: false,
-          previousGeneration: (await this.layout.previous(app, current)) ?? 0,
-          unchanged: true,
-          reason: `not on version ${onlyFrom}: nothing to roll back`,
-        };
+        const deadlineMs = command.healthyDeadlineMs || APP_DEFAULTS.healthyDeadlineMs;
+        return this.confirmServing(app, current, currentMeta, onlyFrom, deadlineMs);
       }
       const previous = await this.layout.previous(app, current);
       const meta = previous === null ? null : await this.layout.readMeta(app, previous);
@@ -457,6 +450,42 @@ export class AppManager {
         healthyDeadlineMs: command.healthyDeadlineMs || APP_DEFAULTS.healthyDeadlineMs,
       });
     });
+  }
+
+  /**
+   * A rollback that has nothing to switch (the app is already off the version) still promises what a
+   * rollback promises: the app serves. The generation that runs is held to its health gate, unless its
+   * monitor has seen it healthy for minHealthy already; GILD_ROLLBACK_UNHEALTHY when it does not pass.
+   */
+  private async confirmServing(
+    app: string,
+    current: number | null,
+    meta: GenerationMeta | null,
+    onlyFrom: number,
+    deadlineMs: number,
+  ): Promise<DeployResult> {
+    const result: DeployResult = {
+      name: app,
+      generation: current ?? 0,
+      imageVersion: meta?.imageVersion ?? 0,
+      rolledBack: false,
+      previousGeneration: (await this.layout.previous(app, current)) ?? 0,
+      unchanged: true,
+      reason: `not on version ${onlyFrom}: nothing to roll back`,
+    };
+    if (current === null || meta === null) return result;
+    const monitor = this.appState(app).monitor;
+    const minHealthyMs = meta.health?.minHealthyMs ?? 0;
+    if (monitor && monitor.healthyForMs() >= minHealthyMs && monitor.state.health === "healthy") return result;
+    const verdict = await this.waitHealthy(meta, Date.now() + deadlineMs);
+    if (verdict.ok) return result;
+    const unhealthy: DeployResult = { ...result, rollbackUnhealthy: true, rollbackReason: verdict.reason };
+    throw new SwitchFailed(
+      "GILD_ROLLBACK_UNHEALTHY",
+      `${app} is not on version ${onlyFrom} (it runs generation ${current}), and that generation does not pass its health gate: ${verdict.reason}`,
+      unhealthy,
+      `the app does not serve on this host; see its output: gild app logs ${app} --generation ${current}`,
+    );
   }
 
   /** The config a generation carries inside its root: /etc/gild/app.json. */
