@@ -476,7 +476,8 @@ export class AppManager {
     if (current === null || meta === null) return result;
     const monitor = this.appState(app).monitor;
     const minHealthyMs = meta.health?.minHealthyMs ?? 0;
-    if (monitor && monitor.healthyForMs() >= minHealthyMs && monitor.state.health === "healthy") return result;
+    if (monitor && monitor.healthyForMs() >= minHealthyMs && monitor.state.health === "healthy")
+      return result;
     const verdict = await this.waitHealthy(meta, Date.now() + deadlineMs);
     if (verdict.ok) return result;
     const unhealthy: DeployResult = { ...result, rollbackUnhealthy: true, rollbackReason: verdict.reason };
