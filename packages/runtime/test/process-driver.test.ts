@@ -173,6 +173,20 @@ describeWith(["root", "nspawn", "busybox"], "process driver with real systemd-ns
     expect(slow.output).toContain("timed out");
   });
 
+  it("execs only into the payload: right after start, every exec sees the container's environment", async () => {
+    // nspawn forks a copy of itself that execs the payload once the container is set up: an exec that
+    // entered the copy ran in a half-made container without $GILD_APP (seen in 2 runs of 3).
+    for (let generation = 1; generation <= 5; generation++) {
+      const { spec } = await fx.spec("early", generation);
+      await fx.start(spec);
+      const res = await fx.driver.exec("early", generation, ["sh", "-c", 'echo "app=$GILD_APP"'], {
+        timeoutMs: 5_000,
+      });
+      expect(res, `generation ${generation}`).toMatchObject({ exitCode: 0, output: "app=early" });
+      await fx.driver.stop("early", generation, { timeoutMs: 5_000 });
+    }
+  });
+
   it("refuses to start the same generation twice, and checks host paths first", async () => {
     const { spec, port } = await fx.spec("twice", 1);
     await fx.start(spec);
