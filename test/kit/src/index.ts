@@ -1,10 +1,15 @@
 export * from "./busybox-image.js";
 export * from "./cleanup-registry.js";
+export * from "./controller-api.js";
+export * from "./fake-fleet/fake-fleet.js";
+export * from "./fake-fleet/join-hosts.js";
 export * from "./fleet/index.js";
 export { freePort } from "./fleet/network.js";
 export { mapLimit } from "./fleet/parallel.js";
 export * from "./host-commands.js";
 export * from "./loop-btrfs.js";
+export * from "./open-files.js";
+export * from "./process-usage.js";
 export * from "./requirements.js";
 export * from "./tree-digest.js";
 export * from "./wait.js";
