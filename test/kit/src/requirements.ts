@@ -1,6 +1,7 @@
 import { accessSync, constants, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { tryRunSync } from "./host-commands.js";
+import { MANY_OPEN_FILES, mayRaiseHardLimits, openFileLimits } from "./open-files.js";
 
 /** What a test may need from the machine. */
 export type Requirement =
@@ -12,7 +13,8 @@ export type Requirement =
   | "debootstrap"
   | "shellcheck"
   | "systemd-analyze"
-  | "setpriv";
+  | "setpriv"
+  | "open-files";
 
 function hasProgram(name: string): boolean {
   const dirs = (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":");
@@ -54,6 +56,12 @@ const checks: Record<Requirement, () => string | undefined> = {
   "systemd-analyze": () =>
     hasProgram("systemd-analyze") ? undefined : "systemd-analyze is missing (apt-get install systemd)",
   setpriv: () => (hasProgram("setpriv") ? undefined : "setpriv is missing (apt-get install util-linux)"),
+  "open-files": () => {
+    const { hard } = openFileLimits();
+    return hard >= MANY_OPEN_FILES || mayRaiseHardLimits()
+      ? undefined
+      : `the open-file limit is ${hard} and this process may not raise it (no CAP_SYS_RESOURCE): run the tests with ulimit -n ${MANY_OPEN_FILES} or more`;
+  },
 };
 
 /** The first unmet requirement as a sentence, or undefined when all are met. */
