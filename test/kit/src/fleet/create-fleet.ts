@@ -132,6 +132,7 @@ export async function createFleet(options: FleetOptions): Promise<Fleet> {
       stateDir: join(hostDir, "state"),
       logFile: join(dir, "logs", `${name}.log`),
       labels: { ...options.hostLabels?.(index) },
+      agentArgs: [...(options.hostAgentArgs?.(index) ?? [])],
     };
   };
   const hostPool = (host: HostRecord): PoolRecord => ({

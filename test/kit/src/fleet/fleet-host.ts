@@ -26,6 +26,7 @@ export function launchAgent(ctx: FleetContext, host: HostRecord): number | undef
     "--pool",
     host.poolPath,
     ...ctx.state.agentArgs,
+    ...(host.agentArgs ?? []),
   ]);
   const record = spawnDetached({
     role: agentRole(host.name),

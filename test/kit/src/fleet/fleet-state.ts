@@ -26,6 +26,8 @@ export interface HostRecord {
   stateDir: string;
   logFile: string;
   labels: Record<string, string>;
+  /** This host's own `gild agent run` flags, after the fleet's (absent in older state files). */
+  agentArgs?: string[];
 }
 
 /**

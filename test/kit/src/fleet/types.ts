@@ -18,6 +18,8 @@ export interface FleetOptions {
   controllerArgs?: string[];
   /** Extra `gild agent run` flags. */
   agentArgs?: string[];
+  /** More `gild agent run` flags for one host (after agentArgs): a slow reader among fast ones. */
+  hostAgentArgs?: (index: number) => string[];
   hostLabels?: (index: number) => Record<string, string>;
   /** Default host-1, host-2, ... */
   hostName?: (index: number) => string;
