@@ -1,8 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, registerCleanup, waitFor } from "@gild/testkit";
-import { ControllerApi } from "./controller-api.js";
+import { ControllerApi, freePort, registerCleanup, waitFor } from "@gild/testkit";
 
 /** A `gild controller run` process of its own, so its RSS and CPU are measured apart from the load. */
 export interface BenchController {

@@ -1,4 +1,4 @@
-import type { FakeHost } from "./fake-fleet.js";
+import type { FakeHost } from "@gild/testkit";
 
 /** A rollout as GET /v1/rollouts/:id shows it (the fields the bench reads). */
 export interface RolloutView {

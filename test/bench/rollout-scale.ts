@@ -13,29 +13,31 @@
 //   in BENCH_PROFILE_DIR, default /tmp/gild-bench-rollout-profiles)  BENCH_JSON=<file> (raw results)
 //   BENCH_KEEP_DIR=<dir> (keep the controller's database and log there, for a closer look)
 import { execFile, execFileSync } from "node:child_process";
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { cpus, loadavg } from "node:os";
 import { basename, join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
 import { type RawStrategy, type RolloutRecord, TERMINAL_ROLLOUT_STATES } from "@gild/core";
-import { createLoopBtrfs, findRepoRoot, gildCliPath, mapLimit, unmetRequirement } from "@gild/testkit";
+import {
+  ControllerApi,
+  createLoopBtrfs,
+  FakeFleet,
+  type FakeHost,
+  findRepoRoot,
+  gildCliPath,
+  joinHostsByApi,
+  openFileLimits,
+  type ProcessUsage,
+  readProcessUsage,
+  UsageSampler,
+  unmetRequirement,
+} from "@gild/testkit";
 import { startBenchController } from "./bench-controller.js";
-import { ControllerApi } from "./controller-api.js";
 import { newestProfile, type ProfileSummary, summarizeProfile } from "./cpu-profile.js";
-import { FakeFleet, type FakeHost, type JoinedHost } from "./fake-fleet.js";
 import { cpuSecondsSoFar } from "./machine.js";
 import { measurePlannerCost, type PlannerCost } from "./planner-cost.js";
-import { type ProcessUsage, readProcessUsage, UsageSampler } from "./process-usage.js";
 import {
   analyseTransitions,
   type RolloutView,
@@ -43,7 +45,6 @@ import {
   type Transition,
 } from "./rollout-analysis.js";
 import { fmt, median } from "./stats.js";
-import { loadWorkspaceDeps, type WorkspaceDeps } from "./workspace-deps.js";
 
 const env = process.env;
 const HOSTS = (env.BENCH_HOSTS ?? "1000,10000").split(",").map((s) => Number(s.trim()));
@@ -144,15 +145,6 @@ function describeBuild(): string {
   return `commit ${git(["rev-parse", "--short", "HEAD"])}${dirty}; node ${process.version}; ${cpus().length} CPUs, load average ${load}`;
 }
 
-/** The fd limit of this process (Node.js raises the soft limit to the hard one at start). */
-function openFileLimit(): number {
-  const line = readFileSync("/proc/self/limits", "utf8")
-    .split("\n")
-    .find((l) => l.startsWith("Max open files"));
-  const soft = line?.split(/\s{2,}/)[1];
-  return soft === "unlimited" ? Number.POSITIVE_INFINITY : Number(soft);
-}
-
 function sqliteJson<T>(db: string, sql: string): Promise<T[]> {
   return new Promise((resolve, reject) => {
     execFile("sqlite3", ["-readonly", "-json", db, sql], { maxBuffer: 256 * MIB }, (err, stdout, stderr) => {
@@ -179,26 +171,16 @@ async function makeTree(dir: string, version: number): Promise<void> {
 
 /** Join `n` hosts: a join token and an enrollment each, `JOIN_CONCURRENCY` at a time. */
 async function joinHosts(api: ControllerApi, n: number) {
-  const tokenMs: number[] = [];
-  const enrollMs: number[] = [];
   const t0 = Date.now();
   const names = Array.from({ length: n }, (_, i) => `bench-${String(i).padStart(5, "0")}`);
-  const joined = await mapLimit(names, JOIN_CONCURRENCY, async (name, i): Promise<JoinedHost> => {
-    const t1 = performance.now();
-    const { token } = await api.json<{ token: string }>("POST", "/v1/tokens", {});
-    const t2 = performance.now();
-    const result = await api.json<{ hostId: string; credential: string }>(
-      "POST",
-      "/v1/enroll",
-      { token, name, labels: LABELS },
-      { auth: false },
-    );
-    tokenMs.push(t2 - t1);
-    enrollMs.push(performance.now() - t2);
-    if ((i + 1) % 2000 === 0) out(`  joined ${i + 1}/${n} (${seconds(elapsed(t0))})`);
-    return { name, hostId: result.hostId, credential: result.credential };
+  const { joined, ms, tokenMs, enrollMs } = await joinHostsByApi(api, names, {
+    concurrency: JOIN_CONCURRENCY,
+    labels: LABELS,
+    onJoined: (count) => {
+      if (count % 2000 === 0) out(`  joined ${count}/${n} (${seconds(elapsed(t0))})`);
+    },
   });
-  return { joined, ms: elapsed(t0), tokenMsMedian: median(tokenMs), enrollMsMedian: median(enrollMs) };
+  return { joined, ms, tokenMsMedian: median(tokenMs), enrollMsMedian: median(enrollMs) };
 }
 
 interface HostRow {
@@ -302,7 +284,7 @@ async function waitForRollout(
   }
 }
 
-async function runScale(n: number, deps: WorkspaceDeps): Promise<ScaleResult> {
+async function runScale(n: number): Promise<ScaleResult> {
   out(`\n=== N = ${n} hosts ===`);
   const fs = await createLoopBtrfs({ sizeMiB: 1024, label: "gild-bench" });
   const dataDir = join(fs.dir, "data");
@@ -353,7 +335,7 @@ async function runScale(n: number, deps: WorkspaceDeps): Promise<ScaleResult> {
       `  joined ${n} hosts in ${seconds(join1.ms)} (${fmt(n / (join1.ms / 1000), 0)} hosts/s; median token ${fmt(join1.tokenMsMedian, 1)} ms, enroll ${fmt(join1.enrollMsMedian, 1)} ms)`,
     );
 
-    fleet = new FakeFleet(deps, {
+    fleet = new FakeFleet({
       controllerUrl: controller.url,
       caPem: controller.caPem,
       joined: join1.joined,
@@ -597,7 +579,8 @@ async function main(): Promise<void> {
       "bench:rollout reads the controller's store with the sqlite3 CLI: apt-get install sqlite3",
     );
   const needed = Math.max(...HOSTS) + 512;
-  const limit = openFileLimit();
+  // Node.js raises its soft limit to the hard one at start; the controller it spawns inherits both.
+  const limit = openFileLimits().soft;
   if (limit < needed) {
     throw new Error(
       `N=${Math.max(...HOSTS)} needs about ${needed} open files in this process and in the controller; the limit is ${limit}. Raise it first: ulimit -n ${needed} (or run under prlimit --nofile=${needed}:${needed})`,
@@ -605,12 +588,11 @@ async function main(): Promise<void> {
   }
   const build = describeBuild();
   out(`measuring ${build}`);
-  const deps = await loadWorkspaceDeps();
   const results: ScaleResult[] = [];
   const planners = new Map<number, PlannerCost>();
   for (const n of HOSTS) planners.set(n, measurePlannerCost(n, STRATEGY));
   for (const n of HOSTS) {
-    const result = await runScale(n, deps);
+    const result = await runScale(n);
     results.push(result);
     printResult(result, planners.get(n));
   }

@@ -6,9 +6,8 @@ import { readFileSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { openControllerRequest } from "@gild/agent";
-import { buildBusyboxRoot, createFleet, type Fleet, run, updateImage } from "@gild/testkit";
+import { buildBusyboxRoot, createFleet, type Fleet, readProcessUsage, run, updateImage } from "@gild/testkit";
 import { timed, writePayload } from "./machine.js";
-import { readProcessUsage } from "./process-usage.js";
 import { fmt, median, report, type Sample } from "./stats.js";
 
 /**

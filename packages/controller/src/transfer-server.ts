@@ -1,4 +1,4 @@
-import { createReadStream } from "node:fs";
+import { open } from "node:fs/promises";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
@@ -91,24 +91,38 @@ export class TransferServer {
     });
     const limit = this.deps.rateLimitBytesPerSecond;
     let sent = 0;
-    const stream = createReadStream(this.deps.artifacts.filePath(artifact.id), {
-      start: offset,
-      highWaterMark: MAX_FRAME_BYTES,
-    });
+    // A ring of read buffers, reused once their frame is flushed (flushes complete in order): a
+    // transfer holds at most MAX_FRAMES_IN_FLIGHT MiB whatever its size and however slow its reader,
+    // and makes no garbage. A fresh buffer per read left each fast transfer ~30 MiB of dead buffers
+    // (measured) until V8's external-memory heuristics collected them.
+    const ring: Buffer[] = [];
+    const file = await open(this.deps.artifacts.filePath(artifact.id), "r");
     try {
-      for await (const chunk of stream) {
-        if (closed) break;
-        inFlight++;
-        ws.send(chunk as Buffer, { binary: true }, flushed);
-        sent += (chunk as Buffer).length;
+      for (let position = offset, frame = 0; position < artifact.sizeBytes && !closed; frame++) {
         while (inFlight >= MAX_FRAMES_IN_FLIGHT && !closed) await new Promise<void>((r) => (wake = r));
+        if (closed) break;
+        const slot = frame % MAX_FRAMES_IN_FLIGHT;
+        ring[slot] ??= Buffer.allocUnsafeSlow(Math.min(MAX_FRAME_BYTES, artifact.sizeBytes - offset));
+        const buffer = ring[slot];
+        const { bytesRead } = await file.read(
+          buffer,
+          0,
+          Math.min(buffer.length, artifact.sizeBytes - position),
+          position,
+        );
+        if (bytesRead === 0)
+          throw new GildError("GILD_INTERNAL", `artifact ${artifact.id} ends before its recorded size`);
+        position += bytesRead;
+        inFlight++;
+        ws.send(buffer.subarray(0, bytesRead), { binary: true }, flushed);
+        sent += bytesRead;
         if (limit > 0) {
           const ahead = (sent / limit) * 1000 - (Date.now() - started);
           if (ahead > 0) await delay(ahead);
         }
       }
     } finally {
-      stream.destroy();
+      await file.close();
     }
     while (inFlight > 0 && !closed) await new Promise<void>((r) => (wake = r));
     if (!closed) ws.close(CloseCode.normal, "complete");

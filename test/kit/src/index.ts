@@ -1,6 +1,9 @@
 export * from "./booted-systemd.js";
 export * from "./busybox-image.js";
 export * from "./cleanup-registry.js";
+export * from "./controller-api.js";
+export * from "./fake-fleet/fake-fleet.js";
+export * from "./fake-fleet/join-hosts.js";
 export * from "./faults.js";
 export * from "./fleet/index.js";
 export { type AttachedLoop, explainAttachedLoop } from "./fleet/mount-holders.js";
@@ -8,6 +11,8 @@ export { freePort } from "./fleet/network.js";
 export { mapLimit } from "./fleet/parallel.js";
 export * from "./host-commands.js";
 export * from "./loop-btrfs.js";
+export * from "./open-files.js";
+export * from "./process-usage.js";
 export { runQuickstartScript, type ScriptResult } from "./quickstart/script.js";
 export * from "./requirements.js";
 export * from "./tree-digest.js";

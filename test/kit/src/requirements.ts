@@ -1,6 +1,7 @@
 import { accessSync, constants, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { tryRunSync } from "./host-commands.js";
+import { MANY_OPEN_FILES, mayRaiseHardLimits, openFileLimits } from "./open-files.js";
 
 /** What a test may need from the machine. */
 export type Requirement =
@@ -13,7 +14,8 @@ export type Requirement =
   | "shellcheck"
   | "systemd-analyze"
   | "setpriv"
-  | "faketime";
+  | "faketime"
+  | "open-files";
 
 /** libfaketime, which fault tests preload into an agent to move its wall clock (Debian's faketime). */
 export const FAKETIME_LIBRARY = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
@@ -60,6 +62,12 @@ const checks: Record<Requirement, () => string | undefined> = {
   setpriv: () => (hasProgram("setpriv") ? undefined : "setpriv is missing (apt-get install util-linux)"),
   faketime: () =>
     existsSync(FAKETIME_LIBRARY) ? undefined : "libfaketime is missing (apt-get install faketime)",
+  "open-files": () => {
+    const { hard } = openFileLimits();
+    return hard >= MANY_OPEN_FILES || mayRaiseHardLimits()
+      ? undefined
+      : `the open-file limit is ${hard} and this process may not raise it (no CAP_SYS_RESOURCE): run the tests with ulimit -n ${MANY_OPEN_FILES} or more`;
+  },
 };
 
 /** The first unmet requirement as a sentence, or undefined when all are met. */

@@ -1,13 +1,23 @@
 import { randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
+import type { RequestOptions } from "node:https";
 import { createSecureContext, type SecureContext } from "node:tls";
-import { mapLimit } from "@gild/testkit";
-import type { Protocol, WorkspaceDeps, WsClient } from "./workspace-deps.js";
-
-type AppInstance = Protocol.AppInstance;
-type Command = Protocol.Command;
-type CommandStatus = Protocol.CommandStatus;
-type Envelope = Protocol.Envelope;
-type ImageCopy = Protocol.ImageCopy;
+import {
+  type AppInstance,
+  type Command,
+  CommandState,
+  type CommandStatus,
+  commandKindOf,
+  decodeEnvelope,
+  type Envelope,
+  encodeEnvelope,
+  type ImageCopy,
+  MAX_FRAME_BYTES,
+  PROTOCOL_VERSION,
+} from "@gild/protocol";
+import WebSocket from "ws";
+import { mapLimit } from "../fleet/parallel.js";
+import { type FakeCommandOutcome, runFakeCommand } from "./fake-commands.js";
 
 /** One joined host, as the controller knows it. */
 export interface JoinedHost {
@@ -27,10 +37,16 @@ export interface ReceivedCommand {
 /** One simulated server: its control socket and the state a real agent would read from its pool. */
 export interface FakeHost extends JoinedHost {
   index: number;
-  ws: WsClient | undefined;
+  ws: WebSocket | undefined;
   seq: number;
   welcomed: boolean;
   connects: number;
+  /** Failed attempts since the last Welcome: what the reconnect delay grows with. */
+  attempt: number;
+  /** Wall clock of the last Welcome (0 before the first). */
+  welcomedAt: number;
+  /** Pings the controller sent on the current connection. */
+  pings: number;
   images: ImageCopy[];
   app: AppInstance;
   /** Commands by id: the final status once sent (repeated ids get it again, marked replayed). */
@@ -47,8 +63,10 @@ export interface FleetCounters {
   framesIn: number;
   framesOut: number;
   bytesOut: number;
+  pings: number;
   commands: Record<string, number>;
   replays: number;
+  /** Connections the controller closed (or lost) after Welcome while the fleet was not stopping. */
   unexpectedCloses: number;
   reconnects: number;
   errors: number;
@@ -58,9 +76,32 @@ export interface FleetCounters {
   lastError: string;
 }
 
+export interface FakeFleetOptions {
+  controllerUrl: string;
+  caPem: string;
+  joined: JoinedHost[];
+  /** uuid of the controller's subvolume of the version every host starts with. */
+  startUuid: string;
+  line: string;
+  startVersion: number;
+  app: string;
+  labels: Record<string, string>;
+  /** How long a command "runs", ms: uniform in [min, max]. */
+  commandDelayMs: [number, number];
+  /**
+   * The wait before reconnect attempt `attempt` (0 right after a drop, counting failed attempts since
+   * the last Welcome). Pass the agent's backoffDelay to reconnect exactly as real agents do; the default
+   * waits 1-3 s after a drop and 2-5 s after a failed attempt.
+   */
+  reconnectDelayMs?: (attempt: number) => number;
+}
+
 const now = () => performance.timeOrigin + performance.now();
 const GIB = 1024 ** 3;
 const HEARTBEAT_TICK_MS = 100;
+
+const defaultReconnectDelay = (attempt: number) =>
+  attempt === 0 ? 1_000 + Math.random() * 2_000 : 2_000 + Math.random() * 3_000;
 
 /**
  * N fake agents in this process, each with its own WebSocket to the controller, speaking the real
@@ -73,6 +114,7 @@ export class FakeFleet {
     framesIn: 0,
     framesOut: 0,
     bytesOut: 0,
+    pings: 0,
     commands: {},
     replays: 0,
     unexpectedCloses: 0,
@@ -86,31 +128,28 @@ export class FakeFleet {
   lastActivityAt = now();
   pullsDone = 0;
   deploysDone = 0;
-  private readonly secureContext: SecureContext;
+  /**
+   * The controller's CA, pinned (its certificate names the listen address, not what is dialled), in
+   * one secure context: parsing the CA once per connection costs 10,000 hosts real time.
+   */
+  private readonly tls: RequestOptions & { secureContext: SecureContext };
   private readonly wsUrl: string;
+  private readonly reconnectDelay: (attempt: number) => number;
+  /** "change" after every Welcome, close and ping: what until() re-checks its condition on. */
+  private readonly events = new EventEmitter();
   private heartbeatMs = 20_000;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private heartbeatTick = 0;
   private stopping = false;
 
-  constructor(
-    private readonly deps: WorkspaceDeps,
-    private readonly options: {
-      controllerUrl: string;
-      caPem: string;
-      joined: JoinedHost[];
-      /** uuid of the controller's subvolume of the version every host starts with. */
-      startUuid: string;
-      line: string;
-      startVersion: number;
-      app: string;
-      labels: Record<string, string>;
-      /** How long a command "runs", ms: uniform in [min, max]. */
-      commandDelayMs: [number, number];
-    },
-  ) {
-    this.secureContext = createSecureContext({ ca: options.caPem });
+  constructor(private readonly options: FakeFleetOptions) {
+    this.tls = {
+      secureContext: createSecureContext({ ca: options.caPem }),
+      checkServerIdentity: () => undefined,
+    };
     this.wsUrl = `${options.controllerUrl.replace(/^https/, "wss")}/v1/agent`;
+    this.reconnectDelay = options.reconnectDelayMs ?? defaultReconnectDelay;
+    this.events.setMaxListeners(0);
     const since = Date.now() - 86_400_000;
     this.hosts = options.joined.map((j, index) => ({
       ...j,
@@ -119,6 +158,9 @@ export class FakeFleet {
       seq: 0,
       welcomed: false,
       connects: 0,
+      attempt: 0,
+      welcomedAt: 0,
+      pings: 0,
       images: [
         {
           line: options.line,
@@ -151,6 +193,11 @@ export class FakeFleet {
     }));
   }
 
+  /** Hosts whose current connection got its Welcome. */
+  welcomedCount(): number {
+    return this.hosts.reduce((n, h) => n + (h.welcomed ? 1 : 0), 0);
+  }
+
   /** Connect every host (at most `concurrency` handshakes at once); resolves when all are welcomed. */
   async connectAll(concurrency: number, onProgress?: (welcomed: number) => void): Promise<void> {
     let welcomed = 0;
@@ -161,6 +208,35 @@ export class FakeFleet {
     });
     this.heartbeatTimer = setInterval(() => this.heartbeats(), HEARTBEAT_TICK_MS);
     this.heartbeatTimer.unref();
+  }
+
+  /**
+   * Resolve once `check` holds, re-checked after every Welcome, close and ping (no polling); reject
+   * at the deadline with `what` and how many hosts were welcomed then.
+   */
+  until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = (err?: Error) => {
+        clearTimeout(timer);
+        this.events.off("change", onChange);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onChange = () => {
+        if (check()) done();
+      };
+      const timer = setTimeout(
+        () =>
+          done(
+            new Error(
+              `timed out after ${timeoutMs} ms waiting for ${what} (${this.welcomedCount()} of ${this.hosts.length} welcomed; last error: ${this.counters.lastError || "none"})`,
+            ),
+          ),
+        timeoutMs,
+      );
+      this.events.on("change", onChange);
+      onChange();
+    });
   }
 
   /** Stop reconnecting and heartbeating (before the controller goes away); sockets stay open. */
@@ -178,41 +254,40 @@ export class FakeFleet {
 
   /** One connection attempt: resolves on Welcome, rejects when the socket closes before it. */
   private connect(host: FakeHost): Promise<void> {
-    const { WebSocket, protocol } = this.deps;
     return new Promise((resolve, reject) => {
       host.welcomed = false;
       host.seq = 0;
+      host.pings = 0;
       host.connects += 1;
       const ws = new WebSocket(this.wsUrl, {
         headers: { authorization: `Bearer ${host.credential}` },
         perMessageDeflate: false,
-        maxPayload: protocol.MAX_FRAME_BYTES,
+        maxPayload: MAX_FRAME_BYTES,
         handshakeTimeout: 60_000,
-        secureContext: this.secureContext,
-        checkServerIdentity: () => undefined,
+        ...this.tls,
       });
       host.ws = ws;
       let settled = false;
       ws.on("open", () => {
         this.send(host, {
           hello: {
-            protocolVersion: protocol.PROTOCOL_VERSION,
+            protocolVersion: PROTOCOL_VERSION,
             hostId: host.hostId,
             hostName: host.name,
-            agentVersion: "bench-fake-agent",
-            kernelVersion: "6.1.0-bench",
+            agentVersion: "fake-agent",
+            kernelVersion: "6.1.0-fake",
             btrfsProgsVersion: "6.2",
             labels: this.options.labels,
-            facts: { arch: "x86_64", os: "bench", runtime: "fake" },
+            facts: { arch: "x86_64", os: "fake", runtime: "fake" },
             maxStreamVersion: 2,
           },
         });
       });
-      ws.on("message", (data, isBinary) => {
+      ws.on("message", (data: Buffer, isBinary) => {
         if (!isBinary) return;
-        let envelope: ReturnType<typeof protocol.decodeEnvelope>;
+        let envelope: ReturnType<typeof decodeEnvelope>;
         try {
-          envelope = protocol.decodeEnvelope(data);
+          envelope = decodeEnvelope(data);
         } catch (err) {
           this.counters.errors += 1;
           this.counters.lastError = `${host.name}: bad frame from the controller: ${(err as Error).message}`;
@@ -222,18 +297,27 @@ export class FakeFleet {
         this.lastActivityAt = now();
         if (envelope.payload === "welcome") {
           host.welcomed = true;
+          host.welcomedAt = now();
+          host.attempt = 0;
           this.heartbeatMs = envelope.welcome?.heartbeatIntervalMs || this.heartbeatMs;
           this.sendInventory(host);
           if (!settled) {
             settled = true;
             resolve();
           }
+          this.events.emit("change");
         } else if (envelope.payload === "command" && envelope.command) {
           this.onCommand(host, envelope.command);
         } else if (envelope.payload === "refusal") {
           this.counters.refusals += 1;
           this.counters.lastError = `refusal: ${envelope.refusal?.error?.code} ${envelope.refusal?.error?.message}`;
         }
+      });
+      // ws answers every ping with a pong by itself; the count shows the controller's liveness checks.
+      ws.on("ping", () => {
+        host.pings += 1;
+        this.counters.pings += 1;
+        this.events.emit("change");
       });
       ws.on("unexpected-response", (_req, res) => {
         res.resume();
@@ -248,6 +332,7 @@ export class FakeFleet {
       ws.on("close", (code, reason) => {
         if (host.ws !== ws) return;
         host.welcomed = false;
+        this.events.emit("change");
         if (!settled) {
           settled = true;
           reject(new Error(`${host.name}: closed before Welcome (${code} ${reason.toString()})`));
@@ -257,7 +342,7 @@ export class FakeFleet {
         this.counters.unexpectedCloses += 1;
         this.counters.lastError = `${host.name}: closed ${code} ${reason.toString()}`;
         // A real agent reconnects with backoff; the controller then re-sends its open commands.
-        setTimeout(() => this.reconnect(host), 1_000 + Math.random() * 2_000);
+        setTimeout(() => this.reconnect(host), this.reconnectDelay(host.attempt++));
       });
     });
   }
@@ -265,13 +350,15 @@ export class FakeFleet {
   private reconnect(host: FakeHost): void {
     if (this.stopping) return;
     this.counters.reconnects += 1;
-    this.connect(host).catch(() => setTimeout(() => this.reconnect(host), 2_000 + Math.random() * 3_000));
+    this.connect(host).catch(() =>
+      setTimeout(() => this.reconnect(host), this.reconnectDelay(host.attempt++)),
+    );
   }
 
   private send(host: FakeHost, envelope: Envelope): void {
     const ws = host.ws;
-    if (!ws || ws.readyState !== this.deps.WebSocket.OPEN) return;
-    const bytes = this.deps.protocol.encodeEnvelope({ ...envelope, seq: ++host.seq });
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    const bytes = encodeEnvelope({ ...envelope, seq: ++host.seq });
     ws.send(bytes);
     this.counters.framesOut += 1;
     this.counters.bytesOut += bytes.byteLength;
@@ -303,19 +390,15 @@ export class FakeFleet {
 
   private onCommand(host: FakeHost, command: Command): void {
     const id = command.commandId ?? "";
-    const kind =
-      (["pullImage", "removeImage", "deployApp", "rollbackApp", "removeApp", "readLogs"] as const).find(
-        (k) => command[k] !== undefined && command[k] !== null,
-      ) ?? "unknown";
-    host.received.push({ at: now(), kind, id });
-    this.counters.commands[kind] = (this.counters.commands[kind] ?? 0) + 1;
+    const kind = commandKindOf(command);
+    host.received.push({ at: now(), kind: kind ?? "unknown", id });
+    this.counters.commands[kind ?? "unknown"] = (this.counters.commands[kind ?? "unknown"] ?? 0) + 1;
     const final = host.finals.get(id);
     if (final) {
       this.counters.replays += 1;
       this.send(host, { commandStatus: { ...final, replayed: true } });
       return;
     }
-    const { CommandState } = this.deps.protocol;
     if (host.running.has(id)) {
       this.send(host, { commandStatus: { commandId: id, state: CommandState.STATE_RUNNING } });
       return;
@@ -323,124 +406,31 @@ export class FakeFleet {
     host.running.add(id);
     this.send(host, { commandStatus: { commandId: id, state: CommandState.STATE_RUNNING } });
     const [min, max] = this.options.commandDelayMs;
-    setTimeout(() => this.finish(host, id, kind, command), min + Math.random() * (max - min));
+    setTimeout(() => this.finish(host, id, command), min + Math.random() * (max - min));
   }
 
-  private finish(host: FakeHost, id: string, kind: string, command: Command): void {
+  private finish(host: FakeHost, id: string, command: Command): void {
     host.running.delete(id);
-    const { CommandState, decodeManifest } = this.deps.protocol;
-    let status: CommandStatus = { commandId: id, state: CommandState.STATE_SUCCEEDED };
-    let changed = false;
-    let deployed = false;
-    if (kind === "pullImage" && command.pullImage?.manifest) {
-      const manifest = decodeManifest(command.pullImage.manifest);
-      const present = host.images.some((i) => i.receivedUuid === manifest.uuid);
-      const parent = host.images.find((i) => i.receivedUuid === manifest.parentUuid);
-      if (!present) {
-        host.images = [
-          ...host.images,
-          {
-            line: manifest.line ?? "",
-            version: manifest.version ?? 0,
-            uuid: randomUUID(),
-            receivedUuid: manifest.uuid ?? "",
-            parentUuid: parent?.uuid ?? "",
-            sizeBytes: Number(manifest.sizeBytes ?? 0),
-          },
-        ];
-        changed = true;
-      }
-      status = {
-        ...status,
-        pull: {
-          uuid: host.images.at(-1)?.uuid ?? "",
-          receivedUuid: manifest.uuid ?? "",
-          bytesTransferred: present ? 0 : Number(manifest.sizeBytes ?? 0),
-          alreadyPresent: present,
-          resumedFrom: 0,
-        },
-      };
-    } else if (kind === "deployApp" && command.deployApp) {
-      const deploy = command.deployApp;
-      const version = deploy.imageVersion ?? 0;
-      const app = host.app;
-      if (!host.images.some((i) => i.line === app.imageLine && i.version === version)) {
-        this.counters.deploysWithoutImage += 1;
-        status = {
-          commandId: id,
-          state: CommandState.STATE_FAILED,
-          error: {
-            code: "GILD_IMAGE_NOT_FOUND",
-            message: `image ${app.imageLine}@${version} is not on this host`,
-            hint: "",
-          },
+    const kind = commandKindOf(command);
+    const outcome: FakeCommandOutcome = kind
+      ? runFakeCommand(host, kind, command)
+      : {
+          status: { commandId: id, state: CommandState.STATE_SUCCEEDED },
+          changed: false,
+          deployed: false,
+          deployWithoutImage: false,
         };
-      } else {
-        const generation = Math.max(...(app.generations ?? [0])) + 1;
-        const previous = app.generation ?? 0;
-        host.app = {
-          ...app,
-          generation,
-          imageVersion: version,
-          state: "running",
-          health: "healthy",
-          healthDetail: "running (no probe)",
-          healthSinceMs: Date.now(),
-          previousGeneration: previous,
-          previousImageVersion: app.imageVersion ?? 0,
-          generations: [previous, generation],
-          specHash: deploy.specHash ?? "",
-        };
-        status = {
-          ...status,
-          deploy: {
-            name: app.name,
-            generation,
-            imageVersion: version,
-            rolledBack: false,
-            reason: "",
-            previousGeneration: previous,
-          },
-        };
-        changed = true;
-        deployed = true;
-      }
-    } else if (kind === "rollbackApp") {
-      const app = host.app;
-      if (app.previousGeneration) {
-        host.app = {
-          ...app,
-          generation: app.previousGeneration,
-          imageVersion: app.previousImageVersion ?? 0,
-          health: "healthy",
-          healthSinceMs: Date.now(),
-          previousGeneration: app.generation ?? 0,
-          previousImageVersion: app.imageVersion ?? 0,
-        };
-        changed = true;
-      }
-      status = {
-        ...status,
-        deploy: {
-          name: app.name,
-          generation: host.app.generation ?? 0,
-          imageVersion: host.app.imageVersion ?? 0,
-          rolledBack: false,
-          reason: "",
-          previousGeneration: app.generation ?? 0,
-        },
-      };
-    }
-    host.finals.set(id, status);
+    if (outcome.deployWithoutImage) this.counters.deploysWithoutImage += 1;
+    host.finals.set(id, outcome.status);
     // As a real agent: the final status first, then the inventory that shows what changed.
-    this.send(host, { commandStatus: status });
-    if (changed) this.sendInventory(host);
+    this.send(host, { commandStatus: outcome.status });
+    if (outcome.changed) this.sendInventory(host);
     const at = now();
     if (kind === "pullImage") {
       host.pullReportedAt = at;
       this.pullsDone += 1;
     }
-    if (deployed) {
+    if (outcome.deployed) {
       host.deployReportedAt = at;
       this.deploysDone += 1;
     }
