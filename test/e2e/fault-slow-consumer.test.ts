@@ -18,7 +18,9 @@ import { describeWith } from "@gild/testkit/gate";
 import { afterAll, beforeAll, expect, it } from "vitest";
 
 const MIB = 1024 * 1024;
-const PAYLOAD_BYTES = 96 * MIB;
+// Large enough that a controller buffering for the slow reader would show it at once (it would read
+// the whole file ahead), small enough that the slow reader finishes in under a minute.
+const PAYLOAD_BYTES = 48 * MIB;
 const SLOW_RATE = "1MiB";
 const RSS_GROWTH_BOUND = 64 * MIB;
 /** The concurrent transfer keeps at least this share of its solo rate (2 noisy, maybe saturated cores). */

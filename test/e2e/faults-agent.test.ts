@@ -73,7 +73,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "agent faults", ()
       "--min-healthy",
       "3s",
       "--healthy-deadline",
-      "12s",
+      "8s",
       "--stop-timeout",
       "5s",
     ]);
@@ -349,7 +349,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "agent faults", ()
         "--min-healthy",
         "1s",
         "--healthy-deadline",
-        "12s",
+        "8s",
       ]);
       const res = await fleet.gild(["rollout", "status", started.id, "--watch", "--json"], {
         timeoutMs: 120_000,

@@ -260,9 +260,9 @@ describeWith(
         "--min-healthy",
         "1s",
         "--healthy-deadline",
-        "15s",
+        "10s",
         "--progress-deadline",
-        "20s",
+        "12s",
       ]);
       await waitFor(switching(host(1)), { what: "host-1 switching", timeoutMs: 90_000, intervalMs: 20 });
       await host(1).setLink(false);
