@@ -5,11 +5,10 @@ import { createServer, type Server } from "node:http";
 import { join } from "node:path";
 import {
   type Command,
-  CommandState,
   type CommandStatus,
-  decodeEnvelope,
-  type Envelope,
-  encodeEnvelope,
+  type ControllerMessage,
+  decodeAgentMessage,
+  encodeControllerMessage,
   PROTOCOL_VERSION,
 } from "@gild/protocol";
 import {
@@ -54,8 +53,8 @@ class StandInController {
   }
 
   private onFrame(ws: WebSocket, data: Buffer): void {
-    const envelope = decodeEnvelope(data);
-    if (envelope.payload === "hello") {
+    const message = decodeAgentMessage(data, PROTOCOL_VERSION);
+    if ("hello" in message) {
       this.send(ws, {
         welcome: {
           protocolVersion: PROTOCOL_VERSION,
@@ -64,15 +63,15 @@ class StandInController {
           serverTimeMs: Date.now(),
         },
       });
-    } else if (envelope.payload === "inventory") {
+    } else if ("inventory" in message) {
       this.inventories++;
-    } else if (envelope.payload === "commandStatus" && envelope.commandStatus) {
-      this.statuses.push(envelope.commandStatus);
+    } else if ("commandStatus" in message) {
+      this.statuses.push(message.commandStatus);
     }
   }
 
-  private send(ws: WebSocket, envelope: Envelope): void {
-    ws.send(encodeEnvelope({ ...envelope, seq: ++this.seq }));
+  private send(ws: WebSocket, message: ControllerMessage): void {
+    ws.send(encodeControllerMessage(message, PROTOCOL_VERSION, ++this.seq));
   }
 
   /** Send `command` `times` times in one go: the frames leave back to back, in one event-loop turn. */
@@ -85,7 +84,7 @@ class StandInController {
     return this.statuses.filter(
       (s) =>
         s.commandId === id &&
-        (s.state === CommandState.STATE_SUCCEEDED || s.state === CommandState.STATE_FAILED) &&
+        (s.state === "succeeded" || s.state === "failed") &&
         Boolean(s.replayed) === replayed,
     );
   }
@@ -221,7 +220,7 @@ describeWith(["root", "btrfs", "nspawn", "busybox"], "commands delivered twice",
     });
     const finals = controller.finals(id, false);
     expect(finals.length).toBe(1);
-    expect(finals[0]?.state, logTail(logFile)).toBe(CommandState.STATE_SUCCEEDED);
+    expect(finals[0]?.state, logTail(logFile)).toBe("succeeded");
     expect(finals[0]?.deploy?.generation).toBe(1);
     // One generation made, one container's worth of starts, one journal entry.
     const appDir = join(pool, "apps", app);

@@ -2,24 +2,36 @@ import { GildError, isGildError, type Logger, toGildError } from "@gild/core";
 import {
   type Command,
   type CommandKind,
-  CommandState,
+  type CommandPayloads,
+  type CommandResults,
   type CommandStatus,
   commandKindOf,
+  commandPayload,
   type TransferProgress,
+  type WireError,
 } from "@gild/protocol";
 import { CommandJournal, type JournalEntry } from "./journal.js";
 import { ProgressReporter } from "./progress.js";
 
-/** The result oneof of a CommandStatus that an executor fills. */
-export type CommandResult = Pick<CommandStatus, "pull" | "deploy" | "logs">;
+/** The result of a command that an executor fills (at most one kind). */
+export type CommandResult = CommandResults;
 
 /** One executor per command kind; the map is checked exhaustively by the type system. */
 export type Executors = {
   [K in CommandKind]: (
-    command: NonNullable<Command[K]>,
+    command: CommandPayloads[K],
     ctx: { progress: ProgressReporter; commandId: string },
   ) => Promise<CommandResult>;
 };
+
+/** A status with nothing but its id and state (and an error when failed). */
+function status(
+  commandId: string,
+  state: CommandStatus["state"],
+  error: WireError | null = null,
+): CommandStatus {
+  return { commandId, state, progress: null, error, replayed: false };
+}
 
 /** Work an earlier agent began for a command and this one finishes (an interrupted switch). */
 export interface ResumedCommand {
@@ -81,7 +93,7 @@ export class CommandRunner {
         await this.deps.onFinal?.(id, work.kind);
         return;
       }
-      if (id !== "") this.running.set(id, { commandId: id, state: CommandState.STATE_RUNNING });
+      if (id !== "") this.running.set(id, status(id, "running"));
       this.log.info({ commandId: id, kind: work.kind }, "finishing a command an earlier agent began");
       void this.execute(id, work.kind, Date.now(), () => work.run());
     });
@@ -124,19 +136,17 @@ export class CommandRunner {
       return;
     }
     if (!kind) {
-      this.deps.send({
-        commandId: id,
-        state: CommandState.STATE_FAILED,
-        error: {
+      this.deps.send(
+        status(id, "failed", {
           code: "GILD_COMMAND_UNKNOWN",
           message: "this agent does not know the command's kind; upgrade it",
           hint: "",
-        },
-      });
+        }),
+      );
       return;
     }
     const startedAt = Date.now();
-    const runningStatus: CommandStatus = { commandId: id, state: CommandState.STATE_RUNNING };
+    const runningStatus = status(id, "running");
     // Marked before the first await: a repeat of this id admitted next finds it running.
     this.running.set(id, runningStatus);
     try {
@@ -151,7 +161,7 @@ export class CommandRunner {
         c: unknown,
         ctx: { progress: ProgressReporter; commandId: string },
       ) => Promise<CommandResult>;
-      return execute(command[kind], { progress, commandId: id });
+      return execute(commandPayload(command, kind), { progress, commandId: id });
     });
   }
 
@@ -169,15 +179,11 @@ export class CommandRunner {
         { commandId: id, err: err.message },
         "a journal entry is damaged; answering with a failure",
       );
-      const final: CommandStatus = {
-        commandId: id,
-        state: CommandState.STATE_FAILED,
-        error: {
-          code: "GILD_STATE_CORRUPT",
-          message: `this command's journal entry on the host is damaged (${err.message}); whether it ran, and how, is unknown`,
-          hint: "look at the host's state (gild hosts, gild app ls) before repeating the operation",
-        },
-      };
+      const final = status(id, "failed", {
+        code: "GILD_STATE_CORRUPT",
+        message: `this command's journal entry on the host is damaged (${err.message}); whether it ran, and how, is unknown`,
+        hint: "look at the host's state (gild hosts, gild app ls) before repeating the operation",
+      });
       await this.deps.journal.finish(id, kind, final, Date.now());
       this.running.delete(id);
       this.remember(final);
@@ -193,14 +199,14 @@ export class CommandRunner {
     work: (progress: ProgressReporter) => Promise<CommandResult>,
   ): Promise<void> {
     const progress = new ProgressReporter((p: TransferProgress) => {
-      const status: CommandStatus = { commandId: id, state: CommandState.STATE_RUNNING, progress: p };
-      if (id !== "") this.running.set(id, status);
-      this.deps.send(status);
+      const update: CommandStatus = { ...status(id, "running"), progress: p };
+      if (id !== "") this.running.set(id, update);
+      this.deps.send(update);
     });
     let final: CommandStatus;
     try {
       const result = await work(progress);
-      final = { commandId: id, state: CommandState.STATE_SUCCEEDED, ...result };
+      final = { ...status(id, "succeeded"), ...result };
       this.log.info({ commandId: id, kind, ms: Date.now() - startedAt }, "command succeeded");
     } catch (err) {
       const gild = toGildError(err);
@@ -208,9 +214,7 @@ export class CommandRunner {
         this.log.error({ commandId: id, kind, err }, "command failed unexpectedly");
       else this.log.warn({ commandId: id, kind, code: gild.code, err: gild.message }, "command failed");
       final = {
-        commandId: id,
-        state: CommandState.STATE_FAILED,
-        error: { code: gild.code, message: gild.message, hint: gild.hint ?? "" },
+        ...status(id, "failed", { code: gild.code, message: gild.message, hint: gild.hint ?? "" }),
         ...((err as { result?: CommandResult }).result ?? {}),
       };
     }

@@ -1,13 +1,14 @@
 import type { IncomingMessage } from "node:http";
 import { GildError, gildErrorFrom, type Logger } from "@gild/core";
 import {
+  type AgentMessage,
   CloseCode,
-  type DecodedEnvelope,
-  decodeEnvelope,
-  type Envelope,
-  encodeEnvelope,
+  type ControllerMessage,
+  decodeControllerMessage,
+  encodeAgentMessage,
   type Hello,
   MAX_FRAME_BYTES,
+  PROTOCOL_VERSION,
 } from "@gild/protocol";
 import WebSocket from "ws";
 import { errorFromResponse, tlsOptions } from "./http-json.js";
@@ -20,7 +21,8 @@ export interface ConnectionOptions {
   hello: () => Hello;
   /** After Welcome: the link is usable. */
   onConnected: () => void;
-  onMessage: (envelope: DecodedEnvelope) => void;
+  /** A command from the controller (Welcome and Refusal are handled here). */
+  onMessage: (message: ControllerMessage) => void;
   /** A refusal the agent cannot fix by retrying (revoked credential, incompatible protocol). */
   onFatal: (error: GildError) => void;
   silenceTimeoutMs: number;
@@ -75,10 +77,10 @@ export class ControlConnection {
     this.ws = undefined;
   }
 
-  /** Send one Envelope; false when the link is down (callers rely on re-sends after reconnect). */
-  send(envelope: Envelope): boolean {
+  /** Send one message; false when the link is down (callers rely on re-sends after reconnect). */
+  send(message: AgentMessage): boolean {
     if (!this.connected || !this.ws) return false;
-    this.ws.send(encodeEnvelope({ ...envelope, seq: ++this.seq }));
+    this.ws.send(encodeAgentMessage(message, PROTOCOL_VERSION, ++this.seq));
     return true;
   }
 
@@ -101,14 +103,14 @@ export class ControlConnection {
     this.armSilence();
     ws.on("open", () => {
       this.armSilence();
-      ws.send(encodeEnvelope({ seq: ++this.seq, hello: this.options.hello() }));
+      ws.send(encodeAgentMessage({ hello: this.options.hello() }, PROTOCOL_VERSION, ++this.seq));
     });
     ws.on("message", (data, isBinary) => {
       this.armSilence();
       if (!isBinary) return;
-      let envelope: DecodedEnvelope;
+      let message: ControllerMessage;
       try {
-        envelope = decodeEnvelope(data as Buffer);
+        message = decodeControllerMessage(data as Buffer, PROTOCOL_VERSION);
       } catch (err) {
         this.log.warn(
           { code: (err as GildError).code, err: (err as Error).message },
@@ -117,7 +119,7 @@ export class ControlConnection {
         ws.terminate();
         return;
       }
-      this.onEnvelope(envelope);
+      this.onControllerMessage(message);
     });
     ws.on("ping", () => this.armSilence());
     ws.on("unexpected-response", (_req, res: IncomingMessage) => this.onRejected(ws, res));
@@ -147,30 +149,40 @@ export class ControlConnection {
     });
   }
 
-  private onEnvelope(envelope: DecodedEnvelope): void {
-    switch (envelope.payload) {
-      case "welcome":
-        this.welcomed = true;
-        this.attempt = 0;
-        this.startHeartbeats(envelope.welcome?.heartbeatIntervalMs || 20_000);
-        this.log.info({ controller: envelope.welcome?.controllerVersion }, "connected to the controller");
-        this.checkClock(Number(envelope.welcome?.serverTimeMs ?? 0));
-        this.options.onConnected();
-        return;
-      case "refusal": {
-        const err = envelope.refusal?.error;
-        const gild = gildErrorFrom({
-          code: err?.code || "GILD_INTERNAL",
-          message: err?.message || "refused",
-          ...(err?.hint ? { hint: err.hint } : {}),
-        });
-        this.log.error({ code: gild.code, err: gild.message }, "the controller refused this agent");
-        if (FATAL_CODES.has(gild.code)) this.fatal(gild);
+  private onControllerMessage(message: ControllerMessage): void {
+    if ("welcome" in message) {
+      const welcome = message.welcome;
+      // An agent never works under a controller older than itself: it could not be told all it needs.
+      if (welcome.protocolVersion < PROTOCOL_VERSION) {
+        this.fatal(
+          new GildError(
+            "GILD_PROTO_VERSION",
+            `the controller speaks protocol ${welcome.protocolVersion}, older than this agent's ${PROTOCOL_VERSION}`,
+            { hint: "upgrade the controller first, then its agents (docs/deployment.md, Upgrades)" },
+          ),
+        );
         return;
       }
-      default:
-        this.options.onMessage(envelope);
+      this.welcomed = true;
+      this.attempt = 0;
+      this.startHeartbeats(welcome.heartbeatIntervalMs || 20_000);
+      this.log.info({ controller: welcome.controllerVersion }, "connected to the controller");
+      this.checkClock(welcome.serverTimeMs);
+      this.options.onConnected();
+      return;
     }
+    if ("refusal" in message) {
+      const err = message.refusal;
+      const gild = gildErrorFrom({
+        code: err.code || "GILD_INTERNAL",
+        message: err.message || "refused",
+        ...(err.hint ? { hint: err.hint } : {}),
+      });
+      this.log.error({ code: gild.code, err: gild.message }, "the controller refused this agent");
+      if (FATAL_CODES.has(gild.code)) this.fatal(gild);
+      return;
+    }
+    this.options.onMessage(message);
   }
 
   /**

@@ -13,8 +13,6 @@ export async function readInventory(store: ImageStore, apps: AppsReporter): Prom
       version: i.version,
       uuid: i.uuid,
       receivedUuid: i.receivedUuid ?? "",
-      parentUuid: "",
-      sizeBytes: i.sizeBytes ?? 0,
     })),
     poolFreeBytes: space.freeBytes,
     poolTotalBytes: space.totalBytes,
@@ -28,7 +26,7 @@ export async function readInventory(store: ImageStore, apps: AppsReporter): Prom
  * how long health streaks have lasted), to send only changes.
  */
 export function inventoryFingerprint(inventory: Inventory): string {
-  const freeMiB64 = Math.round((inventory.poolFreeBytes ?? 0) / (64 * 1024 * 1024));
-  const apps = (inventory.apps ?? []).map((a) => ({ ...a, healthyForMs: 0 }));
+  const freeMiB64 = Math.round(inventory.poolFreeBytes / (64 * 1024 * 1024));
+  const apps = inventory.apps.map((a) => ({ ...a, healthyForMs: 0 }));
   return JSON.stringify({ ...inventory, apps, reportedAtMs: 0, poolFreeBytes: freeMiB64 });
 }

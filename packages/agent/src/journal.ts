@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { GildError } from "@gild/core";
-import { type CommandStatus, pb } from "@gild/protocol";
+import { type CommandStatus, decodeLegacyCommandStatus, modelFromJson, modelToJson } from "@gild/protocol";
 import { writeFileAtomic } from "./write-atomic.js";
 
 /** A command's journal entry: running, or its final status exactly as it was sent. */
@@ -12,8 +12,10 @@ export interface JournalEntry {
   state: "running" | "final";
   startedAt: number;
   finishedAt: number | null;
-  /** base64 of the encoded final CommandStatus. */
-  status: string | null;
+  /** The final status as JSON (modelToJson). */
+  result?: string | null;
+  /** Entries written before protocol 2: base64 of the final status's protocol-1 encoding. */
+  status?: string | null;
 }
 
 const KEEP_ENTRIES = 5000;
@@ -72,18 +74,27 @@ export class CommandJournal {
       state: "running",
       startedAt: Date.now(),
       finishedAt: null,
-      status: null,
+      result: null,
     });
   }
 
   async finish(commandId: string, kind: string, status: CommandStatus, startedAt: number): Promise<void> {
-    const encoded = Buffer.from(pb.CommandStatus.encode(status).finish()).toString("base64");
-    await this.write({ commandId, kind, state: "final", startedAt, finishedAt: Date.now(), status: encoded });
+    await this.write({
+      commandId,
+      kind,
+      state: "final",
+      startedAt,
+      finishedAt: Date.now(),
+      result: modelToJson(status),
+    });
   }
 
   /** The recorded final status of an entry. */
   static finalStatus(entry: JournalEntry): CommandStatus | undefined {
-    return entry.status === null ? undefined : pb.CommandStatus.decode(Buffer.from(entry.status, "base64"));
+    if (typeof entry.result === "string") return modelFromJson<CommandStatus>(entry.result);
+    if (typeof entry.status === "string")
+      return decodeLegacyCommandStatus(Buffer.from(entry.status, "base64"));
+    return undefined;
   }
 
   private async write(entry: JournalEntry): Promise<void> {

@@ -143,11 +143,9 @@ export async function runAgent(
       runner.reconnected();
       void sendInventory(true);
     },
-    onMessage: (envelope) => {
-      if (envelope.payload === "command" && envelope.command) {
-        runner
-          .handle(envelope.command)
-          .catch((err: unknown) => log.error({ err }, "command handling failed"));
+    onMessage: (message) => {
+      if ("command" in message) {
+        runner.handle(message.command).catch((err: unknown) => log.error({ err }, "command handling failed"));
       }
     },
     onFatal: (error) => {

@@ -1,4 +1,4 @@
-import type { TransferProgress } from "@gild/protocol";
+import type { TransferPhase, TransferProgress } from "@gild/protocol";
 
 /**
  * Throttled transfer progress for the control channel: at most one report per interval, with a rate
@@ -14,7 +14,7 @@ export class ProgressReporter {
     private readonly now: () => number = Date.now,
   ) {}
 
-  update(bytesDone: number, bytesTotal: number, phase: string): void {
+  update(bytesDone: number, bytesTotal: number, phase: TransferPhase): void {
     const at = this.now();
     this.window.push({ at, bytes: bytesDone });
     while (this.window.length > 2 && at - (this.window[0] as { at: number }).at > 5_000) this.window.shift();

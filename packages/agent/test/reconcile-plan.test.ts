@@ -1,4 +1,5 @@
 import { type ObservedApp, planReconcile, type ReconcileStep, type SwitchIntent } from "@gild/agent";
+import { emptyDeployResult } from "@gild/protocol";
 import { describe, expect, it } from "vitest";
 
 const intent = (over: Partial<SwitchIntent> = {}): SwitchIntent => ({
@@ -136,7 +137,7 @@ describe("planReconcile: an agent's start, from what it finds to one running gen
         current: 5,
         generations: [4, 5],
         running: [5],
-        intent: intent({ outcome: { ok: true, result: { name: "web", generation: 5 } } }),
+        intent: intent({ outcome: { ok: true, result: { ...emptyDeployResult("web"), generation: 5 } } }),
       }),
       steps: ["watch 5", "report ro_1:h1:switch:web"],
     },

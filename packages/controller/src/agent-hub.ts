@@ -2,12 +2,13 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { GildError, type Logger, toGildError } from "@gild/core";
 import {
+  type AgentMessage,
   CloseCode,
   type CommandStatus,
+  type ControllerMessage,
   checkProtocolVersion,
-  decodeEnvelope,
-  type Envelope,
-  encodeEnvelope,
+  decodeAgentMessage,
+  encodeControllerMessage,
   type Hello,
   type Inventory,
   MAX_FRAME_BYTES,
@@ -32,6 +33,8 @@ interface Session {
   seq: number;
   lastSeen: number;
   helloed: boolean;
+  /** The protocol version the session speaks: the agent's, once its Hello said it. */
+  version: number;
   awaitingPong: boolean;
   helloTimer: NodeJS.Timeout | undefined;
 }
@@ -114,12 +117,18 @@ export class AgentHub {
     return this.sessions.get(hostId)?.lastSeen;
   }
 
-  /** Send one Envelope to a connected, greeted agent; false when it is not connected. */
-  send(hostId: string, envelope: Envelope): boolean {
+  /** Send one message to a connected, greeted agent, in its protocol version; false when it is not connected. */
+  send(hostId: string, message: ControllerMessage): boolean {
     const session = this.sessions.get(hostId);
     if (!session?.helloed || session.ws.readyState !== session.ws.OPEN) return false;
-    session.ws.send(encodeEnvelope({ ...envelope, seq: ++session.seq }));
+    session.ws.send(encodeControllerMessage(message, session.version, ++session.seq));
     return true;
+  }
+
+  /** The protocol version a connected agent speaks, or undefined when it is not connected. */
+  protocolVersion(hostId: string): number | undefined {
+    const session = this.sessions.get(hostId);
+    return session?.helloed ? session.version : undefined;
   }
 
   /** Close a host's socket now (revocation): a Refusal with the reason, then the close code. */
@@ -149,6 +158,7 @@ export class AgentHub {
       seq: 0,
       lastSeen: this.now(),
       helloed: false,
+      version: PROTOCOL_VERSION,
       awaitingPong: false,
       helloTimer: undefined,
     };
@@ -180,10 +190,11 @@ export class AgentHub {
 
   private onMessage(session: Session, data: Buffer, isBinary: boolean): void {
     session.lastSeen = this.now();
-    let envelope: ReturnType<typeof decodeEnvelope>;
+    let message: AgentMessage;
     try {
       if (!isBinary) throw new GildError("GILD_PROTO_MALFORMED", "text frames are not part of the protocol");
-      envelope = decodeEnvelope(data);
+      // Until Hello, the agent's version is unknown: Hello is the same in every version.
+      message = decodeAgentMessage(data, session.version);
     } catch (err) {
       const gild = toGildError(err);
       this.log.warn(
@@ -197,45 +208,28 @@ export class AgentHub {
       );
       return;
     }
-    if (!session.helloed && envelope.payload !== "hello") {
+    const kind = Object.keys(message)[0];
+    if (!session.helloed && !("hello" in message)) {
       this.refuse(
         session,
         CloseCode.policyViolation,
-        new GildError("GILD_PROTO_MALFORMED", `expected Hello, got ${envelope.payload}`),
+        new GildError("GILD_PROTO_MALFORMED", `expected Hello, got ${kind}`),
       );
       return;
     }
     try {
-      switch (envelope.payload) {
-        case "hello":
-          this.onHello(session, envelope.hello as Hello);
-          return;
-        case "inventory":
-          for (const l of this.listeners) l.onInventory?.(session.hostId, envelope.inventory as Inventory);
-          return;
-        case "commandStatus":
-          for (const l of this.listeners)
-            l.onCommandStatus?.(session.hostId, envelope.commandStatus as CommandStatus);
-          return;
-        case "heartbeat":
-          return;
-        case "welcome":
-        case "command":
-        case "refusal":
-          this.refuse(
-            session,
-            CloseCode.policyViolation,
-            new GildError("GILD_PROTO_UNKNOWN", `${envelope.payload} is not a message agents send`),
-          );
-          return;
-      }
+      if ("hello" in message) this.onHello(session, message.hello);
+      else if ("inventory" in message)
+        for (const l of this.listeners) l.onInventory?.(session.hostId, message.inventory);
+      else if ("commandStatus" in message)
+        for (const l of this.listeners) l.onCommandStatus?.(session.hostId, message.commandStatus);
     } catch (err) {
       const unwritable = storeFailure(err);
       if (unwritable) {
         // What the agent said could not be recorded. Closing makes it reconnect later: then every
         // open command is sent again and the agent answers each from its journal, so nothing is lost.
         this.log.warn(
-          { hostId: session.hostId, code: unwritable.code, payload: envelope.payload },
+          { hostId: session.hostId, code: unwritable.code, payload: kind },
           "cannot record an agent's message; asking it to reconnect later",
         );
         this.refuse(session, CloseCode.tryAgainLater, unwritable);
@@ -256,7 +250,7 @@ export class AgentHub {
       return;
     }
     try {
-      checkProtocolVersion(hello.protocolVersion ?? 0);
+      checkProtocolVersion(hello.protocolVersion);
     } catch (err) {
       const gild = toGildError(err);
       this.log.warn(
@@ -280,18 +274,21 @@ export class AgentHub {
     const store = this.deps.store;
     store.transaction(() => {
       store.hosts.setHello(session.hostId, {
-        agentVersion: hello.agentVersion ?? "",
-        kernelVersion: hello.kernelVersion ?? "",
-        btrfsProgsVersion: hello.btrfsProgsVersion ?? "",
+        agentVersion: hello.agentVersion,
+        protocolVersion: hello.protocolVersion,
+        kernelVersion: hello.kernelVersion,
+        btrfsProgsVersion: hello.btrfsProgsVersion,
         maxStreamVersion: hello.maxStreamVersion || 1,
-        facts: { ...(hello.facts ?? {}) },
+        facts: { ...hello.facts },
       });
       if (store.hosts.byId(session.hostId)?.state !== "online")
         store.hosts.setState(session.hostId, "online", this.now());
     });
     this.offlineUnrecorded.delete(session.hostId);
     session.helloed = true;
-    const welcome: Envelope = {
+    // From here on, the session speaks the agent's version (this one, or the one before).
+    session.version = hello.protocolVersion;
+    const welcome: ControllerMessage = {
       welcome: {
         protocolVersion: PROTOCOL_VERSION,
         controllerVersion: this.deps.controllerVersion,
@@ -299,9 +296,14 @@ export class AgentHub {
         serverTimeMs: this.now(),
       },
     };
-    session.ws.send(encodeEnvelope({ ...welcome, seq: ++session.seq }));
+    session.ws.send(encodeControllerMessage(welcome, session.version, ++session.seq));
     this.log.info(
-      { hostId: session.hostId, name: hello.hostName, agent: hello.agentVersion },
+      {
+        hostId: session.hostId,
+        name: hello.hostName,
+        agent: hello.agentVersion,
+        protocol: hello.protocolVersion,
+      },
       "agent connected",
     );
     for (const l of this.listeners) {
@@ -314,10 +316,11 @@ export class AgentHub {
     clearTimeout(session.helloTimer);
     if (session.ws.readyState === session.ws.OPEN) {
       session.ws.send(
-        encodeEnvelope({
-          seq: ++session.seq,
-          refusal: { error: { code: error.code, message: error.message, hint: error.hint ?? "" } },
-        }),
+        encodeControllerMessage(
+          { refusal: { code: error.code, message: error.message, hint: error.hint ?? "" } },
+          session.version,
+          ++session.seq,
+        ),
       );
       session.ws.close(code, error.code);
     }

@@ -65,17 +65,7 @@ export function appSpecMessage(spec: AppSpec): AppSpecMessage {
     command: spec.command,
     env: spec.env,
     dataMount: spec.data ?? "",
-    health: spec.health
-      ? {
-          kind: spec.health.kind,
-          target: spec.health.target,
-          command: spec.health.command,
-          intervalMs: spec.health.intervalMs,
-          timeoutMs: spec.health.timeoutMs,
-          initialDelayMs: spec.health.initialDelayMs,
-          minHealthyMs: spec.health.minHealthyMs,
-        }
-      : null,
+    health: spec.health ? { ...spec.health, command: [...spec.health.command] } : null,
     stopTimeoutMs: spec.stopTimeoutMs,
     port: spec.port ?? 0,
   };
@@ -285,7 +275,7 @@ export class AppService {
         onEvent({ host: host.name, state: "switching" });
         const id = this.deps.commands.issue({
           hostId: host.id,
-          body: { rollbackApp: { name, healthyDeadlineMs: spec.healthyDeadlineMs } },
+          body: { rollbackApp: { name, healthyDeadlineMs: spec.healthyDeadlineMs, onlyFromImageVersion: 0 } },
         });
         const event = this.deployEvent(host.name, await this.deps.commands.wait(id));
         onEvent(event);
@@ -330,7 +320,11 @@ export class AppService {
         readLogs: {
           name,
           generation: options.generation ?? 0,
-          offset: options.offset ?? -65_536,
+          // The API's offset: from that byte, or (negative) that many bytes from the end.
+          from:
+            options.offset === undefined || options.offset < 0
+              ? { tailBytes: -(options.offset ?? -65_536) }
+              : { offset: options.offset },
           maxBytes: options.maxBytes ?? 65_536,
         },
       },

@@ -2,11 +2,10 @@ import { randomUUID } from "node:crypto";
 import { GildError, type Logger, type SerializedError } from "@gild/core";
 import {
   type Command,
+  type CommandBody,
   type CommandKind,
-  CommandState,
   type CommandStatus,
   commandKindOf,
-  pb,
   type TransferProgress,
 } from "@gild/protocol";
 import type { AgentHub } from "./agent-hub.js";
@@ -23,15 +22,10 @@ export interface CommandOutcome {
   error: SerializedError | null;
 }
 
-export interface ProgressUpdate {
-  bytesDone: number;
-  bytesTotal: number;
-  rateBytesPerSecond: number;
-  phase: string;
-}
+/** Transfer progress as views show it. */
+export type ProgressUpdate = TransferProgress;
 
-/** A command body without its id: exactly one of the Command oneof fields. */
-export type CommandBody = Omit<Command, "commandId" | "deadlineMs">;
+export type { CommandBody };
 
 export interface CommandListener {
   /** A command reached a final state (recorded in the store before this is called). */
@@ -109,21 +103,14 @@ export class CommandService {
    * Store a command for a host and send it if the host is connected. With a given id, issuing the same
    * id again is a no-op (the executor's commands are deterministic, so a restart cannot duplicate them).
    */
-  issue(options: {
-    hostId: string;
-    body: CommandBody;
-    id?: string;
-    rolloutId?: string;
-    deadlineMs?: number;
-  }): string {
+  issue(options: { hostId: string; body: CommandBody; id?: string; rolloutId?: string }): string {
     const id = options.id ?? randomUUID();
-    const command: Command = { ...options.body, commandId: id, deadlineMs: options.deadlineMs ?? 0 };
-    const payload = Buffer.from(pb.Command.encode(command).finish());
+    const command = { ...options.body, commandId: id } as Command;
     const inserted = this.deps.store.commands.insertIfAbsent({
       id,
       hostId: options.hostId,
       kind: kindOf(options.body),
-      payload,
+      command,
       rolloutId: options.rolloutId ?? null,
       now: this.now(),
     });
@@ -147,7 +134,7 @@ export class CommandService {
       id: options.id,
       hostId: options.hostId,
       kind: options.kind,
-      payload: Buffer.alloc(0),
+      command: null,
       rolloutId: options.rolloutId ?? null,
       now,
     });
@@ -161,7 +148,7 @@ export class CommandService {
   /** Send again every command of a host that has no final result (on each new connection). */
   resendOpen(hostId: string): void {
     for (const record of this.deps.store.commands.openForHost(hostId)) {
-      this.deps.hub.send(hostId, { command: pb.Command.decode(record.payload) });
+      this.deps.hub.send(hostId, { command: record.command });
     }
   }
 
@@ -214,30 +201,22 @@ export class CommandService {
   }
 
   private handleStatus(hostId: string, status: CommandStatus): void {
-    const id = status.commandId ?? "";
+    const id = status.commandId;
     const record = this.deps.store.commands.get(id);
     if (!record || record.hostId !== hostId) {
       this.log.warn({ hostId, commandId: id }, "status for a command this host was not given; ignored");
       return;
     }
-    const state = status.state ?? CommandState.STATE_UNSPECIFIED;
-    if (state === CommandState.STATE_RUNNING) {
+    if (status.state === "running") {
       this.deps.store.commands.setRunning(id, this.now());
-      const p = status.progress as TransferProgress | null | undefined;
-      if (p) {
-        const update: ProgressUpdate = {
-          bytesDone: p.bytesDone ?? 0,
-          bytesTotal: p.bytesTotal ?? 0,
-          rateBytesPerSecond: p.rateBytesPerSecond ?? 0,
-          phase: p.phase ?? "",
-        };
+      const update = status.progress;
+      if (update) {
         for (const fn of this.progress.get(id) ?? []) fn(update);
         for (const l of this.listeners) l.onProgress?.(record, update);
       }
       return;
     }
-    if (state !== CommandState.STATE_SUCCEEDED && state !== CommandState.STATE_FAILED) return;
-    const succeeded = state === CommandState.STATE_SUCCEEDED;
+    const succeeded = status.state === "succeeded";
     const error: SerializedError | null = succeeded
       ? null
       : {

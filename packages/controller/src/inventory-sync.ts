@@ -1,4 +1,4 @@
-import type { Inventory } from "@gild/protocol";
+import type { AppInstance, Inventory } from "@gild/protocol";
 import type { AgentHub } from "./agent-hub.js";
 import type { HostInventory } from "./store/hosts-repo.js";
 import type { Store } from "./store/store.js";
@@ -14,25 +14,24 @@ const SAME_STREAK_MS = 2_000;
  * minHealthy. Agents without the field (older ones) report only their own wall-clock start.
  */
 function healthStart(
-  app: NonNullable<Inventory["apps"]>[number],
+  app: AppInstance,
   receivedAt: number,
   before: HostInventory["apps"][number] | undefined,
 ): number {
   if (app.health !== "healthy") return 0;
-  const forMs = Number(app.healthyForMs ?? 0);
-  if (forMs <= 0) return app.healthSinceMs ?? 0;
-  const start = receivedAt - forMs;
+  if (app.healthyForMs <= 0) return app.healthSinceMs;
+  const start = receivedAt - app.healthyForMs;
   const same =
     before !== undefined &&
     before.health === "healthy" &&
-    before.generation === (app.generation ?? 0) &&
+    before.generation === app.generation &&
     Math.abs(before.healthSinceMs - start) <= SAME_STREAK_MS;
   return same ? before.healthSinceMs : start;
 }
 
 /**
- * The wire Inventory as the store keeps it: plain JSON, defaults filled in, health streaks on the
- * controller's clock (received at `receivedAt`; `previous` is the host's last stored inventory).
+ * An agent's Inventory as the store keeps it: health streaks on the controller's clock (received at
+ * `receivedAt`; `previous` is the host's last stored inventory).
  */
 export function normalizeInventory(
   inventory: Inventory,
@@ -40,35 +39,13 @@ export function normalizeInventory(
   previous: HostInventory | null = null,
 ): HostInventory {
   return {
-    images: (inventory.images ?? []).map((i) => ({
-      line: i.line ?? "",
-      version: i.version ?? 0,
-      uuid: i.uuid ?? "",
-      receivedUuid: i.receivedUuid ?? "",
-      parentUuid: i.parentUuid ?? "",
-      sizeBytes: i.sizeBytes ?? 0,
-    })),
-    poolFreeBytes: inventory.poolFreeBytes ?? 0,
-    poolTotalBytes: inventory.poolTotalBytes ?? 0,
-    apps: (inventory.apps ?? []).map((a) => ({
-      name: a.name ?? "",
-      generation: a.generation ?? 0,
-      imageLine: a.imageLine ?? "",
-      imageVersion: a.imageVersion ?? 0,
-      state: a.state ?? "",
-      health: a.health ?? "unknown",
-      healthDetail: a.healthDetail ?? "",
-      healthSinceMs: healthStart(
-        a,
-        receivedAt,
-        previous?.apps.find((p) => p.name === (a.name ?? "")),
-      ),
-      previousGeneration: a.previousGeneration ?? 0,
-      previousImageVersion: a.previousImageVersion ?? 0,
-      generations: [...(a.generations ?? [])],
-      specHash: a.specHash ?? "",
-    })),
-    reportedAtMs: inventory.reportedAtMs ?? 0,
+    ...inventory,
+    apps: inventory.apps.map((app) => {
+      // The duration is turned into healthSinceMs; the store keeps starts, not durations.
+      const { healthyForMs: _duration, ...stored } = app;
+      const before = previous?.apps.find((p) => p.name === app.name);
+      return { ...stored, healthSinceMs: healthStart(app, receivedAt, before) };
+    }),
   };
 }
 

@@ -407,9 +407,12 @@ export class RolloutExecutor {
         // off). The rollback applies only while the app runs the rollout's version, so one that never
         // switched, or went back on its own, is not moved one further; and it stays queued for a host
         // that is away until it returns, whatever the rollout has decided meanwhile.
+        // An agent of protocol 1 does not know onlyFromImageVersion: it gets a rollback only for a
+        // switch known to have succeeded (a rollback of an app already back would take it one further).
+        const guarded = host.protocolVersion >= 2;
         for (const app of appsInScope(host.inventory, record.line, appNames)) {
           const switched = issued.get(rolloutCommandId.switch(record.id, host.id, app.name));
-          if (switched?.state === "failed") continue;
+          if (switched?.state === "failed" || (!guarded && switched?.state !== "succeeded")) continue;
           const id = rolloutCommandId.rollback(record.id, host.id, app.name);
           if (issued.has(id)) continue;
           this.deps.commands.issue({

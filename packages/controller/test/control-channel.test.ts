@@ -6,9 +6,12 @@ import { connect as tlsConnect } from "node:tls";
 import { joinController, requestJson, tlsOptions } from "@gild/agent";
 import {
   CloseCode,
-  decodeEnvelope,
-  type Envelope,
-  encodeEnvelope,
+  type Command,
+  type ControllerMessage,
+  decodeAgentMessage,
+  decodeControllerMessage,
+  encodeAgentMessage,
+  encodeControllerMessage,
   MAX_FRAME_BYTES,
   PROTOCOL_VERSION,
 } from "@gild/protocol";
@@ -21,9 +24,15 @@ import { startTestController, type TestController } from "./support.js";
 
 interface Peer {
   ws: WebSocket;
-  frames: ReturnType<typeof decodeEnvelope>[];
+  frames: ControllerMessage[];
   closed: Promise<{ code: number; reason: string; at: number }>;
   opened: Promise<void>;
+}
+
+/** The refusal a peer got, if any. */
+function refusalOf(peer: Peer) {
+  const frame = peer.frames.find((f) => "refusal" in f);
+  return frame && "refusal" in frame ? frame.refusal : undefined;
 }
 
 describeWith(["root", "btrfs"], "control channel", () => {
@@ -58,7 +67,7 @@ describeWith(["root", "btrfs"], "control channel", () => {
       maxPayload: 8 * MAX_FRAME_BYTES,
     });
     const frames: Peer["frames"] = [];
-    ws.on("message", (data) => frames.push(decodeEnvelope(data as Buffer)));
+    ws.on("message", (data) => frames.push(decodeControllerMessage(data as Buffer, PROTOCOL_VERSION)));
     ws.on("error", () => undefined);
     const closed = new Promise<{ code: number; reason: string; at: number }>((resolve) =>
       ws.on("close", (code, reason) => resolve({ code, reason: reason.toString(), at: Date.now() })),
@@ -75,11 +84,18 @@ describeWith(["root", "btrfs"], "control channel", () => {
 
   async function hello(peer: Peer, name: string, version = PROTOCOL_VERSION): Promise<void> {
     await peer.opened;
-    const msg: Envelope = {
-      seq: 1,
-      hello: { protocolVersion: version, hostName: name, agentVersion: "test" },
+    const hello = {
+      protocolVersion: version,
+      hostId: "",
+      hostName: name,
+      agentVersion: "test",
+      kernelVersion: "",
+      btrfsProgsVersion: "",
+      labels: {},
+      facts: {},
+      maxStreamVersion: 1,
     };
-    peer.ws.send(encodeEnvelope(msg));
+    peer.ws.send(encodeAgentMessage({ hello }, PROTOCOL_VERSION, 1));
   }
 
   async function online(name: string): Promise<boolean> {
@@ -115,7 +131,7 @@ describeWith(["root", "btrfs"], "control channel", () => {
   it("greets a valid agent with Welcome and marks it online", async () => {
     const peer = open(credentials.get("steady"));
     await hello(peer, "steady");
-    await waitFor(() => peer.frames.find((f) => f.payload === "welcome"), { what: "Welcome" });
+    await waitFor(() => peer.frames.find((f) => "welcome" in f), { what: "Welcome" });
     await waitFor(() => online("steady"), { what: "steady online" });
     // stays open for the next tests: the controller must keep serving it through the abuse below
   });
@@ -125,7 +141,7 @@ describeWith(["root", "btrfs"], "control channel", () => {
     await hello(peer, "fuzzer", PROTOCOL_VERSION + 7);
     const closed = await peer.closed;
     expect(closed.code).toBe(CloseCode.protocolVersion);
-    expect(peer.frames.find((f) => f.payload === "refusal")?.refusal?.error?.code).toBe("GILD_PROTO_VERSION");
+    expect(refusalOf(peer)?.code).toBe("GILD_PROTO_VERSION");
   });
 
   it("closes connections that send malformed, unknown or oversized frames, and keeps serving the others", async () => {
@@ -142,7 +158,7 @@ describeWith(["root", "btrfs"], "control channel", () => {
     // end the connection.
     const isValidFrame = (b: Uint8Array) => {
       try {
-        decodeEnvelope(b);
+        decodeAgentMessage(b, PROTOCOL_VERSION);
         return true;
       } catch {
         return false;
@@ -153,7 +169,9 @@ describeWith(["root", "btrfs"], "control channel", () => {
       .filter((b) => !isValidFrame(b))
       .slice(0, 25)
       .map((b) => Buffer.from(b));
-    payloads.push(Buffer.from(encodeEnvelope({ command: { commandId: "x" } })));
+    // A frame only the controller sends.
+    const command = { commandId: "x", removeApp: { name: "x", purgeData: false } } as Command;
+    payloads.push(Buffer.from(encodeControllerMessage({ command }, PROTOCOL_VERSION, 1)));
     for (const [i, payload] of payloads.entries()) {
       const peer = open(credential);
       if (i % 2 === 0) await hello(peer, "fuzzer");
@@ -212,9 +230,7 @@ describeWith(["root", "btrfs"], "control channel", () => {
     const closed = await peer.closed;
     expect(closed.code).toBe(CloseCode.revoked);
     expect(closed.at - removedAt).toBeLessThan(1000);
-    expect(peer.frames.find((f) => f.payload === "refusal")?.refusal?.error?.code).toBe(
-      "GILD_CREDENTIAL_INVALID",
-    );
+    expect(refusalOf(peer)?.code).toBe("GILD_CREDENTIAL_INVALID");
     const again = open(credentials.get("victim"));
     await expect(again.opened).rejects.toMatchObject({ status: 401 });
   });

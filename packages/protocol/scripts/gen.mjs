@@ -1,4 +1,5 @@
-// Generates the static protobuf code from proto/gild/v1/*.proto (never hand-written, never committed).
+// Generates the static protobuf code from proto/gild/v1 and v2 (never hand-written, never committed):
+// one module holding both versions (gild.v1, gild.v2), since the controller speaks both.
 // dist/gen/agent.js is what runs; src/gen/agent.d.ts lets src/ compile against it.
 import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -8,7 +9,7 @@ import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const pkg = join(here, "..");
-const proto = join(pkg, "..", "..", "proto", "gild", "v1", "agent.proto");
+const protos = ["v1", "v2"].map((v) => join(pkg, "..", "..", "proto", "gild", v, "agent.proto"));
 const require = createRequire(import.meta.url);
 const cliDir = dirname(require.resolve("protobufjs-cli/package.json"));
 const pbjs = join(cliDir, "bin", "pbjs");
@@ -34,7 +35,7 @@ execFileSync(
     "protobufjs/minimal.js",
     "-o",
     js,
-    proto,
+    ...protos,
   ],
   { stdio: "inherit" },
 );

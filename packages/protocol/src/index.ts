@@ -1,3 +1,4 @@
 export * from "./codec.js";
 export * from "./limits.js";
 export * from "./messages.js";
+export * from "./model-json.js";

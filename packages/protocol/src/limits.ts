@@ -1,8 +1,15 @@
-/** Protocol version spoken by this build; Hello carries it and the controller refuses others. */
-export const PROTOCOL_VERSION = 1;
+import { gild } from "./gen/agent.js";
 
-/** Oldest agent protocol version this build's controller still serves. */
-export const MIN_PROTOCOL_VERSION = 1;
+/**
+ * Protocol version spoken by this build: the highest value of the schema's ProtocolVersion enum
+ * (proto/gild/v2/agent.proto), so the schema is the one place it is written. Hello carries it.
+ */
+export const PROTOCOL_VERSION = Math.max(
+  ...Object.values(gild.v2.ProtocolVersion).filter((v): v is number => typeof v === "number"),
+);
+
+/** Oldest agent protocol version this build's controller still serves: its own, and the one before. */
+export const MIN_PROTOCOL_VERSION = PROTOCOL_VERSION - 1;
 
 /** Largest control-channel frame (one Envelope) and largest raw artifact frame: 1 MiB. */
 export const MAX_FRAME_BYTES = 1024 * 1024;

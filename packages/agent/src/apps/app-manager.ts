@@ -10,15 +10,16 @@ import {
   isErrorCode,
   type Logger,
 } from "@gild/core";
-import type {
-  AppInstance,
-  AppSpecMessage,
-  DeployApp,
-  DeployResult,
-  LogChunk,
-  ReadLogs,
-  RemoveApp,
-  RollbackApp,
+import {
+  type AppHealth,
+  type AppInstance,
+  type DeployApp,
+  type DeployResult,
+  emptyDeployResult,
+  type LogChunk,
+  type ReadLogs,
+  type RemoveApp,
+  type RollbackApp,
 } from "@gild/protocol";
 import {
   type ContainerSpec,
@@ -356,10 +357,10 @@ export class AppManager {
 
   /** DeployApp: a new generation from an image version, switched to with a health gate and local rollback. */
   async deploy(command: DeployApp, commandId = ""): Promise<DeployResult> {
-    const spec = command.spec as AppSpecMessage;
-    const app = spec.name ?? "";
-    const version = command.imageVersion ?? 0;
-    const line = spec.imageLine ?? "";
+    const spec = command.spec;
+    const app = spec.name;
+    const version = command.imageVersion;
+    const line = spec.imageLine;
     return this.locks.run(app, async () => {
       if (!(await this.deps.store.exists(line, version))) {
         throw new GildError("GILD_IMAGE_NOT_FOUND", `${line}@${version} is not on this host`, {
@@ -367,17 +368,16 @@ export class AppManager {
         });
       }
       // The controller's fingerprint of what runs; the same spec and version is already deployed when it matches.
-      const specHash = command.specHash ?? "";
+      const specHash = command.specHash;
       const current = await this.layout.current(app);
       const currentMeta = current === null ? null : await this.layout.readMeta(app, current);
       if (currentMeta && currentMeta.imageVersion === version && currentMeta.specHash === specHash) {
         const status = await this.deps.driver.status(app, current as number);
         if (status.running) {
           return {
-            name: app,
+            ...emptyDeployResult(app),
             generation: current as number,
             imageVersion: version,
-            rolledBack: false,
             previousGeneration: (await this.layout.previous(app, current)) ?? 0,
             unchanged: true,
           };
@@ -392,10 +392,10 @@ export class AppManager {
         imageLine: line,
         imageVersion: version,
         specHash,
-        command: [...(spec.command ?? [])],
-        env: { ...(spec.env ?? {}) },
-        dataMount: spec.dataMount ?? "",
-        port: spec.port ?? 0,
+        command: [...spec.command],
+        env: { ...spec.env },
+        dataMount: spec.dataMount,
+        port: spec.port,
         health: spec.health ? normalizeHealth(spec.health) : null,
         stopTimeoutMs: spec.stopTimeoutMs || APP_DEFAULTS.stopTimeoutMs,
         createdAt: Date.now(),
@@ -422,11 +422,11 @@ export class AppManager {
    * a host that never switched, or that already went back on its own).
    */
   async rollback(command: RollbackApp, commandId = ""): Promise<DeployResult> {
-    const app = command.name ?? "";
+    const app = command.name;
     return this.locks.run(app, async () => {
       const current = await this.layout.current(app);
       const currentMeta = current === null ? null : await this.layout.readMeta(app, current);
-      const onlyFrom = command.onlyFromImageVersion ?? 0;
+      const onlyFrom = command.onlyFromImageVersion;
       if (onlyFrom > 0 && currentMeta?.imageVersion !== onlyFrom) {
         this.log.info(
           { app, current, runs: currentMeta?.imageVersion ?? null, onlyFrom },
@@ -465,10 +465,9 @@ export class AppManager {
     deadlineMs: number,
   ): Promise<DeployResult> {
     const result: DeployResult = {
-      name: app,
+      ...emptyDeployResult(app),
       generation: current ?? 0,
       imageVersion: meta?.imageVersion ?? 0,
-      rolledBack: false,
       previousGeneration: (await this.layout.previous(app, current)) ?? 0,
       unchanged: true,
       reason: `not on version ${onlyFrom}: nothing to roll back`,
@@ -565,10 +564,9 @@ export class AppManager {
       this.startMonitor(meta, verdict);
       this.log.info({ app, generation: meta.generation, image: imageOf(meta), from }, "switched");
       const result: DeployResult = {
-        name: app,
+        ...emptyDeployResult(app),
         generation: meta.generation,
         imageVersion: meta.imageVersion,
-        rolledBack: false,
         previousGeneration: from ?? 0,
       };
       await this.recordOutcome(intent, { ok: true, result });
@@ -614,7 +612,7 @@ export class AppManager {
     if (intent.isNew) await this.layout.removeGeneration(app, intent.to);
     const unhealthy = restored !== null && !restored.ok;
     const result: DeployResult = {
-      name: app,
+      ...emptyDeployResult(app),
       generation: from ?? 0,
       imageVersion: fromMeta?.imageVersion ?? 0,
       rolledBack: restored !== null,
@@ -689,7 +687,7 @@ export class AppManager {
 
   /** RemoveApp: stop its containers, remove its generations, and its data when asked to. */
   async remove(command: RemoveApp): Promise<void> {
-    const app = command.name ?? "";
+    const app = command.name;
     await this.locks.run(app, async () => {
       const s = this.appState(app);
       s.monitor?.stop();
@@ -705,9 +703,9 @@ export class AppManager {
     });
   }
 
-  /** ReadLogs: a chunk of a generation's container output (negative offset: from the end). */
+  /** ReadLogs: a chunk of a generation's container output, from an offset or the last bytes. */
   async readLogs(command: ReadLogs): Promise<LogChunk> {
-    const app = command.name ?? "";
+    const app = command.name;
     const generation = command.generation || (await this.layout.current(app));
     if (!generation) throw new GildError("GILD_APP_NOT_FOUND", `${app} has no generation on this host`);
     const path = this.layout.logFile(app, generation);
@@ -719,8 +717,10 @@ export class AppManager {
         throw err;
       },
     );
-    const requested = command.offset ?? 0;
-    const from = requested < 0 ? Math.max(0, size + requested) : Math.min(requested, size);
+    const from =
+      "tailBytes" in command.from
+        ? Math.max(0, size - command.from.tailBytes)
+        : Math.min(command.from.offset, size);
     const length = Math.min(command.maxBytes || 64 * 1024, MAX_LOG_CHUNK, size - from);
     const data = Buffer.alloc(Math.max(0, length));
     if (length > 0) {
@@ -746,7 +746,7 @@ export class AppManager {
       const previousMeta = previous === null ? null : await this.layout.readMeta(app, previous);
       const s = this.appState(app);
       const status = await this.deps.driver.status(app, current);
-      let health: string;
+      let health: AppHealth;
       let detail: string;
       let since: number;
       let healthyForMs = 0;
@@ -822,16 +822,14 @@ export class AppManager {
  * The wire health probe with core's defaults filled, as recorded in a generation's meta. Checked here,
  * before the deploy makes anything: a probe the runtime cannot run is refused with GILD_INVALID_SPEC.
  */
-function normalizeHealth(h: NonNullable<AppSpecMessage["health"]>): HealthSpec {
+function normalizeHealth(h: HealthSpec): HealthSpec {
   const d = APP_DEFAULTS.health;
+  // 0 on the wire is "not given" for the two that cannot be 0.
   const health: HealthSpec = {
-    kind: (h.kind ?? "http") as HealthSpec["kind"],
-    target: h.target ?? "",
-    command: [...(h.command ?? [])],
+    ...h,
+    command: [...h.command],
     intervalMs: h.intervalMs || d.intervalMs,
     timeoutMs: h.timeoutMs || d.timeoutMs,
-    initialDelayMs: h.initialDelayMs ?? d.initialDelayMs,
-    minHealthyMs: h.minHealthyMs ?? d.minHealthyMs,
   };
   probeOf(health);
   return health;

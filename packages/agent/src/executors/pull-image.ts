@@ -107,6 +107,7 @@ export async function pullImage(pull: PullImage, ctx: PullContext): Promise<Pull
         receivedUuid: existing.receivedUuid ?? "",
         alreadyPresent: true,
         bytesTransferred: 0,
+        resumedFrom: 0,
       };
     }
     throw new GildError(
@@ -212,6 +213,7 @@ export async function pullImage(pull: PullImage, ctx: PullContext): Promise<Pull
       uuid: received.image.uuid,
       receivedUuid: received.image.receivedUuid ?? "",
       bytesTransferred: size - firstOffset,
+      alreadyPresent: false,
       resumedFrom,
     };
   } finally {

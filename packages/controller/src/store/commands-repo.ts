@@ -1,4 +1,5 @@
 import type { SerializedError } from "@gild/core";
+import { type Command, decodeLegacyCommand, modelFromJson, modelToJson } from "@gild/protocol";
 import type { Db } from "./db.js";
 
 export type CommandRowState = "pending" | "running" | "succeeded" | "failed";
@@ -8,8 +9,8 @@ export interface CommandRecord {
   id: string;
   hostId: string;
   kind: string;
-  /** The encoded protobuf Command. */
-  payload: Buffer;
+  /** The command as sent (whatever protocol version a host speaks, it is encoded at send time). */
+  command: Command;
   state: CommandRowState;
   error: SerializedError | null;
   result: unknown;
@@ -23,6 +24,7 @@ interface CommandRow {
   host_id: string;
   kind: string;
   payload: Buffer;
+  body: string | null;
   state: string;
   error: string | null;
   result: string | null;
@@ -35,7 +37,13 @@ const fromRow = (row: CommandRow): CommandRecord => ({
   id: row.id,
   hostId: row.host_id,
   kind: row.kind,
-  payload: row.payload,
+  // Rows from before protocol 2 have only their protocol-1 encoding (an empty one: a local failure).
+  command:
+    row.body !== null
+      ? modelFromJson<Command>(row.body)
+      : row.payload.length > 0
+        ? decodeLegacyCommand(row.payload)
+        : ({ commandId: row.id } as Command),
   state: row.state as CommandRowState,
   error: row.error === null ? null : (JSON.parse(row.error) as SerializedError),
   result: row.result === null ? null : (JSON.parse(row.result) as unknown),
@@ -52,17 +60,26 @@ export class CommandsRepo {
     id: string;
     hostId: string;
     kind: string;
-    payload: Buffer;
+    /** null for a command that failed before it could be made (no body to send). */
+    command: Command | null;
     rolloutId: string | null;
     now: number;
   }): boolean {
     return (
       this.db
         .prepare(
-          `INSERT OR IGNORE INTO commands (id, host_id, kind, payload, state, rollout_id, created_at, updated_at)
-           VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)`,
+          `INSERT OR IGNORE INTO commands (id, host_id, kind, payload, body, state, rollout_id, created_at, updated_at)
+           VALUES (?, ?, ?, x'', ?, 'pending', ?, ?, ?)`,
         )
-        .run(c.id, c.hostId, c.kind, c.payload, c.rolloutId, c.now, c.now).changes === 1
+        .run(
+          c.id,
+          c.hostId,
+          c.kind,
+          c.command === null ? null : modelToJson(c.command),
+          c.rolloutId,
+          c.now,
+          c.now,
+        ).changes === 1
     );
   }
 

@@ -115,6 +115,12 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX rollout_events_by_rollout ON rollout_events (rollout_id, id);
   `,
+  // Protocol 2: a host's protocol version, and commands kept as the model's JSON (the payload column
+  // held their protocol-1 encoding; store.ts converts old rows once).
+  `
+  ALTER TABLE hosts ADD COLUMN protocol_version INTEGER NOT NULL DEFAULT 1;
+  ALTER TABLE commands ADD COLUMN body TEXT;
+  `,
 ];
 
 /** Open (or create) the controller database: WAL, foreign keys, migrations applied. */

@@ -1,33 +1,11 @@
+import type { AppInstance, Inventory } from "@gild/protocol";
 import type { Db } from "./db.js";
 
-/** What a host reported of its pool and apps, as stored (normalized from the wire Inventory). */
-export interface HostInventory {
-  images: Array<{
-    line: string;
-    version: number;
-    uuid: string;
-    receivedUuid: string;
-    parentUuid: string;
-    sizeBytes: number;
-  }>;
-  poolFreeBytes: number;
-  poolTotalBytes: number;
-  apps: Array<{
-    name: string;
-    generation: number;
-    imageLine: string;
-    imageVersion: number;
-    state: string;
-    health: string;
-    healthDetail: string;
-    healthSinceMs: number;
-    previousGeneration: number;
-    previousImageVersion: number;
-    generations: number[];
-    specHash: string;
-  }>;
-  reportedAtMs: number;
-}
+/**
+ * What a host reported of its pool and apps, as stored: the agent's Inventory with each app's health
+ * streak on the controller's clock (healthSinceMs; inventory-sync.ts turns healthyForMs into it).
+ */
+export type HostInventory = Omit<Inventory, "apps"> & { apps: Array<Omit<AppInstance, "healthyForMs">> };
 
 export type HostState = "online" | "offline";
 
@@ -39,6 +17,8 @@ export interface HostRecord {
   lastSeen: number | null;
   joinedAt: number;
   agentVersion: string | null;
+  /** The protocol version the agent last said it speaks (1 for hosts never seen since protocol 2). */
+  protocolVersion: number;
   kernelVersion: string | null;
   btrfsProgsVersion: string | null;
   maxStreamVersion: number;
@@ -54,6 +34,7 @@ interface HostRow {
   last_seen: number | null;
   joined_at: number;
   agent_version: string | null;
+  protocol_version: number;
   kernel_version: string | null;
   btrfs_progs_version: string | null;
   max_stream_version: number;
@@ -70,6 +51,7 @@ function fromRow(row: HostRow): HostRecord {
     lastSeen: row.last_seen,
     joinedAt: row.joined_at,
     agentVersion: row.agent_version,
+    protocolVersion: row.protocol_version,
     kernelVersion: row.kernel_version,
     btrfsProgsVersion: row.btrfs_progs_version,
     maxStreamVersion: row.max_stream_version,
@@ -133,6 +115,7 @@ export class HostsRepo {
     id: string,
     hello: {
       agentVersion: string;
+      protocolVersion: number;
       kernelVersion: string;
       btrfsProgsVersion: string;
       maxStreamVersion: number;
@@ -141,10 +124,11 @@ export class HostsRepo {
   ): void {
     this.db
       .prepare(
-        "UPDATE hosts SET agent_version = ?, kernel_version = ?, btrfs_progs_version = ?, max_stream_version = ?, facts = ? WHERE id = ?",
+        "UPDATE hosts SET agent_version = ?, protocol_version = ?, kernel_version = ?, btrfs_progs_version = ?, max_stream_version = ?, facts = ? WHERE id = ?",
       )
       .run(
         hello.agentVersion,
+        hello.protocolVersion,
         hello.kernelVersion,
         hello.btrfsProgsVersion,
         hello.maxStreamVersion,

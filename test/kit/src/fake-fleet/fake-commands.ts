@@ -3,11 +3,20 @@ import {
   type AppInstance,
   type Command,
   type CommandKind,
-  CommandState,
   type CommandStatus,
   decodeManifest,
+  emptyDeployResult,
   type ImageCopy,
 } from "@gild/protocol";
+
+/** A status with nothing but its id and state. */
+const status = (commandId: string, state: CommandStatus["state"]): CommandStatus => ({
+  commandId,
+  state,
+  progress: null,
+  error: null,
+  replayed: false,
+});
 
 /** What a fake host holds that a command changes: its images and its one app. */
 export interface FakeHostState {
@@ -31,17 +40,16 @@ export interface FakeCommandOutcome {
  * is missing), a rollback returns to the previous generation. Other kinds succeed and change nothing.
  */
 export function runFakeCommand(host: FakeHostState, kind: CommandKind, command: Command): FakeCommandOutcome {
-  const id = command.commandId ?? "";
+  const id = command.commandId;
   const outcome: FakeCommandOutcome = {
-    status: { commandId: id, state: CommandState.STATE_SUCCEEDED },
+    status: status(id, "succeeded"),
     changed: false,
     deployed: false,
     deployWithoutImage: false,
   };
-  if (kind === "pullImage" && command.pullImage?.manifest) {
+  if (kind === "pullImage" && "pullImage" in command) {
     const manifest = decodeManifest(command.pullImage.manifest);
     const present = host.images.some((i) => i.receivedUuid === manifest.uuid);
-    const parent = host.images.find((i) => i.receivedUuid === manifest.parentUuid);
     if (!present) {
       host.images = [
         ...host.images,
@@ -50,8 +58,6 @@ export function runFakeCommand(host: FakeHostState, kind: CommandKind, command: 
           version: manifest.version ?? 0,
           uuid: randomUUID(),
           receivedUuid: manifest.uuid ?? "",
-          parentUuid: parent?.uuid ?? "",
-          sizeBytes: Number(manifest.sizeBytes ?? 0),
         },
       ];
       outcome.changed = true;
@@ -63,15 +69,14 @@ export function runFakeCommand(host: FakeHostState, kind: CommandKind, command: 
       alreadyPresent: present,
       resumedFrom: 0,
     };
-  } else if (kind === "deployApp" && command.deployApp) {
+  } else if (kind === "deployApp" && "deployApp" in command) {
     const deploy = command.deployApp;
-    const version = deploy.imageVersion ?? 0;
+    const version = deploy.imageVersion;
     const app = host.app;
     if (!host.images.some((i) => i.line === app.imageLine && i.version === version)) {
       outcome.deployWithoutImage = true;
       outcome.status = {
-        commandId: id,
-        state: CommandState.STATE_FAILED,
+        ...status(id, "failed"),
         error: {
           code: "GILD_IMAGE_NOT_FOUND",
           message: `image ${app.imageLine}@${version} is not on this host`,
@@ -80,8 +85,8 @@ export function runFakeCommand(host: FakeHostState, kind: CommandKind, command: 
       };
       return outcome;
     }
-    const generation = Math.max(...(app.generations ?? [0])) + 1;
-    const previous = app.generation ?? 0;
+    const generation = Math.max(0, ...app.generations) + 1;
+    const previous = app.generation;
     host.app = {
       ...app,
       generation,
@@ -90,17 +95,16 @@ export function runFakeCommand(host: FakeHostState, kind: CommandKind, command: 
       health: "healthy",
       healthDetail: "running (no probe)",
       healthSinceMs: Date.now(),
+      healthyForMs: 0,
       previousGeneration: previous,
-      previousImageVersion: app.imageVersion ?? 0,
+      previousImageVersion: app.imageVersion,
       generations: [previous, generation],
-      specHash: deploy.specHash ?? "",
+      specHash: deploy.specHash,
     };
     outcome.status.deploy = {
-      name: app.name,
+      ...emptyDeployResult(app.name),
       generation,
       imageVersion: version,
-      rolledBack: false,
-      reason: "",
       previousGeneration: previous,
     };
     outcome.changed = true;
@@ -111,21 +115,19 @@ export function runFakeCommand(host: FakeHostState, kind: CommandKind, command: 
       host.app = {
         ...app,
         generation: app.previousGeneration,
-        imageVersion: app.previousImageVersion ?? 0,
+        imageVersion: app.previousImageVersion,
         health: "healthy",
         healthSinceMs: Date.now(),
-        previousGeneration: app.generation ?? 0,
-        previousImageVersion: app.imageVersion ?? 0,
+        previousGeneration: app.generation,
+        previousImageVersion: app.imageVersion,
       };
       outcome.changed = true;
     }
     outcome.status.deploy = {
-      name: app.name,
-      generation: host.app.generation ?? 0,
-      imageVersion: host.app.imageVersion ?? 0,
-      rolledBack: false,
-      reason: "",
-      previousGeneration: app.generation ?? 0,
+      ...emptyDeployResult(app.name),
+      generation: host.app.generation,
+      imageVersion: host.app.imageVersion,
+      previousGeneration: app.generation,
     };
   }
   return outcome;

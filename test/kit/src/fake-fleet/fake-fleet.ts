@@ -3,18 +3,28 @@ import { EventEmitter } from "node:events";
 import type { RequestOptions } from "node:https";
 import { createSecureContext, type SecureContext } from "node:tls";
 import {
+  type AgentMessage,
   type AppInstance,
   type Command,
-  CommandState,
   type CommandStatus,
+  type ControllerMessage,
   commandKindOf,
-  decodeEnvelope,
-  type Envelope,
-  encodeEnvelope,
+  decodeControllerMessage,
+  encodeAgentMessage,
   type ImageCopy,
   MAX_FRAME_BYTES,
   PROTOCOL_VERSION,
 } from "@gild/protocol";
+
+/** A status with nothing but its id and state. */
+const bare = (commandId: string, state: CommandStatus["state"]): CommandStatus => ({
+  commandId,
+  state,
+  progress: null,
+  error: null,
+  replayed: false,
+});
+
 import WebSocket from "ws";
 import { mapLimit } from "../fleet/parallel.js";
 import { type FakeCommandOutcome, runFakeCommand } from "./fake-commands.js";
@@ -167,8 +177,6 @@ export class FakeFleet {
           version: options.startVersion,
           uuid: randomUUID(),
           receivedUuid: options.startUuid,
-          parentUuid: "",
-          sizeBytes: 300 * 1024 * 1024,
         },
       ],
       app: {
@@ -180,6 +188,7 @@ export class FakeFleet {
         health: "healthy",
         healthDetail: "running (no probe)",
         healthSinceMs: since,
+        healthyForMs: 0,
         previousGeneration: 0,
         previousImageVersion: 0,
         generations: [1],
@@ -285,9 +294,9 @@ export class FakeFleet {
       });
       ws.on("message", (data: Buffer, isBinary) => {
         if (!isBinary) return;
-        let envelope: ReturnType<typeof decodeEnvelope>;
+        let message: ControllerMessage;
         try {
-          envelope = decodeEnvelope(data);
+          message = decodeControllerMessage(data, PROTOCOL_VERSION);
         } catch (err) {
           this.counters.errors += 1;
           this.counters.lastError = `${host.name}: bad frame from the controller: ${(err as Error).message}`;
@@ -295,22 +304,22 @@ export class FakeFleet {
         }
         this.counters.framesIn += 1;
         this.lastActivityAt = now();
-        if (envelope.payload === "welcome") {
+        if ("welcome" in message) {
           host.welcomed = true;
           host.welcomedAt = now();
           host.attempt = 0;
-          this.heartbeatMs = envelope.welcome?.heartbeatIntervalMs || this.heartbeatMs;
+          this.heartbeatMs = message.welcome.heartbeatIntervalMs || this.heartbeatMs;
           this.sendInventory(host);
           if (!settled) {
             settled = true;
             resolve();
           }
           this.events.emit("change");
-        } else if (envelope.payload === "command" && envelope.command) {
-          this.onCommand(host, envelope.command);
-        } else if (envelope.payload === "refusal") {
+        } else if ("command" in message) {
+          this.onCommand(host, message.command);
+        } else {
           this.counters.refusals += 1;
-          this.counters.lastError = `refusal: ${envelope.refusal?.error?.code} ${envelope.refusal?.error?.message}`;
+          this.counters.lastError = `refusal: ${message.refusal.code} ${message.refusal.message}`;
         }
       });
       // ws answers every ping with a pong by itself; the count shows the controller's liveness checks.
@@ -355,10 +364,10 @@ export class FakeFleet {
     );
   }
 
-  private send(host: FakeHost, envelope: Envelope): void {
+  private send(host: FakeHost, message: AgentMessage): void {
     const ws = host.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
-    const bytes = encodeEnvelope({ ...envelope, seq: ++host.seq });
+    const bytes = encodeAgentMessage(message, PROTOCOL_VERSION, ++host.seq);
     ws.send(bytes);
     this.counters.framesOut += 1;
     this.counters.bytesOut += bytes.byteLength;
@@ -389,7 +398,7 @@ export class FakeFleet {
   }
 
   private onCommand(host: FakeHost, command: Command): void {
-    const id = command.commandId ?? "";
+    const id = command.commandId;
     const kind = commandKindOf(command);
     host.received.push({ at: now(), kind: kind ?? "unknown", id });
     this.counters.commands[kind ?? "unknown"] = (this.counters.commands[kind ?? "unknown"] ?? 0) + 1;
@@ -400,11 +409,11 @@ export class FakeFleet {
       return;
     }
     if (host.running.has(id)) {
-      this.send(host, { commandStatus: { commandId: id, state: CommandState.STATE_RUNNING } });
+      this.send(host, { commandStatus: bare(id, "running") });
       return;
     }
     host.running.add(id);
-    this.send(host, { commandStatus: { commandId: id, state: CommandState.STATE_RUNNING } });
+    this.send(host, { commandStatus: bare(id, "running") });
     const [min, max] = this.options.commandDelayMs;
     setTimeout(() => this.finish(host, id, command), min + Math.random() * (max - min));
   }
@@ -415,7 +424,7 @@ export class FakeFleet {
     const outcome: FakeCommandOutcome = kind
       ? runFakeCommand(host, kind, command)
       : {
-          status: { commandId: id, state: CommandState.STATE_SUCCEEDED },
+          status: bare(id, "succeeded"),
           changed: false,
           deployed: false,
           deployWithoutImage: false,
