@@ -1,16 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import { randomBytes } from "node:crypto";
+import { closeSync, existsSync, openSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import {
-  type Command,
-  type CommandStatus,
-  type ControllerMessage,
-  decodeAgentMessage,
-  encodeControllerMessage,
-  PROTOCOL_VERSION,
-} from "@gild/protocol";
+import type { Command } from "@gild/protocol";
 import {
   buildBusyboxRoot,
   busyboxServeCommand,
@@ -22,78 +14,16 @@ import {
   logTail,
   processAlive,
   run,
+  StandInController,
   waitFor,
+  writeJoinedState,
 } from "@gild/testkit";
 import { describeWith } from "@gild/testkit/gate";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { type WebSocket, WebSocketServer } from "ws";
 
 // The same command id delivered twice at the same moment, which a controller's re-send after a
 // reconnect can do. A real agent (its own pool, real containers) against a stand-in controller that
 // speaks the protocol and sends exactly the frames the test wants.
-
-/** The controller's end of one agent's control socket, as a test drives it. */
-class StandInController {
-  readonly statuses: CommandStatus[] = [];
-  private socket: WebSocket | undefined;
-  private seq = 0;
-  private inventories = 0;
-  private readonly wss: WebSocketServer;
-
-  constructor(readonly server: Server) {
-    this.wss = new WebSocketServer({ server, path: "/v1/agent" });
-    this.wss.on("connection", (ws) => {
-      this.socket = ws;
-      ws.on("message", (data: Buffer) => this.onFrame(ws, data));
-    });
-  }
-
-  get ready(): boolean {
-    return this.socket !== undefined && this.inventories > 0;
-  }
-
-  private onFrame(ws: WebSocket, data: Buffer): void {
-    const message = decodeAgentMessage(data, PROTOCOL_VERSION);
-    if ("hello" in message) {
-      this.send(ws, {
-        welcome: {
-          protocolVersion: PROTOCOL_VERSION,
-          controllerVersion: "stand-in",
-          heartbeatIntervalMs: 20_000,
-          serverTimeMs: Date.now(),
-        },
-      });
-    } else if ("inventory" in message) {
-      this.inventories++;
-    } else if ("commandStatus" in message) {
-      this.statuses.push(message.commandStatus);
-    }
-  }
-
-  private send(ws: WebSocket, message: ControllerMessage): void {
-    ws.send(encodeControllerMessage(message, PROTOCOL_VERSION, ++this.seq));
-  }
-
-  /** Send `command` `times` times in one go: the frames leave back to back, in one event-loop turn. */
-  deliver(command: Command, times = 1): void {
-    const ws = this.socket as WebSocket;
-    for (let i = 0; i < times; i++) this.send(ws, { command });
-  }
-
-  finals(id: string, replayed: boolean): CommandStatus[] {
-    return this.statuses.filter(
-      (s) =>
-        s.commandId === id &&
-        (s.state === "succeeded" || s.state === "failed") &&
-        Boolean(s.replayed) === replayed,
-    );
-  }
-
-  close(): Promise<void> {
-    this.wss.close();
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
-}
 
 describeWith(["root", "btrfs", "nspawn", "busybox"], "commands delivered twice", () => {
   let fs: LoopBtrfs;
@@ -121,29 +51,9 @@ describeWith(["root", "btrfs", "nspawn", "busybox"], "commands delivered twice",
       "--pool",
       pool,
     ]);
-    // A joined agent's state, pointing at the stand-in controller (plain ws: its dev mode).
-    const port = await freePort();
-    const server = createServer();
-    controller = new StandInController(server);
-    await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
-    const hostId = `h_${randomBytes(8).toString("hex")}`;
-    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    writeFileSync(
-      join(stateDir, "identity.json"),
-      JSON.stringify({
-        hostId,
-        name: "dup-host",
-        labels: {},
-        controllerUrl: `http://127.0.0.1:${port}`,
-        joinedAt: Date.now(),
-      }),
-    );
-    writeFileSync(join(stateDir, "credential"), `${hostId}.${randomBytes(32).toString("base64url")}\n`);
-    const { publicKey } = generateKeyPairSync("ed25519");
-    writeFileSync(
-      join(stateDir, "controller-signing.pub"),
-      publicKey.export({ type: "spki", format: "pem" }),
-    );
+    // A joined agent's state, pointing at the stand-in controller.
+    controller = await StandInController.start();
+    writeJoinedState(stateDir, controller.url, "dup-host");
     const log = openSync(logFile, "a");
     agent = spawn(
       process.execPath,

@@ -142,6 +142,14 @@ describeWith(["root", "btrfs"], "control channel", () => {
     const closed = await peer.closed;
     expect(closed.code).toBe(CloseCode.protocolVersion);
     expect(refusalOf(peer)?.code).toBe("GILD_PROTO_VERSION");
+    // An agent older than the one before this version is told to upgrade itself.
+    const old = open(credentials.get("fuzzer"));
+    await hello(old, "fuzzer", PROTOCOL_VERSION - 2);
+    expect((await old.closed).code).toBe(CloseCode.protocolVersion);
+    expect(refusalOf(old)).toMatchObject({
+      code: "GILD_PROTO_VERSION",
+      hint: expect.stringContaining("upgrade the agent"),
+    });
   });
 
   it("closes connections that send malformed, unknown or oversized frames, and keeps serving the others", async () => {

@@ -14,6 +14,8 @@ export * from "./loop-btrfs.js";
 export * from "./open-files.js";
 export * from "./process-usage.js";
 export { runQuickstartScript, type ScriptResult } from "./quickstart/script.js";
+export * from "./release-build.js";
 export * from "./requirements.js";
+export * from "./stand-in-controller.js";
 export * from "./tree-digest.js";
 export * from "./wait.js";

@@ -17,6 +17,7 @@ export function hostView(host: HostRecord, services: Services) {
     lastSeen: services.hub.lastSeen(host.id) ?? host.lastSeen,
     joinedAt: host.joinedAt,
     agentVersion: host.agentVersion,
+    protocolVersion: services.hub.protocolVersion(host.id) ?? host.protocolVersion,
     kernelVersion: host.kernelVersion,
     btrfsProgsVersion: host.btrfsProgsVersion,
     facts: host.facts,

@@ -135,6 +135,7 @@ export async function createFleet(options: FleetOptions): Promise<Fleet> {
       labels: { ...options.hostLabels?.(index) },
       agentArgs: [...(options.hostAgentArgs?.(index) ?? [])],
       agentEnv: { ...options.hostAgentEnv?.(index) },
+      ...(options.hostCli?.(index) ? { cli: options.hostCli(index) as string } : {}),
     };
   };
   const hostPool = (host: HostRecord): PoolRecord => ({

@@ -19,7 +19,7 @@ export function launchAgent(ctx: FleetContext, host: HostRecord): number | undef
   const since = Date.now();
   const [file, args] = enterNetns(ctx.state.enter, host.netns, [
     process.execPath,
-    ctx.cli,
+    host.cli ?? ctx.cli,
     "agent",
     "run",
     "--state-dir",

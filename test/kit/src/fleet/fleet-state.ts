@@ -30,6 +30,8 @@ export interface HostRecord {
   agentArgs?: string[];
   /** Environment of this host's agent only (added to the harness's). */
   agentEnv?: Record<string, string>;
+  /** The `gild` CLI (bin.js) this host joins and runs its agent with, when not the fleet's own. */
+  cli?: string;
 }
 
 /**

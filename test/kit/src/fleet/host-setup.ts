@@ -41,7 +41,7 @@ export async function joinHost(ctx: FleetContext, host: HostRecord): Promise<voi
   const labels = Object.entries(host.labels).flatMap(([k, v]) => ["--label", `${k}=${v}`]);
   const joined = await execInHost(ctx, host, [
     process.execPath,
-    ctx.cli,
+    host.cli ?? ctx.cli,
     "agent",
     "join",
     ctx.state.controllerUrl,

@@ -23,6 +23,11 @@ export interface FleetOptions {
   /** Environment for one host's agent (by index, from 1): a faked clock, say. */
   hostAgentEnv?: (index: number) => Record<string, string>;
   /**
+   * The `gild` CLI (path of its bin.js) one host joins and runs its agent with (by index, from 1);
+   * undefined for the fleet's own: an agent of another release in a mixed fleet.
+   */
+  hostCli?: (index: number) => string | undefined;
+  /**
    * Put the controller's data dir (database, keys, artifacts) on a filesystem of its own of this many
    * MiB (a loopback btrfs), so a test can fill it up. Default: on the fleet dir's filesystem.
    */
