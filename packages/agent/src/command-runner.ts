@@ -120,7 +120,7 @@ export class CommandRunner {
   }
 
   private async admit(command: Command): Promise<void> {
-    const id = command.commandId ?? "";
+    const id = command.commandId;
     if (id.length === 0 || id.length > 256) return;
     const live = this.running.get(id);
     if (live) {
@@ -241,7 +241,7 @@ export class CommandRunner {
   }
 
   private remember(final: CommandStatus): void {
-    const id = final.commandId ?? "";
+    const id = final.commandId;
     this.recent.delete(id);
     this.recent.set(id, { status: final, finishedAt: Date.now() });
     if (this.recent.size > RECENT_FINALS) {

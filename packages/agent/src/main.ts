@@ -96,8 +96,7 @@ export async function runAgent(
       })),
     removeImage: (remove) =>
       imageLock.run("images", async () => {
-        const line = remove.line ?? "";
-        const version = remove.version ?? 0;
+        const { line, version } = remove;
         if (await store.exists(line, version)) await store.remove(line, version);
         return {};
       }),
