@@ -43,7 +43,7 @@ function processStartTime(pid: number): string | undefined {
 let ownStartTime: string | undefined;
 
 /**
- * A gild pool on a btrfs filesystem (DESIGN.md, Server pool layout). Everything gild deletes goes
+ * A gild pool on a btrfs filesystem (docs/architecture.md, The agent's pool and state). Everything gild deletes goes
  * through `removeTree`, which refuses any path outside the pool.
  */
 export class Pool {

@@ -9,7 +9,7 @@ import type { ImageStore } from "./image-store.js";
 import { ROOTFS_NAME } from "./pool.js";
 import { isSubvolume, showSubvolume } from "./subvolume.js";
 
-/** The one name every stream gives its subvolume (DESIGN.md, Receiving). */
+/** The one name every stream gives its subvolume (docs/architecture.md, The wire). */
 
 export interface SendOptions {
   /** Version of the same line to send incrementally against; full stream when absent. */

@@ -94,7 +94,7 @@ export async function snapshotSubvolume(
 
 /**
  * Mark a locally made subvolume read-only. Never used on received copies: making one writable clears its
- * received_uuid and breaks every later incremental send (DESIGN.md, Image model).
+ * received_uuid and breaks every later incremental send (docs/architecture.md, Images and generations).
  */
 export async function setReadOnly(path: string): Promise<void> {
   await runTool("btrfs", ["property", "set", "-ts", path, "ro", "true"]);

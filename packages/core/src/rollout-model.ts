@@ -1,6 +1,6 @@
 /**
  * The rollout model shared by the pure planner (rollout-planner.ts) and the controller's executor.
- * DESIGN.md, Rollouts. All times are absolute milliseconds since the epoch, so a restarted controller
+ * docs/architecture.md, Rollouts. All times are absolute milliseconds since the epoch, so a restarted controller
  * resumes exactly from what it stored.
  */
 
@@ -55,7 +55,7 @@ export type HostState =
 /** A wave's size, or a failure budget: a host count or a percentage. */
 export type CountOrPercent = { count: number } | { percent: number };
 
-/** A rollout's strategy with every default applied (DESIGN.md defaults in brackets in the docs). */
+/** A rollout's strategy with every default applied (defaults in brackets). */
 export interface RolloutStrategy {
   /** Number of canary hosts [1]; 0 for none. Ignored when canaryHosts is set. */
   canary: number;

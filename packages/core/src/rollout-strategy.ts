@@ -5,7 +5,7 @@ import type { CountOrPercent, RolloutStrategy } from "./rollout-model.js";
 /** A duration as the operator writes it: `10s`, `5m`, `1h30m`, or a number of milliseconds. */
 export type RawDuration = string | number;
 
-/** The operator's strategy input (flags or a spec file); every field optional, DESIGN.md defaults apply. */
+/** The operator's strategy input (flags or a spec file); every field optional, the defaults apply. */
 export interface RawStrategy {
   /** Canary host count (a number or digits), or host ids/names: a list, or one comma-separated string. */
   canary?: number | string | string[];
@@ -25,7 +25,7 @@ export interface RawStrategy {
   rollbackMaxParallel?: number | string | null;
 }
 
-/** DESIGN.md, Rollouts: the defaults in brackets. */
+/** The defaults (README.md, Rollouts; docs/architecture.md, Rollouts). */
 export const DEFAULT_ROLLOUT_STRATEGY: RolloutStrategy = Object.freeze({
   canary: 1,
   canaryHosts: null,

@@ -26,7 +26,7 @@ export interface ProbeSpec {
   readonly minHealthyMs: number;
 }
 
-/** Defaults (DESIGN.md, health gate). */
+/** Defaults (docs/architecture.md, Switches). */
 export const PROBE_DEFAULTS = Object.freeze({
   intervalMs: 2_000,
   timeoutMs: 1_000,

@@ -23,7 +23,7 @@ export interface GenerationMeta {
 }
 
 /**
- * Where an app lives on the pool (DESIGN.md, Server pool layout): apps/<app>/<generation> (writable
+ * Where an app lives on the pool (docs/architecture.md, The agent's pool and state): apps/<app>/<generation> (writable
  * snapshots), apps/<app>/current (a symlink to the generation that runs), apps/<app>/gen-<n>.json,
  * apps/<app>/logs/<n>.log, apps/<app>/switch.json while a switch is unsettled, and
  * apps/<app>/rollback-failed.json after a rollback that did not turn healthy; its data in data/<app>.

@@ -90,8 +90,8 @@ async function hashOf(path: string, bytes: number): Promise<Hash> {
 /**
  * PullImage: verify the signed manifest, download the artifact into .spool (hashing it as it arrives;
  * after a cut or an agent restart, only the rest is fetched), check its size and sha256 against the
- * manifest, and only then let `btrfs receive` read it, with every check of the receive (DESIGN.md,
- * Receiving) before the image is promoted. The spool file is removed either way.
+ * manifest, and only then let `btrfs receive` read it, with every check of the receive (docs/architecture.md,
+ * The wire) before the image is promoted. The spool file is removed either way.
  */
 export async function pullImage(pull: PullImage, ctx: PullContext): Promise<PullResult> {
   const manifest = verifyManifest(pull, ctx.signingPublicKeyPem);
