@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { detectStreamCapabilities, ImageStore, Pool } from "@gild/btrfs";
-import { GILD_VERSION, GildError, type Logger } from "@gild/core";
+import { assertRoot, GILD_VERSION, GildError, type Logger } from "@gild/core";
 import { type Inventory, PROTOCOL_VERSION } from "@gild/protocol";
 import { createRuntimeDriver } from "@gild/runtime";
 import { pino } from "pino";
@@ -28,6 +28,7 @@ const NOT_FIXED_BY_RESTART: readonly string[] = [
   "GILD_NOT_JOINED",
   "GILD_CONFIG_INVALID",
   "GILD_STATE_CORRUPT",
+  "GILD_NOT_ROOT",
 ];
 
 /** The exit status for an error that stopped the agent: EXIT_REFUSED when restarting cannot help, else 1. */
@@ -54,6 +55,7 @@ export async function runAgent(
   config: AgentConfig,
   log: Logger = createAgentLogger(config.logLevel),
 ): Promise<RunningAgent> {
+  assertRoot("gild agent run");
   const secrets = await loadSecrets(config.stateDir);
   const pool = await Pool.open(config.pool, { create: true, log });
   const store = new ImageStore(pool);

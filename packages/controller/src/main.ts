@@ -1,6 +1,7 @@
 import { writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { detectStreamCapabilities, ImageStore, Pool } from "@gild/btrfs";
+import { assertRoot } from "@gild/core";
 import { pino } from "pino";
 import { buildController, type Controller } from "./app.js";
 import type { ControllerConfig } from "./config.js";
@@ -48,6 +49,7 @@ export async function startController(
   if (config.insecureDev) {
     log.warn("insecure dev mode: plain http/ws without TLS; tokens and credentials travel in clear text");
   }
+  assertRoot("gild controller run");
   const store = Store.open(config.paths.database);
   const pool = await Pool.open(config.pool, { create: true, log });
   const imageStore = new ImageStore(pool);

@@ -1,4 +1,4 @@
-import { type HostStep, isCanaryWave } from "@gild/core";
+import { type HostStep, isCanaryWave, rolloutReasonCode } from "@gild/core";
 import type { ProgressUpdate } from "./command-service.js";
 import type { StoredRollout } from "./store/rollouts-repo.js";
 import type { Store } from "./store/store.js";
@@ -41,6 +41,8 @@ export function rolloutView(
     phase: r.phase,
     currentWave: r.currentWave,
     reason: r.reason,
+    /** The error code that goes with the state and reason (GILD_ROLLOUT_FAILED, ...), or null. */
+    reasonCode: rolloutReasonCode(r),
     pauseCause: r.pauseCause,
     createdBy: stored.createdBy,
     apps: stored.apps,

@@ -23,3 +23,14 @@ export function spawnFailure(file: string, err: unknown): GildError | undefined 
     cause: err,
   });
 }
+
+/**
+ * GILD_NOT_ROOT unless the process runs as root (`uid`, default this process's): a daemon that
+ * mounts, snapshots and runs containers fails at its first step otherwise, with a less clear error.
+ */
+export function assertRoot(what: string, uid: number | undefined = process.getuid?.()): void {
+  if (uid === 0) return;
+  throw new GildError("GILD_NOT_ROOT", `${what} must run as root (btrfs subvolumes, mounts, containers)`, {
+    hint: "run it as root; the systemd units in deploy/systemd do",
+  });
+}

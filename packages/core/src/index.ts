@@ -9,7 +9,7 @@ export * from "./logger.js";
 export * from "./rollout-create.js";
 export * from "./rollout-model.js";
 export * from "./rollout-planner.js";
-export { isCanaryWave } from "./rollout-rules.js";
+export { isCanaryWave, rolloutReasonCode } from "./rollout-rules.js";
 export * from "./rollout-strategy.js";
 export * from "./rollout-timeline.js";
 export * from "./rollout-verbs.js";

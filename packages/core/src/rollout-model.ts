@@ -218,13 +218,19 @@ export type RolloutCommand =
   | { kind: "switch"; hostId: string }
   | { kind: "rollback"; hostId: string };
 
+/** What a rollout event is about. */
+export type RolloutEventKind =
+  | "rollout-state"
+  | "wave-started"
+  | "wave-completed"
+  | "wave-failed"
+  | "bake-started"
+  | "host-state"
+  | "deadline-exceeded";
+
 export interface RolloutEvent {
   at: number;
-  /**
-   * "rollout-state", "wave-started", "wave-completed", "wave-failed", "bake-started", "host-state",
-   * "deadline-exceeded".
-   */
-  kind: string;
+  kind: RolloutEventKind;
   hostId?: string;
   /** The wave the event concerns, when it concerns one. */
   wave?: number;

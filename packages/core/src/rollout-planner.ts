@@ -65,9 +65,17 @@ export function planRollout(rollout: RolloutRecord, observation: FleetObservatio
   };
 }
 
+/**
+ * Rollout-level transitions one planning step can make per wave (complete it, start the next: a bake of
+ * 0 ms goes on at once, fail it, pause, ...), and a few more for the ones that end a rollout. More than
+ * that is a planner bug looping, not progress.
+ */
+const TRANSITIONS_PER_WAVE = 4;
+const FINAL_TRANSITIONS = 8;
+
 /** Apply rollout-level transitions until none applies (a bake of 0 ms starts the next wave at once). */
 function advance(ctx: PlanContext): void {
-  const limit = ctx.rollout.waves.length * 4 + 8;
+  const limit = ctx.rollout.waves.length * TRANSITIONS_PER_WAVE + FINAL_TRANSITIONS;
   for (let i = 0; i < limit; i++) {
     if (!advanceOnce(ctx)) return;
   }
@@ -257,7 +265,7 @@ function checkRollbackReadiness(ctx: PlanContext): boolean {
   pause(
     ctx,
     "rollback-not-ready",
-    `GILD_ROLLBACK_NOT_READY: ${names} ${unready.length === 1 ? "has" : "have"} no previous generation to roll back to`,
+    `${names} ${unready.length === 1 ? "has" : "have"} no previous generation to roll back to`,
   );
   return true;
 }

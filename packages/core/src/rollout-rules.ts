@@ -1,3 +1,4 @@
+import type { ErrorCode } from "./errors.js";
 import type { HostState, HostStep, PauseCause, RolloutRecord } from "./rollout-model.js";
 
 /** Fetch attempts a host gets in all before it fails. */
@@ -111,4 +112,16 @@ export function markPaused(rollout: RolloutRecord, cause: PauseCause, reason: st
   rollout.pausedAt = now;
   rollout.pauseCause = cause;
   rollout.reason = reason;
+}
+
+/**
+ * The error code that goes with a rollout's state and reason, for views and the CLI: a failed or
+ * rolled-back rollout is GILD_ROLLOUT_FAILED, one paused because a host has nothing to roll back to is
+ * GILD_ROLLBACK_NOT_READY; null otherwise.
+ */
+export function rolloutReasonCode(rollout: RolloutRecord): ErrorCode | null {
+  if (rollout.state === "failed" || rollout.state === "rolled-back") return "GILD_ROLLOUT_FAILED";
+  if (rollout.state === "paused" && rollout.pauseCause === "rollback-not-ready")
+    return "GILD_ROLLBACK_NOT_READY";
+  return null;
 }

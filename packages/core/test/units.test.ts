@@ -1,4 +1,5 @@
 import {
+  assertRoot,
   formatBytes,
   formatDuration,
   parseDuration,
@@ -57,5 +58,14 @@ describe("image references", () => {
 
   it.each(["php", "@3", "php@0", "php@x", "PHP@1", "php@01", "a/b@1"])("refuses %j", (text) => {
     expect(() => parseImageRef(text)).toThrow(expect.objectContaining({ code: "GILD_IMAGE_NAME_INVALID" }));
+  });
+});
+
+describe("daemons that need root", () => {
+  it("are refused with GILD_NOT_ROOT and a hint unless they run as root", () => {
+    expect(() => assertRoot("gild agent run", 0)).not.toThrow();
+    expect(() => assertRoot("gild agent run", 1000)).toThrow(
+      expect.objectContaining({ code: "GILD_NOT_ROOT", message: expect.stringContaining("gild agent run") }),
+    );
   });
 });

@@ -40,7 +40,7 @@ export function renderRollout(
   if (view.state === "awaiting-promotion") clocks.push("waiting for: gild rollout promote");
   if (view.versionStatus) clocks.push(`${view.image} is ${view.versionStatus}`);
   lines.push(`  ${clocks.join("   ") || " "}`);
-  if (view.reason) lines.push(`  reason: ${view.reason}`);
+  if (view.reason) lines.push(`  reason: ${view.reason}${view.reasonCode ? ` [${view.reasonCode}]` : ""}`);
   const rows = view.waves.flatMap((w) => w.hosts.map((h, i) => ({ w, h, first: i === 0 })));
   const table = formatTable(rows, [
     { header: "WAVE", value: (r) => (r.first ? `${r.w.index + 1}${r.w.canary ? " canary" : ""}` : "") },

@@ -137,7 +137,7 @@ function finish(render: Renderer, view: RolloutView): void {
   render.result(view, () => renderRollout(view, view.events ?? []).join("\n"));
   if (view.state !== "succeeded") {
     render.note(
-      `rollout ${view.id} ended ${view.state}${view.reason ? `: ${view.reason}` : ""} [GILD_ROLLOUT_FAILED]`,
+      `rollout ${view.id} ended ${view.state}${view.reason ? `: ${view.reason}` : ""} [${view.reasonCode ?? "GILD_ROLLOUT_FAILED"}]`,
     );
     process.exitCode = 1;
   }

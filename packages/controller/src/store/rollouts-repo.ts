@@ -114,7 +114,8 @@ export class RolloutsRepo {
       id: row.id,
       rolloutId: row.rollout_id,
       at: row.at,
-      kind: row.kind,
+      // Written from a RolloutEvent only (appendEvents).
+      kind: row.kind as RolloutEvent["kind"],
       ...(row.host_id === null ? {} : { hostId: row.host_id }),
       ...(row.wave === null ? {} : { wave: row.wave }),
       message: row.message,
