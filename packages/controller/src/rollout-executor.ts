@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import {
-  abortRollout,
   createRollout,
   estimateTimeline,
   GildError,
@@ -8,18 +7,17 @@ import {
   isTerminalRolloutState,
   type Logger,
   parseImageRef,
-  pauseRollout,
   planRollout,
-  promoteRollout,
   type RawStrategy,
+  ROLLOUT_VERBS,
   type RolloutEvent,
   type RolloutRecord,
   type RolloutTarget,
+  type RolloutVerb,
   resolveStrategy,
-  resumeRollout,
-  rollbackRollout,
   type Timeline,
   toGildError,
+  type VerbOptions,
 } from "@gild/core";
 import type { AgentHub } from "./agent-hub.js";
 import type { AppService } from "./app-service.js";
@@ -48,10 +46,6 @@ export type RolloutUpdate =
   | { type: "record"; rollout: StoredRollout }
   | { type: "event"; event: RolloutEvent }
   | { type: "progress"; hostId: string; progress: ProgressUpdate };
-
-/** The operator verbs on a rollout; each is a route (POST /v1/rollouts/:id/<verb>). */
-export const VERBS = ["pause", "resume", "promote", "abort", "rollback"] as const;
-export type Verb = (typeof VERBS)[number];
 
 /** The planner speaks of host ids (h_ and 16 hex digits); operators read host names. */
 function named(event: RolloutEvent, hosts: ReadonlyMap<string, HostRecord>): RolloutEvent {
@@ -535,32 +529,11 @@ export class RolloutExecutor {
   }
 
   /** pause | resume | promote | abort | rollback: the pure verb, stored, then planned. */
-  verb(rolloutId: string, verb: Verb, actor: string, options: { maxParallel?: number } = {}): StoredRollout {
+  verb(rolloutId: string, verb: RolloutVerb, actor: string, options: VerbOptions = {}): StoredRollout {
     const stored = this.get(rolloutId);
     const now = this.now();
     const before = stored.record;
-    let record: RolloutRecord;
-    switch (verb) {
-      case "pause":
-        record = pauseRollout(before, now);
-        break;
-      case "resume":
-        record = resumeRollout(before, now);
-        break;
-      case "promote":
-        record = promoteRollout(before, now);
-        break;
-      case "abort":
-        record = abortRollout(before, now);
-        break;
-      case "rollback":
-        record = rollbackRollout(
-          before,
-          now,
-          options.maxParallel === undefined ? {} : { maxParallel: options.maxParallel },
-        );
-        break;
-    }
+    const record = ROLLOUT_VERBS[verb].apply(before, now, options);
     const event: RolloutEvent = {
       at: now,
       kind: "rollout-state",

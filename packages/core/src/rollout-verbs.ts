@@ -133,3 +133,45 @@ function stateError(rollout: RolloutRecord, verb: string, hint: string): GildErr
     details: { rolloutId: rollout.id, state: rollout.state },
   });
 }
+
+/** What an operator verb takes besides the rollout and the time. */
+export interface VerbOptions {
+  /** rollback: hosts rolling back at once (default: the strategy's, else half). */
+  maxParallel?: number;
+}
+
+/**
+ * The operator verbs, the one table the executor, the API routes and the CLI read: what each does (for
+ * the CLI's help), and the pure function that applies it.
+ */
+export const ROLLOUT_VERBS = {
+  pause: {
+    description: "stop sending commands and stop every clock",
+    apply: (r: RolloutRecord, now: number, _options: VerbOptions) => pauseRollout(r, now),
+  },
+  resume: {
+    description: "continue a paused rollout (clocks shift by the pause)",
+    apply: (r: RolloutRecord, now: number, _options: VerbOptions) => resumeRollout(r, now),
+  },
+  promote: {
+    description: "continue after the canary (or end a bake early)",
+    apply: (r: RolloutRecord, now: number, _options: VerbOptions) => promoteRollout(r, now),
+  },
+  abort: {
+    description: "stop for good; hosts stay where they are (then `rollback` if needed)",
+    apply: (r: RolloutRecord, now: number, _options: VerbOptions) => abortRollout(r, now),
+  },
+  rollback: {
+    description: "take every switched host back to its previous generation: no download, no canary, no bake",
+    apply: (r: RolloutRecord, now: number, options: VerbOptions) =>
+      rollbackRollout(r, now, options.maxParallel === undefined ? {} : { maxParallel: options.maxParallel }),
+  },
+} as const satisfies Record<
+  string,
+  { description: string; apply: (r: RolloutRecord, now: number, options: VerbOptions) => RolloutRecord }
+>;
+
+export type RolloutVerb = keyof typeof ROLLOUT_VERBS;
+
+/** The verbs' names, in the table's order. */
+export const ROLLOUT_VERB_NAMES = Object.keys(ROLLOUT_VERBS) as RolloutVerb[];

@@ -1,4 +1,10 @@
-import { isTerminalRolloutState, type RawStrategy, type RolloutEvent } from "@gild/core";
+import {
+  isTerminalRolloutState,
+  type RawStrategy,
+  ROLLOUT_VERB_NAMES,
+  ROLLOUT_VERBS,
+  type RolloutEvent,
+} from "@gild/core";
 import type { Command } from "commander";
 import type { ControllerClient } from "../client.js";
 import { readSpecFile } from "../config-file.js";
@@ -219,14 +225,8 @@ export function registerRolloutCommands(program: Command, ctx: CliContext): void
     render.result(rollouts, () => rolloutTable(rollouts));
   });
 
-  const verbs: Array<[string, string]> = [
-    ["pause", "stop sending commands and stop every clock"],
-    ["resume", "continue a paused rollout (clocks shift by the pause)"],
-    ["promote", "continue after the canary (or end a bake early)"],
-    ["abort", "stop for good; hosts stay where they are (then `rollback` if needed)"],
-    ["rollback", "take every switched host back to its previous generation: no download, no canary, no bake"],
-  ];
-  for (const [verb, description] of verbs) {
+  for (const verb of ROLLOUT_VERB_NAMES) {
+    const { description } = ROLLOUT_VERBS[verb];
     const cmd = rollout
       .command(`${verb} [id]`)
       .description(`${description} (default: the active rollout)`)

@@ -1,7 +1,7 @@
-import { isCanaryWave, isTerminalRolloutState, type RolloutEvent } from "@gild/core";
+import { isCanaryWave, isTerminalRolloutState, ROLLOUT_VERB_NAMES, type RolloutEvent } from "@gild/core";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { ProgressUpdate } from "../command-service.js";
-import { type RolloutRequest, type RolloutUpdate, VERBS } from "../rollout-executor.js";
+import type { RolloutRequest, RolloutUpdate } from "../rollout-executor.js";
 import { rolloutView } from "../rollout-view.js";
 import type { Services } from "../services.js";
 import type { StoredRollout } from "../store/rollouts-repo.js";
@@ -71,7 +71,7 @@ export function registerRolloutRoutes(app: FastifyInstance, services: Services):
     streamRollout(reply, stored, services, view);
   });
 
-  for (const verb of VERBS) {
+  for (const verb of ROLLOUT_VERB_NAMES) {
     app.post<{ Params: { id: string }; Body: { maxParallel?: number } }>(
       `/v1/rollouts/:id/${verb}`,
       {
