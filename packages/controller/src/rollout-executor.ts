@@ -1,15 +1,16 @@
 import { randomBytes } from "node:crypto";
 import {
+  commandsCalledFor,
   createRollout,
   estimateTimeline,
   GildError,
   isSettledRolloutState,
-  isTerminalRolloutState,
   type Logger,
   parseImageRef,
   planRollout,
   type RawStrategy,
   ROLLOUT_VERBS,
+  type RolloutCommand,
   type RolloutEvent,
   type RolloutRecord,
   type RolloutTarget,
@@ -18,6 +19,7 @@ import {
   type Timeline,
   toGildError,
   type VerbOptions,
+  withdrawalsFor,
 } from "@gild/core";
 import type { AgentHub } from "./agent-hub.js";
 import type { AppService } from "./app-service.js";
@@ -303,31 +305,21 @@ export class RolloutExecutor {
     }
   }
 
-  /**
-   * Withdraw fetches and switches no host has taken yet that the rollout no longer wants: every
-   * pending one once it is over, and a failed or rolled-back host's. An agent that comes back later
-   * must not run a switch its rollout gave up on. Rollbacks are never withdrawn: they only take a host
-   * off the rollout's version, so one that comes back after the rollout ended still converges.
-   */
+  /** Withdraw what core's withdrawalsFor says the record no longer wants (never rollbacks). */
   private withdraw(record: RolloutRecord): void {
     const now = this.now();
-    const over = isTerminalRolloutState(record.state);
-    const hosts = over
-      ? [null]
-      : Object.values(record.hosts)
-          .filter((h) => h.state === "failed" || h.state === "rolled-back" || h.state === "rollback-failed")
-          .map((h) => h.hostId);
-    for (const hostId of hosts) {
-      const ids = this.deps.store.commands.cancelPending(record.id, hostId, now, ["pullImage", "deployApp"]);
+    for (const { hostId, kinds } of withdrawalsFor(record)) {
+      const commandKinds = kinds.map((k) => (k === "fetch" ? "pullImage" : "deployApp"));
+      const ids = this.deps.store.commands.cancelPending(record.id, hostId, now, commandKinds);
       if (ids.length > 0)
         this.log.info({ rollout: record.id, hostId, commands: ids }, "withdrew commands no host had taken");
     }
   }
 
   /**
-   * Make sure every command the stored state calls for exists and was sent: the fetch of a fetching
-   * host, the switches of a switching host, the rollbacks of a rolling-back one. Ids are deterministic,
-   * so this is a no-op for commands already issued, also after a restart.
+   * Send every command the stored record calls for (core's commandsCalledFor, the rule the planner's
+   * tests check), through one sender per kind. Ids are deterministic, so a command already issued is
+   * not issued again, also after a restart.
    */
   private dispatch(
     stored: StoredRollout,
@@ -336,93 +328,119 @@ export class RolloutExecutor {
     rows: readonly CommandRecord[],
   ): void {
     const record = stored.record;
-    if (record.state === "paused" || isTerminalRolloutState(record.state)) return;
-    const wanting = Object.values(record.hosts).filter(
-      (h) =>
-        (h.state === "fetching" && h.fetchAttempts > 0) ||
-        h.state === "switching" ||
-        (h.state === "rolling-back" && !h.rollbackPending),
-    );
-    if (wanting.length === 0) return;
     // As read at the start of this step: commands issued since then have ids this step cannot repeat.
     const issued = new Map(rows.map((c) => [c.id, c]));
-    for (const step of wanting) {
-      const host = hosts.get(step.hostId);
+    const senders: {
+      [K in RolloutCommand["kind"]]: (
+        host: HostRecord,
+        command: Extract<RolloutCommand, { kind: K }>,
+      ) => void;
+    } = {
+      fetch: (host, command) => this.sendFetch(record, host, command.attempt, issued),
+      switch: (host) => this.sendSwitches(record, host, appNames, issued),
+      rollback: (host) => this.sendRollbacks(record, host, appNames, issued),
+    };
+    for (const command of commandsCalledFor(record)) {
+      const host = hosts.get(command.hostId);
       if (!host) continue;
-      if (step.state === "fetching" && step.fetchAttempts > 0) {
-        const id = rolloutCommandId.fetch(record.id, host.id, step.fetchAttempts);
-        if (issued.has(id) || this.dispatching.has(id)) continue;
-        this.dispatching.add(id);
-        // Making the artifact may take a while: it must not hold up planning.
-        this.deps.images
-          .issuePull(host, record.line, record.version, { commandId: id, rolloutId: record.id })
-          .then(
-            () => this.poke(record.id),
-            (err: unknown) => {
-              if (storeFailure(err)) {
-                // Not the host's failure: nothing was stored, and the pull is issued again later.
-                this.retryLater(record.id, err);
-                return;
-              }
-              const gild = toGildError(err);
-              this.log.error(
-                { rollout: record.id, host: host.name, err: gild.message },
-                "could not issue the image pull",
-              );
-              try {
-                this.deps.commands.recordLocalFailure({
-                  id,
-                  hostId: host.id,
-                  kind: "pullImage",
-                  rolloutId: record.id,
-                  error: gild,
-                });
-                this.poke(record.id);
-              } catch (recordErr) {
-                this.retryLater(record.id, recordErr);
-              }
-            },
-          )
-          .finally(() => this.dispatching.delete(id));
-      } else if (step.state === "switching") {
-        for (const app of appsInScope(host.inventory, record.line, appNames)) {
-          const id = rolloutCommandId.switch(record.id, host.id, app.name);
-          if (issued.has(id)) continue;
-          const spec = this.deps.apps.spec(app.name);
-          this.deps.commands.issue({
-            id,
-            hostId: host.id,
-            rolloutId: record.id,
-            body: this.deps.apps.deployBody(spec, record.version, record.strategy.healthyDeadlineMs),
-          });
-        }
-      } else if (step.state === "rolling-back" && !step.rollbackPending) {
-        // Every app whose switch did not fail (succeeded, or its outcome is unknown: the host may be cut
-        // off). The rollback applies only while the app runs the rollout's version, so one that never
-        // switched, or went back on its own, is not moved one further; and it stays queued for a host
-        // that is away until it returns, whatever the rollout has decided meanwhile.
-        // An agent of protocol 1 does not know onlyFromImageVersion: it gets a rollback only for a
-        // switch known to have succeeded (a rollback of an app already back would take it one further).
-        const guarded = host.protocolVersion >= 2;
-        for (const app of appsInScope(host.inventory, record.line, appNames)) {
-          const switched = issued.get(rolloutCommandId.switch(record.id, host.id, app.name));
-          if (switched?.state === "failed" || (!guarded && switched?.state !== "succeeded")) continue;
-          const id = rolloutCommandId.rollback(record.id, host.id, app.name);
-          if (issued.has(id)) continue;
-          this.deps.commands.issue({
-            id,
-            hostId: host.id,
-            rolloutId: record.id,
-            body: {
-              rollbackApp: {
-                name: app.name,
-                healthyDeadlineMs: record.strategy.healthyDeadlineMs,
-                onlyFromImageVersion: record.version,
-              },
-            },
-          });
-        }
-      }
+      (senders[command.kind] as (h: HostRecord, c: RolloutCommand) => void)(host, command);
+    }
+  }
+
+  private sendFetch(
+    record: RolloutRecord,
+    host: HostRecord,
+    attempt: number,
+    issued: ReadonlyMap<string, CommandRecord>,
+  ): void {
+    const id = rolloutCommandId.fetch(record.id, host.id, attempt);
+    if (issued.has(id) || this.dispatching.has(id)) return;
+    this.dispatching.add(id);
+    // Making the artifact may take a while: it must not hold up planning.
+    this.deps.images
+      .issuePull(host, record.line, record.version, { commandId: id, rolloutId: record.id })
+      .then(
+        () => this.poke(record.id),
+        (err: unknown) => {
+          if (storeFailure(err)) {
+            // Not the host's failure: nothing was stored, and the pull is issued again later.
+            this.retryLater(record.id, err);
+            return;
+          }
+          const gild = toGildError(err);
+          this.log.error(
+            { rollout: record.id, host: host.name, err: gild.message },
+            "could not issue the image pull",
+          );
+          try {
+            this.deps.commands.recordLocalFailure({
+              id,
+              hostId: host.id,
+              kind: "pullImage",
+              rolloutId: record.id,
+              error: gild,
+            });
+            this.poke(record.id);
+          } catch (recordErr) {
+            this.retryLater(record.id, recordErr);
+          }
+        },
+      )
+      .finally(() => this.dispatching.delete(id));
+  }
+
+  /** The switch of every app of the line on the host that the rollout covers. */
+  private sendSwitches(
+    record: RolloutRecord,
+    host: HostRecord,
+    appNames: ReadonlySet<string>,
+    issued: ReadonlyMap<string, CommandRecord>,
+  ): void {
+    for (const app of appsInScope(host.inventory, record.line, appNames)) {
+      const id = rolloutCommandId.switch(record.id, host.id, app.name);
+      if (issued.has(id)) continue;
+      const spec = this.deps.apps.spec(app.name);
+      this.deps.commands.issue({
+        id,
+        hostId: host.id,
+        rolloutId: record.id,
+        body: this.deps.apps.deployBody(spec, record.version, record.strategy.healthyDeadlineMs),
+      });
+    }
+  }
+
+  /**
+   * The rollback of every app whose switch did not fail (succeeded, or its outcome is unknown: the host
+   * may be cut off). It applies only while the app runs the rollout's version, so one that never
+   * switched, or went back on its own, is not moved one further; and it stays queued for a host that is
+   * away until it returns, whatever the rollout has decided meanwhile.
+   */
+  private sendRollbacks(
+    record: RolloutRecord,
+    host: HostRecord,
+    appNames: ReadonlySet<string>,
+    issued: ReadonlyMap<string, CommandRecord>,
+  ): void {
+    // An agent of protocol 1 does not know onlyFromImageVersion: it gets a rollback only for a switch
+    // known to have succeeded (a rollback of an app already back would take it one further).
+    const guarded = host.protocolVersion >= 2;
+    for (const app of appsInScope(host.inventory, record.line, appNames)) {
+      const switched = issued.get(rolloutCommandId.switch(record.id, host.id, app.name));
+      if (switched?.state === "failed" || (!guarded && switched?.state !== "succeeded")) continue;
+      const id = rolloutCommandId.rollback(record.id, host.id, app.name);
+      if (issued.has(id)) continue;
+      this.deps.commands.issue({
+        id,
+        hostId: host.id,
+        rolloutId: record.id,
+        body: {
+          rollbackApp: {
+            name: app.name,
+            healthyDeadlineMs: record.strategy.healthyDeadlineMs,
+            onlyFromImageVersion: record.version,
+          },
+        },
+      });
     }
   }
 

@@ -7,6 +7,7 @@ export * from "./image.js";
 export * from "./join-token.js";
 export * from "./logger.js";
 export * from "./rollout-create.js";
+export * from "./rollout-dispatch.js";
 export * from "./rollout-model.js";
 export * from "./rollout-planner.js";
 export { isCanaryWave, rolloutReasonCode } from "./rollout-rules.js";

@@ -2,8 +2,9 @@ import type { HostStep } from "./rollout-model.js";
 import { emit, moveHost, observed, type PlanContext } from "./rollout-plan-context.js";
 import { hostsOfWave, MAX_FETCH_ATTEMPTS, rollbackDeadlineMs } from "./rollout-rules.js";
 
-// Every command is emitted together with the host transition that calls for it, so planning again on
-// the same observation finds the host already moved and emits nothing: that is what makes it idempotent.
+// The host transitions that call for commands. The commands themselves are not emitted here: the
+// moved host states call for them, and commandsCalledFor (rollout-dispatch.ts) reads them off the
+// record, for the planner's result and for the executor alike.
 
 /** Fetch the image on the waves' pending hosts, and retry failed fetches; online hosts only. */
 export function issueFetches(ctx: PlanContext, waves: number[]): void {
@@ -14,7 +15,6 @@ export function issueFetches(ctx: PlanContext, waves: number[]): void {
       if (host.state === "pending") {
         host.fetchAttempts += 1;
         moveHost(ctx, host, "fetching");
-        ctx.commands.push({ kind: "fetch", hostId: host.hostId, attempt: host.fetchAttempts });
       } else if (
         host.state === "fetching" &&
         obs.fetch !== null &&
@@ -29,7 +29,6 @@ export function issueFetches(ctx: PlanContext, waves: number[]): void {
           wave,
           message: `host ${host.hostId}: fetch attempt ${host.fetchAttempts} of ${MAX_FETCH_ATTEMPTS} after: ${obs.fetch.reason ?? "no reason given"}`,
         });
-        ctx.commands.push({ kind: "fetch", hostId: host.hostId, attempt: host.fetchAttempts });
       }
     }
   }
@@ -48,7 +47,6 @@ export function issueSwitches(ctx: PlanContext, wave: number): void {
     host.switchedAt = ctx.now;
     host.deadlineAt = ctx.now + strategy.healthyDeadlineMs;
     moveHost(ctx, host, "switching");
-    ctx.commands.push({ kind: "switch", hostId: host.hostId });
     busy += 1;
   }
 }
@@ -76,5 +74,4 @@ function startRollback(ctx: PlanContext, host: HostStep): void {
   host.rollbackPending = false;
   host.deadlineAt = ctx.now + rollbackDeadlineMs(ctx.rollout);
   moveHost(ctx, host, "rolling-back");
-  ctx.commands.push({ kind: "rollback", hostId: host.hostId });
 }

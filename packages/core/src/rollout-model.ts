@@ -241,9 +241,10 @@ export interface PlanResult {
   /** The rollout after this step; the executor stores it before any command goes out. */
   rollout: RolloutRecord;
   /**
-   * The commands this step calls for: each comes with the host transition that asks for it. The
-   * executor does not send these; it sends what the stored host states call for (the same commands,
-   * plus any a crash kept from going out), so a restart needs no second path. Tests read them.
+   * The commands this step calls for that the record before it did not: commandsCalledFor (the one rule)
+   * of the new record, less those of the old. The executor sends everything the stored record calls
+   * for (commands already sent have the same ids and are not sent again), which is these plus any a
+   * crash kept from going out.
    */
   commands: RolloutCommand[];
   events: RolloutEvent[];

@@ -3,7 +3,6 @@ import type {
   HostObservation,
   HostState,
   HostStep,
-  RolloutCommand,
   RolloutEvent,
   RolloutRecord,
   RolloutState,
@@ -15,7 +14,6 @@ export interface PlanContext {
   readonly rollout: RolloutRecord;
   readonly observation: FleetObservation;
   readonly now: number;
-  readonly commands: RolloutCommand[];
   readonly events: RolloutEvent[];
   markVersion: "stable" | "bad" | null;
 }
@@ -37,7 +35,7 @@ export function newPlanContext(
   observation: FleetObservation,
   now: number,
 ): PlanContext {
-  return { rollout: copyRecord(rollout), observation, now, commands: [], events: [], markVersion: null };
+  return { rollout: copyRecord(rollout), observation, now, events: [], markVersion: null };
 }
 
 /**

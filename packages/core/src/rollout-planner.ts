@@ -1,4 +1,5 @@
 import { issueFetches, issueRollbacks, issueSwitches } from "./rollout-commands.js";
+import { commandsCalledFor, rolloutCommandKey } from "./rollout-dispatch.js";
 import { enforceHostDeadlines, failSwitchedHost, healthyAtTime, observeHost } from "./rollout-host-steps.js";
 import {
   type FleetObservation,
@@ -56,9 +57,12 @@ export function planRollout(rollout: RolloutRecord, observation: FleetObservatio
 
   const changed = !sameRecord(r, rollout);
   if (changed) r.updatedAt = now;
+  // The commands this step calls for: what the new record calls for that the old one did not.
+  const before = new Set(commandsCalledFor(rollout).map(rolloutCommandKey));
+  const commands = changed ? commandsCalledFor(r).filter((c) => !before.has(rolloutCommandKey(c))) : [];
   return {
     rollout: changed ? r : rollout,
-    commands: ctx.commands,
+    commands,
     events: ctx.events,
     markVersion: ctx.markVersion,
     nextWakeAt: nextWakeAt(ctx),

@@ -15,6 +15,7 @@ import {
   type RolloutEvent,
   type RolloutRecord,
   resolveStrategy,
+  rolloutCommandKey,
 } from "@gild/core";
 import { expect } from "vitest";
 
@@ -152,6 +153,7 @@ export class SimFleet {
   readonly events: RolloutEvent[] = [];
   readonly marks: Array<"stable" | "bad"> = [];
   private readonly hosts = new Map<string, SimHost>();
+  private readonly delivered = new Set<string>();
 
   constructor(
     record: RolloutRecord,
@@ -195,9 +197,15 @@ export class SimFleet {
     return { hosts };
   }
 
-  /** Deliver commands: results are visible in the next observation. Offline hosts get nothing. */
+  /**
+   * Deliver commands: results are visible in the next observation. Offline hosts get nothing. A command
+   * delivered before is not run again (the executor's ids are deterministic; the agents journal them).
+   */
   apply(commands: RolloutCommand[], now: number): void {
     for (const command of commands) {
+      const key = rolloutCommandKey(command);
+      if (this.delivered.has(key)) continue;
+      this.delivered.add(key);
       this.sent.push({ at: now, command });
       const host = this.host(command.hostId);
       const b = host.behaviour;

@@ -1,0 +1,52 @@
+import { isTerminalRolloutState, type RolloutCommand, type RolloutRecord } from "./rollout-model.js";
+import { hostsOfWave } from "./rollout-rules.js";
+
+/**
+ * The commands a stored rollout record calls for, host by host, in wave order: the fetch of a fetching
+ * host (its current attempt), the switch of a switching host, the rollback of a host rolling back.
+ * What the executor sends after every step (each with a deterministic id, so a command already sent is
+ * not sent again, also after a restart), and what the planner's `commands` are made from: one rule for
+ * both. A paused rollout sends no fetch and no switch, but a host already rolling back is down: its
+ * rollback goes on. An ended rollout sends nothing.
+ */
+export function commandsCalledFor(record: RolloutRecord): RolloutCommand[] {
+  if (isTerminalRolloutState(record.state)) return [];
+  const paused = record.state === "paused";
+  const out: RolloutCommand[] = [];
+  for (let wave = 0; wave < record.waves.length; wave++) {
+    for (const host of hostsOfWave(record, wave)) {
+      if (host.state === "fetching" && host.fetchAttempts > 0 && !paused)
+        out.push({ kind: "fetch", hostId: host.hostId, attempt: host.fetchAttempts });
+      else if (host.state === "switching" && !paused) out.push({ kind: "switch", hostId: host.hostId });
+      else if (host.state === "rolling-back" && !host.rollbackPending)
+        out.push({ kind: "rollback", hostId: host.hostId });
+    }
+  }
+  return out;
+}
+
+/** A command's identity within its rollout: what its deterministic id is made of. */
+export function rolloutCommandKey(command: RolloutCommand): string {
+  return command.kind === "fetch"
+    ? `${command.hostId}:fetch:${command.attempt}`
+    : `${command.hostId}:${command.kind}`;
+}
+
+/** What the executor withdraws: not yet taken commands of these kinds, for one host or (null) all. */
+export interface Withdrawal {
+  hostId: string | null;
+  kinds: ReadonlyArray<"fetch" | "switch">;
+}
+
+/**
+ * Commands no host has taken yet that the record no longer wants: every pending fetch and switch once
+ * the rollout has ended, and a failed or rolled-back host's. Rollbacks are never withdrawn: they only
+ * take a host off the rollout's version, so one that comes back after the rollout ended converges.
+ */
+export function withdrawalsFor(record: RolloutRecord): Withdrawal[] {
+  const kinds = ["fetch", "switch"] as const;
+  if (isTerminalRolloutState(record.state)) return [{ hostId: null, kinds }];
+  return Object.values(record.hosts)
+    .filter((h) => h.state === "failed" || h.state === "rolled-back" || h.state === "rollback-failed")
+    .map((h) => ({ hostId: h.hostId, kinds }));
+}
