@@ -1,6 +1,7 @@
 import { isAbsolute, resolve } from "node:path";
 import {
   assertNoConfigProblems,
+  DURATION_LIMITS,
   durationField,
   type FieldProblem,
   logLevelField,
@@ -72,9 +73,27 @@ export function resolveAgentConfig(raw: RawAgentConfig): AgentConfig {
     pool: resolve(raw.pool ?? DEFAULT_AGENT_POOL),
     runtime: runtime as AgentConfig["runtime"],
     maxDownloadRate,
-    silenceTimeoutMs: durationField(raw.silenceTimeout, 60_000, "silenceTimeout", problems),
-    reconnectMaxMs: durationField(raw.reconnectMax, 60_000, "reconnectMax", problems),
-    inventoryIntervalMs: durationField(raw.inventoryInterval, 30_000, "inventoryInterval", problems),
+    silenceTimeoutMs: durationField(
+      raw.silenceTimeout,
+      60_000,
+      "silenceTimeout",
+      problems,
+      DURATION_LIMITS.agentTimer,
+    ),
+    reconnectMaxMs: durationField(
+      raw.reconnectMax,
+      60_000,
+      "reconnectMax",
+      problems,
+      DURATION_LIMITS.agentTimer,
+    ),
+    inventoryIntervalMs: durationField(
+      raw.inventoryInterval,
+      30_000,
+      "inventoryInterval",
+      problems,
+      DURATION_LIMITS.agentTimer,
+    ),
     logLevel,
   };
   assertNoConfigProblems("agent", problems);

@@ -1,6 +1,7 @@
 import { isAbsolute, join, resolve } from "node:path";
 import {
   assertNoConfigProblems,
+  DURATION_LIMITS,
   durationField,
   type FieldProblem,
   logLevelField,
@@ -122,9 +123,21 @@ export function resolveControllerConfig(raw: RawControllerConfig): ControllerCon
     publicUrl,
     tlsNames,
     insecureDev,
-    heartbeatIntervalMs: durationField(raw.heartbeatInterval, 20_000, "heartbeatInterval", problems),
-    offlineGraceMs: durationField(raw.offlineGrace, 45_000, "offlineGrace", problems),
-    tokenTtlMs: durationField(raw.tokenTtl, 3_600_000, "tokenTtl", problems),
+    heartbeatIntervalMs: durationField(
+      raw.heartbeatInterval,
+      20_000,
+      "heartbeatInterval",
+      problems,
+      DURATION_LIMITS.liveness,
+    ),
+    offlineGraceMs: durationField(
+      raw.offlineGrace,
+      45_000,
+      "offlineGrace",
+      problems,
+      DURATION_LIMITS.offlineGrace,
+    ),
+    tokenTtlMs: durationField(raw.tokenTtl, 3_600_000, "tokenTtl", problems, DURATION_LIMITS.tokenTtl),
     transferRateLimit,
     compressedStreams: raw.compressedStreams ?? true,
     logLevel,

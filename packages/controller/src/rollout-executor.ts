@@ -6,6 +6,7 @@ import {
   GildError,
   isSettledRolloutState,
   type Logger,
+  type LongTimer,
   parseImageRef,
   planRollout,
   type RawStrategy,
@@ -16,6 +17,7 @@ import {
   type RolloutTarget,
   type RolloutVerb,
   resolveStrategy,
+  setLongTimeout,
   type Timeline,
   toGildError,
   type VerbOptions,
@@ -62,7 +64,8 @@ function named(event: RolloutEvent, hosts: ReadonlyMap<string, HostRecord>): Rol
  * a restarted controller picks up every active rollout from the store and resumes exactly.
  */
 export class RolloutExecutor {
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** Each rollout's next wake (its nearest clock), which may be weeks away (a long bake). */
+  private readonly timers = new Map<string, LongTimer>();
   private readonly running = new Map<string, Promise<void>>();
   /** Rollouts whose next planning step is scheduled but has not begun: a poke now changes nothing. */
   private readonly scheduled = new Set<string>();
@@ -137,7 +140,7 @@ export class RolloutExecutor {
 
   close(): void {
     this.closed = true;
-    for (const timer of this.timers.values()) clearTimeout(timer);
+    for (const timer of this.timers.values()) timer.cancel();
     this.timers.clear();
   }
 
@@ -221,10 +224,11 @@ export class RolloutExecutor {
       );
     else this.log.error({ rollout: rolloutId, err, retryInMs: delayMs }, "rollout step failed; retrying");
     if (this.closed) return;
-    clearTimeout(this.timers.get(rolloutId));
-    const timer = setTimeout(() => this.poke(rolloutId), delayMs);
-    timer.unref();
-    this.timers.set(rolloutId, timer);
+    this.timers.get(rolloutId)?.cancel();
+    this.timers.set(
+      rolloutId,
+      setLongTimeout(() => this.poke(rolloutId), delayMs),
+    );
   }
 
   /** The stored rollout, from memory while it is active. */
@@ -256,7 +260,7 @@ export class RolloutExecutor {
     if (!stored) return;
     const before = stored.record;
     if (isSettledRolloutState(before.state)) {
-      clearTimeout(this.timers.get(rolloutId));
+      this.timers.get(rolloutId)?.cancel();
       this.track(before);
       this.cache.delete(rolloutId);
       return;
@@ -296,12 +300,14 @@ export class RolloutExecutor {
     }
     this.withdraw(record);
     this.dispatch({ ...stored, record }, appNames, known, rows);
-    clearTimeout(this.timers.get(rolloutId));
+    this.timers.get(rolloutId)?.cancel();
     this.timers.delete(rolloutId);
     if (plan.nextWakeAt !== null && !this.closed) {
-      const timer = setTimeout(() => this.poke(rolloutId), Math.max(0, plan.nextWakeAt - this.now()) + 5);
-      timer.unref();
-      this.timers.set(rolloutId, timer);
+      const wakeIn = Math.max(0, plan.nextWakeAt - this.now()) + 5;
+      this.timers.set(
+        rolloutId,
+        setLongTimeout(() => this.poke(rolloutId), wakeIn),
+      );
     }
   }
 

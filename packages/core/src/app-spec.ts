@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { durationField, type FieldProblem } from "./config-fields.js";
+import { DURATION_LIMITS, durationField, type FieldProblem } from "./config-fields.js";
 import { GildError } from "./errors.js";
 import { isValidLine } from "./image.js";
 
@@ -123,10 +123,22 @@ function parseHealth(raw: unknown, problems: FieldProblem[]): HealthSpec | null 
     kind,
     target,
     command,
-    intervalMs: durationField(h.interval, d.intervalMs, "health.interval", problems),
-    timeoutMs: durationField(h.timeout, d.timeoutMs, "health.timeout", problems),
-    initialDelayMs: durationField(h.initialDelay, d.initialDelayMs, "health.initialDelay", problems),
-    minHealthyMs: durationField(h.minHealthy, d.minHealthyMs, "health.minHealthy", problems),
+    intervalMs: durationField(h.interval, d.intervalMs, "health.interval", problems, DURATION_LIMITS.probe),
+    timeoutMs: durationField(h.timeout, d.timeoutMs, "health.timeout", problems, DURATION_LIMITS.probe),
+    initialDelayMs: durationField(
+      h.initialDelay,
+      d.initialDelayMs,
+      "health.initialDelay",
+      problems,
+      DURATION_LIMITS.probe,
+    ),
+    minHealthyMs: durationField(
+      h.minHealthy,
+      d.minHealthyMs,
+      "health.minHealthy",
+      problems,
+      DURATION_LIMITS.minHealthy,
+    ),
   };
   if (out.intervalMs < 10) problems.push({ path: "health.interval", message: "at least 10ms" });
   if (out.timeoutMs < 10) problems.push({ path: "health.timeout", message: "at least 10ms" });
@@ -212,12 +224,19 @@ export function parseAppSpec(raw: unknown): AppSpec {
     else port = n;
   }
   const health = parseHealth(r.health, problems);
-  const stopTimeoutMs = durationField(r.stopTimeout, APP_DEFAULTS.stopTimeoutMs, "stopTimeout", problems);
+  const stopTimeoutMs = durationField(
+    r.stopTimeout,
+    APP_DEFAULTS.stopTimeoutMs,
+    "stopTimeout",
+    problems,
+    DURATION_LIMITS.stop,
+  );
   const healthyDeadlineMs = durationField(
     r.healthyDeadline,
     APP_DEFAULTS.healthyDeadlineMs,
     "healthyDeadline",
     problems,
+    DURATION_LIMITS.healthyDeadline,
   );
   if (health && healthyDeadlineMs <= health.minHealthyMs) {
     problems.push({ path: "healthyDeadline", message: "must be longer than health.minHealthy" });

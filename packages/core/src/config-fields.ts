@@ -1,11 +1,30 @@
 import { GildError } from "./errors.js";
-import { parseDuration, parseSize } from "./units.js";
+import { formatDuration, parseDuration, parseSize } from "./units.js";
 
 /** One problem of a spec or config, with the path of the field it concerns. */
 export interface FieldProblem {
   path: string;
   message: string;
 }
+
+/**
+ * Upper bounds of durations, by what they time. Each is documented (docs/configuration.md, docs/cli.md)
+ * and a longer value is refused with its path. Reasons: probes and stops act within minutes; a health
+ * streak or a healthy deadline travels to agents as 32-bit milliseconds (49 days) and a week is plenty;
+ * bakes and rollout deadlines may be weeks (the executor's timers wait that long, see long-timer.ts);
+ * a liveness interval of hours would leave a dead host "online" for hours.
+ */
+export const DURATION_LIMITS = {
+  probe: 3_600_000,
+  stop: 3_600_000,
+  minHealthy: 86_400_000,
+  healthyDeadline: 7 * 86_400_000,
+  rolloutClock: 90 * 86_400_000,
+  liveness: 300_000,
+  offlineGrace: 86_400_000,
+  tokenTtl: 30 * 86_400_000,
+  agentTimer: 3_600_000,
+} as const;
 
 /** Absent (undefined, or null as YAML writes an empty value) means the fallback; numbers are whole. */
 function parsedField(
@@ -27,14 +46,24 @@ function parsedField(
   }
 }
 
-/** A duration setting (`10s`, or milliseconds as a number); a bad one is listed in `problems`. */
+/**
+ * A duration setting (`10s`, or milliseconds as a number) of at most `maxMs`; a bad or too long one is
+ * listed in `problems` (and the fallback returned).
+ */
 export function durationField(
   value: unknown,
   fallback: number,
   path: string,
   problems: FieldProblem[],
+  maxMs: number,
 ): number {
-  return parsedField(value, fallback, path, problems, parseDuration, "a duration like 10s");
+  const before = problems.length;
+  const ms = parsedField(value, fallback, path, problems, parseDuration, "a duration like 10s");
+  if (problems.length === before && ms > maxMs) {
+    problems.push({ path, message: `must be at most ${formatDuration(maxMs)}` });
+    return fallback;
+  }
+  return ms;
 }
 
 /** A size or rate setting (`50MiB`, or bytes as a number); a bad one is listed in `problems`. */

@@ -1,4 +1,4 @@
-import { durationField, type FieldProblem } from "./config-fields.js";
+import { durationField, type FieldProblem, DURATION_LIMITS as L } from "./config-fields.js";
 import { GildError } from "./errors.js";
 import type { CountOrPercent, RolloutStrategy } from "./rollout-model.js";
 
@@ -94,12 +94,13 @@ export function resolveStrategy(raw: RawStrategy = {}): RolloutStrategy {
     waves: resolveWaves(input.waves, problems),
     maxParallel: resolvePositiveOrNull(input.maxParallel, "maxParallel", d.maxParallel, problems),
     prefetch: resolveBoolean(input.prefetch, "prefetch", d.prefetch, problems),
-    minHealthyMs: resolveDuration(input.minHealthy, "minHealthy", d.minHealthyMs, 0, problems),
+    minHealthyMs: resolveDuration(input.minHealthy, "minHealthy", d.minHealthyMs, 0, L.minHealthy, problems),
     healthyDeadlineMs: resolveDuration(
       input.healthyDeadline,
       "healthyDeadline",
       d.healthyDeadlineMs,
       1,
+      L.healthyDeadline,
       problems,
     ),
     progressDeadlineMs: resolveDuration(
@@ -107,10 +108,18 @@ export function resolveStrategy(raw: RawStrategy = {}): RolloutStrategy {
       "progressDeadline",
       d.progressDeadlineMs,
       1,
+      L.rolloutClock,
       problems,
     ),
-    bakeMs: resolveDuration(input.bake, "bake", d.bakeMs, 0, problems),
-    canaryBakeMs: resolveDuration(input.canaryBake, "canaryBake", d.canaryBakeMs, 0, problems),
+    bakeMs: resolveDuration(input.bake, "bake", d.bakeMs, 0, L.rolloutClock, problems),
+    canaryBakeMs: resolveDuration(
+      input.canaryBake,
+      "canaryBake",
+      d.canaryBakeMs,
+      0,
+      L.rolloutClock,
+      problems,
+    ),
     maxFailures: resolveMaxFailures(input.maxFailures, problems),
     promote: resolveEnum(input.promote, "promote", ["manual", "auto"] as const, d.promote, problems),
     onFailure: resolveEnum(
@@ -272,10 +281,11 @@ function resolveDuration(
   path: string,
   fallback: number,
   min: number,
+  max: number,
   problems: FieldProblem[],
 ): number {
   const before = problems.length;
-  const ms = durationField(value, fallback, path, problems);
+  const ms = durationField(value, fallback, path, problems, max);
   if (problems.length === before && ms < min) {
     problems.push({ path, message: "must be longer than zero" });
     return fallback;

@@ -2,6 +2,9 @@ import { GildError } from "./errors.js";
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
+/** Longer than any duration setting may be (each has its own, smaller bound: DURATION_LIMITS). */
+export const MAX_DURATION_MS = 365 * 86_400_000;
+
 /** Parse `500ms`, `10s`, `5m`, `1h`, `1h30m` or a bare number of seconds into milliseconds. */
 export function parseDuration(text: string, what = "duration"): number {
   const trimmed = text.trim();
@@ -16,6 +19,12 @@ export function parseDuration(text: string, what = "duration"): number {
   if (consumed === 0 || consumed !== trimmed.length) {
     throw new GildError("GILD_BAD_REQUEST", `invalid ${what} "${text}"`, {
       hint: "write durations like 500ms, 10s, 5m, 1h or 1h30m",
+    });
+  }
+  // No gild duration is longer than a year; what is beyond it is a typo or an attack (8.64e27 ms).
+  if (!(total <= MAX_DURATION_MS)) {
+    throw new GildError("GILD_BAD_REQUEST", `${what} "${text}" is longer than any gild accepts (365d)`, {
+      hint: "each setting's own bound is in docs/configuration.md and docs/cli.md",
     });
   }
   return Math.round(total);

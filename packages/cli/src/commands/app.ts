@@ -147,14 +147,17 @@ export function registerAppCommands(program: Command, ctx: CliContext): void {
       )
       .option("--port <port>", "the port it serves (shown in listings)")
       .option("--health <probe>", "http://127.0.0.1:8080/healthz | tcp://127.0.0.1:8080 | exec:<command>")
-      .option("--health-interval <duration>", "probe interval (default 1s)")
-      .option("--health-timeout <duration>", "probe timeout (default 1s)")
-      .option("--health-initial-delay <duration>", "wait before the first probe (default 0s)")
-      .option("--min-healthy <duration>", "healthy only after probes held good this long (default 3s)")
-      .option("--stop-timeout <duration>", "SIGTERM, then kill after this long (default 10s)")
+      .option("--health-interval <duration>", "probe interval (default 1s, at most 1h)")
+      .option("--health-timeout <duration>", "probe timeout (default 1s, at most 1h)")
+      .option("--health-initial-delay <duration>", "wait before the first probe (default 0s, at most 1h)")
+      .option(
+        "--min-healthy <duration>",
+        "healthy only after probes held good this long (default 3s, at most 1d)",
+      )
+      .option("--stop-timeout <duration>", "SIGTERM, then kill after this long (default 10s, at most 1h)")
       .option(
         "--healthy-deadline <duration>",
-        "a new generation must be healthy within this, else local rollback (default 2m)",
+        "a new generation must be healthy within this, else local rollback (default 2m, at most 7d)",
       )
       .option("--json", "print JSON"),
   ).action(async (name: string, flags: Record<string, unknown> & CommandFlags) => {

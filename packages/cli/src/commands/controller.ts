@@ -33,12 +33,12 @@ export function registerControllerCommands(program: Command, _ctx: CliContext): 
     .option("--public-url <url>", "URL agents and the CLI use (default from --listen)")
     .option("--tls-name <name>", "extra DNS name or IP for the server certificate (repeatable)", collect)
     .option("--insecure-dev", "plain http/ws without TLS: development only, logs a warning")
-    .option("--heartbeat-interval <duration>", "WebSocket ping interval to agents (default 20s)")
+    .option("--heartbeat-interval <duration>", "WebSocket ping interval to agents (default 20s, at most 5m)")
     .option(
       "--offline-grace <duration>",
-      "after a start, time agents get to reconnect before they show offline (default 45s)",
+      "after a start, time agents get to reconnect before they show offline (default 45s, at most 1d)",
     )
-    .option("--token-ttl <duration>", "default lifetime of join tokens (default 1h)")
+    .option("--token-ttl <duration>", "default lifetime of join tokens (default 1h, at most 30d)")
     .option("--transfer-rate-limit <rate>", "per-host image transfer limit, e.g. 50MiB (default none)")
     .option("--no-compressed-streams", "never send streams with --compressed-data")
     .option("--log-level <level>", "fatal|error|warn|info|debug|trace (default info)")

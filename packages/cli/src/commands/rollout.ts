@@ -75,14 +75,17 @@ function strategyOptions(cmd: Command): Command {
       "batch sizes after the canary, counts or percents; the last repeats [25%,100%]",
     )
     .option("--max-parallel <n>", "hosts switching at once inside a wave [whole wave]")
-    .option("--bake <duration>", "wait after each wave [60s]")
-    .option("--canary-bake <duration>", "wait after the canary when --promote auto [5m]")
+    .option("--bake <duration>", "wait after each wave [60s; at most 90d]")
+    .option("--canary-bake <duration>", "wait after the canary when --promote auto [5m; at most 90d]")
     .option(
       "--min-healthy <duration>",
-      "a host counts as healthy after holding healthy this long without a break [10s]",
+      "a host counts as healthy after holding healthy this long without a break [10s; at most 1d]",
     )
-    .option("--healthy-deadline <duration>", "a switched host must be healthy within this [5m]")
-    .option("--progress-deadline <duration>", "a wave without progress for this long fails [10m]")
+    .option("--healthy-deadline <duration>", "a switched host must be healthy within this [5m; at most 7d]")
+    .option(
+      "--progress-deadline <duration>",
+      "a wave without progress for this long fails [10m; at most 90d]",
+    )
     .option("--max-failures <n|p%>", "failed hosts a wave tolerates; the canary tolerates none [0]")
     .option("--promote <mode>", "after the canary: manual (wait for `gild rollout promote`) or auto [manual]")
     .option("--on-failure <action>", "when a wave fails: rollback or pause [rollback]")

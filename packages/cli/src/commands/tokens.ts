@@ -20,7 +20,7 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
     token
       .command("create")
       .description("print a one-time join token (it pins the controller's CA)")
-      .option("--ttl <duration>", "how long it stays valid (default 1h)")
+      .option("--ttl <duration>", "how long it stays valid (default 1h, at most 30d)")
       .option("--json", "print JSON"),
   ).action(async (flags: { ttl?: string } & CommandFlags) => {
     const render = ctx.renderer(flags);

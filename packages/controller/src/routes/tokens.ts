@@ -1,4 +1,4 @@
-import { GildError, parseDuration } from "@gild/core";
+import { DURATION_LIMITS, formatDuration, GildError, parseDuration } from "@gild/core";
 import type { FastifyInstance } from "fastify";
 import type { Services } from "../services.js";
 
@@ -16,6 +16,11 @@ export function registerTokenRoutes(app: FastifyInstance, services: Services): v
     },
     async (req) => {
       const ttlMs = req.body?.ttl === undefined ? undefined : parseDuration(req.body.ttl, "token ttl");
+      if (ttlMs !== undefined && ttlMs > DURATION_LIMITS.tokenTtl)
+        throw new GildError(
+          "GILD_BAD_REQUEST",
+          `token ttl must be at most ${formatDuration(DURATION_LIMITS.tokenTtl)}`,
+        );
       const created = services.enrollment.createToken({
         ...(ttlMs === undefined ? {} : { ttlMs }),
         createdBy: req.actor,
