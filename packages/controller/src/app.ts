@@ -15,6 +15,7 @@ import { installErrorHandling } from "./http-errors.js";
 import { ImageService } from "./image-service.js";
 import { syncInventories } from "./inventory-sync.js";
 import type { TlsMaterial } from "./pki.js";
+import { RequestAudit } from "./request-audit.js";
 import { RolloutExecutor } from "./rollout-executor.js";
 import { registerAppRoutes } from "./routes/apps.js";
 import { registerAuditRoutes } from "./routes/audit.js";
@@ -130,6 +131,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     log,
     ...(deps.now ? { now: deps.now } : {}),
   });
+  const audit = new RequestAudit({ repo: store.audit, log, retentionMs: config.auditRetentionMs });
   const services: Services = {
     config,
     log,
@@ -146,12 +148,13 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     enrollment,
     apps,
     rollouts,
+    audit,
   };
   // A changed inventory (health, a new image, a generation) may move a rollout forward.
   syncInventories(hub, store, (hostId) => rollouts.pokeHost(hostId));
 
   installErrorHandling(app);
-  installAuth(app, { adminToken: deps.adminToken, audit: store.audit });
+  installAuth(app, { adminToken: deps.adminToken, audit });
   app.get("/healthz", async () => ({ ok: true, version: GILD_VERSION }));
   registerEnrollRoutes(app, services);
   registerHostRoutes(app, services);
@@ -190,6 +193,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     async close() {
       rollouts.close();
       commands.close();
+      audit.close();
       hub.close();
       transfers.close();
       await app.close();

@@ -1,8 +1,7 @@
 import { GildError } from "@gild/core";
 import type { FastifyInstance } from "fastify";
+import type { RequestAudit } from "./request-audit.js";
 import { bearerSecret, hashSecret, secretMatches } from "./secrets.js";
-import type { AuditRepo } from "./store/audit-repo.js";
-import { storeFailure } from "./store/store-errors.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -18,9 +17,9 @@ const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
 /**
  * Every request but /healthz and enrollment carries the admin token (Authorization: Bearer). Every
- * mutating request is recorded in the audit log with who, what, when and the result.
+ * mutating request that got past it is recorded in the audit log with who, what, when and the result.
  */
-export function installAuth(app: FastifyInstance, deps: { adminToken: string; audit: AuditRepo }): void {
+export function installAuth(app: FastifyInstance, deps: { adminToken: string; audit: RequestAudit }): void {
   const expected = hashSecret(deps.adminToken);
   app.decorateRequest("actor", "");
   app.decorateRequest("auditSummary", undefined);
@@ -38,6 +37,7 @@ export function installAuth(app: FastifyInstance, deps: { adminToken: string; au
     const presented = bearerSecret(req.headers.authorization);
     if (presented.length === 0 || !secretMatches(presented, expected)) {
       req.actor = "unauthenticated";
+      deps.audit.refusedRequest(req.socket.remoteAddress);
       throw new GildError(
         "GILD_UNAUTHENTICATED",
         presented.length === 0 ? "no admin token presented" : "wrong admin token",
@@ -48,21 +48,14 @@ export function installAuth(app: FastifyInstance, deps: { adminToken: string; au
     }
   });
   app.addHook("onResponse", async (req, reply) => {
-    if (!MUTATING.has(req.method)) return;
-    try {
-      deps.audit.append({
-        at: Date.now(),
-        actor: req.actor || "anonymous",
-        method: req.method,
-        path: req.url.split("?")[0] ?? req.url,
-        status: reply.statusCode,
-        summary: req.auditSummary ?? null,
-      });
-    } catch (err) {
-      // The answer is out already; a full disk loses this audit line, not the request.
-      const unwritable = storeFailure(err);
-      if (!unwritable) throw err;
-      req.log.warn({ code: unwritable.code, path: req.url }, "could not write the audit log");
-    }
+    // Only what an authenticated caller (or enrollment, with its token) did: refused requests are counted.
+    if (!MUTATING.has(req.method) || req.actor === "unauthenticated") return;
+    deps.audit.record({
+      actor: req.actor || "anonymous",
+      method: req.method,
+      path: req.url.split("?")[0] ?? req.url,
+      status: reply.statusCode,
+      summary: req.auditSummary ?? null,
+    });
   });
 }

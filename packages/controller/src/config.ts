@@ -5,11 +5,15 @@ import {
   durationField,
   type FieldProblem,
   logLevelField,
+  MAX_DURATION_MS,
   sizeField,
   unknownFields,
 } from "@gild/core";
 
 /** The controller's configuration as an operator writes it (config file and flags), all optional. */
+/** Audit entries are kept 90 days unless the config says otherwise (at most a year). */
+const DEFAULT_AUDIT_RETENTION_MS = 90 * 86_400_000;
+
 export interface RawControllerConfig {
   dataDir?: string;
   pool?: string;
@@ -27,6 +31,7 @@ export interface RawControllerConfig {
   offlineGrace?: string | number;
   /** Default lifetime of join tokens. */
   tokenTtl?: string | number;
+  auditRetention?: string | number;
   /** Per-host transfer rate limit (bytes/s or "50MiB"), 0 for none. */
   transferRateLimit?: string | number;
   /** Send streams with --compressed-data where both ends support it. */
@@ -46,6 +51,8 @@ export interface ControllerConfig {
   heartbeatIntervalMs: number;
   offlineGraceMs: number;
   tokenTtlMs: number;
+  /** How long audit entries are kept. */
+  auditRetentionMs: number;
   transferRateLimit: number;
   compressedStreams: boolean;
   logLevel: string;
@@ -76,6 +83,7 @@ const KNOWN_SETTINGS = [
   "heartbeatInterval",
   "offlineGrace",
   "tokenTtl",
+  "auditRetention",
   "transferRateLimit",
   "compressedStreams",
   "logLevel",
@@ -138,6 +146,13 @@ export function resolveControllerConfig(raw: RawControllerConfig): ControllerCon
       DURATION_LIMITS.offlineGrace,
     ),
     tokenTtlMs: durationField(raw.tokenTtl, 3_600_000, "tokenTtl", problems, DURATION_LIMITS.tokenTtl),
+    auditRetentionMs: durationField(
+      raw.auditRetention,
+      DEFAULT_AUDIT_RETENTION_MS,
+      "auditRetention",
+      problems,
+      MAX_DURATION_MS,
+    ),
     transferRateLimit,
     compressedStreams: raw.compressedStreams ?? true,
     logLevel,

@@ -19,6 +19,8 @@ export function installErrorHandling(app: FastifyInstance): void {
           details: { problems },
         },
       );
+    } else if ((err as FastifyError).statusCode === 413) {
+      gild = new GildError("GILD_BODY_TOO_LARGE", err.message, { hint: "send at most 1 MiB" });
     } else if ((err as FastifyError).statusCode && ((err as FastifyError).statusCode as number) < 500) {
       gild = new GildError("GILD_BAD_REQUEST", err.message);
     } else {

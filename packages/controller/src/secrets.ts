@@ -14,7 +14,9 @@ export function secretMatches(secret: string, storedHash: string): boolean {
 
 /** The secret of an `Authorization: Bearer <secret>` header, or "" without one. */
 export function bearerSecret(header: string | undefined): string {
-  return header?.startsWith("Bearer ") ? header.slice(7).trim() : "";
+  // The scheme is case-insensitive (RFC 9110, 11.1): "bearer" and "BEARER" are Bearer too.
+  const match = /^bearer[ \t]+(.*)$/i.exec(header ?? "");
+  return match ? (match[1] as string).trim() : "";
 }
 
 /** 32 random bytes, base64url (43 characters). */

@@ -8,6 +8,7 @@ import type { ControllerConfig } from "./config.js";
 import type { Enrollment } from "./enrollment.js";
 import type { ImageService } from "./image-service.js";
 import type { TlsMaterial } from "./pki.js";
+import type { RequestAudit } from "./request-audit.js";
 import type { RolloutExecutor } from "./rollout-executor.js";
 import type { Store } from "./store/store.js";
 import type { TransferServer } from "./transfer-server.js";
@@ -29,4 +30,5 @@ export interface Services {
   enrollment: Enrollment;
   apps: AppService;
   rollouts: RolloutExecutor;
+  audit: RequestAudit;
 }

@@ -6,6 +6,7 @@ export const errorCodes = {
   // generic
   GILD_INTERNAL: { status: 500, doc: "An unexpected failure inside gild; the log has the cause." },
   GILD_BAD_REQUEST: { status: 400, doc: "The request is malformed: a missing or ill-typed field." },
+  GILD_BODY_TOO_LARGE: { status: 413, doc: "The request's body is larger than the API accepts (1 MiB)." },
   GILD_INVALID_SPEC: {
     status: 400,
     doc: "A spec (app, rollout, config) failed validation; details list every problem with its path.",

@@ -63,7 +63,7 @@ export function createRollout(input: CreateRolloutInput, now: number): RolloutRe
   }
   if (input.targets.length === 0) {
     throw new GildError("GILD_ROLLOUT_NO_HOSTS", `no host runs an app on image line ${input.line}`, {
-      hint: "check --hosts and --apps, and `gild app list` for the apps on this line",
+      hint: "check --hosts and --apps, and `gild app ls` for the apps on this line",
     });
   }
   const seen = new Set<string>();
@@ -74,7 +74,7 @@ export function createRollout(input: CreateRolloutInput, now: number): RolloutRe
   const outdated = input.targets.filter((t) => t.apps.some((app) => app.version !== input.version));
   if (outdated.length === 0) {
     throw new GildError("GILD_ROLLOUT_NOOP", `${ref} is already running everywhere`, {
-      hint: "nothing to roll out; `gild app list` shows the version of every app",
+      hint: "nothing to roll out; `gild app ls` shows the version of every app",
     });
   }
 

@@ -70,7 +70,7 @@ export function parseCountOrPercent(value: string | number, what = "value"): Cou
     if (pct && Number(pct[1]) <= 100) return { percent: Number(pct[1]) };
   }
   throw new GildError("GILD_BAD_REQUEST", `invalid ${what} "${String(value)}"`, {
-    hint: 'write a host count like 3 or a percentage from 0% to 100% like "25%"',
+    hint: 'write a host count like 3 or a percentage up to 100% like "25%"',
   });
 }
 
@@ -218,10 +218,10 @@ function resolveWaves(value: unknown, problems: FieldProblem[]): CountOrPercent[
   const waves: CountOrPercent[] = [];
   value.forEach((entry: unknown, i) => {
     const path = `waves[${i}]`;
-    const parsed = countOrPercentProblem(entry, path, problems);
+    const parsed = countOrPercentProblem(entry, path, problems, WAVE_SIZE);
     if (parsed === null) return;
     if (("count" in parsed && parsed.count < 1) || ("percent" in parsed && parsed.percent <= 0)) {
-      problems.push({ path, message: "a wave needs at least one host: give a count >= 1 or a percent > 0" });
+      problems.push({ path, message: `a wave needs at least one host: ${WAVE_SIZE}` });
       return;
     }
     waves.push(parsed);
@@ -231,26 +231,32 @@ function resolveWaves(value: unknown, problems: FieldProblem[]): CountOrPercent[
 
 function resolveMaxFailures(value: unknown, problems: FieldProblem[]): CountOrPercent {
   if (value === undefined) return { ...DEFAULT_ROLLOUT_STRATEGY.maxFailures };
-  return countOrPercentProblem(value, "maxFailures", problems) ?? { ...DEFAULT_ROLLOUT_STRATEGY.maxFailures };
+  return (
+    countOrPercentProblem(value, "maxFailures", problems, FAILURE_BUDGET) ?? {
+      ...DEFAULT_ROLLOUT_STRATEGY.maxFailures,
+    }
+  );
 }
+
+// What each kind of count or percent accepts, said the way its problems say it.
+const WAVE_SIZE = 'must be a host count of 1 or more, or a percentage above 0% up to 100%, like "25%"';
+const FAILURE_BUDGET = 'must be a host count of 0 or more, or a percentage from 0% to 100%, like "10%"';
 
 function countOrPercentProblem(
   value: unknown,
   path: string,
   problems: FieldProblem[],
+  rule: string,
 ): CountOrPercent | null {
   if (typeof value !== "string" && typeof value !== "number") {
-    problems.push({ path, message: 'must be a host count like 3 or a percentage like "25%"' });
+    problems.push({ path, message: rule });
     return null;
   }
   try {
     return parseCountOrPercent(value, path);
   } catch (err) {
     if (!(err instanceof GildError)) throw err;
-    problems.push({
-      path,
-      message: 'must be a host count like 3 or a percentage from 0% to 100% like "25%"',
-    });
+    problems.push({ path, message: rule });
     return null;
   }
 }

@@ -16,17 +16,24 @@ export function registerAuditCommands(program: Command, ctx: CliContext): void {
   ).action(async (flags: { limit?: string } & CommandFlags) => {
     const render = ctx.renderer(flags);
     const limit = flags.limit ? parsePositiveInt(flags.limit, "--limit") : 50;
-    const { entries } = await ctx.client(flags).get<{ entries: AuditEntry[] }>(`/v1/audit?limit=${limit}`);
-    render.result(entries, () =>
-      entries.length === 0
-        ? "no entries"
-        : formatTable(entries, [
-            { header: "WHEN", value: (e) => when(e.at) },
-            { header: "WHO", value: (e) => e.actor },
-            { header: "WHAT", value: (e) => `${e.method} ${e.path}` },
-            { header: "RESULT", value: (e) => e.status },
-            { header: "SUMMARY", value: (e) => e.summary ?? "" },
-          ]),
+    const { entries, refusedSinceStart } = await ctx
+      .client(flags)
+      .get<{ entries: AuditEntry[]; refusedSinceStart?: number }>(`/v1/audit?limit=${limit}`);
+    const refused = refusedSinceStart
+      ? `\n${refusedSinceStart} request(s) without a valid token refused since the controller started (not listed)`
+      : "";
+    render.result(
+      entries,
+      () =>
+        (entries.length === 0
+          ? "no entries"
+          : formatTable(entries, [
+              { header: "WHEN", value: (e) => when(e.at) },
+              { header: "WHO", value: (e) => e.actor },
+              { header: "WHAT", value: (e) => `${e.method} ${e.path}` },
+              { header: "RESULT", value: (e) => e.status },
+              { header: "SUMMARY", value: (e) => e.summary ?? "" },
+            ])) + refused,
     );
   });
 }

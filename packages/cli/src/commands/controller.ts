@@ -15,6 +15,7 @@ interface RunFlags {
   heartbeatInterval?: string;
   offlineGrace?: string;
   tokenTtl?: string;
+  auditRetention?: string;
   transferRateLimit?: string;
   compressedStreams?: boolean;
   logLevel?: string;
@@ -39,6 +40,7 @@ export function registerControllerCommands(program: Command, _ctx: CliContext): 
       "after a start, time agents get to reconnect before they show offline (default 45s, at most 1d)",
     )
     .option("--token-ttl <duration>", "default lifetime of join tokens (default 1h, at most 30d)")
+    .option("--audit-retention <duration>", "how long audit entries are kept (default 90d, at most 365d)")
     .option("--transfer-rate-limit <rate>", "per-host image transfer limit, e.g. 50MiB (default none)")
     .option("--no-compressed-streams", "never send streams with --compressed-data")
     .option("--log-level <level>", "fatal|error|warn|info|debug|trace (default info)")
@@ -56,6 +58,7 @@ export function registerControllerCommands(program: Command, _ctx: CliContext): 
       if (flags.heartbeatInterval !== undefined) raw.heartbeatInterval = flags.heartbeatInterval;
       if (flags.offlineGrace !== undefined) raw.offlineGrace = flags.offlineGrace;
       if (flags.tokenTtl !== undefined) raw.tokenTtl = flags.tokenTtl;
+      if (flags.auditRetention !== undefined) raw.auditRetention = flags.auditRetention;
       if (flags.transferRateLimit !== undefined) raw.transferRateLimit = flags.transferRateLimit;
       if (flags.compressedStreams === false) raw.compressedStreams = false;
       if (flags.logLevel !== undefined) raw.logLevel = flags.logLevel;

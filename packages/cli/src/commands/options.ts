@@ -45,9 +45,15 @@ export function splitList(values: readonly string[] | string | undefined): strin
 }
 
 /** Parse a positive integer flag. */
-export function parsePositiveInt(value: string, what: string): number {
+/**
+ * A positive whole number of at most `max` (default 2^32 - 1: generations, versions and counts travel
+ * as 32-bit numbers, and a bigger one would be cut, not refused).
+ */
+export function parsePositiveInt(value: string, what: string, max = 0xffff_ffff): number {
   if (!/^[1-9][0-9]*$/.test(value)) {
     throw new GildError("GILD_BAD_REQUEST", `${what} must be a positive integer, not "${value}"`);
   }
-  return Number(value);
+  const n = Number(value);
+  if (n > max) throw new GildError("GILD_BAD_REQUEST", `${what} must be at most ${max}, not ${value}`);
+  return n;
 }

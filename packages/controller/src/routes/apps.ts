@@ -122,14 +122,18 @@ export function registerAppRoutes(app: FastifyInstance, services: Services): voi
   }>("/v1/apps/:name/logs", async (req) => {
     const name = appName(req.params.name);
     if (!req.query.host) throw new GildError("GILD_BAD_REQUEST", "which host? pass host=<name>");
-    const num = (text: string | undefined, what: string) => {
+    // Each travels to the agent as a 32-bit (generation, maxBytes) or 64-bit (offset) number: a bigger
+    // one would be cut there, answering about another generation, so it is refused here.
+    const num = (text: string | undefined, what: string, max: number) => {
       if (text === undefined) return undefined;
       if (!/^-?[0-9]+$/.test(text)) throw new GildError("GILD_BAD_REQUEST", `${what} must be an integer`);
-      return Number(text);
+      const n = Number(text);
+      if (Math.abs(n) > max) throw new GildError("GILD_BAD_REQUEST", `${what} must be at most ${max}`);
+      return n;
     };
-    const generation = num(req.query.generation, "generation");
-    const offset = num(req.query.offset, "offset");
-    const maxBytes = num(req.query.maxBytes, "maxBytes");
+    const generation = num(req.query.generation, "generation", 0xffff_ffff);
+    const offset = num(req.query.offset, "offset", Number.MAX_SAFE_INTEGER);
+    const maxBytes = num(req.query.maxBytes, "maxBytes", 0xffff_ffff);
     const chunk = await services.apps.logs(name, req.query.host, {
       ...(generation === undefined ? {} : { generation }),
       ...(offset === undefined ? {} : { offset }),

@@ -5,6 +5,10 @@ export function registerAuditRoutes(app: FastifyInstance, services: Services): v
   app.get<{ Querystring: { limit?: string; since?: string } }>("/v1/audit", async (req) => {
     const limit = Math.min(Math.max(Number(req.query.limit ?? 100) || 100, 1), 10_000);
     const since = Number(req.query.since ?? 0) || 0;
-    return { entries: services.store.audit.list({ limit, since }) };
+    return {
+      entries: services.store.audit.list({ limit, since }),
+      // Requests refused for want of a credential are not audited one by one, only counted.
+      refusedSinceStart: services.audit.refusedCount,
+    };
   });
 }

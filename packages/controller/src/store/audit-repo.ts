@@ -22,6 +22,11 @@ export class AuditRepo {
       .run(entry);
   }
 
+  /** Drop entries older than `before`; returns how many. */
+  pruneBefore(before: number): number {
+    return this.db.prepare("DELETE FROM audit WHERE at < ?").run(before).changes;
+  }
+
   list(options: { limit?: number; since?: number } = {}): AuditEntry[] {
     return this.db
       .prepare("SELECT * FROM audit WHERE at >= ? ORDER BY id DESC LIMIT ?")
