@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { buildProgram, createCliContext } from "@gild/cli";
+import { buildProgram, createCliContext, readCliEnv } from "@gild/cli";
 import type { Command } from "commander";
 import { describe, expect, it } from "vitest";
 
@@ -41,7 +41,7 @@ function exists(program: Command, words: string[]): boolean {
 
 describe("commands named in hints and messages", () => {
   it("all exist (a hint once named `gild app list`, which does not)", () => {
-    const program = buildProgram(createCliContext({}));
+    const program = buildProgram(createCliContext(readCliEnv({})));
     const missing = mentioned()
       .filter((m) => !exists(program, m.words))
       .map((m) => `${m.where}: gild ${m.words.join(" ")}`);
