@@ -104,6 +104,13 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "apps on hosts", (
     const first = await deploy(["blog", "--image", "web@1"]);
     expect(first.code, first.stderr).toBe(0);
     expect(first.events.map((e) => e.state)).toEqual(["done", "done"]);
+    // Its health gate held it healthy for --min-healthy (1s) before the deploy answered: the inventory
+    // says so at once, not "healthy for 0ms" (the agent's monitor goes on from the gate's streak).
+    const justDeployed = Date.now();
+    for (const inst of await appInstances(fleet, "blog")) {
+      expect(inst.health, inst.host).toBe("healthy");
+      expect(justDeployed - (inst.healthSince as number), inst.host).toBeGreaterThanOrEqual(900);
+    }
     expect(await page(0)).toContain("app v1");
     expect(await page(1)).toContain("app v1");
     const second = await deploy(["blog", "--image", "web@2"]);
