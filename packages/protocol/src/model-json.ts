@@ -6,9 +6,12 @@ const BYTES = "$bytes";
 
 /** JSON text of a model value (commands, statuses). */
 export function modelToJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v instanceof Uint8Array ? { [BYTES]: Buffer.from(v).toString("base64") } : v,
-  );
+  // The replacer reads the holder's own value: JSON.stringify hands it a Buffer already turned into
+  // {type: "Buffer", data: [...]} by Buffer's toJSON, which would come back as a plain object.
+  return JSON.stringify(value, function (this: Record<string, unknown>, key: string, v: unknown) {
+    const original = this[key];
+    return original instanceof Uint8Array ? { [BYTES]: Buffer.from(original).toString("base64") } : v;
+  });
 }
 
 /** A model value from modelToJson's text; throws on text that is not JSON. */

@@ -274,6 +274,16 @@ describe("protocol versions", () => {
       expect(modelFromJson(modelToJson(message))).toEqual(message);
   });
 
+  it("keeps Node Buffers as bytes too (a signed manifest is a Buffer), not as Buffer's toJSON object", () => {
+    const manifest = Buffer.from([0, 1, 2, 250]);
+    const stored = modelFromJson<{ pullImage: { manifest: Uint8Array; signature: Uint8Array } }>(
+      modelToJson({ pullImage: { manifest, signature: Buffer.alloc(3, 7) } }),
+    );
+    expect(stored.pullImage.manifest).toBeInstanceOf(Uint8Array);
+    expect([...stored.pullImage.manifest]).toEqual([0, 1, 2, 250]);
+    expect([...stored.pullImage.signature]).toEqual([7, 7, 7]);
+  });
+
   it("refuses frames over the limit before decoding, and never produces one", () => {
     for (const version of VERSIONS) {
       expect(() => decodeAgentMessage(new Uint8Array(MAX_FRAME_BYTES + 1), version)).toThrow(
