@@ -15,6 +15,7 @@ import {
   PROTOCOL_VERSION,
 } from "@gild/protocol";
 import { type WebSocket, WebSocketServer } from "ws";
+import { assertValidInventory } from "./inventory-check.js";
 import type { Store } from "./store/store.js";
 import { storeFailure } from "./store/store-errors.js";
 
@@ -37,18 +38,47 @@ interface Session {
   version: number;
   awaitingPong: boolean;
   helloTimer: NodeJS.Timeout | undefined;
+  /** When the last inventory was handled, and the newest one waiting for its turn (coalesced). */
+  inventoryAt: number;
+  inventoryWaiting: Inventory | undefined;
+  inventoryTimer: NodeJS.Timeout | undefined;
 }
 
 const HELLO_TIMEOUT_MS = 10_000;
+
+/** Connections of one host that have not said Hello yet; more are refused (try again later). */
+const MAX_PENDING_PER_HOST = 4;
+
+/**
+ * One host's inventories are handled at most this often; one that arrives sooner waits, and a newer
+ * one replaces it (each inventory is the whole state, so only the newest matters).
+ */
+const INVENTORY_INTERVAL_MS = 1_000;
+
+/** Closes that ws makes itself (no reason), and the refusal each stands for. */
+const BARE_CLOSES: Record<number, () => GildError> = {
+  [CloseCode.tooLarge]: () =>
+    new GildError("GILD_PROTO_TOO_LARGE", `a frame or message over ${MAX_FRAME_BYTES} bytes`),
+  [CloseCode.policyViolation]: () => new GildError("GILD_PROTO_MALFORMED", "a message in too many fragments"),
+  1002: () => new GildError("GILD_PROTO_MALFORMED", "not a valid WebSocket frame"),
+  1007: () => new GildError("GILD_PROTO_MALFORMED", "not a valid WebSocket frame"),
+};
 
 /**
  * The control channel: one WebSocket per agent (/v1/agent), binary frames of one Envelope each, at most
  * 1 MiB, no compression. Authenticated before the upgrade (the router does it); here: Hello/Welcome
  * with the version check, liveness by ping/pong, and online/offline written only when it changes.
+ *
+ * Online means: a session that completed Hello and answers pings. A new connection with a host's
+ * credential waits beside the live session until it says Hello; only then does it replace it. One that
+ * never does is closed by the hello timeout and changes nothing, so it cannot keep a gone agent online.
  */
 export class AgentHub {
   private readonly wss: WebSocketServer;
+  /** The live session of each host: it completed Hello. */
   private readonly sessions = new Map<string, Session>();
+  /** Connections that have not said Hello yet, per host. */
+  private readonly pending = new Map<string, Set<Session>>();
   private readonly listeners: HubListener[] = [];
   private readonly pingTimer: NodeJS.Timeout;
   private graceTimer: NodeJS.Timeout | undefined;
@@ -133,11 +163,12 @@ export class AgentHub {
 
   /** Close a host's socket now (revocation): a Refusal with the reason, then the close code. */
   disconnect(hostId: string, code: number, error: GildError): void {
-    const session = this.sessions.get(hostId);
-    if (!session) return;
-    this.refuse(session, code, error);
-    // A peer that does not complete the closing handshake is cut off shortly after.
-    setTimeout(() => session.ws.terminate(), 500).unref();
+    const live = this.sessions.get(hostId);
+    for (const session of [...(live ? [live] : []), ...(this.pending.get(hostId) ?? [])]) {
+      this.refuse(session, code, error);
+      // A peer that does not complete the closing handshake is cut off shortly after.
+      setTimeout(() => session.ws.terminate(), 500).unref();
+    }
   }
 
   close(): void {
@@ -145,13 +176,16 @@ export class AgentHub {
     this.closing = true;
     clearInterval(this.pingTimer);
     if (this.graceTimer) clearTimeout(this.graceTimer);
-    for (const session of this.sessions.values())
+    for (const session of this.sessions.values()) {
+      clearTimeout(session.inventoryTimer);
       session.ws.close(CloseCode.goingAway, "controller shutting down");
+    }
+    for (const waiting of this.pending.values())
+      for (const session of waiting) session.ws.close(CloseCode.goingAway, "controller shutting down");
     this.wss.close();
   }
 
   private attach(ws: WebSocket, hostId: string): void {
-    const previous = this.sessions.get(hostId);
     const session: Session = {
       hostId,
       ws,
@@ -161,17 +195,38 @@ export class AgentHub {
       version: PROTOCOL_VERSION,
       awaitingPong: false,
       helloTimer: undefined,
+      inventoryAt: 0,
+      inventoryWaiting: undefined,
+      inventoryTimer: undefined,
     };
-    this.sessions.set(hostId, session);
-    if (previous) {
-      this.log.info({ hostId }, "a new connection replaces the previous one");
-      previous.ws.close(CloseCode.replaced, "replaced by a newer connection");
+    this.refuseBareCloses(session);
+    ws.on("error", (err: Error & { code?: string }) => {
+      this.log.warn({ hostId, code: err.code, err: err.message }, "agent connection error");
+    });
+    ws.on("close", (code, reason) => this.onClose(session, code, reason.toString()));
+    const waiting = this.pending.get(hostId) ?? new Set<Session>();
+    if (waiting.size >= MAX_PENDING_PER_HOST) {
+      this.log.warn({ hostId }, "too many connections of one host waiting for their Hello; refusing another");
+      this.refuse(
+        session,
+        CloseCode.tryAgainLater,
+        new GildError(
+          "GILD_UNAVAILABLE",
+          `${MAX_PENDING_PER_HOST} connections of this host are opening already`,
+          {
+            hint: "the agent reconnects by itself; several agents with one host's credential are not supported",
+          },
+        ),
+      );
+      return;
     }
+    waiting.add(session);
+    this.pending.set(hostId, waiting);
     session.helloTimer = setTimeout(() => {
       this.refuse(
         session,
         CloseCode.policyViolation,
-        new GildError("GILD_PROTO_MALFORMED", "no Hello within 10 s"),
+        new GildError("GILD_PROTO_MALFORMED", `no Hello within ${HELLO_TIMEOUT_MS / 1000} s`),
       );
     }, HELLO_TIMEOUT_MS);
     ws.on("message", (data, isBinary) => this.onMessage(session, data as Buffer, isBinary));
@@ -179,13 +234,26 @@ export class AgentHub {
       session.awaitingPong = false;
       session.lastSeen = this.now();
     });
-    ws.on("error", (err: Error & { code?: string }) => {
-      // ws closes with 1009 itself when a frame exceeds maxPayload.
-      const code =
-        err.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH" ? "GILD_PROTO_TOO_LARGE" : "GILD_PROTO_MALFORMED";
-      this.log.warn({ hostId, code, err: err.message }, "agent connection error");
-    });
-    ws.on("close", (code, reason) => this.onClose(session, code, reason.toString()));
+  }
+
+  /**
+   * ws closes by itself, with no reason and no word, when a frame is too large (1009), a message comes
+   * in too many fragments (1008) or a frame is not WebSocket (1002): send the coded Refusal first, and
+   * the code as the close reason, like every other close of the protocol.
+   */
+  private refuseBareCloses(session: Session): void {
+    const ws = session.ws;
+    const close = ws.close.bind(ws);
+    ws.close = (code?: number, reason?: string | Buffer) => {
+      const refusal = code !== undefined && !reason ? BARE_CLOSES[code]?.() : undefined;
+      if (!refusal) return close(code, reason);
+      this.log.warn(
+        { hostId: session.hostId, code: refusal.code, err: refusal.message },
+        "bad frame from agent; closing",
+      );
+      if (ws.readyState === ws.OPEN) this.sendRefusal(session, refusal);
+      return close(code, refusal.code);
+    };
   }
 
   private onMessage(session: Session, data: Buffer, isBinary: boolean): void {
@@ -219,8 +287,7 @@ export class AgentHub {
     }
     try {
       if ("hello" in message) this.onHello(session, message.hello);
-      else if ("inventory" in message)
-        for (const l of this.listeners) l.onInventory?.(session.hostId, message.inventory);
+      else if ("inventory" in message) this.onInventory(session, message.inventory);
       else if ("commandStatus" in message)
         for (const l of this.listeners) l.onCommandStatus?.(session.hostId, message.commandStatus);
     } catch (err) {
@@ -286,6 +353,14 @@ export class AgentHub {
     });
     this.offlineUnrecorded.delete(session.hostId);
     session.helloed = true;
+    this.pending.get(session.hostId)?.delete(session);
+    const previous = this.sessions.get(session.hostId);
+    this.sessions.set(session.hostId, session);
+    if (previous) {
+      this.log.info({ hostId: session.hostId }, "a new session replaces the previous one");
+      clearTimeout(previous.inventoryTimer);
+      previous.ws.close(CloseCode.replaced, "replaced by a newer connection");
+    }
     // From here on, the session speaks the agent's version (this one, or the one before).
     session.version = hello.protocolVersion;
     const welcome: ControllerMessage = {
@@ -312,27 +387,84 @@ export class AgentHub {
     }
   }
 
+  /**
+   * An inventory is checked, then handled at most once per INVENTORY_INTERVAL_MS per host: a newer one
+   * that comes sooner replaces the one waiting. A bad one closes the session with a coded Refusal.
+   */
+  private onInventory(session: Session, inventory: Inventory): void {
+    try {
+      assertValidInventory(inventory);
+    } catch (err) {
+      const gild = toGildError(err);
+      this.log.warn({ hostId: session.hostId, err: gild.message }, "invalid inventory from agent; closing");
+      this.refuse(session, CloseCode.policyViolation, gild);
+      return;
+    }
+    const due = session.inventoryAt + INVENTORY_INTERVAL_MS - this.now();
+    if (due <= 0 && session.inventoryTimer === undefined) {
+      this.handleInventory(session, inventory);
+      return;
+    }
+    session.inventoryWaiting = inventory;
+    session.inventoryTimer ??= setTimeout(
+      () => {
+        session.inventoryTimer = undefined;
+        const next = session.inventoryWaiting;
+        session.inventoryWaiting = undefined;
+        if (!next || this.sessions.get(session.hostId) !== session) return;
+        try {
+          this.handleInventory(session, next);
+        } catch (err) {
+          const unwritable = storeFailure(err);
+          if (!unwritable) {
+            this.log.error({ hostId: session.hostId, err }, "handling an agent's inventory failed");
+            return;
+          }
+          this.log.warn(
+            { hostId: session.hostId, code: unwritable.code },
+            "cannot record an agent's inventory; asking it to reconnect later",
+          );
+          this.refuse(session, CloseCode.tryAgainLater, unwritable);
+        }
+      },
+      Math.max(0, due),
+    );
+  }
+
+  private handleInventory(session: Session, inventory: Inventory): void {
+    session.inventoryAt = this.now();
+    for (const l of this.listeners) l.onInventory?.(session.hostId, inventory);
+  }
+
+  private sendRefusal(session: Session, error: GildError): void {
+    session.ws.send(
+      encodeControllerMessage(
+        { refusal: { code: error.code, message: error.message, hint: error.hint ?? "" } },
+        session.version,
+        ++session.seq,
+      ),
+    );
+  }
+
   private refuse(session: Session, code: number, error: GildError): void {
     clearTimeout(session.helloTimer);
     if (session.ws.readyState === session.ws.OPEN) {
-      session.ws.send(
-        encodeControllerMessage(
-          { refusal: { code: error.code, message: error.message, hint: error.hint ?? "" } },
-          session.version,
-          ++session.seq,
-        ),
-      );
+      this.sendRefusal(session, error);
       session.ws.close(code, error.code);
     }
   }
 
   private onClose(session: Session, code: number, reason: string): void {
     clearTimeout(session.helloTimer);
+    clearTimeout(session.inventoryTimer);
+    const waiting = this.pending.get(session.hostId);
+    if (waiting?.delete(session) && waiting.size === 0) this.pending.delete(session.hostId);
     if (this.closing) return;
-    if (this.sessions.get(session.hostId) !== session) return; // replaced: the new session owns the state
+    // Only the end of the live session changes the host's state: a connection that never said Hello,
+    // or one a newer session replaced, goes without a trace.
+    if (this.sessions.get(session.hostId) !== session) return;
     this.sessions.delete(session.hostId);
     this.log.info({ hostId: session.hostId, code, reason }, "agent disconnected");
-    if (!session.helloed) return;
     this.recordOffline(session.hostId, session.lastSeen);
     for (const l of this.listeners) l.onOffline?.(session.hostId);
   }

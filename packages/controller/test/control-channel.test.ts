@@ -1,10 +1,11 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { connect as netConnect } from "node:net";
 import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
 import { joinController, requestJson, tlsOptions } from "@gild/agent";
 import {
+  type AppInstance,
   CloseCode,
   type Command,
   type ControllerMessage,
@@ -12,13 +13,14 @@ import {
   decodeControllerMessage,
   encodeAgentMessage,
   encodeControllerMessage,
+  type Inventory,
   MAX_FRAME_BYTES,
   PROTOCOL_VERSION,
 } from "@gild/protocol";
 import { waitFor } from "@gild/testkit";
 import { describeWith } from "@gild/testkit/gate";
 import fc from "fast-check";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { startTestController, type TestController } from "./support.js";
 
@@ -111,7 +113,8 @@ describeWith(["root", "btrfs"], "control channel", () => {
   }
 
   beforeAll(async () => {
-    c = await startTestController();
+    // Pings every second: a peer that stops answering is dropped within seconds.
+    c = await startTestController({ heartbeatInterval: "1s" });
     await joinHost("steady");
     await joinHost("victim");
     await joinHost("fuzzer");
@@ -159,7 +162,23 @@ describeWith(["root", "btrfs"], "control channel", () => {
     await hello(big, "fuzzer");
     await big.opened;
     big.ws.send(randomBytes(MAX_FRAME_BYTES + 10));
-    expect((await big.closed).code).toBe(CloseCode.tooLarge);
+    // ws closes such a socket by itself; the close still carries the coded reason and a Refusal.
+    expect(await big.closed).toMatchObject({ code: CloseCode.tooLarge, reason: "GILD_PROTO_TOO_LARGE" });
+    expect(refusalOf(big)?.code).toBe("GILD_PROTO_TOO_LARGE");
+
+    // One message in 20,000 fragments of one byte.
+    const fragments = open(credential);
+    await hello(fragments, "fuzzer");
+    await fragments.opened;
+    for (let i = 0; i < 20_000; i++) fragments.ws.send(Buffer.alloc(1), { fin: false });
+    expect(await fragments.closed).toMatchObject({
+      code: CloseCode.policyViolation,
+      reason: "GILD_PROTO_MALFORMED",
+    });
+    expect(refusalOf(fragments)).toMatchObject({
+      code: "GILD_PROTO_MALFORMED",
+      message: expect.stringContaining("fragments"),
+    });
 
     // Malformed and unknown frames, before and after Hello, text frames too.
     // Random bytes that happen to form a valid message are served like any other; only the rest must
@@ -186,10 +205,10 @@ describeWith(["root", "btrfs"], "control channel", () => {
       await peer.opened;
       peer.ws.send(payload, { binary: i % 5 !== 0 });
       const closed = await peer.closed;
-      expect(
-        [CloseCode.policyViolation, CloseCode.tooLarge],
-        `payload ${i} (${payload.length} bytes, binary ${i % 5 !== 0}) closed with ${closed.code} ${closed.reason}`,
-      ).toContain(closed.code);
+      const what = `payload ${i} (${payload.length} bytes, binary ${i % 5 !== 0}) closed with ${closed.code} ${closed.reason}`;
+      expect([CloseCode.policyViolation, CloseCode.tooLarge], what).toContain(closed.code);
+      expect(closed.reason, what).toMatch(/^GILD_[A-Z_]+$/);
+      expect(refusalOf(peer)?.code, what).toBe(closed.reason);
     }
 
     // Unauthenticated garbage straight at the TLS port, and at the TCP port below TLS.
@@ -241,5 +260,176 @@ describeWith(["root", "btrfs"], "control channel", () => {
     expect(refusalOf(peer)?.code).toBe("GILD_CREDENTIAL_INVALID");
     const again = open(credentials.get("victim"));
     await expect(again.opened).rejects.toMatchObject({ status: 401 });
+  });
+
+  it("keeps a host online only while a session that said Hello answers pings; a silent connection with its credential changes nothing", async () => {
+    const credential = await joinHost("sleeper");
+    const agent = open(credential);
+    await hello(agent, "sleeper");
+    await waitFor(() => online("sleeper"), { what: "sleeper online" });
+    // Like an agent stopped with SIGSTOP: its socket is read no more, so no pong comes back.
+    agent.ws.pause();
+    // Another connection with the same credential that never says Hello.
+    const silent = open(credential);
+    await silent.opened;
+    await waitFor(async () => !(await online("sleeper")), { what: "sleeper offline", timeoutMs: 8_000 });
+    // The silent one is closed by the hello timeout, and the host stays offline.
+    expect(await silent.closed).toMatchObject({
+      code: CloseCode.policyViolation,
+      reason: "GILD_PROTO_MALFORMED",
+    });
+    expect(refusalOf(silent)?.message).toMatch(/no Hello/);
+    expect(await online("sleeper")).toBe(false);
+    agent.ws.terminate();
+  }, 30_000);
+
+  it("lets a new session replace the live one only when it says Hello, and bounds connections waiting for theirs", async () => {
+    const credential = credentials.get("sleeper") as string;
+    const first = open(credential);
+    await hello(first, "sleeper");
+    await waitFor(() => first.frames.find((f) => "welcome" in f), { what: "Welcome" });
+    await waitFor(() => online("sleeper"), { what: "sleeper online" });
+    // Four connections may wait for their Hello; a fifth is told to come back later.
+    const waiting = [open(credential), open(credential), open(credential), open(credential)];
+    await Promise.all(waiting.map((p) => p.opened));
+    const fifth = open(credential);
+    expect(await fifth.closed).toMatchObject({ code: CloseCode.tryAgainLater, reason: "GILD_UNAVAILABLE" });
+    // None of them replaced the live session: it still gets answers.
+    const seen = first.frames.length;
+    first.ws.ping();
+    await new Promise<void>((resolve) => first.ws.once("pong", () => resolve()));
+    expect(first.frames.length).toBe(seen);
+    expect(await online("sleeper")).toBe(true);
+    // One says Hello: it takes over, the old session is closed as replaced, the host never went offline.
+    const offline: string[] = [];
+    c.controller.services.hub.addListener({ onOffline: (hostId) => offline.push(hostId) });
+    const [next, ...rest] = waiting as [Peer, ...Peer[]];
+    await hello(next, "sleeper");
+    await waitFor(() => next.frames.find((f) => "welcome" in f), { what: "Welcome on the new session" });
+    expect((await first.closed).code).toBe(CloseCode.replaced);
+    expect(await online("sleeper")).toBe(true);
+    for (const p of rest) p.ws.terminate();
+    await Promise.all(rest.map((p) => p.closed));
+    expect(await online("sleeper")).toBe(true);
+    expect(offline).toEqual([]);
+    next.ws.close();
+  }, 30_000);
+
+  describe("inventories", () => {
+    const uuid = () => randomUUID();
+    function inventory(overrides: Partial<Inventory> = {}): Inventory {
+      return {
+        images: [{ line: "php", version: 2, uuid: uuid(), receivedUuid: uuid() }],
+        poolFreeBytes: 2 ** 30,
+        poolTotalBytes: 2 ** 31,
+        apps: [
+          {
+            name: "site",
+            generation: 3,
+            imageLine: "php",
+            imageVersion: 2,
+            state: "running",
+            health: "healthy",
+            healthDetail: "HTTP 200",
+            healthSinceMs: Date.now(),
+            healthyForMs: 1000,
+            previousGeneration: 2,
+            previousImageVersion: 1,
+            generations: [2, 3],
+            specHash: "0123456789abcdef",
+          },
+        ],
+        reportedAtMs: Date.now(),
+        ...overrides,
+      };
+    }
+
+    async function stored(name: string) {
+      const res = await c.controller.app.inject({
+        method: "GET",
+        url: "/v1/hosts",
+        headers: { authorization: `Bearer ${c.adminToken}` },
+      });
+      return res
+        .json<{ hosts: Array<{ name: string; images: unknown[]; apps: Array<{ name: string }> }> }>()
+        .hosts.find((h) => h.name === name);
+    }
+
+    async function session(name: string): Promise<Peer> {
+      const credential = credentials.get(name) ?? (await joinHost(name));
+      const peer = open(credential);
+      await hello(peer, name);
+      await waitFor(() => peer.frames.find((f) => "welcome" in f), { what: `Welcome for ${name}` });
+      return peer;
+    }
+
+    it("refuses one with hostile names, a wrong count or an impossible version, with a coded Refusal, storing none of it", async () => {
+      const good = await session("inventoried");
+      good.ws.send(encodeAgentMessage({ inventory: inventory() }, PROTOCOL_VERSION, 2));
+      await waitFor(async () => (await stored("inventoried"))?.apps[0]?.name === "site", { what: "stored" });
+      good.ws.close();
+      await good.closed;
+      const many = Array.from({ length: 9000 }, (_, i) => ({
+        line: `fake-${i}`,
+        version: 1,
+        uuid: uuid(),
+        receivedUuid: "",
+      }));
+      const base = inventory();
+      const app = base.apps[0] as AppInstance;
+      const hostile: Array<[string, Inventory]> = [
+        [
+          "images[0].line",
+          inventory({ images: [{ line: "../../etc/0-1", version: 1, uuid: uuid(), receivedUuid: "" }] }),
+        ],
+        [
+          "images[0].version",
+          inventory({ images: [{ line: "php", version: 4294967295, uuid: uuid(), receivedUuid: "" }] }),
+        ],
+        ["apps[0].name", inventory({ apps: [{ ...app, name: "../../etc" }] })],
+        ["images: 9000 entries", inventory({ images: many })],
+        [
+          "apps[0].generations",
+          inventory({ apps: [{ ...app, generations: Array.from({ length: 500 }, (_, i) => i + 1) }] }),
+        ],
+        ["apps[0].healthDetail", inventory({ apps: [{ ...app, healthDetail: "x".repeat(100_000) }] })],
+      ];
+      for (const [path, bad] of hostile) {
+        const peer = await session("inventoried");
+        peer.ws.send(encodeAgentMessage({ inventory: bad }, PROTOCOL_VERSION, 2));
+        const closed = await peer.closed;
+        expect(closed, path).toMatchObject({
+          code: CloseCode.policyViolation,
+          reason: "GILD_INVENTORY_INVALID",
+        });
+        expect(refusalOf(peer)?.message, path).toContain(path);
+      }
+      // What was stored before is all there is.
+      const host = await stored("inventoried");
+      expect(host?.apps.map((a) => a.name)).toEqual(["site"]);
+      expect(host?.images).toHaveLength(1);
+      // And removing a real image is not refused for an app that never existed.
+      expect(JSON.stringify(host)).not.toContain("etc");
+    });
+
+    it("handles at most one inventory per second per host, the newest of those that came meanwhile", async () => {
+      const peer = await session("chatty");
+      const handled: number[] = [];
+      c.controller.services.hub.addListener({
+        onInventory: (_hostId, inv) => handled.push(inv.poolFreeBytes),
+      });
+      const started = Date.now();
+      for (let i = 1; i <= 200; i++)
+        peer.ws.send(
+          encodeAgentMessage({ inventory: inventory({ poolFreeBytes: i * 1024 }) }, PROTOCOL_VERSION, i + 1),
+        );
+      // The last one is always handled, and only a few in between.
+      await waitFor(() => handled.includes(200 * 1024), { what: "the newest inventory handled" });
+      const elapsed = Date.now() - started;
+      expect(handled.length).toBeLessThanOrEqual(Math.ceil(elapsed / 1000) + 2);
+      expect(handled.at(-1)).toBe(200 * 1024);
+      peer.ws.close();
+      await peer.closed;
+    });
   });
 });

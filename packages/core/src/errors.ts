@@ -96,6 +96,10 @@ export const errorCodes = {
   GILD_PROTO_MALFORMED: { status: 400, doc: "A protocol message could not be decoded." },
   GILD_PROTO_TOO_LARGE: { status: 413, doc: "A protocol message exceeds the size limit." },
   GILD_PROTO_UNKNOWN: { status: 400, doc: "A protocol message has no known payload." },
+  GILD_INVENTORY_INVALID: {
+    status: 400,
+    doc: "An agent's inventory broke the rules for one (names, counts, sizes): nothing of it was stored, the connection is closed.",
+  },
   GILD_PROTO_VERSION: {
     status: 426,
     doc: "The peer speaks an incompatible protocol version; upgrade one side.",

@@ -8,6 +8,9 @@ export interface ImageRef {
 
 const LINE_RE = /^[a-z][a-z0-9-]{0,62}$/;
 
+/** The largest image version a reference can name (nine digits). */
+export const MAX_IMAGE_VERSION = 999_999_999;
+
 /** Lines are lowercase names, usable as a directory and a unit name. */
 export function isValidLine(line: string): boolean {
   return LINE_RE.test(line);
