@@ -10,6 +10,7 @@ import { ArtifactService } from "./artifact-service.js";
 import { installAuth } from "./auth.js";
 import { CommandService } from "./command-service.js";
 import type { ControllerConfig } from "./config.js";
+import { ConnectionGate } from "./connection-gate.js";
 import { Enrollment } from "./enrollment.js";
 import { installErrorHandling } from "./http-errors.js";
 import { ImageService } from "./image-service.js";
@@ -86,9 +87,22 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     forceCloseConnections: true,
     // Strict bodies: unknown fields and wrong types are refused (listing every problem), never coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
-    ...(config.insecureDev ? {} : { https: { key: deps.tls.keyPem, cert: deps.tls.certPem } }),
+    ...(config.insecureDev
+      ? {}
+      : {
+          https: {
+            key: deps.tls.keyPem,
+            cert: deps.tls.certPem,
+            handshakeTimeout: config.handshakeTimeoutMs,
+          },
+        }),
   }) as unknown as FastifyInstance;
   const log = deps.log;
+  const connections = new ConnectionGate(app.server, {
+    maxPending: config.maxPendingConnections,
+    timeoutMs: config.handshakeTimeoutMs,
+    log,
+  });
   const hub = new AgentHub({
     store,
     log,
@@ -154,7 +168,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
   syncInventories(hub, store, (hostId) => rollouts.pokeHost(hostId));
 
   installErrorHandling(app);
-  installAuth(app, { adminToken: deps.adminToken, audit });
+  installAuth(app, { adminToken: deps.adminToken, audit, connections });
   app.get("/healthz", async () => ({ ok: true, version: GILD_VERSION }));
   registerEnrollRoutes(app, services);
   registerHostRoutes(app, services);
@@ -166,12 +180,16 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
 
   app.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => socket.destroy());
+    connections.requested(req.socket);
     try {
       const path = new URL(req.url ?? "/", "http://controller").pathname;
       if (path === "/v1/agent") {
-        hub.handleUpgrade(req, socket, head, authenticateHost(req, store));
+        const hostId = authenticateHost(req, store);
+        connections.authenticated(req.socket);
+        hub.handleUpgrade(req, socket, head, hostId);
       } else if (path.startsWith("/v1/artifacts/")) {
         const hostId = authenticateHost(req, store);
+        connections.authenticated(req.socket);
         transfers.handleUpgrade(req, socket, head, hostId, transfers.resolve(req));
       } else {
         refuseUpgrade(socket, new GildError("GILD_NOT_FOUND", `no WebSocket endpoint at ${path}`));

@@ -1,5 +1,6 @@
 import { GildError } from "@gild/core";
 import type { FastifyInstance } from "fastify";
+import type { ConnectionGate } from "./connection-gate.js";
 import type { RequestAudit } from "./request-audit.js";
 import { bearerSecret, hashSecret, secretMatches } from "./secrets.js";
 
@@ -19,11 +20,15 @@ const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
  * Every request but /healthz and enrollment carries the admin token (Authorization: Bearer). Every
  * mutating request that got past it is recorded in the audit log with who, what, when and the result.
  */
-export function installAuth(app: FastifyInstance, deps: { adminToken: string; audit: RequestAudit }): void {
+export function installAuth(
+  app: FastifyInstance,
+  deps: { adminToken: string; audit: RequestAudit; connections: ConnectionGate },
+): void {
   const expected = hashSecret(deps.adminToken);
   app.decorateRequest("actor", "");
   app.decorateRequest("auditSummary", undefined);
   app.addHook("onRequest", async (req) => {
+    deps.connections.requested(req.socket);
     const path = req.url.split("?")[0] ?? "";
     const name =
       String(req.headers["x-gild-actor"] ?? "")
@@ -46,6 +51,7 @@ export function installAuth(app: FastifyInstance, deps: { adminToken: string; au
         },
       );
     }
+    deps.connections.authenticated(req.socket);
   });
   app.addHook("onResponse", async (req, reply) => {
     // Only what an authenticated caller (or enrollment, with its token) did: refused requests are counted.

@@ -1,6 +1,7 @@
 import { isAbsolute, join, resolve } from "node:path";
 import {
   assertNoConfigProblems,
+  countField,
   DURATION_LIMITS,
   durationField,
   type FieldProblem,
@@ -32,6 +33,10 @@ export interface RawControllerConfig {
   /** Default lifetime of join tokens. */
   tokenTtl?: string | number;
   auditRetention?: string | number;
+  /** How long a new connection may take for its TLS handshake and its first request. */
+  handshakeTimeout?: string | number;
+  /** How many connections may be open without having authenticated yet; more are closed at once. */
+  maxPendingConnections?: number | string;
   /** Per-host transfer rate limit (bytes/s or "50MiB"), 0 for none. */
   transferRateLimit?: string | number;
   /** Send streams with --compressed-data where both ends support it. */
@@ -53,6 +58,8 @@ export interface ControllerConfig {
   tokenTtlMs: number;
   /** How long audit entries are kept. */
   auditRetentionMs: number;
+  handshakeTimeoutMs: number;
+  maxPendingConnections: number;
   transferRateLimit: number;
   compressedStreams: boolean;
   logLevel: string;
@@ -70,6 +77,14 @@ export interface ControllerConfig {
   };
 }
 
+/**
+ * A new connection gets this long for its TLS handshake and its first request (Node's own default
+ * would hold a connection that never starts TLS for 120 s), and this many connections may be open
+ * without having authenticated yet: a flood of them is bounded in time and in memory.
+ */
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+const DEFAULT_MAX_PENDING_CONNECTIONS = 1024;
+
 export const DEFAULT_CONTROLLER_DIR = "/var/lib/gild/controller";
 export const DEFAULT_CONTROLLER_PORT = 7443;
 
@@ -84,6 +99,8 @@ const KNOWN_SETTINGS = [
   "offlineGrace",
   "tokenTtl",
   "auditRetention",
+  "handshakeTimeout",
+  "maxPendingConnections",
   "transferRateLimit",
   "compressedStreams",
   "logLevel",
@@ -153,6 +170,20 @@ export function resolveControllerConfig(raw: RawControllerConfig): ControllerCon
       problems,
       MAX_DURATION_MS,
     ),
+    handshakeTimeoutMs: durationField(
+      raw.handshakeTimeout,
+      DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      "handshakeTimeout",
+      problems,
+      DURATION_LIMITS.handshake,
+    ),
+    maxPendingConnections: countField(
+      raw.maxPendingConnections,
+      DEFAULT_MAX_PENDING_CONNECTIONS,
+      "maxPendingConnections",
+      problems,
+      { min: 16, max: 65_536 },
+    ),
     transferRateLimit,
     compressedStreams: raw.compressedStreams ?? true,
     logLevel,
@@ -169,6 +200,8 @@ export function resolveControllerConfig(raw: RawControllerConfig): ControllerCon
       cliConfig: join(dataDir, "cli.json"),
     },
   };
+  if (config.handshakeTimeoutMs < 1000)
+    problems.push({ path: "handshakeTimeout", message: "must be at least 1s" });
   assertNoConfigProblems("controller", problems);
   return Object.freeze(config);
 }

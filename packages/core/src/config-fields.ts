@@ -24,6 +24,7 @@ export const DURATION_LIMITS = {
   offlineGrace: 86_400_000,
   tokenTtl: 30 * 86_400_000,
   agentTimer: 3_600_000,
+  handshake: 60_000,
 } as const;
 
 /** Absent (undefined, or null as YAML writes an empty value) means the fallback; numbers are whole. */
@@ -64,6 +65,26 @@ export function durationField(
     return fallback;
   }
   return ms;
+}
+
+/**
+ * A whole-number setting between `min` and `max` (a number, or digits as a flag gives them); a bad one is
+ * listed in `problems` (and the fallback returned).
+ */
+export function countField(
+  raw: unknown,
+  fallback: number,
+  path: string,
+  problems: FieldProblem[],
+  bounds: { min: number; max: number },
+): number {
+  if (raw === undefined || raw === null) return fallback;
+  const value = typeof raw === "string" && /^\d{1,15}$/.test(raw) ? Number(raw) : raw;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < bounds.min || value > bounds.max) {
+    problems.push({ path, message: `must be a whole number from ${bounds.min} to ${bounds.max}` });
+    return fallback;
+  }
+  return value;
 }
 
 /** A size or rate setting (`50MiB`, or bytes as a number); a bad one is listed in `problems`. */

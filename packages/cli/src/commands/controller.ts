@@ -16,6 +16,8 @@ interface RunFlags {
   offlineGrace?: string;
   tokenTtl?: string;
   auditRetention?: string;
+  handshakeTimeout?: string;
+  maxPendingConnections?: string;
   transferRateLimit?: string;
   compressedStreams?: boolean;
   logLevel?: string;
@@ -41,6 +43,14 @@ export function registerControllerCommands(program: Command, _ctx: CliContext): 
     )
     .option("--token-ttl <duration>", "default lifetime of join tokens (default 1h, at most 30d)")
     .option("--audit-retention <duration>", "how long audit entries are kept (default 90d, at most 365d)")
+    .option(
+      "--handshake-timeout <duration>",
+      "time a new connection gets for TLS and its first request (default 10s, at most 1m)",
+    )
+    .option(
+      "--max-pending-connections <n>",
+      "connections that may be open before authenticating; more are closed (default 1024, 16 to 65536)",
+    )
     .option("--transfer-rate-limit <rate>", "per-host image transfer limit, e.g. 50MiB (default none)")
     .option("--no-compressed-streams", "never send streams with --compressed-data")
     .option("--log-level <level>", "fatal|error|warn|info|debug|trace (default info)")
@@ -59,6 +69,8 @@ export function registerControllerCommands(program: Command, _ctx: CliContext): 
       if (flags.offlineGrace !== undefined) raw.offlineGrace = flags.offlineGrace;
       if (flags.tokenTtl !== undefined) raw.tokenTtl = flags.tokenTtl;
       if (flags.auditRetention !== undefined) raw.auditRetention = flags.auditRetention;
+      if (flags.handshakeTimeout !== undefined) raw.handshakeTimeout = flags.handshakeTimeout;
+      if (flags.maxPendingConnections !== undefined) raw.maxPendingConnections = flags.maxPendingConnections;
       if (flags.transferRateLimit !== undefined) raw.transferRateLimit = flags.transferRateLimit;
       if (flags.compressedStreams === false) raw.compressedStreams = false;
       if (flags.logLevel !== undefined) raw.logLevel = flags.logLevel;
