@@ -1,7 +1,9 @@
 import { resolveControllerConfig } from "@gild/controller";
 import { describe, expect, it } from "vitest";
 
-function problemsOf(raw: Parameters<typeof resolveControllerConfig>[0]): Array<{ path: string; message: string }> {
+function problemsOf(
+  raw: Parameters<typeof resolveControllerConfig>[0],
+): Array<{ path: string; message: string }> {
   try {
     resolveControllerConfig(raw);
   } catch (err) {
