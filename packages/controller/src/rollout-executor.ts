@@ -7,16 +7,13 @@ import {
   isSettledRolloutState,
   type Logger,
   type LongTimer,
-  parseImageRef,
   planRollout,
-  type RawStrategy,
   ROLLOUT_VERBS,
   type RolloutCommand,
   type RolloutEvent,
   type RolloutRecord,
   type RolloutTarget,
   type RolloutVerb,
-  resolveStrategy,
   setLongTimeout,
   type Timeline,
   toGildError,
@@ -26,9 +23,9 @@ import {
 import type { AgentHub } from "./agent-hub.js";
 import type { AppService } from "./app-service.js";
 import type { CommandService, ProgressUpdate } from "./command-service.js";
-import { selectHosts } from "./host-selection.js";
 import { hostHasVersion, type ImageService, pickParent } from "./image-service.js";
 import { appsInScope, observeRollout, rolloutCommandId } from "./rollout-observer.js";
+import { checkRolloutRequest, type RolloutRequest } from "./rollout-request.js";
 import type { CommandRecord } from "./store/commands-repo.js";
 import type { HostRecord } from "./store/hosts-repo.js";
 import type { StoredRollout } from "./store/rollouts-repo.js";
@@ -36,14 +33,7 @@ import type { Store } from "./store/store.js";
 import { storeFailure } from "./store/store-errors.js";
 
 /** What an operator asks for: `gild rollout start|plan php@3 [flags]`. */
-export interface RolloutRequest {
-  image: string;
-  strategy?: RawStrategy;
-  /** Host names or label selectors to limit the rollout to. */
-  hosts?: string[];
-  /** App names to limit the rollout to. */
-  apps?: string[];
-}
+export type { RolloutRequest } from "./rollout-request.js";
 
 /** What a live view receives. */
 export type RolloutUpdate =
@@ -450,38 +440,17 @@ export class RolloutExecutor {
     }
   }
 
-  /** The targets a request selects: hosts (filtered) that run apps of the line (filtered). */
-  private targets(
-    line: string,
-    request: RolloutRequest,
-  ): { targets: RolloutTarget[]; apps: string[] | null } {
-    const ofLine = this.deps.apps.appsOnLine(line).map((a) => a.name);
-    if (ofLine.length === 0) {
-      throw new GildError("GILD_ROLLOUT_NO_HOSTS", `no app runs on image line ${line}`, {
-        hint: `define one: gild app create <name> --image ${line} ...`,
-      });
-    }
-    const unknownApps = (request.apps ?? []).filter((a) => !ofLine.includes(a));
-    if (unknownApps.length > 0) {
-      throw new GildError(
-        "GILD_INVALID_SPEC",
-        `these apps do not run on ${line}: ${unknownApps.join(", ")}`,
-        {
-          details: {
-            problems: unknownApps.map((a) => ({
-              path: "apps",
-              message: `${a} is not an app of line ${line}`,
-            })),
-          },
-        },
-      );
-    }
-    const appNames = new Set(request.apps && request.apps.length > 0 ? request.apps : ofLine);
-    const all = this.deps.store.hosts.list();
-    const hosts = request.hosts && request.hosts.length > 0 ? selectHosts(all, request.hosts) : all;
+  /** A checked request and the rollout record it makes (refused while another one of the line is active). */
+  private build(request: RolloutRequest, id: string): { record: RolloutRecord; apps: string[] | null } {
+    const checked = checkRolloutRequest(request, {
+      imageExists: (line, version) => this.deps.store.images.get(line, version) !== undefined,
+      appsOnLine: (line) => this.deps.apps.appsOnLine(line).map((a) => a.name),
+      hosts: () => this.deps.store.hosts.list(),
+    });
+    const { line, version, strategy } = checked;
     const targets: RolloutTarget[] = [];
-    for (const host of hosts) {
-      const apps = appsInScope(host.inventory, line, appNames);
+    for (const host of checked.hosts) {
+      const apps = appsInScope(host.inventory, line, checked.appNames);
       if (apps.length > 0)
         targets.push({
           hostId: host.id,
@@ -489,20 +458,12 @@ export class RolloutExecutor {
           apps: apps.map((a) => ({ name: a.name, version: a.imageVersion })),
         });
     }
-    return { targets, apps: request.apps && request.apps.length > 0 ? [...appNames] : null };
-  }
-
-  private build(request: RolloutRequest, id: string): { record: RolloutRecord; apps: string[] | null } {
-    const { line, version } = parseImageRef(request.image);
-    this.deps.images.get(line, version);
-    const strategy = resolveStrategy(request.strategy ?? {});
-    const { targets, apps } = this.targets(line, request);
     const active = this.deps.store.rollouts.active(line).map((r) => r.record.id);
     const record = createRollout(
       { id, line, version, strategy, targets, activeRolloutIds: active },
       this.now(),
     );
-    return { record, apps };
+    return { record, apps: checked.apps };
   }
 
   /** Start a rollout: validated, stored (refused while another one of the line is active), then planned. */
