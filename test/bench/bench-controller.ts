@@ -1,7 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ControllerApi, freePort, registerCleanup, waitFor } from "@gild/testkit";
+import { ControllerClient } from "@gild/api-client";
+import { freePort, registerCleanup, waitFor } from "@gild/testkit";
 
 /** A `gild controller run` process of its own, so its RSS and CPU are measured apart from the load. */
 export interface BenchController {
@@ -82,12 +83,13 @@ export async function startBenchController(options: {
         if (child.exitCode !== null || child.signalCode !== null)
           throw new Error(`the controller exited early:\n${logTail()}`);
         if (!existsSync(caFile) || !existsSync(join(options.dataDir, "cli.json"))) return false;
-        const probe = new ControllerApi(url, readFileSync(caFile, "utf8"), "", 1);
-        try {
-          return (await probe.json<{ ok: boolean }>("GET", "/healthz", undefined, { auth: false })).ok;
-        } finally {
-          probe.close();
-        }
+        const probe = new ControllerClient({
+          url,
+          caPem: readFileSync(caFile, "utf8"),
+          token: "",
+          actor: "bench",
+        });
+        return (await probe.raw("GET", "/healthz", undefined, { auth: false })).status === 200;
       },
       { timeoutMs: 60_000, intervalMs: 100, what: `${url}/healthz` },
     );

@@ -19,9 +19,9 @@ import { cpus, loadavg } from "node:os";
 import { basename, join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
+import { ControllerClient, streamResult } from "@gild/api-client";
 import { type RawStrategy, type RolloutRecord, TERMINAL_ROLLOUT_STATES } from "@gild/core";
 import {
-  ControllerApi,
   createLoopBtrfs,
   FakeFleet,
   type FakeHost,
@@ -170,7 +170,7 @@ async function makeTree(dir: string, version: number): Promise<void> {
 }
 
 /** Join `n` hosts: a join token and an enrollment each, `JOIN_CONCURRENCY` at a time. */
-async function joinHosts(api: ControllerApi, n: number) {
+async function joinHosts(api: ControllerClient, n: number) {
   const t0 = Date.now();
   const names = Array.from({ length: n }, (_, i) => `bench-${String(i).padStart(5, "0")}`);
   const { joined, ms, tokenMs, enrollMs } = await joinHostsByApi(api, names, {
@@ -183,16 +183,10 @@ async function joinHosts(api: ControllerApi, n: number) {
   return { joined, ms, tokenMsMedian: median(tokenMs), enrollMsMedian: median(enrollMs) };
 }
 
-interface HostRow {
-  name: string;
-  state: string;
-  apps: unknown[];
-}
-
-async function waitForInventories(api: ControllerApi, n: number): Promise<void> {
+async function waitForInventories(api: ControllerClient, n: number): Promise<void> {
   const deadline = Date.now() + 10 * 60_000;
   for (;;) {
-    const { hosts } = await api.json<{ hosts: HostRow[] }>("GET", "/v1/hosts");
+    const { hosts } = await api.call("GET /v1/hosts");
     const ready = hosts.filter((h) => h.state === "online" && h.apps.length > 0).length;
     if (ready === n) return;
     if (Date.now() > deadline) throw new Error(`only ${ready} of ${n} hosts are online with an inventory`);
@@ -291,7 +285,7 @@ async function runScale(n: number): Promise<ScaleResult> {
   const profileDir = join(fs.dir, "profile");
   mkdirSync(dataDir, { recursive: true });
   let fleet: FakeFleet | undefined;
-  let api: ControllerApi | undefined;
+  let api: ControllerClient | undefined;
   const controller = await startBenchController({
     cli: gildCliPath(),
     dataDir,
@@ -304,27 +298,26 @@ async function runScale(n: number): Promise<ScaleResult> {
   });
   try {
     const pid = controller.pid;
-    api = new ControllerApi(controller.url, controller.caPem, controller.adminToken, JOIN_CONCURRENCY * 2);
+    api = new ControllerClient(
+      { url: controller.url, caPem: controller.caPem, token: controller.adminToken, actor: "bench" },
+      { keepAlive: JOIN_CONCURRENCY * 2 },
+    );
     out(`controller pid ${pid} at ${controller.url}; data ${dataDir}`);
 
     // Two versions of the line: bench@1 every host runs, bench@2 the rollout ships (an incremental).
     for (const version of [1, 2]) {
       const tree = join(fs.dir, `tree-${version}`);
       await makeTree(tree, version);
-      await api.ndjson("POST", "/v1/images", { line: LINE, source: { kind: "dir", path: tree } });
+      await streamResult(
+        api.stream("POST /v1/images", { body: { line: LINE, source: { kind: "dir", path: tree } } }),
+      );
     }
-    const { images } = await api.json<{ images: Array<{ version: number; uuid: string }> }>(
-      "GET",
-      `/v1/images?line=${LINE}`,
-    );
+    const { images } = await api.call("GET /v1/images", { query: { line: LINE } });
     const startUuid = images.find((i) => i.version === 1)?.uuid;
     if (!startUuid || !images.some((i) => i.version === 2))
       throw new Error(`expected ${LINE}@1 and @2 on the controller, got ${JSON.stringify(images)}`);
-    await api.json("POST", "/v1/apps", {
-      name: APP,
-      image: LINE,
-      hosts: [`bench=${LABELS.bench}`],
-      command: ["/usr/bin/svc"],
+    await api.call("POST /v1/apps", {
+      body: { name: APP, image: LINE, hosts: [`bench=${LABELS.bench}`], command: ["/usr/bin/svc"] },
     });
     const afterSetup = readProcessUsage(pid) as ProcessUsage;
 
@@ -366,10 +359,7 @@ async function runScale(n: number): Promise<ScaleResult> {
     const loadCpu0 = cpuSecondsSoFar();
     const rolloutStart = Date.now();
     out(`rolling out ${LINE}@2 with ${JSON.stringify(STRATEGY)} ...`);
-    const started = await api.json<RolloutView>("POST", "/v1/rollouts", {
-      image: `${LINE}@2`,
-      strategy: STRATEGY,
-    });
+    const started = await api.call("POST /v1/rollouts", { body: { image: `${LINE}@2`, strategy: STRATEGY } });
     const startAnswerMs = elapsed(rolloutStart);
     const db = join(dataDir, "gild.db");
     const { view, timedOut } = await waitForRollout(db, started.id, fleet, pid, n);

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { openControllerRequest } from "@gild/agent";
+import { openControllerRequest } from "@gild/api-client";
 import { buildBusyboxRoot, createFleet, type Fleet, readProcessUsage, run, updateImage } from "@gild/testkit";
 import { timed, writePayload } from "./machine.js";
 import { fmt, median, report, type Sample } from "./stats.js";

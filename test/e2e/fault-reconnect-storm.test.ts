@@ -6,8 +6,8 @@
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { backoffDelay } from "@gild/agent";
+import { ControllerClient } from "@gild/api-client";
 import {
-  ControllerApi,
   createFleet,
   ensureOpenFileLimit,
   FakeFleet,
@@ -70,11 +70,11 @@ const essentials = (hosts: HostView[]) =>
 
 describeWith(["root", "btrfs", "netns", "open-files"], "fault: a reconnect storm of 1,000 agents", () => {
   let fleet: Fleet;
-  let api: ControllerApi | undefined;
+  let api: ControllerClient | undefined;
   let fake: FakeFleet | undefined;
 
   const connectedCount = async () =>
-    (await api?.json<{ hosts: HostView[] }>("GET", "/v1/hosts"))?.hosts.filter((h) => h.connected).length;
+    (await api?.call("GET /v1/hosts"))?.hosts.filter((h) => h.connected).length;
 
   beforeAll(async () => {
     // This process holds one socket per fake agent; the controller, started next, inherits the limit.
@@ -85,7 +85,7 @@ describeWith(["root", "btrfs", "netns", "open-files"], "fault: a reconnect storm
     });
     const caPem = readFileSync(join(fleet.controllerDataDir, "tls", "ca.pem"), "utf8");
     const token = readFileSync(join(fleet.controllerDataDir, "admin.token"), "utf8").trim();
-    api = new ControllerApi(fleet.controllerUrl, caPem, token, 16);
+    api = new ControllerClient({ url: fleet.controllerUrl, caPem, token, actor: "test" }, { keepAlive: 16 });
     const names = Array.from({ length: HOSTS }, (_, i) => `storm-${String(i).padStart(4, "0")}`);
     const t0 = Date.now();
     const { joined } = await joinHostsByApi(api, names, { concurrency: 16, labels: LABELS });

@@ -1,9 +1,9 @@
 import type { IncomingMessage } from "node:http";
 import type { Writable } from "node:stream";
+import { errorFromResponse, tlsOptions } from "@gild/api-client";
 import { GildError } from "@gild/core";
 import { decodeTransferHeader, MAX_FRAME_BYTES } from "@gild/protocol";
 import WebSocket from "ws";
-import { errorFromResponse, tlsOptions } from "./http-json.js";
 
 export interface DownloadOptions {
   controllerUrl: string;

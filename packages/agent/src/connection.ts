@@ -1,4 +1,5 @@
 import type { IncomingMessage } from "node:http";
+import { errorFromResponse, tlsOptions } from "@gild/api-client";
 import { GildError, gildErrorFrom, type Logger } from "@gild/core";
 import {
   type AgentMessage,
@@ -11,7 +12,6 @@ import {
   PROTOCOL_VERSION,
 } from "@gild/protocol";
 import WebSocket from "ws";
-import { errorFromResponse, tlsOptions } from "./http-json.js";
 
 export interface ConnectionOptions {
   controllerUrl: string;

@@ -8,7 +8,6 @@ export {
   resolveAgentConfig,
 } from "./config.js";
 export { backoffDelay } from "./connection.js";
-export { openControllerRequest, requestJson, type TlsTrust, tlsOptions } from "./http-json.js";
 export { type JoinOptions, joinController } from "./join.js";
 export { agentExitCode, EXIT_REFUSED, type RunningAgent, runAgent } from "./main.js";
 export type { AgentIdentity } from "./state.js";

@@ -1,3 +1,4 @@
+import { type JoinAnswer, requestJson } from "@gild/api-client";
 import {
   caPinOf,
   GildError,
@@ -6,7 +7,6 @@ import {
   silentLogger,
   validateHostIdentity,
 } from "@gild/core";
-import { requestJson } from "./http-json.js";
 import { type AgentIdentity, saveSecrets } from "./state.js";
 
 export interface JoinOptions {
@@ -16,14 +16,6 @@ export interface JoinOptions {
   labels: Record<string, string>;
   stateDir: string;
   log?: Logger;
-}
-
-interface JoinAnswer {
-  hostId: string;
-  name: string;
-  credential: string;
-  caPem: string;
-  signingPublicKeyPem: string;
 }
 
 /**

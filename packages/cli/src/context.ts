@@ -1,6 +1,7 @@
+import { ControllerClient } from "@gild/api-client";
 import { GildError } from "@gild/core";
 import type { CliEnv } from "./cli-env.js";
-import { ControllerClient, resolveTarget, type TargetFlags } from "./client.js";
+import { resolveTarget, type TargetFlags } from "./client.js";
 import { Renderer, type RenderStreams } from "./render.js";
 
 /** What every command handler gets: the environment, how to print, how to reach the controller. */

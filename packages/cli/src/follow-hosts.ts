@@ -13,7 +13,7 @@ export interface HostEvent {
  */
 export async function followHosts<E extends HostEvent, R>(
   render: Renderer,
-  stream: AsyncGenerator<Record<string, unknown>, R>,
+  stream: AsyncGenerator<E, R>,
   view: { line: (event: E) => string; isLive: (event: E) => boolean; quiet?: (event: E) => boolean },
 ): Promise<R> {
   const latest = new Map<string, E>();
@@ -23,7 +23,7 @@ export async function followHosts<E extends HostEvent, R>(
       render.endLive();
       return next.value;
     }
-    const event = next.value as unknown as E;
+    const event = next.value;
     const before = latest.get(event.host);
     latest.set(event.host, event);
     if (!render.json && before?.state !== event.state && !view.quiet?.(event)) render.note(view.line(event));

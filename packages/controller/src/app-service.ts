@@ -1,3 +1,4 @@
+import type { AppInstanceView, AppView, DeployEvent } from "@gild/api-client";
 import {
   type AppSpec,
   appSpecHash,
@@ -9,53 +10,12 @@ import {
 } from "@gild/core";
 import type { AppSpecMessage, DeployApp, LogChunk } from "@gild/protocol";
 import type { AgentHub } from "./agent-hub.js";
-import type { CommandService, ProgressUpdate } from "./command-service.js";
+import type { CommandService } from "./command-service.js";
 import { hostByName, isLabelSelector, selectHosts } from "./host-selection.js";
 import type { ImageService } from "./image-service.js";
 import type { AppRecord } from "./store/apps-repo.js";
 import type { HostInventory, HostRecord } from "./store/hosts-repo.js";
 import type { Store } from "./store/store.js";
-
-/** One app on one host, as its inventory reports it. */
-export interface AppInstanceView {
-  host: string;
-  hostState: string;
-  generation: number;
-  imageVersion: number;
-  state: string;
-  health: string;
-  healthDetail: string;
-  healthSince: number | null;
-  previousGeneration: number;
-  previousImageVersion: number;
-  /** The host runs the app's current spec (false: it was deployed with an older definition). */
-  specCurrent: boolean;
-}
-
-export interface AppView {
-  spec: AppSpec;
-  specHash: string;
-  createdBy: string | null;
-  createdAt: number;
-  /** Hosts the app's selectors match now. */
-  targets: string[];
-  instances: AppInstanceView[];
-}
-
-/** A host's progress through a manual deploy or rollback, streamed to the CLI. */
-export interface DeployEvent {
-  host: string;
-  /**
-   * rolled-back: the switch failed and the previous generation serves again (healthy);
-   * rollback-failed: the switch failed and the previous generation did not pass its health gate either.
-   */
-  state: "pulling" | "switching" | "done" | "rolled-back" | "rollback-failed" | "failed";
-  generation?: number;
-  previousGeneration?: number;
-  progress?: ProgressUpdate;
-  reason?: string;
-  error?: SerializedError;
-}
 
 /** The wire form of an app spec. */
 export function appSpecMessage(spec: AppSpec): AppSpecMessage {

@@ -1,34 +1,13 @@
+import type { ImageSourceRequest, ImageView, PushEvent } from "@gild/api-client";
 import type { ImageStore, StreamCapabilities } from "@gild/btrfs";
 import { GildError, type ImageVersionInfo, type Logger, type SerializedError, toGildError } from "@gild/core";
 import type { ArtifactService } from "./artifact-service.js";
-import type { CommandService, ProgressUpdate } from "./command-service.js";
+import type { CommandService } from "./command-service.js";
 import type { HostInventory, HostRecord } from "./store/hosts-repo.js";
 import type { ImageRecord } from "./store/images-repo.js";
 import type { Store } from "./store/store.js";
 
 /** Where a new version comes from, as the API accepts it. */
-export type ImageSourceRequest =
-  | { kind: "dir"; path: string }
-  | { kind: "debootstrap"; suite: string; include?: string[]; mirror?: string; cacheDir?: string };
-
-/** One host's view of a push, streamed to the CLI as it changes. */
-export interface PushEvent {
-  host: string;
-  state: "queued" | "preparing" | "transferring" | "present" | "done" | "failed";
-  progress?: ProgressUpdate;
-  /** Bytes of the artifact sent to this host, and whether it was incremental. */
-  artifact?: { id: string; sizeBytes: number; parentVersion: number; streamVersion: number };
-  error?: SerializedError;
-  resumedFrom?: number;
-  /** Bytes the host actually downloaded (less than the artifact after a resume). */
-  bytesTransferred?: number;
-}
-
-/** A version of a line on the controller, with where it is present in the fleet. */
-export interface ImageView extends ImageRecord {
-  hosts?: string[];
-}
-
 /** The version's uuid as a copy on `inventory` would carry it, i.e. whether the host has it. */
 export function hostHasVersion(
   inventory: HostInventory | null,

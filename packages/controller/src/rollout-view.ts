@@ -1,14 +1,8 @@
+import type { RolloutHostView, RolloutView } from "@gild/api-client";
 import { type HostStep, isCanaryWave, rolloutReasonCode } from "@gild/core";
 import type { ProgressUpdate } from "./command-service.js";
 import type { StoredRollout } from "./store/rollouts-repo.js";
 import type { Store } from "./store/store.js";
-
-/** One host in a rollout, as views show it. */
-export interface RolloutHostView extends HostStep {
-  name: string;
-  online: boolean;
-  progress: ProgressUpdate | null;
-}
 
 /** A rollout as the API, `gild rollout status` and the live view show it. */
 export function rolloutView(
@@ -18,7 +12,7 @@ export function rolloutView(
     isOnline: (hostId: string) => boolean;
     progress: Map<string, ProgressUpdate> | undefined;
   },
-) {
+): RolloutView {
   const r = stored.record;
   // One query for the names, not one per host: a rollout may cover thousands.
   const names = deps.store.hosts.names();
@@ -54,5 +48,3 @@ export function rolloutView(
     waves: r.waves.map((ids, index) => ({ index, canary: isCanaryWave(r, index), hosts: ids.map(host) })),
   };
 }
-
-export type RolloutView = ReturnType<typeof rolloutView>;

@@ -3,7 +3,8 @@ import { readFileSync } from "node:fs";
 import { connect as netConnect } from "node:net";
 import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
-import { joinController, requestJson, tlsOptions } from "@gild/agent";
+import { joinController } from "@gild/agent";
+import { requestJson, tlsOptions } from "@gild/api-client";
 import {
   type AppInstance,
   CloseCode,

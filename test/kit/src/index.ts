@@ -1,7 +1,6 @@
 export * from "./booted-systemd.js";
 export * from "./busybox-image.js";
 export * from "./cleanup-registry.js";
-export * from "./controller-api.js";
 export * from "./fake-fleet/fake-fleet.js";
 export * from "./fake-fleet/join-hosts.js";
 export * from "./faults.js";

@@ -1,8 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
-import type { AppInstanceView, AppView, DeployEvent } from "@gild/controller";
+import type { AppInstanceView, AppView, DeployEvent, RouteStream } from "@gild/api-client";
 import { healthShorthand } from "@gild/core";
 import type { Command } from "commander";
-import type { ControllerClient } from "../client.js";
 import { readSpecFile } from "../config-file.js";
 import type { CliContext } from "../context.js";
 import { followHosts } from "../follow-hosts.js";
@@ -77,11 +76,9 @@ function deployLine(e: DeployEvent): string {
 /** Follow an NDJSON deploy or rollback, with live per-host lines; exit 1 when any host did not switch. */
 async function followDeploy(
   render: Renderer,
-  client: ControllerClient,
-  path: string,
-  body: unknown,
+  stream: RouteStream<"POST /v1/apps/:name/deploy">,
 ): Promise<void> {
-  const result = await followHosts(render, client.ndjson<{ hosts: DeployEvent[] }>("POST", path, body), {
+  const result = await followHosts(render, stream, {
     line: deployLine,
     isLive: (e: DeployEvent) => e.state === "pulling" && Boolean(e.progress),
   });
@@ -162,7 +159,7 @@ export function registerAppCommands(program: Command, ctx: CliContext): void {
       .option("--json", "print JSON"),
   ).action(async (name: string, flags: Record<string, unknown> & CommandFlags) => {
     const render = ctx.renderer(flags);
-    const created = await ctx.client(flags).post<AppView>("/v1/apps", appSpecFromFlags(name, flags));
+    const created = await ctx.client(flags).call("POST /v1/apps", { body: appSpecFromFlags(name, flags) });
     render.result(
       created,
       () =>
@@ -177,7 +174,7 @@ export function registerAppCommands(program: Command, ctx: CliContext): void {
       .option("--json", "print JSON"),
   ).action(async (flags: CommandFlags) => {
     const render = ctx.renderer(flags);
-    const { apps } = await ctx.client(flags).get<{ apps: AppView[] }>("/v1/apps");
+    const { apps } = await ctx.client(flags).call("GET /v1/apps");
     render.result(apps, () => appTable(apps));
   });
 
@@ -185,7 +182,7 @@ export function registerAppCommands(program: Command, ctx: CliContext): void {
     app.command("show <name>").description("an app's spec and instances").option("--json", "print JSON"),
   ).action(async (name: string, flags: CommandFlags) => {
     const render = ctx.renderer(flags);
-    const view = await ctx.client(flags).get<AppView>(`/v1/apps/${encodeURIComponent(name)}`);
+    const view = await ctx.client(flags).call("GET /v1/apps/:name", { params: { name } });
     render.result(
       view,
       () =>
@@ -207,10 +204,13 @@ export function registerAppCommands(program: Command, ctx: CliContext): void {
     async (name: string, flags: CommandFlags & { image?: string; hosts?: string[]; host?: string[] }) => {
       const render = ctx.renderer(flags);
       const hosts = [...splitList(flags.hosts), ...splitList(flags.host)];
-      await followDeploy(render, ctx.client(flags), `/v1/apps/${encodeURIComponent(name)}/deploy`, {
-        ...(flags.image ? { image: flags.image } : {}),
-        ...(hosts.length > 0 ? { hosts } : {}),
-      });
+      await followDeploy(
+        render,
+        ctx.client(flags).stream("POST /v1/apps/:name/deploy", {
+          params: { name },
+          body: { ...(flags.image ? { image: flags.image } : {}), ...(hosts.length > 0 ? { hosts } : {}) },
+        }),
+      );
     },
   );
 
@@ -226,9 +226,10 @@ export function registerAppCommands(program: Command, ctx: CliContext): void {
     const hosts = [...splitList(flags.hosts), ...splitList(flags.host)];
     await followDeploy(
       render,
-      ctx.client(flags),
-      `/v1/apps/${encodeURIComponent(name)}/rollback`,
-      hosts.length > 0 ? { hosts } : {},
+      ctx.client(flags).stream("POST /v1/apps/:name/rollback", {
+        params: { name },
+        body: hosts.length > 0 ? { hosts } : {},
+      }),
     );
   });
 
@@ -248,11 +249,17 @@ export function registerAppCommands(program: Command, ctx: CliContext): void {
       const client = ctx.client(flags);
       const generation = flags.generation ? parsePositiveInt(flags.generation, "--generation") : undefined;
       const tail = flags.tail ? parsePositiveInt(flags.tail, "--tail") : 16_384;
-      const query = (offset: number) =>
-        `/v1/apps/${encodeURIComponent(name)}/logs?host=${encodeURIComponent(flags.host)}&offset=${offset}&maxBytes=262144${generation ? `&generation=${generation}` : ""}`;
-      let chunk = await client.get<{ generation: number; data: string; nextOffset: number; size: number }>(
-        query(-tail),
-      );
+      const read = (offset: number) =>
+        client.call("GET /v1/apps/:name/logs", {
+          params: { name },
+          query: {
+            host: flags.host,
+            offset: String(offset),
+            maxBytes: "262144",
+            ...(generation ? { generation: String(generation) } : {}),
+          },
+        });
+      let chunk = await read(-tail);
       process.stdout.write(chunk.data);
       if (!flags.follow) return;
       const stop = new AbortController();
@@ -260,7 +267,7 @@ export function registerAppCommands(program: Command, ctx: CliContext): void {
       while (!stop.signal.aborted) {
         await delay(1000, undefined, { signal: stop.signal }).catch(() => undefined);
         if (stop.signal.aborted) break;
-        chunk = await client.get(query(chunk.nextOffset));
+        chunk = await read(chunk.nextOffset);
         process.stdout.write(chunk.data);
       }
     },
@@ -274,11 +281,10 @@ export function registerAppCommands(program: Command, ctx: CliContext): void {
       .option("--json", "print JSON"),
   ).action(async (name: string, flags: CommandFlags & { purgeData?: boolean }) => {
     const render = ctx.renderer(flags);
-    const removed = await ctx
-      .client(flags)
-      .delete<{ removed: string; hosts: Array<{ host: string; state: string }> }>(
-        `/v1/apps/${encodeURIComponent(name)}${flags.purgeData ? "?purgeData=1" : ""}`,
-      );
+    const removed = await ctx.client(flags).call("DELETE /v1/apps/:name", {
+      params: { name },
+      ...(flags.purgeData ? { query: { purgeData: "1" } } : {}),
+    });
     render.result(
       removed,
       () =>

@@ -1,4 +1,3 @@
-import type { AuditEntry } from "@gild/controller";
 import type { Command } from "commander";
 import type { CliContext } from "../context.js";
 import { when } from "../format-time.js";
@@ -18,7 +17,7 @@ export function registerAuditCommands(program: Command, ctx: CliContext): void {
     const limit = flags.limit ? parsePositiveInt(flags.limit, "--limit") : 50;
     const { entries, refusedSinceStart } = await ctx
       .client(flags)
-      .get<{ entries: AuditEntry[]; refusedSinceStart?: number }>(`/v1/audit?limit=${limit}`);
+      .call("GET /v1/audit", { query: { limit: String(limit) } });
     const refused = refusedSinceStart
       ? `\n${refusedSinceStart} request(s) without a valid token refused since the controller started (not listed)`
       : "";

@@ -1,4 +1,4 @@
-import type { HostView } from "@gild/controller";
+import type { HostView } from "@gild/api-client";
 import { formatBytes } from "@gild/core";
 import type { Command } from "commander";
 import type { CliContext } from "../context.js";
@@ -56,7 +56,7 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
       .option("--json", "print JSON"),
   ).action(async (flags: CommandFlags) => {
     const render = ctx.renderer(flags);
-    const { hosts } = await ctx.client(flags).get<{ hosts: HostView[] }>("/v1/hosts");
+    const { hosts } = await ctx.client(flags).call("GET /v1/hosts");
     render.result(hosts, () => hostsTable(hosts));
   });
 
@@ -68,9 +68,7 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
       .option("--json", "print JSON"),
   ).action(async (name: string, flags: CommandFlags) => {
     const render = ctx.renderer(flags);
-    const view = await ctx
-      .client(flags)
-      .get<HostView & Record<string, unknown>>(`/v1/hosts/${encodeURIComponent(name)}`);
+    const view = await ctx.client(flags).call("GET /v1/hosts/:name", { params: { name } });
     render.result(view, () => JSON.stringify(view, null, 2));
   });
   targetOptions(
@@ -80,9 +78,7 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
       .option("--json", "print JSON"),
   ).action(async (name: string, flags: CommandFlags) => {
     const render = ctx.renderer(flags);
-    const removed = await ctx
-      .client(flags)
-      .delete<{ removed: string }>(`/v1/hosts/${encodeURIComponent(name)}`);
+    const removed = await ctx.client(flags).call("DELETE /v1/hosts/:name", { params: { name } });
     render.result(removed, () => `removed ${removed.removed}; its credential is revoked`);
   });
 }

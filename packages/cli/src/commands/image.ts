@@ -1,6 +1,6 @@
+import type { RouteStream } from "@gild/api-client";
 import { formatBytes, type ImageOrigin, parseImageRef, type SerializedError } from "@gild/core";
 import type { Command } from "commander";
-import type { ControllerClient } from "../client.js";
 import type { CliContext } from "../context.js";
 import { followHosts } from "../follow-hosts.js";
 import { when } from "../format-time.js";
@@ -68,12 +68,9 @@ function describeVersion(image: ImageRow): string {
 
 /** Run an NDJSON image build on the controller, echoing its output lines. */
 async function remoteBuild(
-  client: ControllerClient,
   render: Renderer,
-  path: string,
-  body: unknown,
+  stream: RouteStream<"POST /v1/images" | "POST /v1/images/:line/update">,
 ): Promise<ImageRow> {
-  const stream = client.ndjson<ImageRow>("POST", path, body);
   for (;;) {
     const next = await stream.next();
     if (next.done) return next.value;
@@ -154,7 +151,7 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
             actor: ctx.env.actor,
             onOutput: (l) => render.output(l),
           })
-        : await remoteBuild(ctx.client(flags), render, "/v1/images", { line, source });
+        : await remoteBuild(render, ctx.client(flags).stream("POST /v1/images", { body: { line, source } }));
       render.result(created, () => describeVersion(created));
     },
   );
@@ -182,11 +179,13 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
           env,
           onOutput: (l) => render.output(l),
         })
-      : await remoteBuild(ctx.client(flags), render, `/v1/images/${line}/update`, {
-          command,
-          env,
-          ...(from === undefined ? {} : { from }),
-        });
+      : await remoteBuild(
+          render,
+          ctx.client(flags).stream("POST /v1/images/:line/update", {
+            params: { line },
+            body: { command, env, ...(from === undefined ? {} : { from }) },
+          }),
+        );
     render.result(created, () => describeVersion(created));
   });
 
@@ -202,10 +201,8 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
     let images: ImageRow[];
     if (ctx.isLocal(flags)) images = await listLocalImages(ctx.poolPath(flags.pool), line);
     else {
-      const query = new URLSearchParams();
-      if (line) query.set("line", line);
-      if (flags.hosts) query.set("hosts", "1");
-      images = (await ctx.client(flags).get<{ images: ImageRow[] }>(`/v1/images?${query}`)).images;
+      const query = { ...(line ? { line } : {}), ...(flags.hosts ? { hosts: "1" as const } : {}) };
+      images = (await ctx.client(flags).call("GET /v1/images", { query })).images;
     }
     render.result(images, () => imageTable(images));
   });
@@ -227,14 +224,10 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
     const render = ctx.renderer(flags);
     const { line, version } = parseImageRef(ref);
     if (flags.hosts) {
-      const { hosts } = await ctx
-        .client(flags)
-        .post<{ hosts: Array<{ host: string; state: string; error?: SerializedError }> }>(
-          `/v1/images/${line}/${version}/evict`,
-          {
-            hosts: splitList(flags.hosts),
-          },
-        );
+      const { hosts } = await ctx.client(flags).call("POST /v1/images/:line/:version/evict", {
+        params: { line, version: String(version) },
+        body: { hosts: splitList(flags.hosts) },
+      });
       render.result(hosts, () =>
         hosts
           .map(
@@ -248,7 +241,10 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
     }
     let removed: { removed: string };
     if (ctx.isLocal(flags)) removed = await removeLocalImage(ctx.poolPath(flags.pool), ref);
-    else removed = await ctx.client(flags).delete<{ removed: string }>(`/v1/images/${line}/${version}`);
+    else
+      removed = await ctx
+        .client(flags)
+        .call("DELETE /v1/images/:line/:version", { params: { line, version: String(version) } });
     render.result(removed, () => `removed ${removed.removed}`);
   });
 
@@ -263,13 +259,10 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
     const render = ctx.renderer(flags);
     const { line, version } = parseImageRef(ref);
     const hosts = splitList(flags.hosts);
-    const stream = ctx
-      .client(flags)
-      .ndjson<{ hosts: PushEvent[] }>(
-        "POST",
-        `/v1/images/${line}/${version}/push`,
-        flags.all ? { all: true } : { hosts },
-      );
+    const stream = ctx.client(flags).stream("POST /v1/images/:line/:version/push", {
+      params: { line, version: String(version) },
+      body: flags.all ? { all: true } : { hosts },
+    });
     const transferring = (e: PushEvent) => e.state === "transferring";
     const result = await followHosts(render, stream, {
       line: pushLine,

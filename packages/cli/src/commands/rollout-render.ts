@@ -1,4 +1,4 @@
-import type { RolloutView as ControllerRolloutView } from "@gild/controller";
+import type { RolloutView as ControllerRolloutView } from "@gild/api-client";
 import {
   formatBytes,
   formatDuration,

@@ -1,3 +1,4 @@
+import type { ControllerClient } from "@gild/api-client";
 import {
   isTerminalRolloutState,
   type RawStrategy,
@@ -6,7 +7,6 @@ import {
   type RolloutEvent,
 } from "@gild/core";
 import type { Command } from "commander";
-import type { ControllerClient } from "../client.js";
 import { readSpecFile } from "../config-file.js";
 import type { CliContext } from "../context.js";
 import { clock } from "../format-time.js";
@@ -131,7 +131,7 @@ export async function watchRollout(
         draw();
       }
       // The feed ends at a terminal state, or when the link broke (a controller restart): look again.
-      view = await client.get<RolloutView>(`/v1/rollouts/${encodeURIComponent(id)}`);
+      view = await client.call("GET /v1/rollouts/:id", { params: { id } });
       if (isTerminalRolloutState(view.state)) break;
     }
   } finally {
@@ -170,7 +170,7 @@ export function registerRolloutCommands(program: Command, ctx: CliContext): void
       const render = ctx.renderer(flags);
       const plan = await ctx
         .client(flags)
-        .post<Parameters<typeof planTable>[0]>("/v1/rollouts/plan", rolloutRequest(image, flags));
+        .call("POST /v1/rollouts/plan", { body: rolloutRequest(image, flags) });
       render.result(plan, () => planTable(plan));
     });
 
@@ -183,7 +183,7 @@ export function registerRolloutCommands(program: Command, ctx: CliContext): void
   ).action(async (image: string, flags: StrategyFlags & CommandFlags & { watch?: boolean }) => {
     const render = ctx.renderer(flags);
     const client = ctx.client(flags);
-    const started = await client.post<RolloutView>("/v1/rollouts", rolloutRequest(image, flags));
+    const started = await client.call("POST /v1/rollouts", { body: rolloutRequest(image, flags) });
     if (!flags.watch) {
       render.result(
         started,
@@ -204,7 +204,7 @@ export function registerRolloutCommands(program: Command, ctx: CliContext): void
   ).action(async (id: string | undefined, flags: CommandFlags & { watch?: boolean }) => {
     const render = ctx.renderer(flags);
     const client = ctx.client(flags);
-    const view = await client.get<RolloutView>(`/v1/rollouts/${encodeURIComponent(id ?? "current")}`);
+    const view = await client.call("GET /v1/rollouts/:id", { params: { id: id ?? "current" } });
     if (!flags.watch) {
       render.result(view, () => renderRollout(view, view.events ?? []).join("\n"));
       return;
@@ -224,7 +224,7 @@ export function registerRolloutCommands(program: Command, ctx: CliContext): void
     const limit = flags.limit ? parsePositiveInt(flags.limit, "--limit") : 20;
     const { rollouts } = await ctx
       .client(flags)
-      .get<{ rollouts: RolloutView[] }>(`/v1/rollouts?limit=${limit}`);
+      .call("GET /v1/rollouts", { query: { limit: String(limit) } });
     render.result(rollouts, () => rolloutTable(rollouts));
   });
 
@@ -243,7 +243,7 @@ export function registerRolloutCommands(program: Command, ctx: CliContext): void
           : {};
         const view = await ctx
           .client(flags)
-          .post<RolloutView>(`/v1/rollouts/${encodeURIComponent(id ?? "current")}/${verb}`, body);
+          .call("POST /v1/rollouts/:id/:verb", { params: { id: id ?? "current", verb }, body });
         render.result(view, () => `${verb}: rollout ${view.id} is now ${view.state}`);
       },
     );

@@ -4,15 +4,6 @@ import { when } from "../format-time.js";
 import { formatTable } from "../render.js";
 import { type CommandFlags, targetOptions } from "./options.js";
 
-interface TokenView {
-  id: string;
-  createdAt: number;
-  expiresAt: number;
-  createdBy: string | null;
-  usedAt: number | null;
-  usedBy: string | null;
-}
-
 /** `gild token create|ls|rm`: one-time join tokens. */
 export function registerTokenCommands(program: Command, ctx: CliContext): void {
   const token = program.command("token").description("one-time join tokens for new hosts");
@@ -26,10 +17,7 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
     const render = ctx.renderer(flags);
     const created = await ctx
       .client(flags)
-      .post<{ token: string; id: string; expiresAt: number; controllerUrl: string }>(
-        "/v1/tokens",
-        flags.ttl ? { ttl: flags.ttl } : {},
-      );
+      .call("POST /v1/tokens", { body: flags.ttl ? { ttl: flags.ttl } : {} });
     render.result(created, () =>
       [
         created.token,
@@ -46,7 +34,7 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
       .option("--json", "print JSON"),
   ).action(async (flags: CommandFlags) => {
     const render = ctx.renderer(flags);
-    const { tokens } = await ctx.client(flags).get<{ tokens: TokenView[] }>("/v1/tokens");
+    const { tokens } = await ctx.client(flags).call("GET /v1/tokens");
     render.result(tokens, () =>
       tokens.length === 0
         ? "no tokens"
@@ -71,9 +59,7 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
     token.command("rm <id>").description("revoke an unused token").option("--json", "print JSON"),
   ).action(async (id: string, flags: CommandFlags) => {
     const render = ctx.renderer(flags);
-    const removed = await ctx
-      .client(flags)
-      .delete<{ removed: string }>(`/v1/tokens/${encodeURIComponent(id)}`);
+    const removed = await ctx.client(flags).call("DELETE /v1/tokens/:id", { params: { id } });
     render.result(removed, () => `revoked token ${removed.removed}`);
   });
 }

@@ -1,3 +1,4 @@
+import type { HostView } from "@gild/api-client";
 import { GildError } from "@gild/core";
 import { CloseCode } from "@gild/protocol";
 import type { FastifyInstance } from "fastify";
@@ -6,7 +7,7 @@ import type { Services } from "../services.js";
 import type { HostRecord } from "../store/hosts-repo.js";
 
 /** A host as the API shows it: identity, liveness, versions, images and free space. */
-export function hostView(host: HostRecord, services: Services) {
+export function hostView(host: HostRecord, services: Services): HostView {
   const online = services.hub.isOnline(host.id);
   return {
     id: host.id,
@@ -31,8 +32,6 @@ export function hostView(host: HostRecord, services: Services) {
     apps: host.inventory?.apps ?? [],
   };
 }
-
-export type HostView = ReturnType<typeof hostView>;
 
 export function registerHostRoutes(app: FastifyInstance, services: Services): void {
   app.get("/v1/hosts", async () => ({

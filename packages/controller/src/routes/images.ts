@@ -1,7 +1,7 @@
+import type { ImageSourceRequest } from "@gild/api-client";
 import { assertValidLine, GildError } from "@gild/core";
 import type { FastifyInstance } from "fastify";
 import { selectHosts } from "../host-selection.js";
-import type { ImageSourceRequest } from "../image-service.js";
 import { streamNdjson } from "../ndjson.js";
 import type { Services } from "../services.js";
 

@@ -1,14 +1,5 @@
+import type { AuditEntry } from "@gild/api-client";
 import type { Db } from "./db.js";
-
-export interface AuditEntry {
-  id: number;
-  at: number;
-  actor: string;
-  method: string;
-  path: string;
-  status: number;
-  summary: string | null;
-}
 
 /** Append-only record of every mutating API call: who, what, when, result. */
 export class AuditRepo {

@@ -1,4 +1,4 @@
-import type { ControllerApi } from "../controller-api.js";
+import type { ControllerClient } from "@gild/api-client";
 import { mapLimit } from "../fleet/parallel.js";
 import type { JoinedHost } from "./fake-fleet.js";
 
@@ -15,7 +15,7 @@ export interface JoinedHosts {
  * (POST /v1/tokens, admin) and its enrollment (POST /v1/enroll), `concurrency` hosts at a time.
  */
 export async function joinHostsByApi(
-  api: ControllerApi,
+  api: ControllerClient,
   names: readonly string[],
   options: { concurrency: number; labels: Record<string, string>; onJoined?: (count: number) => void },
 ): Promise<JoinedHosts> {
@@ -25,14 +25,9 @@ export async function joinHostsByApi(
   let count = 0;
   const joined = await mapLimit(names, options.concurrency, async (name): Promise<JoinedHost> => {
     const t1 = performance.now();
-    const { token } = await api.json<{ token: string }>("POST", "/v1/tokens", {});
+    const { token } = await api.call("POST /v1/tokens", { body: {} });
     const t2 = performance.now();
-    const result = await api.json<{ hostId: string; credential: string }>(
-      "POST",
-      "/v1/enroll",
-      { token, name, labels: options.labels },
-      { auth: false },
-    );
+    const result = await api.call("POST /v1/enroll", { body: { token, name, labels: options.labels } });
     tokenMs.push(t2 - t1);
     enrollMs.push(performance.now() - t2);
     options.onJoined?.(++count);

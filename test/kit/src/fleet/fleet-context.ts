@@ -120,14 +120,14 @@ export async function waitOnline(
         return record !== undefined && !isRunning(record);
       });
       if (dead.length > 0) return { kind: "dead", dead };
-      const notOnline = (statuses: FleetHostStatus[]) =>
+      const notOnline = (statuses: ReadonlyArray<Pick<FleetHostStatus, "name" | "state" | "lastSeen">>) =>
         names.filter((name) => {
           const s = statuses.find((h) => h.name === name);
           if (s?.state !== "online") return true;
           return options.since !== undefined && (s.lastSeen ?? 0) < options.since;
         });
       // Poll the API (cheap), then confirm with the CLI, which is what tests and operators look at.
-      missing = notOnline(await apiHosts<FleetHostStatus>(ctx.state.controllerDataDir));
+      missing = notOnline(await apiHosts(ctx.state.controllerDataDir));
       if (missing.length > 0) return false;
       const statuses = await hostStatuses(ctx);
       missing = notOnline(statuses);

@@ -1,3 +1,6 @@
+// The transport of the controller's API: one request, TLS pinned to the controller's CA, refusals and
+// connection failures as coded errors. The agent uses it for enrollment and artifacts; ControllerClient
+// (client.ts) builds the admin API on it.
 import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
 import { GildError, gildErrorFrom, type SerializedError } from "@gild/core";
@@ -5,6 +8,30 @@ import { GildError, gildErrorFrom, type SerializedError } from "@gild/core";
 export interface TlsTrust {
   /** CA to verify the controller with; "insecure-fetch-ca" only for fetching the CA to pin-check it. */
   caPem: string | "insecure-fetch-ca" | null;
+}
+
+/**
+ * OpenSSL's verification failures as Node reports them (err.code): a controller whose certificate
+ * does not lead to the trusted CA, or is not valid now. Anything else is a connection problem.
+ */
+const TLS_VERIFY_CODES = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_SIGNATURE_FAILURE",
+  "CERT_NOT_YET_VALID",
+  "CERT_HAS_EXPIRED",
+  "CERT_UNTRUSTED",
+  "CERT_REJECTED",
+  "INVALID_CA",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+
+/** Whether a request failed because the controller's certificate is not trusted. */
+export function isTlsVerifyError(err: NodeJS.ErrnoException): boolean {
+  return err.code !== undefined && TLS_VERIFY_CODES.has(err.code);
 }
 
 /**
@@ -18,7 +45,7 @@ export function tlsOptions(trust: TlsTrust): https.RequestOptions {
   return { ca: trust.caPem, checkServerIdentity: () => undefined };
 }
 
-async function readBody(res: IncomingMessage): Promise<string> {
+export async function readBody(res: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of res) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString("utf8");
@@ -42,14 +69,25 @@ export async function errorFromResponse(res: IncomingMessage, fallback: GildErro
  * Send a request to the controller and resolve with the response once its status is known; answers
  * >= 400 become the controller's coded error. Connection and TLS failures are coded too.
  */
+/** How one request is made. */
+export interface RequestOptions {
+  /** No answer within this long is GILD_TIMEOUT; 0 for none (a live view). Default 30 s. */
+  timeoutMs?: number;
+  /** Kept-alive connections to use. */
+  agent?: http.Agent;
+  /** Resolve with the answer whatever its status, instead of rejecting with the coded error. */
+  anyStatus?: boolean;
+}
+
 export function openControllerRequest(
   method: string,
   url: string,
   body: unknown,
   trust: TlsTrust,
   headers: Record<string, string> = {},
-  timeoutMs = 30_000,
+  options: RequestOptions = {},
 ): Promise<IncomingMessage> {
+  const { timeoutMs = 30_000, agent } = options;
   const target = new URL(url);
   const transport = target.protocol === "https:" ? https : http;
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -66,10 +104,11 @@ export function openControllerRequest(
           ...headers,
         },
         ...(target.protocol === "https:" ? tlsOptions(trust) : {}),
+        ...(agent ? { agent } : {}),
       },
       (res) => {
         req.setTimeout(0);
-        if ((res.statusCode ?? 500) < 400) {
+        if ((res.statusCode ?? 500) < 400 || options.anyStatus) {
           resolve(res);
           return;
         }
@@ -86,7 +125,7 @@ export function openControllerRequest(
     );
     req.on("error", (err: NodeJS.ErrnoException) => {
       if (err instanceof GildError) return reject(err);
-      const tlsProblem = /certificate|self.signed|unable to verify|CERT_/i.test(`${err.code} ${err.message}`);
+      const tlsProblem = isTlsVerifyError(err);
       reject(
         new GildError(
           tlsProblem ? "GILD_CA_MISMATCH" : "GILD_UNAVAILABLE",
@@ -112,8 +151,9 @@ export async function requestJson<T>(
   body: unknown,
   trust: TlsTrust,
   headers: Record<string, string> = {},
+  options: RequestOptions = {},
 ): Promise<T> {
-  const res = await openControllerRequest(method, url, body, trust, headers);
+  const res = await openControllerRequest(method, url, body, trust, headers, options);
   const text = await readBody(res);
   try {
     return (text.length > 0 ? JSON.parse(text) : {}) as T;

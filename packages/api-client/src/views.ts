@@ -1,0 +1,209 @@
+// What the controller's API answers, as types: the controller builds its answers with these (so a
+// route that changes its answer no longer compiles), and every client reads them.
+import type {
+  AppSpec,
+  HostStep,
+  ImageOrigin,
+  ImageStatus,
+  PauseCause,
+  RawStrategy,
+  RolloutRecord,
+  RolloutState,
+  RolloutStrategy,
+  SerializedError,
+  Timeline,
+} from "@gild/core";
+import type { AppInstance, TransferProgress } from "@gild/protocol";
+
+/** A transfer's progress on one host, as views carry it. */
+export type ProgressUpdate = TransferProgress;
+
+/** A host as the API shows it: identity, liveness, versions, images and free space. */
+export interface HostView {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  /** online, offline or joined (never connected yet). */
+  state: string;
+  /** A live session that said Hello and answers pings. */
+  connected: boolean;
+  lastSeen: number | null;
+  joinedAt: number;
+  agentVersion: string | null;
+  protocolVersion: number | null;
+  kernelVersion: string | null;
+  btrfsProgsVersion: string | null;
+  facts: Record<string, string>;
+  images: Array<{ line: string; version: number; receivedUuid: string }>;
+  poolFreeBytes: number | null;
+  poolTotalBytes: number | null;
+  /** The apps as the host's last inventory reported them (health streaks on the controller's clock). */
+  apps: Array<Omit<AppInstance, "healthyForMs">>;
+}
+
+/** One app on one host, as its inventory reports it. */
+export interface AppInstanceView {
+  host: string;
+  hostState: string;
+  generation: number;
+  imageVersion: number;
+  state: string;
+  health: string;
+  healthDetail: string;
+  healthSince: number | null;
+  previousGeneration: number;
+  previousImageVersion: number;
+  /** The host runs the app's current spec (false: it was deployed with an older definition). */
+  specCurrent: boolean;
+}
+
+export interface AppView {
+  spec: AppSpec;
+  specHash: string;
+  createdBy: string | null;
+  createdAt: number;
+  /** Hosts the app's selectors match now. */
+  targets: string[];
+  instances: AppInstanceView[];
+}
+
+/** A host's progress through a manual deploy or rollback, streamed to the CLI. */
+export interface DeployEvent {
+  host: string;
+  /**
+   * rolled-back: the switch failed and the previous generation serves again (healthy);
+   * rollback-failed: the switch failed and the previous generation did not pass its health gate either.
+   */
+  state: "pulling" | "switching" | "done" | "rolled-back" | "rollback-failed" | "failed";
+  generation?: number;
+  previousGeneration?: number;
+  progress?: ProgressUpdate;
+  reason?: string;
+  error?: SerializedError;
+}
+
+/** A chunk of an app's log on one host. */
+export interface LogChunkView {
+  generation: number;
+  data: string;
+  nextOffset: number;
+  size: number;
+}
+
+/** A version of a line on the controller, with where it is present in the fleet. */
+export interface ImageView {
+  line: string;
+  version: number;
+  uuid: string;
+  status: ImageStatus;
+  parent: number | null;
+  sizeBytes: number | null;
+  origin: ImageOrigin | null;
+  createdBy: string | null;
+  createdAt: number;
+  /** Hosts that have it (asked for with hosts=1). */
+  hosts?: string[];
+}
+
+/** One host's view of a push, streamed to the CLI as it changes. */
+export interface PushEvent {
+  host: string;
+  state: "queued" | "preparing" | "transferring" | "present" | "done" | "failed";
+  progress?: ProgressUpdate;
+  /** Bytes of the artifact sent to this host, and whether it was incremental. */
+  artifact?: { id: string; sizeBytes: number; parentVersion: number; streamVersion: number };
+  error?: SerializedError;
+  resumedFrom?: number;
+  /** Bytes the host actually downloaded (less than the artifact after a resume). */
+  bytesTransferred?: number;
+}
+
+/** What an image source request names: a directory on the controller, or a debootstrap. */
+export type ImageSourceRequest =
+  | { kind: "dir"; path: string }
+  | { kind: "debootstrap"; suite: string; include?: string[]; mirror?: string; cacheDir?: string };
+
+/** One host in a rollout, as views show it. */
+export interface RolloutHostView extends HostStep {
+  name: string;
+  online: boolean;
+  progress: ProgressUpdate | null;
+}
+
+/** A rollout as the API, `gild rollout status` and the live view show it. */
+export interface RolloutView {
+  id: string;
+  line: string;
+  version: number;
+  image: string;
+  versionStatus: ImageStatus | null;
+  state: RolloutState;
+  phase: RolloutRecord["phase"];
+  currentWave: number;
+  reason: string | null;
+  /** The error code that goes with the state and reason (GILD_ROLLOUT_FAILED, ...), or null. */
+  reasonCode: string | null;
+  pauseCause: PauseCause | null;
+  createdBy: string | null;
+  apps: string[] | null;
+  createdAt: number;
+  updatedAt: number;
+  finishedAt: number | null;
+  clocks: { progressDeadlineAt: number | null; bakeUntil: number | null; pausedAt: number | null };
+  strategy: RolloutStrategy;
+  waves: Array<{ index: number; canary: boolean; hosts: RolloutHostView[] }>;
+}
+
+/** A dry run of a rollout: its waves and estimated timeline. */
+export interface RolloutPlanView {
+  image: string;
+  strategy: RolloutStrategy;
+  waves: Array<{ index: number; canary: boolean; hosts: string[] }>;
+  timeline: Timeline;
+}
+
+/** What `POST /v1/rollouts` (and /plan) takes. */
+export interface RolloutRequestBody {
+  image: string;
+  /** Strategy fields as a file or flags give them (`bake: "5m"`); the controller resolves them. */
+  strategy?: RawStrategy;
+  /** Host names or label selectors to limit the rollout to. */
+  hosts?: string[];
+  /** App names to limit the rollout to. */
+  apps?: string[];
+}
+
+export interface TokenView {
+  id: string;
+  createdAt: number;
+  expiresAt: number;
+  createdBy: string | null;
+  usedAt: number | null;
+  usedBy: string | null;
+}
+
+export interface CreatedToken {
+  token: string;
+  id: string;
+  expiresAt: number;
+  controllerUrl: string;
+}
+
+/** What a join token is traded for at enrollment: the host's identity and what it must trust. */
+export interface JoinAnswer {
+  hostId: string;
+  name: string;
+  credential: string;
+  caPem: string;
+  signingPublicKeyPem: string;
+}
+
+export interface AuditEntry {
+  id: number;
+  at: number;
+  actor: string;
+  method: string;
+  path: string;
+  status: number;
+  summary: string | null;
+}
