@@ -288,8 +288,12 @@ export class AgentHub {
     try {
       if ("hello" in message) this.onHello(session, message.hello);
       else if ("inventory" in message) this.onInventory(session, message.inventory);
-      else if ("commandStatus" in message)
+      else if ("commandStatus" in message) {
+        // What the agent reported before a command's result is known first: a waiting inventory is
+        // handled before the status (a deploy's answer then finds the inventory it changed).
+        this.flushInventory(session);
         for (const l of this.listeners) l.onCommandStatus?.(session.hostId, message.commandStatus);
+      }
     } catch (err) {
       const unwritable = storeFailure(err);
       if (unwritable) {
@@ -429,6 +433,16 @@ export class AgentHub {
       },
       Math.max(0, due),
     );
+  }
+
+  /** Handle the waiting inventory now, if there is one. */
+  private flushInventory(session: Session): void {
+    const waiting = session.inventoryWaiting;
+    if (!waiting) return;
+    clearTimeout(session.inventoryTimer);
+    session.inventoryTimer = undefined;
+    session.inventoryWaiting = undefined;
+    this.handleInventory(session, waiting);
   }
 
   private handleInventory(session: Session, inventory: Inventory): void {

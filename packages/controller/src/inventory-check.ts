@@ -10,8 +10,11 @@ export const INVENTORY_LIMITS = {
   images: 1000,
   apps: 200,
   generationsPerApp: 16,
-  /** A health detail carries a probe's result or a rollback's reason with a log tail. */
-  healthDetailChars: 8192,
+  /**
+   * A health detail carries a probe's result or a rollback's reason with a log tail: longer than this
+   * is no agent's (they clip at 4096); up to it, the store keeps its first 8192 characters.
+   */
+  healthDetailChars: 65_536,
 } as const;
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

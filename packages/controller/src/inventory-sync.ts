@@ -29,6 +29,13 @@ function healthStart(
   return same ? before.healthSinceMs : start;
 }
 
+/** What the store keeps of a health detail (older agents did not clip a rollback's log tail). */
+const STORED_DETAIL_CHARS = 8192;
+
+function clipDetail(detail: string): string {
+  return detail.length <= STORED_DETAIL_CHARS ? detail : `${detail.slice(0, STORED_DETAIL_CHARS - 3)}...`;
+}
+
 /**
  * An agent's Inventory as the store keeps it: health streaks on the controller's clock (received at
  * `receivedAt`; `previous` is the host's last stored inventory).
@@ -44,7 +51,11 @@ export function normalizeInventory(
       // The duration is turned into healthSinceMs; the store keeps starts, not durations.
       const { healthyForMs: _duration, ...stored } = app;
       const before = previous?.apps.find((p) => p.name === app.name);
-      return { ...stored, healthSinceMs: healthStart(app, receivedAt, before) };
+      return {
+        ...stored,
+        healthDetail: clipDetail(stored.healthDetail),
+        healthSinceMs: healthStart(app, receivedAt, before),
+      };
     }),
   };
 }

@@ -393,7 +393,7 @@ describeWith(["root", "btrfs"], "control channel", () => {
           "apps[0].generations",
           inventory({ apps: [{ ...app, generations: Array.from({ length: 500 }, (_, i) => i + 1) }] }),
         ],
-        ["apps[0].healthDetail", inventory({ apps: [{ ...app, healthDetail: "x".repeat(100_000) }] })],
+        ["apps[0].healthDetail", inventory({ apps: [{ ...app, healthDetail: "x".repeat(70_000) }] })],
       ];
       for (const [path, bad] of hostile) {
         const peer = await session("inventoried");
@@ -429,6 +429,29 @@ describeWith(["root", "btrfs"], "control channel", () => {
       const elapsed = Date.now() - started;
       expect(handled.length).toBeLessThanOrEqual(Math.ceil(elapsed / 1000) + 2);
       expect(handled.at(-1)).toBe(200 * 1024);
+      peer.ws.close();
+      await peer.closed;
+    });
+
+    it("handles a waiting inventory before a command status that comes after it", async () => {
+      const peer = await session("ordered");
+      const seen: string[] = [];
+      c.controller.services.hub.addListener({
+        onInventory: (_hostId, inv) => seen.push(`inventory ${inv.poolFreeBytes}`),
+        onCommandStatus: (_hostId, status) => seen.push(`status ${status.commandId}`),
+      });
+      peer.ws.send(encodeAgentMessage({ inventory: inventory({ poolFreeBytes: 1 }) }, PROTOCOL_VERSION, 2));
+      peer.ws.send(encodeAgentMessage({ inventory: inventory({ poolFreeBytes: 2 }) }, PROTOCOL_VERSION, 3));
+      const status = {
+        commandId: "no-such-command",
+        state: "succeeded" as const,
+        progress: null,
+        error: null,
+        replayed: false,
+      };
+      peer.ws.send(encodeAgentMessage({ commandStatus: status }, PROTOCOL_VERSION, 4));
+      await waitFor(() => seen.includes("status no-such-command"), { what: "the status handled" });
+      expect(seen).toEqual(["inventory 1", "inventory 2", "status no-such-command"]);
       peer.ws.close();
       await peer.closed;
     });

@@ -66,6 +66,15 @@ interface AppRuntimeState {
   rollbackFailure: RollbackFailure | null;
 }
 
+/**
+ * A health detail as the inventory carries it: at most 4096 characters, the start and the end of a
+ * longer one (a rollback's reason ends with the container's last log lines).
+ */
+function clipDetail(detail: string): string {
+  if (detail.length <= 4096) return detail;
+  return `${detail.slice(0, 1024)}\n[...]\n${detail.slice(-3000)}`;
+}
+
 type Verdict = { ok: true; healthyForMs: number; detail: string } | { ok: false; reason: string };
 
 const MAX_LOG_CHUNK = 256 * 1024;
@@ -776,7 +785,7 @@ export class AppManager {
               ? "running"
               : "stopped",
         health,
-        healthDetail: detail,
+        healthDetail: clipDetail(detail),
         healthSinceMs: since,
         healthyForMs,
         previousGeneration: previous ?? 0,
