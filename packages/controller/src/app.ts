@@ -18,6 +18,7 @@ import { syncInventories } from "./inventory-sync.js";
 import type { TlsMaterial } from "./pki.js";
 import { RequestAudit } from "./request-audit.js";
 import { RolloutExecutor } from "./rollout-executor.js";
+import { RolloutOperations } from "./rollout-operations.js";
 import { registerAppRoutes } from "./routes/apps.js";
 import { registerAuditRoutes } from "./routes/audit.js";
 import { registerEnrollRoutes } from "./routes/enroll.js";
@@ -136,12 +137,20 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     ...(deps.now ? { now: deps.now } : {}),
   });
   const apps = new AppService({ store, hub, commands, images, log });
-  const rollouts = new RolloutExecutor({
+  const rolloutExecutor = new RolloutExecutor({
     store,
     hub,
     commands,
     images,
     apps,
+    log,
+    ...(deps.now ? { now: deps.now } : {}),
+  });
+  const rollouts = new RolloutOperations({
+    store,
+    images,
+    apps,
+    executor: rolloutExecutor,
     log,
     ...(deps.now ? { now: deps.now } : {}),
   });
@@ -162,10 +171,11 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     enrollment,
     apps,
     rollouts,
+    rolloutExecutor,
     audit,
   };
   // A changed inventory (health, a new image, a generation) may move a rollout forward.
-  syncInventories(hub, store, (hostId) => rollouts.pokeHost(hostId));
+  syncInventories(hub, store, (hostId) => rolloutExecutor.pokeHost(hostId));
 
   installErrorHandling(app);
   installAuth(app, { adminToken: deps.adminToken, audit, connections });
@@ -209,7 +219,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     app,
     services,
     async close() {
-      rollouts.close();
+      rolloutExecutor.close();
       commands.close();
       audit.close();
       hub.close();

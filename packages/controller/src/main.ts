@@ -81,7 +81,7 @@ export async function startController(
   writeFileSync(config.paths.cliConfig, `${JSON.stringify(cliConfig, null, 2)}\n`, { mode: 0o600 });
   controller.services.hub.startOfflineGrace(config.offlineGraceMs);
   // Every active rollout resumes from its stored record and absolute clocks.
-  controller.services.rollouts.resumeAll();
+  controller.services.rolloutExecutor.resumeAll();
   log.info(
     {
       url,

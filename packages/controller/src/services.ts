@@ -10,6 +10,7 @@ import type { ImageService } from "./image-service.js";
 import type { TlsMaterial } from "./pki.js";
 import type { RequestAudit } from "./request-audit.js";
 import type { RolloutExecutor } from "./rollout-executor.js";
+import type { RolloutOperations } from "./rollout-operations.js";
 import type { Store } from "./store/store.js";
 import type { TransferServer } from "./transfer-server.js";
 
@@ -29,6 +30,9 @@ export interface Services {
   images: ImageService;
   enrollment: Enrollment;
   apps: AppService;
-  rollouts: RolloutExecutor;
+  /** What operators do with rollouts (start, plan, verbs). */
+  rollouts: RolloutOperations;
+  /** The loop that runs them. */
+  rolloutExecutor: RolloutExecutor;
   audit: RequestAudit;
 }

@@ -1,7 +1,8 @@
 import { isCanaryWave, isTerminalRolloutState, ROLLOUT_VERB_NAMES, type RolloutEvent } from "@gild/core";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { ProgressUpdate } from "../command-service.js";
-import type { RolloutRequest, RolloutUpdate } from "../rollout-executor.js";
+import type { RolloutUpdate } from "../rollout-feed.js";
+import type { RolloutRequest } from "../rollout-request.js";
 import { rolloutView } from "../rollout-view.js";
 import type { Services } from "../services.js";
 import type { StoredRollout } from "../store/rollouts-repo.js";
@@ -16,7 +17,7 @@ export function registerRolloutRoutes(app: FastifyInstance, services: Services):
     rolloutView(stored, {
       store: services.store,
       isOnline: (id) => services.hub.isOnline(id),
-      progress: executor.progress.get(stored.record.id),
+      progress: executor.feed.progress.get(stored.record.id),
     });
   const resolveId = (id: string) => (id === "current" ? executor.defaultId() : id);
 
@@ -119,7 +120,7 @@ function streamRollout(
     clearInterval(keepalive);
     res.end();
   };
-  const unsubscribe = services.rollouts.subscribe(id, (update: RolloutUpdate) => {
+  const unsubscribe = services.rollouts.feed.subscribe(id, (update: RolloutUpdate) => {
     if (update.type === "record") {
       send({ type: "rollout", rollout: view(update.rollout) });
       if (isTerminalRolloutState(update.rollout.record.state)) finish();
