@@ -63,8 +63,12 @@ export class CommandRunner {
       journal: CommandJournal;
       executors: Executors;
       send: (status: CommandStatus) => void;
-      /** Called after every command that may have changed what the host has. */
-      afterCommand: () => void;
+      /**
+       * Called after every command that may have changed what the host has, before its final status
+       * is sent: the inventory goes first, so the controller has what a result implies when the result
+       * arrives (a `gild app deploy` that returns finds the app's new state in `gild app ls`).
+       */
+      reportChanges: () => Promise<void>;
       /** Called once a command's final status is in the journal. */
       onFinal?: (commandId: string, kind: CommandKind) => Promise<void>;
       log: Logger;
@@ -223,6 +227,7 @@ export class CommandRunner {
         await this.deps.journal.finish(id, kind, final, startedAt);
         this.remember(final);
         this.running.delete(id);
+        await this.deps.reportChanges();
         this.deps.send(final);
       }
       await this.deps.onFinal?.(id, kind);
@@ -234,10 +239,11 @@ export class CommandRunner {
       if (id !== "") {
         this.running.set(id, final);
         this.remember(final);
+        await this.deps.reportChanges();
         this.deps.send(final);
       }
     }
-    this.deps.afterCommand();
+    if (id === "") await this.deps.reportChanges();
   }
 
   private remember(final: CommandStatus): void {

@@ -117,7 +117,7 @@ export async function runAgent(
     journal,
     executors,
     send: (status) => connection.send({ commandStatus: status }),
-    afterCommand: () => void sendInventory(false),
+    reportChanges: () => sendInventory(false),
     // A switch's record is kept until its result is journaled: then it is settled.
     onFinal: (commandId) => apps.settle(commandId),
     log,
