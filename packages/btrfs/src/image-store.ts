@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { lstat, mkdir, readdir, rename, stat } from "node:fs/promises";
 import { isAbsolute, join, resolve } from "node:path";
+import type { Readable } from "node:stream";
 import {
   assertValidLine,
   GildError,
@@ -13,6 +14,7 @@ import { aptMirror } from "./apt-mirror.js";
 import { runTool } from "./exec.js";
 import { type ImageMeta, readMeta, writeMeta } from "./meta.js";
 import { type Pool, ROOTFS_NAME } from "./pool.js";
+import { type SendOptions, send } from "./stream.js";
 import {
   createSubvolume,
   isSubvolume,
@@ -60,6 +62,11 @@ export class ImageStore {
   constructor(pool: Pool) {
     this.pool = pool;
     this.log = pool.log.child({ component: "image-store" });
+  }
+
+  /** A version's `btrfs send` stream (incremental from `options.parent`): see `send` in stream.ts. */
+  sendStream(line: string, version: number, options: SendOptions = {}): Readable {
+    return send(this, line, version, options);
   }
 
   /** Names of the image lines on the pool. */

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import type { ImageStore, Pool, StreamCapabilities } from "@gild/btrfs";
+import type { StreamCapabilities } from "@gild/btrfs";
 import { GILD_VERSION, GildError, parseCredential, toGildError } from "@gild/core";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import type { Logger as PinoLogger } from "pino";
@@ -19,15 +19,15 @@ import type { TlsMaterial } from "./pki.js";
 import { RequestAudit } from "./request-audit.js";
 import { RolloutExecutor } from "./rollout-executor.js";
 import { RolloutOperations } from "./rollout-operations.js";
-import { registerAppRoutes } from "./routes/apps.js";
-import { registerAuditRoutes } from "./routes/audit.js";
-import { registerEnrollRoutes } from "./routes/enroll.js";
-import { registerHostRoutes } from "./routes/hosts.js";
-import { registerImageRoutes } from "./routes/images.js";
-import { registerRolloutRoutes } from "./routes/rollouts.js";
-import { registerTokenRoutes } from "./routes/tokens.js";
+import { appRoutes } from "./routes/apps.js";
+import { auditRoutes } from "./routes/audit.js";
+import { enrollRoutes } from "./routes/enroll.js";
+import { hostRoutes } from "./routes/hosts.js";
+import { imageRoutes } from "./routes/images.js";
+import { rolloutRoutes } from "./routes/rollouts.js";
+import { tokenRoutes } from "./routes/tokens.js";
 import { bearerSecret, secretMatches } from "./secrets.js";
-import type { Services } from "./services.js";
+import type { ControllerImageStore, Services } from "./services.js";
 import type { Store } from "./store/store.js";
 import { TransferServer } from "./transfer-server.js";
 
@@ -35,8 +35,8 @@ export interface ControllerDeps {
   config: ControllerConfig;
   log: PinoLogger;
   store: Store;
-  pool: Pool;
-  imageStore: ImageStore;
+  /** The golden images (in production the btrfs ImageStore on the controller's pool). */
+  imageStore: ControllerImageStore;
   capabilities: StreamCapabilities;
   tls: TlsMaterial;
   adminToken: string;
@@ -159,7 +159,6 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     config,
     log,
     store,
-    pool: deps.pool,
     imageStore: deps.imageStore,
     capabilities: deps.capabilities,
     tls: deps.tls,
@@ -180,13 +179,14 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
   installErrorHandling(app);
   installAuth(app, { adminToken: deps.adminToken, audit, connections });
   app.get("/healthz", async () => ({ ok: true, version: GILD_VERSION }));
-  registerEnrollRoutes(app, services);
-  registerHostRoutes(app, services);
-  registerTokenRoutes(app, services);
-  registerImageRoutes(app, services);
-  registerAppRoutes(app, services);
-  registerRolloutRoutes(app, services);
-  registerAuditRoutes(app, services);
+  // Each route group is a plugin given only what it uses.
+  await app.register(enrollRoutes, { enrollment, log, tls: deps.tls });
+  await app.register(hostRoutes, { hub, store });
+  await app.register(tokenRoutes, { config, enrollment, store });
+  await app.register(imageRoutes, { images, store });
+  await app.register(appRoutes, { apps, images });
+  await app.register(rolloutRoutes, { hub, rollouts, store });
+  await app.register(auditRoutes, { audit, store });
 
   app.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => socket.destroy());

@@ -3,9 +3,9 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { type ImageStore, send } from "@gild/btrfs";
 import { GildError, type Logger } from "@gild/core";
 import { encodeManifest } from "@gild/protocol";
+import type { ControllerImageStore } from "./services.js";
 import type { ArtifactRecord } from "./store/artifacts-repo.js";
 import type { Store } from "./store/store.js";
 
@@ -22,7 +22,7 @@ export class ArtifactService {
   constructor(
     private readonly deps: {
       store: Store;
-      images: ImageStore;
+      images: ControllerImageStore;
       dir: string;
       signingKeyPem: string;
       log: Logger;
@@ -93,7 +93,7 @@ export class ArtifactService {
     const started = Date.now();
     try {
       await pipeline(
-        send(this.deps.images, line, version, {
+        this.deps.images.sendStream(line, version, {
           ...(parent === null ? {} : { parent }),
           compressedData: streamVersion === 2,
         }),

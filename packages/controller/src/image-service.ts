@@ -1,8 +1,9 @@
 import type { ImageSourceRequest, ImageView, PushEvent } from "@gild/api-client";
-import type { ImageStore, StreamCapabilities } from "@gild/btrfs";
+import type { StreamCapabilities } from "@gild/btrfs";
 import { GildError, type ImageVersionInfo, type Logger, type SerializedError, toGildError } from "@gild/core";
 import type { ArtifactService } from "./artifact-service.js";
 import type { CommandService } from "./command-service.js";
+import type { ControllerImageStore } from "./services.js";
 import type { HostInventory, HostRecord } from "./store/hosts-repo.js";
 import type { ImageRecord } from "./store/images-repo.js";
 import type { Store } from "./store/store.js";
@@ -40,7 +41,7 @@ export class ImageService {
   constructor(
     private readonly deps: {
       store: Store;
-      images: ImageStore;
+      images: ControllerImageStore;
       artifacts: ArtifactService;
       commands: CommandService;
       capabilities: StreamCapabilities;

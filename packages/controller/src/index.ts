@@ -9,7 +9,9 @@ export {
 export {
   type CliConfigFile,
   createControllerLogger,
+  openControllerState,
   type RunningController,
   runController,
   startController,
 } from "./main.js";
+export type { ControllerImageStore } from "./services.js";

@@ -1,4 +1,4 @@
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { detectStreamCapabilities, ImageStore, Pool } from "@gild/btrfs";
 import { assertRoot } from "@gild/core";
@@ -37,6 +37,23 @@ export interface RunningController {
   close(): Promise<void>;
 }
 
+/** The controller's state and keys in its data dir (made at first start): no pool, no root needed. */
+export function openControllerState(config: ControllerConfig): {
+  store: Store;
+  tls: TlsMaterial;
+  adminToken: string;
+  signing: { privatePem: string; publicPem: string };
+} {
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const store = Store.open(config.paths.database);
+  return {
+    store,
+    tls: ensureTls(config),
+    adminToken: ensureAdminToken(config),
+    signing: ensureSigningKey(config),
+  };
+}
+
 /**
  * Open state, pool and keys (made at first start), build the app, reconcile images, listen, write
  * cli.json, and start the offline grace. No signal handling: `runController` adds it.
@@ -50,18 +67,14 @@ export async function startController(
     log.warn("insecure dev mode: plain http/ws without TLS; tokens and credentials travel in clear text");
   }
   assertRoot("gild controller run");
-  const store = Store.open(config.paths.database);
+  const { store, tls, adminToken, signing } = openControllerState(config);
   const pool = await Pool.open(config.pool, { create: true, log });
   const imageStore = new ImageStore(pool);
   const capabilities = await detectStreamCapabilities();
-  const tls = ensureTls(config);
-  const adminToken = ensureAdminToken(config);
-  const signing = ensureSigningKey(config);
   const controller = await buildController({
     config,
     log,
     store,
-    pool,
     imageStore,
     capabilities,
     tls,

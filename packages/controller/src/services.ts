@@ -1,4 +1,4 @@
-import type { ImageStore, Pool, StreamCapabilities } from "@gild/btrfs";
+import type { ImageStore, StreamCapabilities } from "@gild/btrfs";
 import type { Logger } from "@gild/core";
 import type { AgentHub } from "./agent-hub.js";
 import type { AppService } from "./app-service.js";
@@ -14,13 +14,21 @@ import type { RolloutOperations } from "./rollout-operations.js";
 import type { Store } from "./store/store.js";
 import type { TransferServer } from "./transfer-server.js";
 
+/**
+ * What the controller uses of the btrfs image store (`@gild/btrfs` ImageStore): an interface, so that
+ * tests of the API (auth, validation, rollout requests) run with a stand-in and without root.
+ */
+export type ControllerImageStore = Pick<
+  ImageStore,
+  "list" | "get" | "exists" | "remove" | "update" | "createFromDir" | "createFromDebootstrap" | "sendStream"
+>;
+
 /** Everything the routes and the upgrade router work with; made once by buildController. */
 export interface Services {
   config: ControllerConfig;
   log: Logger;
   store: Store;
-  pool: Pool;
-  imageStore: ImageStore;
+  imageStore: ControllerImageStore;
   capabilities: StreamCapabilities;
   tls: TlsMaterial;
   hub: AgentHub;

@@ -1,11 +1,10 @@
 import { statSync } from "node:fs";
-import { describeWith } from "@gild/testkit/gate";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { startTestController, type TestController } from "./support.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildTestApp, type TestApp } from "./support.js";
 
 // What anyone who can reach the API, with or without a token, may send it.
-describeWith(["root", "btrfs"], "hostile requests to the API", () => {
-  let c: TestController;
+describe("hostile requests to the API", () => {
+  let c: TestApp;
   const auth = () => ({ authorization: `Bearer ${c.adminToken}` });
   const auditRows = () => c.controller.services.store.audit.list({ limit: 100_000 }).length;
   const dbBytes = () => {
@@ -21,7 +20,7 @@ describeWith(["root", "btrfs"], "hostile requests to the API", () => {
   };
 
   beforeAll(async () => {
-    c = await startTestController();
+    c = await buildTestApp();
   });
 
   afterAll(async () => {

@@ -1,14 +1,13 @@
-import { describeWith } from "@gild/testkit/gate";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { startTestController, type TestController } from "./support.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildTestApp, type TestApp } from "./support.js";
 
 interface Refusal {
   error: { code: string; message: string; details?: { problems?: Array<{ path: string; message: string }> } };
 }
 
 // A rollout request with several problems gets all of them in one answer, each with its path.
-describeWith(["root", "btrfs"], "rollout requests with problems", () => {
-  let c: TestController;
+describe("rollout requests with problems", () => {
+  let c: TestApp;
   const auth = () => ({ authorization: `Bearer ${c.adminToken}` });
 
   async function post(url: string, payload: unknown) {
@@ -23,7 +22,7 @@ describeWith(["root", "btrfs"], "rollout requests with problems", () => {
   const paths = (body: Refusal) => (body.error.details?.problems ?? []).map((p) => p.path);
 
   beforeAll(async () => {
-    c = await startTestController();
+    c = await buildTestApp();
   });
 
   afterAll(async () => {

@@ -1,12 +1,18 @@
-import { mkdir } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  buildController,
+  type Controller,
   type ControllerConfig,
+  type ControllerImageStore,
   createControllerLogger,
+  openControllerState,
   type RunningController,
   resolveControllerConfig,
   startController,
 } from "@gild/controller";
+import { GildError } from "@gild/core";
 import { createLoopBtrfs, type LoopBtrfs } from "@gild/testkit";
 
 export interface TestController extends RunningController {
@@ -44,6 +50,73 @@ export async function startTestController(
     async destroy() {
       await running.close();
       await fs.destroy();
+    },
+  };
+}
+
+/** The API of a controller built in memory: no pool, no root, no listening socket (inject() only). */
+export interface TestApp {
+  controller: Controller;
+  config: ControllerConfig;
+  adminToken: string;
+  destroy(): Promise<void>;
+}
+
+/** An image store with no images, for API tests that never make one. */
+const noImages: ControllerImageStore = {
+  list: async () => [],
+  get: async (line: string, version: number) => {
+    throw new GildError("GILD_IMAGE_NOT_FOUND", `no image ${line}@${version} in this test`);
+  },
+  exists: async () => false,
+  remove: async () => undefined,
+  update: async () => {
+    throw new GildError("GILD_UNAVAILABLE", "this test's controller makes no images");
+  },
+  createFromDir: async () => {
+    throw new GildError("GILD_UNAVAILABLE", "this test's controller makes no images");
+  },
+  createFromDebootstrap: async () => {
+    throw new GildError("GILD_UNAVAILABLE", "this test's controller makes no images");
+  },
+  sendStream: () => {
+    throw new GildError("GILD_UNAVAILABLE", "this test's controller has no images to send");
+  },
+};
+
+/**
+ * The controller's app (auth, validation, routes, store) in a temp dir, with an image store that holds
+ * nothing: what the API's tests need, without root or btrfs (the privileged paths stay in e2e).
+ */
+export async function buildTestApp(): Promise<TestApp> {
+  const dir = await mkdtemp(join(tmpdir(), "gild-api-"));
+  const config = resolveControllerConfig({
+    dataDir: join(dir, "data"),
+    pool: join(dir, "pool"),
+    listen: "127.0.0.1:0",
+    logLevel: "silent",
+  });
+  const state = openControllerState(config);
+  const controller = await buildController({
+    config,
+    log: createControllerLogger("silent"),
+    ...state,
+    imageStore: noImages,
+    capabilities: {
+      kernelVersion: "",
+      progsVersion: "",
+      canSendCompressed: false,
+      maxReceiveStreamVersion: 1,
+    },
+  });
+  return {
+    controller,
+    config,
+    adminToken: state.adminToken,
+    async destroy() {
+      await controller.close();
+      state.store.close();
+      await rm(dir, { recursive: true, force: true });
     },
   };
 }

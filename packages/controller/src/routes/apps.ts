@@ -8,7 +8,11 @@ function appName(name: string): string {
   return name;
 }
 
-export function registerAppRoutes(app: FastifyInstance, services: Services): void {
+/** What these routes use. */
+export type AppRouteDeps = Pick<Services, "apps" | "images">;
+
+/** A fastify plugin: register it with its dependencies (`app.register(appRoutes, deps)`). */
+export async function appRoutes(app: FastifyInstance, services: AppRouteDeps): Promise<void> {
   app.get("/v1/apps", async () => ({ apps: services.apps.list() }));
 
   app.get<{ Params: { name: string } }>("/v1/apps/:name", async (req) =>

@@ -2,7 +2,11 @@ import type { FastifyInstance } from "fastify";
 import type { Services } from "../services.js";
 
 /** Enrollment: the CA (public, checked by agents against the token's pin) and the join exchange. */
-export function registerEnrollRoutes(app: FastifyInstance, services: Services): void {
+/** What these routes use. */
+export type EnrollRouteDeps = Pick<Services, "enrollment" | "log" | "tls">;
+
+/** A fastify plugin: register it with its dependencies (`app.register(enrollRoutes, deps)`). */
+export async function enrollRoutes(app: FastifyInstance, services: EnrollRouteDeps): Promise<void> {
   app.get("/v1/enroll/ca", async () => ({ caPem: services.tls.caPem }));
 
   app.post<{ Body: { token: string; name: string; labels?: Record<string, string> } }>(

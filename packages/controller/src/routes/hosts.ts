@@ -7,7 +7,7 @@ import type { Services } from "../services.js";
 import type { HostRecord } from "../store/hosts-repo.js";
 
 /** A host as the API shows it: identity, liveness, versions, images and free space. */
-export function hostView(host: HostRecord, services: Services): HostView {
+export function hostView(host: HostRecord, services: Pick<Services, "hub">): HostView {
   const online = services.hub.isOnline(host.id);
   return {
     id: host.id,
@@ -33,7 +33,11 @@ export function hostView(host: HostRecord, services: Services): HostView {
   };
 }
 
-export function registerHostRoutes(app: FastifyInstance, services: Services): void {
+/** What these routes use. */
+export type HostRouteDeps = Pick<Services, "hub" | "store">;
+
+/** A fastify plugin: register it with its dependencies (`app.register(hostRoutes, deps)`). */
+export async function hostRoutes(app: FastifyInstance, services: HostRouteDeps): Promise<void> {
   app.get("/v1/hosts", async () => ({
     hosts: services.store.hosts.list().map((h) => hostView(h, services)),
   }));

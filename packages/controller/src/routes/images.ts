@@ -12,7 +12,11 @@ function versionParam(text: string): number {
 }
 
 /** What still needs a version: an active rollout of it, or apps running it (or kept for rollback) on hosts. */
-export function imageUser(services: Services, line: string, version: number): string | undefined {
+export function imageUser(
+  services: Pick<Services, "store">,
+  line: string,
+  version: number,
+): string | undefined {
   const rollout = services.store.rollouts.active(line).find((r) => r.record.version === version);
   if (rollout) return `rollout ${rollout.record.id}`;
   for (const host of services.store.hosts.list()) {
@@ -39,7 +43,11 @@ const sourceSchema = {
   },
 } as const;
 
-export function registerImageRoutes(app: FastifyInstance, services: Services): void {
+/** What these routes use. */
+export type ImageRouteDeps = Pick<Services, "images" | "store">;
+
+/** A fastify plugin: register it with its dependencies (`app.register(imageRoutes, deps)`). */
+export async function imageRoutes(app: FastifyInstance, services: ImageRouteDeps): Promise<void> {
   app.get<{ Querystring: { line?: string; hosts?: string } }>("/v1/images", async (req) => {
     const line = req.query.line === undefined ? undefined : assertValidLine(req.query.line);
     return { images: services.images.list(line, req.query.hosts === "1" || req.query.hosts === "true") };

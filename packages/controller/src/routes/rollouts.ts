@@ -11,7 +11,11 @@ import type { StoredRollout } from "../store/rollouts-repo.js";
 // problem (unknown fields, image, strategy, hosts, apps) with its path in one answer.
 const requestSchema = { type: "object" } as const;
 
-export function registerRolloutRoutes(app: FastifyInstance, services: Services): void {
+/** What these routes use. */
+export type RolloutRouteDeps = Pick<Services, "hub" | "rollouts" | "store">;
+
+/** A fastify plugin: register it with its dependencies (`app.register(rolloutRoutes, deps)`). */
+export async function rolloutRoutes(app: FastifyInstance, services: RolloutRouteDeps): Promise<void> {
   const executor = services.rollouts;
   const view = (stored: StoredRollout) =>
     rolloutView(stored, {
@@ -98,7 +102,7 @@ export function registerRolloutRoutes(app: FastifyInstance, services: Services):
 function streamRollout(
   reply: FastifyReply,
   stored: StoredRollout,
-  services: Services,
+  services: RolloutRouteDeps,
   view: (s: StoredRollout) => unknown,
 ): void {
   const id = stored.record.id;

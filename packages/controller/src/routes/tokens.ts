@@ -2,7 +2,11 @@ import { DURATION_LIMITS, formatDuration, GildError, parseDuration } from "@gild
 import type { FastifyInstance } from "fastify";
 import type { Services } from "../services.js";
 
-export function registerTokenRoutes(app: FastifyInstance, services: Services): void {
+/** What these routes use. */
+export type TokenRouteDeps = Pick<Services, "config" | "enrollment" | "store">;
+
+/** A fastify plugin: register it with its dependencies (`app.register(tokenRoutes, deps)`). */
+export async function tokenRoutes(app: FastifyInstance, services: TokenRouteDeps): Promise<void> {
   app.post<{ Body: { ttl?: string } }>(
     "/v1/tokens",
     {
