@@ -1,11 +1,26 @@
-// The rule biome cannot express (STYLE.md 2, "Adapters own the host"): only packages/btrfs and
+// The rules biome cannot express (docs/architecture.md, "Packages"): only packages/btrfs and
 // packages/runtime run host programs, always as execa(file, [args]); never a shell string, never
-// shell: true, never execaCommand or the $`...` template form. Exits 1 listing every violation.
+// shell: true, never execaCommand or the $`...` template form. Each of the two runs only the programs
+// of its own layer (the table below): btrfs-progs belong to the pool, containers and image builds to
+// the runtime. A program is named by a string literal where it is run; a variable first argument is
+// allowed only inside the layer's one runner. Exits 1 listing every violation.
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
-const adapters = new Set(["btrfs", "runtime"]);
+/** Which programs each adapter package may run, and the files that run a program given to them. */
+const adapters = new Map([
+  ["btrfs", { programs: new Set(["btrfs", "setpriv"]), runners: new Set(["packages/btrfs/src/exec.ts"]) }],
+  [
+    "runtime",
+    {
+      programs: new Set(["systemd-nspawn", "systemd-run", "systemctl", "nsenter", "debootstrap", "cp"]),
+      runners: new Set(["packages/runtime/src/host-exec.ts"]),
+    },
+  ],
+]);
+// A call that starts a program: execa/execaSync, a runner (runTool, runHost), or btrfs's setpriv wrapper.
+const callSites = /(?<![.\w]|function )\b(execa|execaSync|runTool|runHost|boundToCaller)\(\s*([^,)]*)/g;
 const spawners = /from\s+["'](?:node:)?child_process["']|from\s+["']execa["']/;
 const shellForms = [
   [/\bexecaCommand(?:Sync)?\b/, "execaCommand parses a command string"],
@@ -40,8 +55,33 @@ for (const pkg of readdirSync(join(root, "packages"))) {
   for (const file of sourceFiles(src)) {
     const text = readFileSync(file, "utf8");
     const rel = relative(root, file);
-    if (spawners.test(text) && !adapters.has(pkg)) {
+    const adapter = adapters.get(pkg);
+    if (spawners.test(text) && !adapter) {
       problems.push(`${rel}: runs host programs, but only packages/btrfs and packages/runtime may`);
+    }
+    if (adapter) {
+      // Comment lines may name calls in prose; blank them (keeping line numbers).
+      const code = text.replace(/^\s*(\/\/|\/?\*).*$/gm, "");
+      for (const match of code.matchAll(callSites)) {
+        const [, call, first] = match;
+        const line = code.slice(0, match.index).split("\n").length;
+        // A spread of a wrapper's answer (execa(...boundToCaller("btrfs", ...))) is checked at the wrapper.
+        if (first.startsWith("...")) continue;
+        const literal = /^["'`]([^"'`]+)["'`]$/.exec(first.trim());
+        if (!literal) {
+          if (!adapter.runners.has(rel)) {
+            problems.push(
+              `${rel}:${line}: ${call} runs a program named by a variable; name it where it is run`,
+            );
+          }
+          continue;
+        }
+        if (!adapter.programs.has(literal[1])) {
+          problems.push(
+            `${rel}:${line}: packages/${pkg} runs ${literal[1]}, which is not its layer's (allowed: ${[...adapter.programs].join(", ")})`,
+          );
+        }
+      }
     }
     for (const [pattern, why] of shellForms) {
       if (pattern.test(text)) problems.push(`${rel}: ${why}`);

@@ -1,6 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { detectStreamCapabilities, ImageStore, Pool, receive, send } from "@gild/btrfs";
+import { ImageBuilder } from "@gild/runtime";
 import { createLoopBtrfs, type LoopBtrfs, run } from "@gild/testkit";
 import { timed, writePayload } from "./machine.js";
 import { fmt, median, report, type Sample } from "./stats.js";
@@ -22,7 +23,7 @@ async function main(): Promise<void> {
     process.stdout.write(`generating a ${IMAGE_MIB} MiB image ...\n`);
     await mkdir(join(tree, "usr"), { recursive: true });
     await writePayload(tree, IMAGE_MIB);
-    await source.createFromDir("bench", tree);
+    await new ImageBuilder(source).createFromDir("bench", tree);
     const rootfs = source.pool.rootfsPath("bench", 1);
     const streamBytes = (await run("sh", ["-c", `btrfs send -q ${rootfs} | wc -c`])).stdout.trim();
     const flagSets: Array<{ name: string; compressed: boolean }> = [

@@ -1,10 +1,5 @@
 export { detectStreamCapabilities, type StreamCapabilities } from "./capabilities.js";
-export {
-  type BuildOptions,
-  type DebootstrapSource,
-  ImageStore,
-  type UpdateOptions,
-} from "./image-store.js";
+export { ImageStore } from "./image-catalog.js";
 export type { ImageMeta } from "./meta.js";
 export { Pool, type PoolOpenOptions, type PoolPaths } from "./pool.js";
 export {

@@ -5,7 +5,7 @@ import { PassThrough, type Readable, type Writable } from "node:stream";
 import { GildError, type ImageVersionInfo, spawnFailure, toGildError } from "@gild/core";
 import { ExecaError, execa } from "execa";
 import { classifyBtrfsStderr, toolError } from "./exec.js";
-import type { ImageStore } from "./image-store.js";
+import type { ImageStore } from "./image-catalog.js";
 import { ROOTFS_NAME } from "./pool.js";
 import { isSubvolume, showSubvolume } from "./subvolume.js";
 

@@ -2,6 +2,8 @@ import { randomBytes } from "node:crypto";
 import { chmod, chown, link, mkdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
+import type { ImageStore } from "@gild/btrfs";
+import type { ImageOrigin, ImageVersionInfo } from "@gild/core";
 import { buildBusyboxRoot, run } from "@gild/testkit";
 
 /**
@@ -36,4 +38,29 @@ export async function collect(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
+}
+
+/** The next version of `line` on `store`: a copy of `dir` (what `gild image create --from-dir` makes). */
+export async function addFromDir(
+  store: ImageStore,
+  line: string,
+  dir: string,
+  createdBy?: string,
+): Promise<ImageVersionInfo> {
+  const version = { from: null, origin: { kind: "dir", path: dir } as const, createdBy };
+  return store.addVersion(line, version, async (rootfs) => {
+    await run("cp", ["-a", "--reflink=auto", `${dir}/.`, `${rootfs}/`]);
+  });
+}
+
+/**
+ * The next version of `line` from its latest: a writable snapshot changed by `script`, run by the host's
+ * shell in the root (the container builds are @gild/runtime's, tested there).
+ */
+export async function addChanged(store: ImageStore, line: string, script: string): Promise<ImageVersionInfo> {
+  const from = (await store.latest(line)) ?? null;
+  const origin: ImageOrigin = { kind: "update", from: from ?? 0, command: ["sh", "-c", script] };
+  return store.addVersion(line, { from, origin }, async (rootfs) => {
+    await run("sh", ["-c", script], { cwd: rootfs });
+  });
 }

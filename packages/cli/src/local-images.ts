@@ -1,5 +1,6 @@
 import { ImageStore, Pool } from "@gild/btrfs";
 import { GildError, type ImageOrigin, type ImageVersionInfo, parseImageRef } from "@gild/core";
+import { ImageBuilder } from "@gild/runtime";
 
 /** The source of a new image version, as the operator chose it. */
 export type ImageSource =
@@ -22,10 +23,10 @@ export async function createLocalImage(
   source: ImageSource,
   options: LocalImageOptions,
 ): Promise<ImageVersionInfo> {
-  const store = await openStore(options.pool);
+  const builder = new ImageBuilder(await openStore(options.pool));
   const build = { createdBy: options.actor, onOutput: options.onOutput };
-  if (source.kind === "dir") return store.createFromDir(line, source.path, build);
-  return store.createFromDebootstrap(
+  if (source.kind === "dir") return builder.createFromDir(line, source.path, build);
+  return builder.createFromDebootstrap(
     line,
     { suite: source.suite, include: source.include, mirror: source.mirror, cacheDir: source.cacheDir },
     build,
@@ -38,8 +39,8 @@ export async function updateLocalImage(
   command: string[],
   options: LocalImageOptions & { from?: number; env?: Record<string, string> },
 ): Promise<ImageVersionInfo> {
-  const store = await openStore(options.pool);
-  return store.update(line, command, {
+  const builder = new ImageBuilder(await openStore(options.pool));
+  return builder.update(line, command, {
     createdBy: options.actor,
     onOutput: options.onOutput,
     from: options.from,

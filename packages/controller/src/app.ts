@@ -27,7 +27,7 @@ import { imageRoutes } from "./routes/images.js";
 import { rolloutRoutes } from "./routes/rollouts.js";
 import { tokenRoutes } from "./routes/tokens.js";
 import { bearerSecret, secretMatches } from "./secrets.js";
-import type { ControllerImageStore, Services } from "./services.js";
+import type { ControllerImageBuilder, ControllerImageStore, Services } from "./services.js";
 import type { Store } from "./store/store.js";
 import { TransferServer } from "./transfer-server.js";
 
@@ -37,6 +37,8 @@ export interface ControllerDeps {
   store: Store;
   /** The golden images (in production the btrfs ImageStore on the controller's pool). */
   imageStore: ControllerImageStore;
+  /** How new versions are made (in production @gild/runtime's ImageBuilder on the same pool). */
+  imageBuilder: ControllerImageBuilder;
   capabilities: StreamCapabilities;
   tls: TlsMaterial;
   adminToken: string;
@@ -122,6 +124,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
   const images = new ImageService({
     store,
     images: deps.imageStore,
+    builder: deps.imageBuilder,
     artifacts,
     commands,
     capabilities: deps.capabilities,
@@ -160,6 +163,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     log,
     store,
     imageStore: deps.imageStore,
+    imageBuilder: deps.imageBuilder,
     capabilities: deps.capabilities,
     tls: deps.tls,
     hub,

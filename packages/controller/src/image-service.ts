@@ -3,7 +3,7 @@ import type { StreamCapabilities } from "@gild/btrfs";
 import { GildError, type ImageVersionInfo, type Logger, type SerializedError, toGildError } from "@gild/core";
 import type { ArtifactService } from "./artifact-service.js";
 import type { CommandService } from "./command-service.js";
-import type { ControllerImageStore } from "./services.js";
+import type { ControllerImageBuilder, ControllerImageStore } from "./services.js";
 import type { HostInventory, HostRecord } from "./store/hosts-repo.js";
 import type { ImageRecord } from "./store/images-repo.js";
 import type { Store } from "./store/store.js";
@@ -42,6 +42,7 @@ export class ImageService {
     private readonly deps: {
       store: Store;
       images: ControllerImageStore;
+      builder: ControllerImageBuilder;
       artifacts: ArtifactService;
       commands: CommandService;
       capabilities: StreamCapabilities;
@@ -122,8 +123,8 @@ export class ImageService {
     const build = { createdBy: actor, onOutput };
     const info =
       source.kind === "dir"
-        ? await this.deps.images.createFromDir(line, source.path, build)
-        : await this.deps.images.createFromDebootstrap(
+        ? await this.deps.builder.createFromDir(line, source.path, build)
+        : await this.deps.builder.createFromDebootstrap(
             line,
             {
               suite: source.suite,
@@ -143,7 +144,7 @@ export class ImageService {
     actor: string,
     onOutput?: (line: string) => void,
   ): Promise<ImageRecord> {
-    const info = await this.deps.images.update(line, command, { ...options, createdBy: actor, onOutput });
+    const info = await this.deps.builder.update(line, command, { ...options, createdBy: actor, onOutput });
     return this.afterCreate(info);
   }
 

@@ -14,4 +14,4 @@ export {
   runController,
   startController,
 } from "./main.js";
-export type { ControllerImageStore } from "./services.js";
+export type { ControllerImageBuilder, ControllerImageStore } from "./services.js";

@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { detectStreamCapabilities, ImageStore, Pool } from "@gild/btrfs";
 import { assertRoot } from "@gild/core";
+import { ImageBuilder } from "@gild/runtime";
 import { pino } from "pino";
 import { buildController, type Controller } from "./app.js";
 import type { ControllerConfig } from "./config.js";
@@ -76,6 +77,7 @@ export async function startController(
     log,
     store,
     imageStore,
+    imageBuilder: new ImageBuilder(imageStore),
     capabilities,
     tls,
     adminToken,

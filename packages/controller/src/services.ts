@@ -1,5 +1,6 @@
 import type { ImageStore, StreamCapabilities } from "@gild/btrfs";
 import type { Logger } from "@gild/core";
+import type { ImageBuilder } from "@gild/runtime";
 import type { AgentHub } from "./agent-hub.js";
 import type { AppService } from "./app-service.js";
 import type { ArtifactService } from "./artifact-service.js";
@@ -15,13 +16,13 @@ import type { Store } from "./store/store.js";
 import type { TransferServer } from "./transfer-server.js";
 
 /**
- * What the controller uses of the btrfs image store (`@gild/btrfs` ImageStore): an interface, so that
+ * What the controller uses of the btrfs image catalog (`@gild/btrfs` ImageStore): an interface, so that
  * tests of the API (auth, validation, rollout requests) run with a stand-in and without root.
  */
-export type ControllerImageStore = Pick<
-  ImageStore,
-  "list" | "get" | "exists" | "remove" | "update" | "createFromDir" | "createFromDebootstrap" | "sendStream"
->;
+export type ControllerImageStore = Pick<ImageStore, "list" | "get" | "exists" | "remove" | "sendStream">;
+
+/** What the controller uses of the image builds (`@gild/runtime` ImageBuilder on the same catalog). */
+export type ControllerImageBuilder = Pick<ImageBuilder, "createFromDir" | "createFromDebootstrap" | "update">;
 
 /** Everything the routes and the upgrade router work with; made once by buildController. */
 export interface Services {
@@ -29,6 +30,7 @@ export interface Services {
   log: Logger;
   store: Store;
   imageStore: ControllerImageStore;
+  imageBuilder: ControllerImageBuilder;
   capabilities: StreamCapabilities;
   tls: TlsMaterial;
   hub: AgentHub;

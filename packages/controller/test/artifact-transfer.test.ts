@@ -72,7 +72,7 @@ describeWith(["root", "btrfs"], "artifact transfers", () => {
     const tree = join(c.fs.dir, "tree");
     await mkdir(tree, { recursive: true });
     await writeFile(join(tree, "payload.bin"), randomBytes(24 * MAX_FRAME_BYTES + 12_345));
-    await c.controller.services.imageStore.createFromDir("t", tree);
+    await c.controller.services.imageBuilder.createFromDir("t", tree);
     const artifact = await c.controller.services.artifacts.ensure("t", 1, null, 1);
     id = artifact.id;
     file = readFileSync(c.controller.services.artifacts.filePath(id));

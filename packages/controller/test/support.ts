@@ -5,6 +5,7 @@ import {
   buildController,
   type Controller,
   type ControllerConfig,
+  type ControllerImageBuilder,
   type ControllerImageStore,
   createControllerLogger,
   openControllerState,
@@ -70,6 +71,13 @@ const noImages: ControllerImageStore = {
   },
   exists: async () => false,
   remove: async () => undefined,
+  sendStream: () => {
+    throw new GildError("GILD_UNAVAILABLE", "this test's controller has no images to send");
+  },
+};
+
+/** Image builds, for API tests that never make one. */
+const noBuilds: ControllerImageBuilder = {
   update: async () => {
     throw new GildError("GILD_UNAVAILABLE", "this test's controller makes no images");
   },
@@ -78,9 +86,6 @@ const noImages: ControllerImageStore = {
   },
   createFromDebootstrap: async () => {
     throw new GildError("GILD_UNAVAILABLE", "this test's controller makes no images");
-  },
-  sendStream: () => {
-    throw new GildError("GILD_UNAVAILABLE", "this test's controller has no images to send");
   },
 };
 
@@ -102,6 +107,7 @@ export async function buildTestApp(): Promise<TestApp> {
     log: createControllerLogger("silent"),
     ...state,
     imageStore: noImages,
+    imageBuilder: noBuilds,
     capabilities: {
       kernelVersion: "",
       progsVersion: "",

@@ -8,8 +8,14 @@ export {
   type HealthSeed,
   type HealthState,
 } from "./health-monitor.js";
+export {
+  type BuildOptions,
+  type DebootstrapSource,
+  ImageBuilder,
+  type UpdateOptions,
+} from "./image-build.js";
 export { machineName } from "./machine-name.js";
-export { buildNspawnArgs } from "./nspawn-args.js";
+export { buildCommandNspawnArgs, buildNspawnArgs } from "./nspawn-args.js";
 export type { PidRecord } from "./pid-file.js";
 export { type ContainerExec, type ProbeContext, type ProbeResult, probeOnce } from "./probe-once.js";
 export {

@@ -1,5 +1,11 @@
 import { isGildError } from "@gild/core";
-import { buildNspawnArgs, type ContainerSpec, machineName, validateContainerSpec } from "@gild/runtime";
+import {
+  buildCommandNspawnArgs,
+  buildNspawnArgs,
+  type ContainerSpec,
+  machineName,
+  validateContainerSpec,
+} from "@gild/runtime";
 import { describe, expect, it } from "vitest";
 
 const base: ContainerSpec = {
@@ -23,13 +29,13 @@ describe("nspawn arguments", () => {
       "--quiet",
       "--register=no",
       "--keep-unit",
-      "--kill-signal=SIGTERM",
       "--console=pipe",
       `--machine=${machine}`,
       "--directory=/pool/apps/web/4",
       "--resolv-conf=bind-host",
       "--timezone=off",
       "--link-journal=no",
+      "--kill-signal=SIGTERM",
       "--bind=/pool/data/web:/data",
       "--bind-ro=/etc/ssl/certs:/etc/ssl/certs",
       "--setenv=APP_MODE=production",
@@ -54,6 +60,28 @@ describe("nspawn arguments", () => {
   it("keeps env values with spaces and '=' as one argument", () => {
     const args = buildNspawnArgs({ ...base, env: { DSN: "host=db user=app pass=a b" } }, "m");
     expect(args).toContain("--setenv=DSN=host=db user=app pass=a b");
+  });
+
+  it("gives an image build's command the same base options, nspawn's own init, and its env", () => {
+    const args = buildCommandNspawnArgs(
+      "/pool/.staging/b/rootfs",
+      ["apt-get", "-y", "upgrade"],
+      { A: "1" },
+      "gild-build-1",
+    );
+    const app = buildNspawnArgs(base, "gild-build-1");
+    const shared = app
+      .slice(0, app.indexOf("--kill-signal=SIGTERM"))
+      .map((a) => (a.startsWith("--directory=") ? "--directory=/pool/.staging/b/rootfs" : a));
+    expect(args.slice(0, shared.length)).toEqual(shared);
+    expect(args.slice(shared.length)).toEqual([
+      "--as-pid2",
+      "--setenv=A=1",
+      "--",
+      "apt-get",
+      "-y",
+      "upgrade",
+    ]);
   });
 });
 
