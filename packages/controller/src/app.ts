@@ -2,7 +2,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import type { StreamCapabilities } from "@gild/btrfs";
 import { GILD_VERSION, GildError, parseCredential, toGildError } from "@gild/core";
-import Fastify, { type FastifyInstance, LogController } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import type { Logger as PinoLogger } from "pino";
 import { AgentHub } from "./agent-hub.js";
 import { AppService } from "./app-service.js";
@@ -81,8 +81,10 @@ function authenticateHost(req: IncomingMessage, store: Store): string {
 /** Build the controller app (not listening): fastify routes plus the agent and artifact WebSockets. */
 export async function buildController(deps: ControllerDeps): Promise<Controller> {
   const { config, store } = deps;
+  // Fastify types the instance by its logger: the routes take the base logger type, so give it that.
+  const loggerInstance: FastifyBaseLogger = deps.log;
   const app = Fastify({
-    loggerInstance: deps.log,
+    loggerInstance,
     // Requests are not logged one by one; mutations go to the audit log, failures to the error log.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
@@ -99,7 +101,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
             handshakeTimeout: config.handshakeTimeoutMs,
           },
         }),
-  }) as unknown as FastifyInstance;
+  });
   const log = deps.log;
   const connections = new ConnectionGate(app.server, {
     maxPending: config.maxPendingConnections,

@@ -119,6 +119,7 @@ describeWith(["root", "btrfs"], "control channel", () => {
     await joinHost("steady");
     await joinHost("victim");
     await joinHost("fuzzer");
+    await joinHost("sleeper");
   });
 
   afterAll(async () => {
@@ -137,7 +138,8 @@ describeWith(["root", "btrfs"], "control channel", () => {
     await hello(peer, "steady");
     await waitFor(() => peer.frames.find((f) => "welcome" in f), { what: "Welcome" });
     await waitFor(() => online("steady"), { what: "steady online" });
-    // stays open for the next tests: the controller must keep serving it through the abuse below
+    peer.ws.close();
+    await peer.closed;
   });
 
   it("refuses an incompatible protocol version with a coded refusal, not a crash", async () => {
@@ -157,6 +159,10 @@ describeWith(["root", "btrfs"], "control channel", () => {
   });
 
   it("closes connections that send malformed, unknown or oversized frames, and keeps serving the others", async () => {
+    // A well-behaved agent, connected through all of the abuse below: the controller keeps serving it.
+    const bystander = open(credentials.get("steady"));
+    await hello(bystander, "steady");
+    await waitFor(() => online("steady"), { what: "steady online" });
     const credential = credentials.get("fuzzer") as string;
     // Oversized: more than 1 MiB in one frame.
     const big = open(credential);
@@ -242,6 +248,9 @@ describeWith(["root", "btrfs"], "control channel", () => {
       ok: true,
     });
     expect(await online("steady")).toBe(true);
+    expect(bystander.ws.readyState).toBe(WebSocket.OPEN);
+    bystander.ws.close();
+    await bystander.closed;
   });
 
   it("drops a live socket within 1 s when its host is removed, and refuses it afterwards", async () => {
@@ -264,7 +273,7 @@ describeWith(["root", "btrfs"], "control channel", () => {
   });
 
   it("keeps a host online only while a session that said Hello answers pings; a silent connection with its credential changes nothing", async () => {
-    const credential = await joinHost("sleeper");
+    const credential = credentials.get("sleeper") as string;
     const agent = open(credential);
     await hello(agent, "sleeper");
     await waitFor(() => online("sleeper"), { what: "sleeper online" });
