@@ -10,6 +10,7 @@ import type {
   Hello,
   TransferHeader,
 } from "./messages.js";
+import { decodeHello } from "./wire-shared.js";
 import {
   agentMessageFromV1,
   commandFromV1,
@@ -21,7 +22,6 @@ import {
 import {
   agentMessageFromV2,
   controllerMessageFromV2,
-  decodeHello,
   encodeAgentMessageV2,
   encodeControllerMessageV2,
 } from "./wire-v2.js";

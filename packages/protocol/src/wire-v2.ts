@@ -4,21 +4,23 @@ import type {
   AgentMessage,
   AppHealth,
   AppInstance,
-  AppSpecMessage,
   AppState,
   Command,
   CommandState,
   CommandStatus,
   ControllerMessage,
-  DeployResult,
-  Hello,
-  Inventory,
   TransferPhase,
   TransferProgress,
   WireError,
 } from "./model.js";
-import { commandKindOf } from "./model.js";
-import { bool, bytes, invert, list, lookup, malformed, map, num, str } from "./wire-fields.js";
+import { invert, list, lookup, malformed, num, str } from "./wire-fields.js";
+import {
+  decodeAgentPayload,
+  decodeCommandWith,
+  decodeControllerPayload,
+  decodeInventoryWith,
+  decodeStatusWith,
+} from "./wire-shared.js";
 
 // Protocol 2 <-> the model (model.ts). Enums on the wire, string unions in the model.
 
@@ -100,20 +102,6 @@ function decodeHealth(h: gild.v2.HealthProbe.$Properties | null | undefined): He
   throw malformed("a health probe with no check");
 }
 
-function decodeSpec(s: gild.v2.AppSpec.$Properties | null | undefined): AppSpecMessage {
-  if (!s) throw malformed("DeployApp without a spec");
-  return {
-    name: str(s.name),
-    imageLine: str(s.imageLine),
-    command: list(s.command),
-    env: map(s.env),
-    dataMount: str(s.dataMount),
-    health: decodeHealth(s.health),
-    stopTimeoutMs: num(s.stopTimeoutMs),
-    port: num(s.port),
-  };
-}
-
 function encodeCommand(c: Command): gild.v2.Command.$Properties {
   const out: gild.v2.Command.$Properties = { commandId: c.commandId };
   if ("pullImage" in c) out.pullImage = c.pullImage;
@@ -135,83 +123,27 @@ function encodeCommand(c: Command): gild.v2.Command.$Properties {
   return out;
 }
 
-function decodeCommand(c: gild.v2.Command): Command {
-  const commandId = str(c.commandId);
-  switch (commandKindOf(c)) {
-    case "pullImage": {
-      const p = c.pullImage as gild.v2.PullImage.$Properties;
-      return { commandId, pullImage: { manifest: bytes(p.manifest), signature: bytes(p.signature) } };
-    }
-    case "removeImage": {
-      const r = c.removeImage as gild.v2.RemoveImage.$Properties;
-      return { commandId, removeImage: { line: str(r.line), version: num(r.version) } };
-    }
-    case "deployApp": {
-      const d = c.deployApp as gild.v2.DeployApp.$Properties;
-      return {
-        commandId,
-        deployApp: {
-          spec: decodeSpec(d.spec),
-          imageVersion: num(d.imageVersion),
-          healthyDeadlineMs: num(d.healthyDeadlineMs),
-          specHash: str(d.specHash),
-        },
-      };
-    }
-    case "rollbackApp": {
-      const r = c.rollbackApp as gild.v2.RollbackApp.$Properties;
-      return {
-        commandId,
-        rollbackApp: {
-          name: str(r.name),
-          healthyDeadlineMs: num(r.healthyDeadlineMs),
-          onlyFromImageVersion: num(r.onlyFromImageVersion),
-        },
-      };
-    }
-    case "removeApp": {
-      const r = c.removeApp as gild.v2.RemoveApp.$Properties;
-      return { commandId, removeApp: { name: str(r.name), purgeData: bool(r.purgeData) } };
-    }
-    case "readLogs": {
-      const r = c.readLogs as gild.v2.ReadLogs;
-      const from = r.from === "tailBytes" ? { tailBytes: num(r.tailBytes) } : { offset: num(r.offset) };
-      return {
-        commandId,
-        readLogs: { name: str(r.name), generation: num(r.generation), from, maxBytes: num(r.maxBytes) },
-      };
-    }
-    default:
-      // An empty command (a kind of a newer version): its id still gets an answer (unknown kind).
-      return { commandId } as Command;
-  }
+function decodeCommand(c: gild.v2.Command.$Properties): Command {
+  return decodeCommandWith(c, {
+    health: decodeHealth,
+    // A decoded ReadLogs says which member of its oneof is set (`from`).
+    readLogs: (r: gild.v2.ReadLogs.$Properties) =>
+      (r as gild.v2.ReadLogs).from === "tailBytes"
+        ? { tailBytes: num(r.tailBytes) }
+        : { offset: num(r.offset) },
+  });
 }
 
 function encodeProgress(p: TransferProgress): gild.v2.TransferProgress.$Properties {
   return { ...p, phase: lookup(PHASE, p.phase, "transfer phase") };
 }
 
-function decodeProgress(p: gild.v2.TransferProgress.$Properties | null | undefined): TransferProgress | null {
-  if (!p) return null;
+function decodeProgress(p: gild.v2.TransferProgress.$Properties): TransferProgress {
   return {
     bytesDone: num(p.bytesDone),
     bytesTotal: num(p.bytesTotal),
     rateBytesPerSecond: num(p.rateBytesPerSecond),
     phase: lookup(PHASE_OF, num(p.phase), "transfer phase"),
-  };
-}
-
-export function decodeDeployResultV2(d: gild.v2.DeployResult.$Properties): DeployResult {
-  return {
-    name: str(d.name),
-    generation: num(d.generation),
-    imageVersion: num(d.imageVersion),
-    rolledBack: bool(d.rolledBack),
-    reason: str(d.reason),
-    previousGeneration: num(d.previousGeneration),
-    rollbackUnhealthy: bool(d.rollbackUnhealthy),
-    rollbackReason: str(d.rollbackReason),
-    unchanged: bool(d.unchanged),
   };
 }
 
@@ -229,32 +161,11 @@ function encodeStatus(s: CommandStatus): gild.v2.CommandStatus.$Properties {
 }
 
 function decodeStatus(s: gild.v2.CommandStatus.$Properties): CommandStatus {
-  const out: CommandStatus = {
-    commandId: str(s.commandId),
-    state: lookup(COMMAND_STATE_OF, num(s.state), "command state"),
-    progress: decodeProgress(s.progress),
-    error: s.error ? decodeError(s.error) : null,
-    replayed: bool(s.replayed),
-  };
-  if (s.pull) {
-    out.pull = {
-      uuid: str(s.pull.uuid),
-      receivedUuid: str(s.pull.receivedUuid),
-      bytesTransferred: num(s.pull.bytesTransferred),
-      alreadyPresent: bool(s.pull.alreadyPresent),
-      resumedFrom: num(s.pull.resumedFrom),
-    };
-  }
-  if (s.deploy) out.deploy = decodeDeployResultV2(s.deploy);
-  if (s.logs) {
-    out.logs = {
-      generation: num(s.logs.generation),
-      data: bytes(s.logs.data),
-      nextOffset: num(s.logs.nextOffset),
-      size: num(s.logs.size),
-    };
-  }
-  return out;
+  return decodeStatusWith(s, {
+    state: (state) => lookup(COMMAND_STATE_OF, num(state), "command state"),
+    progress: decodeProgress,
+    error: decodeError,
+  });
 }
 
 function encodeApp(a: AppInstance): gild.v2.AppInstance.$Properties {
@@ -262,54 +173,6 @@ function encodeApp(a: AppInstance): gild.v2.AppInstance.$Properties {
     ...a,
     state: lookup(APP_STATE, a.state, "app state"),
     health: lookup(HEALTH, a.health, "app health"),
-  };
-}
-
-function decodeApp(a: gild.v2.AppInstance.$Properties): AppInstance {
-  return {
-    name: str(a.name),
-    generation: num(a.generation),
-    imageLine: str(a.imageLine),
-    imageVersion: num(a.imageVersion),
-    state: lookup(APP_STATE_OF, num(a.state), "app state"),
-    health: lookup(HEALTH_OF, num(a.health), "app health"),
-    healthDetail: str(a.healthDetail),
-    healthSinceMs: num(a.healthSinceMs),
-    healthyForMs: num(a.healthyForMs),
-    previousGeneration: num(a.previousGeneration),
-    previousImageVersion: num(a.previousImageVersion),
-    generations: list(a.generations).map(Number),
-    specHash: str(a.specHash),
-  };
-}
-
-function decodeInventory(i: gild.v2.Inventory.$Properties): Inventory {
-  return {
-    images: list(i.images).map((c) => ({
-      line: str(c.line),
-      version: num(c.version),
-      uuid: str(c.uuid),
-      receivedUuid: str(c.receivedUuid),
-    })),
-    poolFreeBytes: num(i.poolFreeBytes),
-    poolTotalBytes: num(i.poolTotalBytes),
-    apps: list(i.apps).map(decodeApp),
-    reportedAtMs: num(i.reportedAtMs),
-  };
-}
-
-/** Hello is the same in every version: decoded here whatever the agent speaks. */
-export function decodeHello(h: gild.v2.Hello.$Properties): Hello {
-  return {
-    protocolVersion: num(h.protocolVersion),
-    hostId: str(h.hostId),
-    hostName: str(h.hostName),
-    agentVersion: str(h.agentVersion),
-    kernelVersion: str(h.kernelVersion),
-    btrfsProgsVersion: str(h.btrfsProgsVersion),
-    labels: map(h.labels),
-    facts: map(h.facts),
-    maxStreamVersion: num(h.maxStreamVersion),
   };
 }
 
@@ -325,18 +188,14 @@ export function encodeAgentMessageV2(message: AgentMessage, seq: number): Uint8A
 
 /** A decoded envelope's payload as the model; the payload kind is known to be set. */
 export function agentMessageFromV2(envelope: gild.v2.Envelope): AgentMessage {
-  switch (envelope.payload) {
-    case "hello":
-      return { hello: decodeHello(envelope.hello as gild.v2.Hello.$Properties) };
-    case "inventory":
-      return { inventory: decodeInventory(envelope.inventory as gild.v2.Inventory.$Properties) };
-    case "commandStatus":
-      return { commandStatus: decodeStatus(envelope.commandStatus as gild.v2.CommandStatus.$Properties) };
-    case "heartbeat":
-      return { heartbeat: { sentAtMs: num(envelope.heartbeat?.sentAtMs) } };
-    default:
-      throw malformed(`${String(envelope.payload)} is not a message agents send`);
-  }
+  return decodeAgentPayload(envelope, {
+    inventory: (i: gild.v2.Inventory.$Properties) =>
+      decodeInventoryWith(i, {
+        state: (state) => lookup(APP_STATE_OF, num(state), "app state"),
+        health: (health) => lookup(HEALTH_OF, num(health), "app health"),
+      }),
+    commandStatus: decodeStatus,
+  });
 }
 
 export function encodeControllerMessageV2(message: ControllerMessage, seq: number): Uint8Array {
@@ -348,27 +207,5 @@ export function encodeControllerMessageV2(message: ControllerMessage, seq: numbe
 }
 
 export function controllerMessageFromV2(envelope: gild.v2.Envelope): ControllerMessage {
-  switch (envelope.payload) {
-    case "welcome": {
-      const w = envelope.welcome as gild.v2.Welcome.$Properties;
-      return {
-        welcome: {
-          protocolVersion: num(w.protocolVersion),
-          controllerVersion: str(w.controllerVersion),
-          heartbeatIntervalMs: num(w.heartbeatIntervalMs),
-          serverTimeMs: num(w.serverTimeMs),
-        },
-      };
-    }
-    case "command":
-      return { command: decodeCommand(envelope.command as gild.v2.Command) };
-    case "refusal":
-      return {
-        refusal: envelope.refusal?.error
-          ? decodeError(envelope.refusal.error)
-          : { code: "GILD_INTERNAL", message: "refused", hint: "" },
-      };
-    default:
-      throw malformed(`${String(envelope.payload)} is not a message the controller sends`);
-  }
+  return decodeControllerPayload(envelope, { command: decodeCommand, error: decodeError });
 }
