@@ -1,18 +1,12 @@
+import type { ImageView } from "@gild/api-client";
 import type { ImageOrigin, ImageStatus } from "@gild/core";
 import type { Db } from "./db.js";
 
-/** An image version as the controller tracks it: the pool holds the bytes, this its status. */
-export interface ImageRecord {
-  line: string;
-  version: number;
-  uuid: string;
-  status: ImageStatus;
-  parent: number | null;
-  sizeBytes: number | null;
-  origin: ImageOrigin | null;
-  createdBy: string | null;
-  createdAt: number;
-}
+/**
+ * An image version as the controller tracks it: the pool holds the bytes, this its status. It is what
+ * the API answers (`ImageView`) without the hosts that have it.
+ */
+export type ImageRecord = Omit<ImageView, "hosts">;
 
 interface ImageRow {
   line: string;
