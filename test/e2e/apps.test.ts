@@ -3,6 +3,7 @@ import { join } from "node:path";
 import {
   appInstances,
   busyboxServeShellCommand,
+  createBusyboxApp,
   createBusyboxImage,
   createFleet,
   type Fleet,
@@ -73,31 +74,15 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "apps on hosts", (
     expect(bad.stderr).toContain("GILD_INVALID_SPEC");
     expect(bad.stderr).toMatch(/name:/);
     expect(bad.stderr).toMatch(/port:/);
-    await fleet.gildJson([
-      "app",
-      "create",
-      "blog",
-      "--image",
-      "web",
-      "--hosts",
-      fleet.hosts.map((h) => h.name).join(","),
-      "--port",
-      String(PORT),
-      "--cmd",
-      busyboxServeShellCommand(PORT, "/srv/data"),
-      "--data",
-      "/srv/data",
-      "--health",
-      `http://127.0.0.1:${PORT}/healthz`,
-      "--health-interval",
-      "200ms",
-      "--min-healthy",
-      "1s",
-      "--stop-timeout",
-      "5s",
-      "--healthy-deadline",
-      "15s",
-    ]);
+    await createBusyboxApp(fleet, {
+      app: "blog",
+      hosts: fleet.hosts.map((h) => h.name).join(","),
+      port: PORT,
+      publish: true,
+      minHealthy: "1s",
+      healthyDeadline: "15s",
+      stopTimeout: "5s",
+    });
   });
 
   it("deploys v1, serves it over HTTP, then switches to v2", async () => {

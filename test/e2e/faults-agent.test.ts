@@ -2,11 +2,12 @@ import { existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileS
 import { join } from "node:path";
 import {
   appInstances,
-  busyboxServeShellCommand,
   childProcesses,
+  createBusyboxApp,
   createBusyboxImage,
   createFleet,
   currentGeneration,
+  deployApp,
   type Fleet,
   type FleetHost,
   fetchPage,
@@ -53,32 +54,15 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "agent faults", ()
     host1 = fleet.hosts[0] as FleetHost;
     host2 = fleet.hosts[1] as FleetHost;
     await createBusyboxImage(fleet, "web", { marker: "site v1" });
-    await fleet.gildJson([
-      "app",
-      "create",
-      "site",
-      "--image",
-      "web",
-      "--hosts",
-      "host-1,host-2",
-      "--cmd",
-      busyboxServeShellCommand(PORT, "/srv/data"),
-      "--data",
-      "/srv/data",
-      "--health",
-      `http://127.0.0.1:${PORT}/healthz`,
-      "--health-interval",
-      "200ms",
-      // Long enough to kill an agent while a switch waits for its health gate.
-      "--min-healthy",
-      "3s",
-      "--healthy-deadline",
-      "8s",
-      "--stop-timeout",
-      "5s",
-    ]);
-    const deployed = await fleet.gild(["app", "deploy", "site", "--image", "web@1"], { timeoutMs: 120_000 });
-    expect(deployed.code, deployed.stderr).toBe(0);
+    // Long enough to kill an agent while a switch waits for its health gate.
+    await createBusyboxApp(fleet, {
+      hosts: "host-1,host-2",
+      port: PORT,
+      minHealthy: "3s",
+      healthyDeadline: "8s",
+      stopTimeout: "5s",
+    });
+    await deployApp(fleet, "site", "web@1");
   });
 
   afterAll(async () => {

@@ -2,9 +2,10 @@ import { rmSync } from "node:fs";
 import {
   apiRequest,
   appInstances,
-  busyboxServeShellCommand,
+  createBusyboxApp,
   createBusyboxImage,
   createFleet,
+  deployApp,
   type Fleet,
   fillFilesystem,
   journalEntries,
@@ -36,27 +37,8 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "controller faults
   beforeAll(async () => {
     fleet = await createFleet({ hosts: 2, controllerDataMiB: 192 });
     await createBusyboxImage(fleet, "web", { marker: "release-1" });
-    await fleet.gildJson([
-      "app",
-      "create",
-      "site",
-      "--image",
-      "web",
-      "--hosts",
-      "host-1,host-2",
-      "--cmd",
-      busyboxServeShellCommand(PORT, "/srv/data"),
-      "--data",
-      "/srv/data",
-      "--health",
-      `http://127.0.0.1:${PORT}/healthz`,
-      "--health-interval",
-      "200ms",
-      "--min-healthy",
-      "500ms",
-    ]);
-    const deployed = await fleet.gild(["app", "deploy", "site", "--image", "web@1"], { timeoutMs: 120_000 });
-    expect(deployed.code, deployed.stderr).toBe(0);
+    await createBusyboxApp(fleet, { hosts: "host-1,host-2", port: PORT });
+    await deployApp(fleet, "site", "web@1");
     await updateImage(fleet, "web", "sed -i 's/release-1/release-2/g' /www/index.html");
   });
 

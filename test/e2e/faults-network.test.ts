@@ -2,10 +2,11 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   appInstances,
-  busyboxServeShellCommand,
+  createBusyboxApp,
   createBusyboxImage,
   createFleet,
   currentGeneration,
+  deployApp,
   FAKETIME_LIBRARY,
   type Fleet,
   type FleetHost,
@@ -62,32 +63,14 @@ describeWith(
         hostAgentEnv: (i) => (i === 2 ? skewed("+10m") : i === 3 ? skewed("-10m") : {}),
       });
       await createBusyboxImage(fleet, "web", { marker: "release-1" });
-      await fleet.gildJson([
-        "app",
-        "create",
-        "site",
-        "--image",
-        "web",
-        "--hosts",
-        "host-1,host-2,host-3",
-        "--cmd",
-        busyboxServeShellCommand(PORT, "/srv/data"),
-        "--data",
-        "/srv/data",
-        "--health",
-        `http://127.0.0.1:${PORT}/healthz`,
-        "--health-interval",
-        "200ms",
-        // The agent's own gate: a switch takes at least this long, which is when a test cuts the link.
-        "--min-healthy",
-        "3s",
-        "--stop-timeout",
-        "5s",
-      ]);
-      const deployed = await fleet.gild(["app", "deploy", "site", "--image", "web@1"], {
-        timeoutMs: 120_000,
+      // The agent's own gate: a switch takes at least this long, which is when a test cuts the link.
+      await createBusyboxApp(fleet, {
+        hosts: "host-1,host-2,host-3",
+        port: PORT,
+        minHealthy: "3s",
+        stopTimeout: "5s",
       });
-      expect(deployed.code, deployed.stderr).toBe(0);
+      await deployApp(fleet, "site", "web@1");
     });
 
     afterAll(async () => {

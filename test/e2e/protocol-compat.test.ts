@@ -6,9 +6,10 @@ import { PROTOCOL_VERSION } from "@gild/protocol";
 import {
   appInstances,
   buildRelease,
-  busyboxServeShellCommand,
+  createBusyboxApp,
   createBusyboxImage,
   createFleet,
+  deployApp,
   type Fleet,
   fetchPage,
   gildCliPath,
@@ -70,29 +71,8 @@ describeWith(
         timeoutMs: 180_000,
       });
       expect(pushed.code, pushed.stderr).toBe(0);
-      await fleet.gildJson([
-        "app",
-        "create",
-        "site",
-        "--image",
-        "web",
-        "--hosts",
-        "host-1,host-2",
-        "--cmd",
-        busyboxServeShellCommand(PORT, "/srv/data"),
-        "--data",
-        "/srv/data",
-        "--health",
-        `http://127.0.0.1:${PORT}/healthz`,
-        "--health-interval",
-        "200ms",
-        "--min-healthy",
-        "500ms",
-      ]);
-      const deployed = await fleet.gild(["app", "deploy", "site", "--image", "web@1"], {
-        timeoutMs: 180_000,
-      });
-      expect(deployed.code, deployed.stderr).toBe(0);
+      await createBusyboxApp(fleet, { hosts: "host-1,host-2", port: PORT });
+      await deployApp(fleet, "site", "web@1", 180_000);
       for (const n of [1, 2]) expect(await fetchPage(host(n).url(PORT, "/"))).toContain("release-1");
       const logs = await fleet.gild(["app", "logs", "site", "--host", "host-1"]);
       expect(logs.stdout).toContain("serve: listening");

@@ -2,9 +2,10 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   appInstances,
-  busyboxServeShellCommand,
+  createBusyboxApp,
   createBusyboxImage,
   createFleet,
+  deployApp,
   type Fleet,
   fetchPage,
   readStartsLog,
@@ -121,29 +122,8 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "rollouts across a
       hostLabels: (i) => ({ role: "web", zone: i % 2 === 0 ? "a" : "b" }),
     });
     await createBusyboxImage(fleet, "web", { marker: "release-1" });
-    await fleet.gildJson([
-      "app",
-      "create",
-      "site",
-      "--image",
-      "web",
-      "--hosts",
-      "role=web",
-      "--cmd",
-      busyboxServeShellCommand(PORT, "/srv/data"),
-      "--data",
-      "/srv/data",
-      "--health",
-      `http://127.0.0.1:${PORT}/healthz`,
-      "--health-interval",
-      "200ms",
-      "--min-healthy",
-      "500ms",
-      "--stop-timeout",
-      "5s",
-    ]);
-    const deployed = await fleet.gild(["app", "deploy", "site", "--image", "web@1"], { timeoutMs: 120_000 });
-    expect(deployed.code, deployed.stderr).toBe(0);
+    await createBusyboxApp(fleet, { hosts: "role=web", port: PORT, stopTimeout: "5s" });
+    await deployApp(fleet, "site", "web@1");
     await waitForHealthyOn(1);
   });
 

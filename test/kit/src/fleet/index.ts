@@ -10,7 +10,15 @@
  * Everything made is recorded in <dir>/fleet.json as it is made, so destroyFleetAt(dir) undoes a fleet
  * that another (or a killed) process made. Needs root, btrfs and iproute2, and a built CLI.
  */
-export { type AppInstanceView, appInstances, fetchPage } from "./apps.js";
+export {
+  type AppInstanceView,
+  appInstances,
+  type BusyboxAppOptions,
+  busyboxAppArgs,
+  createBusyboxApp,
+  deployApp,
+  fetchPage,
+} from "./apps.js";
 export { type Answer, apiRequest } from "./controller-http.js";
 export { createFleet } from "./create-fleet.js";
 export { destroyFleetAt } from "./destroy-fleet.js";
