@@ -1,10 +1,9 @@
 import { mkdir, open, rm } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { GildError, type Logger, silentLogger, spawnFailure } from "@gild/core";
+import { GildError, spawnFailure } from "@gild/core";
 import { execa } from "execa";
-import { execInContainer } from "./container-exec.js";
-import { DEFAULT_START_TIMEOUT_MS, DEFAULT_WATCH_INTERVAL_MS, ExitWatch } from "./exit-watch.js";
+import { DriverBase } from "./driver-base.js";
 import { machineName } from "./machine-name.js";
 import { buildNspawnArgs } from "./nspawn-args.js";
 import { checkNspawnIdentity } from "./nspawn-identity.js";
@@ -25,7 +24,6 @@ import { absentStatus, containerKey, type ExitInfo, TrackedContainer } from "./t
 import type {
   ContainerSpec,
   ContainerStatus,
-  ExecResult,
   RuntimeDriver,
   RuntimeDriverOptions,
   StopResult,
@@ -41,25 +39,13 @@ const KILL_GRACE_MS = 3_000;
  * log file through an inherited fd (no pipe back to the agent), unref'd. So a container outlives the
  * agent, and a pid file per container in runDir lets the next agent adopt() it.
  */
-export class ProcessDriver implements RuntimeDriver {
+export class ProcessDriver extends DriverBase implements RuntimeDriver {
   readonly kind = "process" as const;
-  private readonly runDir: string;
-  private readonly log: Logger;
-  private readonly startTimeoutMs: number;
   private readonly containers = new Map<string, TrackedContainer>();
   private readonly starting = new Set<string>();
-  private readonly exits: ExitWatch;
 
   constructor(options: RuntimeDriverOptions) {
-    this.runDir = resolve(options.runDir);
-    this.log = (options.log ?? silentLogger).child({ component: "runtime", driver: "process" });
-    this.startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
-    this.exits = new ExitWatch({
-      intervalMs: options.watchIntervalMs ?? DEFAULT_WATCH_INTERVAL_MS,
-      check: () => this.checkAdopted(),
-      log: this.log,
-      what: "adopted containers",
-    });
+    super(options, "process", "adopted containers");
   }
 
   async start(spec: ContainerSpec): Promise<ContainerStatus> {
@@ -225,7 +211,7 @@ export class ProcessDriver implements RuntimeDriver {
   }
 
   /** Poll /proc for the end of adopted containers. */
-  private async checkAdopted(): Promise<boolean> {
+  protected async checkEnds(): Promise<boolean> {
     let live = 0;
     for (const tracked of this.containers.values()) {
       if (!tracked.own && (await this.stillRunning(tracked))) live++;
@@ -335,26 +321,8 @@ export class ProcessDriver implements RuntimeDriver {
     return out;
   }
 
-  async exec(
-    app: string,
-    generation: number,
-    argv: string[],
-    opts: { timeoutMs: number },
-  ): Promise<ExecResult> {
-    assertContainerId(app, generation);
+  protected async nspawnPid(app: string, generation: number): Promise<number | null> {
     const tracked = await this.find(app, generation);
-    const init = tracked && tracked.exit === null ? await findContainerInit(tracked.record.pid) : null;
-    if (init === null) {
-      throw new GildError("GILD_NOT_FOUND", `${app} generation ${generation} is not running`);
-    }
-    return execInContainer(init, argv, opts.timeoutMs);
-  }
-
-  onExit(listener: (status: ContainerStatus) => void): () => void {
-    return this.exits.onExit(listener);
-  }
-
-  close(): void {
-    this.exits.close();
+    return tracked && tracked.exit === null ? tracked.record.pid : null;
   }
 }

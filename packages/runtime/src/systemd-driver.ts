@@ -1,9 +1,8 @@
 import { mkdir } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { GildError, isGildError, type Logger, silentLogger } from "@gild/core";
-import { execInContainer } from "./container-exec.js";
-import { DEFAULT_START_TIMEOUT_MS, DEFAULT_WATCH_INTERVAL_MS, ExitWatch } from "./exit-watch.js";
+import { GildError, isGildError } from "@gild/core";
+import { DriverBase } from "./driver-base.js";
 import { runHost } from "./host-exec.js";
 import { machineName } from "./machine-name.js";
 import { checkHostPaths } from "./preflight.js";
@@ -26,7 +25,6 @@ import { absentStatus, containerKey } from "./tracked-container.js";
 import type {
   ContainerSpec,
   ContainerStatus,
-  ExecResult,
   RuntimeDriver,
   RuntimeDriverOptions,
   StopResult,
@@ -64,24 +62,12 @@ function clocksNow(): { realMs: number; monotonicUs: number } {
  * gild-app-<app>-<generation>. A failed unit stays loaded until the driver has read how it ended
  * (status(), stop(), the exit watch, list() or adopt()), which then resets it.
  */
-export class SystemdDriver implements RuntimeDriver {
+export class SystemdDriver extends DriverBase implements RuntimeDriver {
   readonly kind = "systemd" as const;
-  private readonly runDir: string;
-  private readonly log: Logger;
-  private readonly startTimeoutMs: number;
   private readonly records = new Map<string, UnitRecord>();
-  private readonly exits: ExitWatch;
 
   constructor(options: RuntimeDriverOptions) {
-    this.runDir = resolve(options.runDir);
-    this.log = (options.log ?? silentLogger).child({ component: "runtime", driver: "systemd" });
-    this.startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
-    this.exits = new ExitWatch({
-      intervalMs: options.watchIntervalMs ?? DEFAULT_WATCH_INTERVAL_MS,
-      check: () => this.checkUnits(),
-      log: this.log,
-      what: "units",
-    });
+    super(options, "systemd", "units");
   }
 
   private async show(app: string, generation: number): Promise<UnitState> {
@@ -216,7 +202,7 @@ export class SystemdDriver implements RuntimeDriver {
   }
 
   /** Report units that ended on their own; systemd supervises, the driver only observes. */
-  private async checkUnits(): Promise<boolean> {
+  protected async checkEnds(): Promise<boolean> {
     let watching = 0;
     for (const record of [...this.records.values()]) {
       if (record.ended !== null) continue;
@@ -338,26 +324,8 @@ export class SystemdDriver implements RuntimeDriver {
     return out;
   }
 
-  async exec(
-    app: string,
-    generation: number,
-    argv: string[],
-    opts: { timeoutMs: number },
-  ): Promise<ExecResult> {
-    assertContainerId(app, generation);
+  protected async nspawnPid(app: string, generation: number): Promise<number | null> {
     const state = await this.show(app, generation);
-    const init =
-      isUnitActive(state) && state.mainPid !== null ? await findContainerInit(state.mainPid) : null;
-    if (init === null)
-      throw new GildError("GILD_NOT_FOUND", `${app} generation ${generation} is not running`);
-    return execInContainer(init, argv, opts.timeoutMs);
-  }
-
-  onExit(listener: (status: ContainerStatus) => void): () => void {
-    return this.exits.onExit(listener);
-  }
-
-  close(): void {
-    this.exits.close();
+    return isUnitActive(state) ? state.mainPid : null;
   }
 }
