@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
-import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
+import { mkdir, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { GildError } from "@gild/core";
 import { type CommandStatus, decodeLegacyCommandStatus, modelFromJson, modelToJson } from "@gild/protocol";
-import { writeFileAtomic } from "./write-atomic.js";
+import { readIfExists, writeFileAtomic } from "./write-atomic.js";
 
 /** A command's journal entry: running, or its final status exactly as it was sent. */
 export interface JournalEntry {
@@ -43,13 +43,8 @@ export class CommandJournal {
   /** The entry of a command id; GILD_STATE_CORRUPT when its file is damaged (truncated, not JSON). */
   async get(commandId: string): Promise<JournalEntry | undefined> {
     const path = this.path(commandId);
-    let text: string;
-    try {
-      text = await readFile(path, "utf8");
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw err;
-    }
+    const text = await readIfExists(path);
+    if (text === null) return undefined;
     let entry: JournalEntry;
     try {
       entry = JSON.parse(text) as JournalEntry;

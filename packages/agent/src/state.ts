@@ -2,7 +2,7 @@ import { createPublicKey, X509Certificate } from "node:crypto";
 import { chmod, mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { GildError, parseCredential } from "@gild/core";
-import { writeFileAtomic } from "./write-atomic.js";
+import { readIfExists, writeFileAtomic } from "./write-atomic.js";
 
 /** Who this agent is, after `gild agent join`: kept in its state dir (0700). */
 export interface AgentIdentity {
@@ -123,10 +123,7 @@ export async function loadSecrets(stateDir: string): Promise<AgentSecrets> {
     throw damaged(credentialPath, "it does not hold this host's credential (<host id>.<secret>)");
   const caPath = join(stateDir, FILES.ca);
   const caPem = identity.controllerUrl.startsWith("http://")
-    ? await readFile(caPath, "utf8").catch((err: NodeJS.ErrnoException) => {
-        if (err.code === "ENOENT") return null;
-        throw err;
-      })
+    ? await readIfExists(caPath)
     : await readState(caPath);
   if (caPem !== null) checkPem(caPath, caPem, (pem) => new X509Certificate(pem));
   const signingPath = join(stateDir, FILES.signing);

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { open, rename } from "node:fs/promises";
+import { open, readFile, rename } from "node:fs/promises";
 import { dirname } from "node:path";
 
 /**
@@ -24,5 +24,15 @@ export async function writeFileAtomic(path: string, content: string, mode?: numb
     await dir.sync();
   } finally {
     await dir.close();
+  }
+}
+
+/** A state file's text, or null when it does not exist (any other failure is thrown as it is). */
+export async function readIfExists(path: string): Promise<string | null> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw err;
   }
 }

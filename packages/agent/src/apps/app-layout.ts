@@ -1,8 +1,8 @@
-import { mkdir, readdir, readFile, readlink, rename, rm, symlink } from "node:fs/promises";
+import { mkdir, readdir, readlink, rename, rm, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { isSubvolume, type Pool } from "@gild/btrfs";
 import { GildError, type HealthSpec, isValidLine } from "@gild/core";
-import { writeFileAtomic } from "../write-atomic.js";
+import { readIfExists, writeFileAtomic } from "../write-atomic.js";
 import type { RollbackFailure, SwitchIntent } from "./switch-intent.js";
 
 /** What a generation runs, recorded beside its snapshot (apps/<app>/gen-<n>.json). */
@@ -156,13 +156,8 @@ export class AppLayout {
 
 /** A JSON file, or null when it does not exist; a file that does not parse is GILD_STATE_CORRUPT. */
 async function readJson<T>(path: string): Promise<T | null> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw err;
-  }
+  const text = await readIfExists(path);
+  if (text === null) return null;
   try {
     return JSON.parse(text) as T;
   } catch (err) {
