@@ -17,11 +17,13 @@ import {
   journalEntries,
   processAlive,
   readStartsLog,
+  rolloutStatus,
   run,
   runningGenerations,
   treeDigest,
   updateImage,
   waitFor,
+  watchRollout,
 } from "@gild/testkit";
 import { describeWith } from "@gild/testkit/gate";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -335,16 +337,9 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "agent faults", ()
         "--healthy-deadline",
         "8s",
       ]);
-      const res = await fleet.gild(["rollout", "status", started.id, "--watch", "--json"], {
-        timeoutMs: 120_000,
-      });
+      const res = await watchRollout(fleet, started.id, 120_000);
       expect(res.code).toBe(1);
-      const view = JSON.parse(res.stdout) as {
-        state: string;
-        reason: string;
-        waves: Array<{ hosts: Array<{ name: string; state: string; reason: string }> }>;
-        events?: Array<{ message: string }>;
-      };
+      const view = res.view;
       expect(view.state).toBe("failed");
       const canary = view.waves[0]?.hosts[0];
       expect(canary).toMatchObject({ name: "host-1", state: "rollback-failed" });
@@ -352,12 +347,8 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "agent faults", ()
       // rollback found it off the version but still not serving: whichever the controller saw last.
       expect(canary?.reason).toMatch(/not healthy either|does not pass its health gate/);
       expect(view.reason).toMatch(/canary wave failed/);
-      const status = await fleet.gildJson<{ events: Array<{ message: string }> }>([
-        "rollout",
-        "status",
-        started.id,
-      ]);
-      const events = status.events.map((e) => e.message);
+      const status = await rolloutStatus(fleet, started.id);
+      const events = (status.events ?? []).map((e) => e.message);
       expect(
         events.some((m) => /host-1: [a-z-]+ -> rollback-failed/.test(m)),
         events.join("\n"),

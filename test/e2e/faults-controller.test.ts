@@ -9,24 +9,18 @@ import {
   type Fleet,
   fillFilesystem,
   journalEntries,
+  type RolloutStatusView as RolloutView,
+  rolloutStatus,
   run,
   updateImage,
   waitFor,
+  watchRollout,
 } from "@gild/testkit";
 import { describeWith } from "@gild/testkit/gate";
 import { afterAll, beforeAll, expect, it } from "vitest";
 
 // The controller's own disk: its data dir (SQLite database, keys, artifacts) on a small filesystem of
 // its own that a test fills up in the middle of a rollout.
-
-interface RolloutView {
-  id: string;
-  state: string;
-  phase: string;
-  currentWave: number;
-  clocks: { bakeUntil: number | null };
-  waves: Array<{ hosts: Array<{ name: string; state: string }> }>;
-}
 
 const PORT = 8080;
 
@@ -47,7 +41,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "controller faults
     await fleet?.destroy();
   });
 
-  const status = (id: string) => fleet.gildJson<RolloutView>(["rollout", "status", id]);
+  const status = (id: string) => rolloutStatus(fleet, id);
   const switchesSent = (hostIndex: number, rolloutId: string) =>
     journalEntries(fleet.hosts[hostIndex]?.stateDir as string).filter(
       (e) => e.commandId.startsWith(`${rolloutId}:`) && e.kind === "deployApp",
@@ -103,11 +97,9 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "controller faults
     for (const file of fillers) rmSync(file, { force: true });
     fillers = [];
     await run("btrfs", ["filesystem", "sync", fleet.controllerDataDir]);
-    const res = await fleet.gild(["rollout", "status", started.id, "--watch", "--json"], {
-      timeoutMs: 240_000,
-    });
+    const res = await watchRollout(fleet, started.id);
     expect(res.code, res.stderr).toBe(0);
-    expect((JSON.parse(res.stdout) as RolloutView).state).toBe("succeeded");
+    expect(res.view.state).toBe("succeeded");
     // Each host switched exactly once, and both serve the new version.
     expect([switchesSent(0, started.id), switchesSent(1, started.id)]).toEqual([1, 1]);
     const instances = await appInstances(fleet, "site");

@@ -11,30 +11,18 @@ import {
   type Fleet,
   type FleetHost,
   fetchPage,
+  type RolloutStatusView as RolloutView,
+  rolloutStatus,
   runningGenerations,
   updateImage,
   waitFor,
+  watchRollout,
 } from "@gild/testkit";
 import { describeWith } from "@gild/testkit/gate";
 import { afterAll, beforeAll, expect, it } from "vitest";
 
 // What crosses the network between controller and agents: a link cut in the middle of a switch, and
 // agents whose clocks are 10 minutes off the controller's.
-
-interface HostStepView {
-  name: string;
-  state: string;
-  reason: string | null;
-  switchedAt: number | null;
-  healthyAt: number | null;
-}
-
-interface RolloutView {
-  id: string;
-  state: string;
-  waves: Array<{ hosts: HostStepView[] }>;
-  events?: Array<{ kind: string; message: string }>;
-}
 
 const PORT = 8080;
 /** libfaketime moves the wall clock only: the monotonic clock stays the machine's, as with real skew. */
@@ -91,15 +79,39 @@ describeWith(
       return next;
     }
 
-    const status = (id: string) => fleet.gildJson<RolloutView>(["rollout", "status", id]);
+    const status = (id: string) => rolloutStatus(fleet, id);
 
-    const watch = async (id: string) => {
-      const res = await fleet.gild(["rollout", "status", id, "--watch", "--json"], { timeoutMs: 240_000 });
-      return { code: res.code, view: JSON.parse(res.stdout) as RolloutView, stderr: res.stderr };
-    };
+    const watch = (id: string) => watchRollout(fleet, id);
+
+    /**
+     * `gild rollout start web@<version>`, canary `canary` then everything, with STRATEGY and these
+     * gates (--min-healthy, --healthy-deadline and, when given, --progress-deadline).
+     */
+    const startRollout = (
+      version: number,
+      canary: string,
+      gates: { minHealthy: string; healthyDeadline: string; progressDeadline?: string },
+    ) =>
+      fleet.gildJson<RolloutView>([
+        "rollout",
+        "start",
+        `web@${version}`,
+        "--canary",
+        canary,
+        "--waves",
+        "100%",
+        ...STRATEGY,
+        "--min-healthy",
+        gates.minHealthy,
+        "--healthy-deadline",
+        gates.healthyDeadline,
+        ...(gates.progressDeadline ? ["--progress-deadline", gates.progressDeadline] : []),
+      ]);
 
     const hostStep = (view: RolloutView, name: string) =>
-      view.waves.flatMap((w) => w.hosts).find((h) => h.name === name) as HostStepView;
+      view.waves
+        .flatMap((w) => w.hosts)
+        .find((h) => h.name === name) as RolloutView["waves"][number]["hosts"][number];
 
     /** The agent on `h` is inside a switch (its switch record written, the outcome not yet known). */
     const switching = (h: FleetHost) => () => {
@@ -130,20 +142,7 @@ describeWith(
     it("g. agents 10 minutes ahead and behind: minHealthy holds on the controller's clock, health streaks are sane", async () => {
       const v = await newVersion();
       const minHealthyMs = 4_000;
-      const started = await fleet.gildJson<RolloutView>([
-        "rollout",
-        "start",
-        `web@${v}`,
-        "--canary",
-        "host-1",
-        "--waves",
-        "100%",
-        ...STRATEGY,
-        "--min-healthy",
-        "4s",
-        "--healthy-deadline",
-        "60s",
-      ]);
+      const started = await startRollout(v, "host-1", { minHealthy: "4s", healthyDeadline: "60s" });
       const done = await watch(started.id);
       expect(done.code, done.stderr).toBe(0);
       for (const name of ["host-1", "host-2", "host-3"]) {
@@ -167,20 +166,7 @@ describeWith(
     it("g. a version that never turns healthy fails by its deadline on a host 10 minutes ahead, and is rolled back", async () => {
       const bad = (await updateImage(fleet, "web", "rm /www/healthz", { from: version })).version;
       const t0 = Date.now();
-      const started = await fleet.gildJson<RolloutView>([
-        "rollout",
-        "start",
-        `web@${bad}`,
-        "--canary",
-        "host-2",
-        "--waves",
-        "100%",
-        ...STRATEGY,
-        "--min-healthy",
-        "1s",
-        "--healthy-deadline",
-        "10s",
-      ]);
+      const started = await startRollout(bad, "host-2", { minHealthy: "1s", healthyDeadline: "10s" });
       const done = await watch(started.id);
       expect(done.code).toBe(1);
       expect(hostStep(done.view, "host-2").state).toBe("rolled-back");
@@ -191,22 +177,11 @@ describeWith(
 
     it("c. a link cut for 20 s mid-switch: the results reach the controller after reconnect, the rollout completes", async () => {
       const v = await newVersion();
-      const started = await fleet.gildJson<RolloutView>([
-        "rollout",
-        "start",
-        `web@${v}`,
-        "--canary",
-        "host-3",
-        "--waves",
-        "100%",
-        ...STRATEGY,
-        "--min-healthy",
-        "1s",
-        "--healthy-deadline",
-        "90s",
-        "--progress-deadline",
-        "120s",
-      ]);
+      const started = await startRollout(v, "host-3", {
+        minHealthy: "1s",
+        healthyDeadline: "90s",
+        progressDeadline: "120s",
+      });
       await waitFor(switching(host(1)), { what: "host-1 switching", timeoutMs: 90_000, intervalMs: 20 });
       await host(1).setLink(false);
       const cutAt = Date.now();
@@ -231,22 +206,11 @@ describeWith(
     it("c. a cut longer than the deadlines fails the wave and rolls back; the host converges when it returns", async () => {
       const before = version;
       const v = await newVersion();
-      const started = await fleet.gildJson<RolloutView>([
-        "rollout",
-        "start",
-        `web@${v}`,
-        "--canary",
-        "host-3",
-        "--waves",
-        "100%",
-        ...STRATEGY,
-        "--min-healthy",
-        "1s",
-        "--healthy-deadline",
-        "10s",
-        "--progress-deadline",
-        "12s",
-      ]);
+      const started = await startRollout(v, "host-3", {
+        minHealthy: "1s",
+        healthyDeadline: "10s",
+        progressDeadline: "12s",
+      });
       await waitFor(switching(host(1)), { what: "host-1 switching", timeoutMs: 90_000, intervalMs: 20 });
       await host(1).setLink(false);
       try {

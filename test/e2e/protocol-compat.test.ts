@@ -19,6 +19,7 @@ import {
   StandInController,
   updateImage,
   waitFor,
+  watchRollout,
   writeJoinedState,
 } from "@gild/testkit";
 import { describeWith } from "@gild/testkit/gate";
@@ -91,9 +92,7 @@ describeWith(
         "--canary-bake",
         "1s",
       ]);
-      const done = await fleet.gild(["rollout", "status", good.id, "--watch", "--json"], {
-        timeoutMs: 240_000,
-      });
+      const done = await watchRollout(fleet, good.id);
       expect(done.code, done.stderr).toBe(0);
       for (const n of [1, 2]) expect(await fetchPage(host(n).url(PORT, "/"))).toContain("release-2");
       await waitFor(
@@ -111,14 +110,9 @@ describeWith(
         "--healthy-deadline",
         "8s",
       ]);
-      const failed = await fleet.gild(["rollout", "status", bad.id, "--watch", "--json"], {
-        timeoutMs: 240_000,
-      });
+      const failed = await watchRollout(fleet, bad.id);
       expect(failed.code).toBe(1);
-      const view = JSON.parse(failed.stdout) as {
-        state: string;
-        waves: Array<{ hosts: Array<{ state: string }> }>;
-      };
+      const view = failed.view;
       expect(view.state).toBe("failed");
       expect(view.waves[0]?.hosts[0]?.state).toBe("rolled-back");
       for (const n of [1, 2]) expect(await fetchPage(host(n).url(PORT, "/"))).toContain("release-2");

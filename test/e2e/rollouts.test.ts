@@ -8,30 +8,15 @@ import {
   deployApp,
   type Fleet,
   fetchPage,
+  type RolloutStatusView as RolloutView,
   readStartsLog,
+  rolloutStatus,
   updateImage,
   waitFor,
+  watchRollout,
 } from "@gild/testkit";
 import { describeWith } from "@gild/testkit/gate";
 import { afterAll, beforeAll, expect, it } from "vitest";
-
-interface HostStepView {
-  hostId: string;
-  name: string;
-  state: string;
-  reason: string | null;
-}
-
-interface RolloutView {
-  id: string;
-  state: string;
-  phase: string;
-  currentWave: number;
-  versionStatus: string | null;
-  reason: string | null;
-  clocks: { progressDeadlineAt: number | null; bakeUntil: number | null; pausedAt: number | null };
-  waves: Array<{ index: number; canary: boolean; hosts: HostStepView[] }>;
-}
 
 const PORT = 8080;
 // Fast clocks: the strategy's gates, scaled down so a whole rollout takes seconds.
@@ -79,16 +64,13 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "rollouts across a
 
   const startsLog = (hostIndex: number) => readStartsLog(fleet.hosts[hostIndex]?.poolPath as string, "site");
 
-  const status = (id = "current") => fleet.gildJson<RolloutView>(["rollout", "status", id]);
+  const status = (id = "current") => rolloutStatus(fleet, id);
 
   const start = async (args: string[]): Promise<RolloutView> =>
     fleet.gildJson<RolloutView>(["rollout", "start", ...args]);
 
   /** `rollout status --watch`: what a script waiting on a rollout sees. */
-  const watch = async (id: string) => {
-    const res = await fleet.gild(["rollout", "status", id, "--watch", "--json"], { timeoutMs: 240_000 });
-    return { code: res.code, view: JSON.parse(res.stdout) as RolloutView, stderr: res.stderr };
-  };
+  const watch = (id: string) => watchRollout(fleet, id);
 
   /** Rollout commands each agent journaled, by kind: proof of what was (and was not) sent to whom. */
   function journaled(rolloutId: string): Record<string, string[]> {

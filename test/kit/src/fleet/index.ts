@@ -42,6 +42,7 @@ export {
 export { fleetLeftovers } from "./leftovers.js";
 export type { ProcessRecord } from "./process-record.js";
 export { findRepoRoot, gildCliPath } from "./repo-root.js";
+export { type RolloutStatusView, rolloutStatus, watchRollout } from "./rollouts.js";
 export type {
   ExecOptions,
   Fleet,
