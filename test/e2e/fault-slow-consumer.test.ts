@@ -163,7 +163,9 @@ describeWith(["root", "btrfs", "netns", "busybox"], "fault: a slow consumer amon
       // Nothing lost: the slow one got every byte, and both hosts hold the controller's tree.
       expect(slowResult.state).toBe("done");
       expect(slowResult.bytesTransferred).toBe(artifactBytes);
-      expect(slowTransfer.ms).toBeGreaterThan(((artifactBytes / MIB) * 1000) / 1.25);
+      // The reader kept to its rate. Measured on its side: the controller's "on the wire" time ends
+      // when the last frame is in the socket buffers, megabytes before the agent has read it.
+      expect(slowResult.ms).toBeGreaterThanOrEqual((artifactBytes / MIB) * 1000 - 5);
       const source = await treeDigest(join(fleet.controllerPool, "images", "big", "1", "rootfs"));
       for (const host of [slow, fast])
         expect(await treeDigest(join(host.poolPath, "images", "big", "1", "rootfs"))).toEqual(source);

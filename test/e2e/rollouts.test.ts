@@ -296,8 +296,12 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "rollouts across a
       "--promote",
       "auto",
       ...FAST,
+      // The canary verifies for seconds (a window the polls below cannot miss, even on a loaded
+      // machine), and the wave after it has a short progress deadline.
+      "--min-healthy",
+      "5s",
       "--progress-deadline",
-      "8s",
+      "20s",
     ]);
     // host-4 goes away while the canary verifies: its wave starts without it.
     await waitFor(async () => (await status(started.id)).waves[0]?.hosts[0]?.state === "verifying", {
