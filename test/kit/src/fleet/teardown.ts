@@ -53,7 +53,9 @@ export function teardownFleetSync(state: FleetState, log: (line: string) => void
   for (const link of links) {
     if (!present.has(link)) continue;
     const result = tryRunSync("ip", ["link", "del", link]);
-    if (!result.ok && !/Cannot find device/i.test(result.output))
+    // A veth listed a moment ago may go with its namespace before this runs (the kernel frees the
+    // namespace asynchronously): "No such device" then means done, which the wait below checks.
+    if (!result.ok && !/Cannot find device|No such device/i.test(result.output))
       problems.push(`ip link del ${link} failed: ${result.output.trim()}`);
   }
   if (!waitSync(() => !linkNames().some((n) => links.includes(n)), LINKS_DEADLINE_MS))
