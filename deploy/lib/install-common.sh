@@ -20,7 +20,13 @@ readonly NODESOURCE_KEY_FINGERPRINT="6F71F525282841EEDAF851B42F59B5F99B1BE0B4"
 readonly NODESOURCE_KEYRING=/etc/apt/keyrings/gild-nodesource.asc
 readonly NODESOURCE_SOURCES=/etc/apt/sources.list.d/gild-nodesource.sources
 readonly NODESOURCE_PIN=/etc/apt/preferences.d/gild-nodesource
-readonly NODE_BIN=/usr/bin/node
+# Where NodeSource's nodejs package puts node and npm. With --node system, NODE_BIN and NPM_BIN are the
+# ones on PATH instead (resolve_node).
+readonly NODESOURCE_NODE_BIN=/usr/bin/node
+NODE_BIN="$NODESOURCE_NODE_BIN"
+NPM_BIN=/usr/bin/npm
+# The directory with include/node (headers the native SQLite module is compiled against).
+NODE_HEADERS_DIR=/usr
 
 readonly GILD_PREFIX=/opt/gild
 readonly GILD_BIN=/usr/local/bin/gild
@@ -236,12 +242,61 @@ compute_release() {
   PNPM_DIR="$GILD_PREFIX/tools/pnpm-$PNPM_VERSION"
 }
 
-# NODE_MAJOR from --node-major (default 22). gild needs Node.js >= 20.11 (NodeSource's 20.x is 20.19).
+# The major version of a `node --version` answer (v22.3.1 -> 22), or nothing.
+node_major_of() { [[ "$1" =~ ^v([0-9]+)\.[0-9]+\.[0-9]+ ]] && printf '%s' "${BASH_REMATCH[1]}"; }
+
+# True when the installed wrapper was written for --node system: a re-run keeps that choice.
+wrapper_uses_system_node() { [ -f "$GILD_BIN" ] && grep -q '^# node: system' "$GILD_BIN"; }
+
+# NODE_SOURCE (nodesource or system) from --node, else what the last install chose; then the runtime
+# it names (resolve_nodesource or resolve_system_node). Sets NODE_SOURCE_WHY for the plan.
 resolve_node() {
-  NODE_MAJOR="${NODE_MAJOR_FLAG:-$DEFAULT_NODE_MAJOR}"
+  NODE_SOURCE="${NODE_SOURCE_FLAG:-}"
+  NODE_SOURCE_WHY=""
+  if [ -z "$NODE_SOURCE" ]; then
+    if wrapper_uses_system_node && [ -z "$NODE_MAJOR_FLAG" ]; then
+      NODE_SOURCE=system
+      NODE_SOURCE_WHY="as installed before; --node nodesource changes it"
+    else
+      NODE_SOURCE=nodesource
+    fi
+  fi
+  case "$NODE_SOURCE" in
+  nodesource) resolve_nodesource ;;
+  system) resolve_system_node ;;
+  *)
+    problem "--node \"$NODE_SOURCE\": one of nodesource (the default: NodeSource's apt repository) or system
+    (the Node.js already on PATH)."
+    NODE_SOURCE=nodesource
+    NODE_MAJOR="$DEFAULT_NODE_MAJOR"
+    ;;
+  esac
+}
+
+# NODE_MAJOR from --node-major; without it, the major of the Node.js installed at /usr/bin/node when it
+# is one the installers support (a re-run never moves to another major by itself), else 22. gild needs
+# Node.js >= 20.11 (NodeSource's 20.x is 20.19). Sets NODE_MAJOR_KEPT.
+resolve_nodesource() {
+  NODE_MAJOR_KEPT=false
+  local installed_major
+  installed_major="$(node_major_of "$("$NODESOURCE_NODE_BIN" --version 2>/dev/null || true)" || true)"
+  if [ -n "$NODE_MAJOR_FLAG" ]; then
+    NODE_MAJOR="$NODE_MAJOR_FLAG"
+  elif [ "$installed_major" = 20 ] || [ "$installed_major" = 22 ]; then
+    NODE_MAJOR="$installed_major"
+    NODE_MAJOR_KEPT=true
+  else
+    NODE_MAJOR="$DEFAULT_NODE_MAJOR"
+  fi
   case "$NODE_MAJOR" in
   22) ;;
-  20) note "Node.js 20 reached its end of life on 2026-04-30: prefer the default, --node-major 22" ;;
+  20)
+    if $NODE_MAJOR_KEPT; then
+      note "keeping the installed Node.js 20 (a re-run keeps the major); it reached its end of life on 2026-04-30: move to 22 with --node-major 22 (docs/deployment.md, \"Upgrades\")"
+    else
+      note "Node.js 20 reached its end of life on 2026-04-30: prefer the default, --node-major 22"
+    fi
+    ;;
   *)
     problem "--node-major \"$NODE_MAJOR\": the installers support Node.js 22 (the default) and 20.
     gild needs >= 20.11, and Node.js >= 24.19 aborts on the SQLite driver gild uses (better-sqlite3 12)."
@@ -250,9 +305,73 @@ resolve_node() {
   esac
 }
 
-# What is there: NODE_STATE keep (node of that major installed) | install | replace (another version);
-# NODESOURCE_FILE, a sources file that already points at NodeSource's repository for that major.
+# --node system: the node on PATH, as it is (no NodeSource repository: for machines that cannot reach
+# it, or that manage Node.js themselves). It must be 20.11 or newer and older than 24 (see above).
+# Sets NODE_BIN, NPM_BIN, NODE_HEADERS_DIR, NODE_MAJOR and NODE_INSTALLED.
+resolve_system_node() {
+  NODE_MAJOR_KEPT=false
+  NODE_MAJOR="$DEFAULT_NODE_MAJOR"
+  if [ -n "$NODE_MAJOR_FLAG" ]; then
+    problem "--node-major chooses NodeSource's package; with --node system the Node.js on PATH is used as it is.
+    Fix: drop one of the two flags."
+  fi
+  local found version major minor
+  found="$(command -v node 2>/dev/null || true)"
+  if [ -z "$found" ]; then
+    problem "--node system: there is no node on PATH ($PATH).
+    Fix: install Node.js 20.11 or newer (22 preferred) so that root finds node on its PATH, or drop
+    --node system to install NodeSource's package."
+    return
+  fi
+  if ! valid_path "$found"; then
+    problem "--node system: $found is not a plain absolute path (the wrapper $GILD_BIN names it)."
+    return
+  fi
+  version="$("$found" --version 2>/dev/null || true)"
+  major="$(node_major_of "$version" || true)"
+  minor="$(sed -n 's/^v[0-9]*\.\([0-9]*\)\..*/\1/p' <<<"$version")"
+  if [ -z "$major" ] || [ "$major" -lt 20 ] || { [ "$major" -eq 20 ] && [ "${minor:-0}" -lt 11 ]; }; then
+    problem "--node system: $found is Node.js ${version:-of unknown version}; gild needs 20.11 or newer.
+    Fix: install a newer Node.js (22 preferred) first, or drop --node system to install NodeSource's."
+    return
+  fi
+  if [ "$major" -ge 24 ]; then
+    problem "--node system: $found is Node.js $version; Node.js >= 24.19 aborts on the SQLite driver gild uses
+    (better-sqlite3 12). Fix: put Node.js 22 (or 20.11 or newer) first on PATH."
+    return
+  fi
+  NODE_BIN="$found"
+  NODE_INSTALLED="$version"
+  NODE_MAJOR="$major"
+  # npm comes beside node (a tarball, NodeSource), or from a package of its own (Debian's npm).
+  if [ -x "$(dirname "$found")/npm" ]; then
+    NPM_BIN="$(dirname "$found")/npm"
+  else
+    NPM_BIN="$(command -v npm 2>/dev/null || true)"
+  fi
+  local prefix
+  prefix="$(dirname "$(dirname "$(readlink -f "$found")")")"
+  if [ -f "$prefix/include/node/node.h" ]; then
+    NODE_HEADERS_DIR="$prefix"
+  elif [ -f /usr/include/node/node.h ]; then
+    NODE_HEADERS_DIR=/usr
+  else
+    NODE_HEADERS_DIR="$prefix"
+    note "--node system: no Node.js headers in $prefix/include/node: the build of the native SQLite module
+    will try to download them, which fails without Internet access (Debian: apt-get install libnode-dev)"
+  fi
+  ok "Node.js $version ($found, --node system)"
+}
+
+# What is there: NODE_STATE system (--node system) | keep (node of that major installed) | install |
+# replace (another version); NODESOURCE_FILE, a sources file that already points at NodeSource's
+# repository for that major.
 survey_node() {
+  NODESOURCE_FILE=""
+  if [ "$NODE_SOURCE" = system ]; then
+    NODE_STATE=system
+    return
+  fi
   NODE_INSTALLED="$("$NODE_BIN" --version 2>/dev/null || true)"
   if [[ "$NODE_INSTALLED" == "v$NODE_MAJOR."* ]]; then
     NODE_STATE=keep
@@ -262,6 +381,34 @@ survey_node() {
     NODE_STATE=install
   fi
   NODESOURCE_FILE="$(grep -ls "deb.nodesource.com/node_$NODE_MAJOR.x" /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n 1 || true)"
+}
+
+# npm, given --prefix, takes <prefix>/etc/npmrc for its global config, so the machine's (a registry
+# mirror, a cafile for a TLS-inspecting proxy) would be ignored. NPM_CONFIG_ARGS points it back at the
+# global config of the machine's npm (or /etc/npmrc when that one does not exist) and keeps the user's
+# (~/.npmrc). Empty while npm is not installed yet (NodeSource's nodejs brings it).
+npm_config_args() {
+  NPM_CONFIG_ARGS=()
+  NPM_GLOBALCONFIG=""
+  NPM_USERCONFIG=""
+  [ -n "$NPM_BIN" ] && [ -x "$NPM_BIN" ] || return 0
+  NPM_GLOBALCONFIG="$(PATH="$(dirname "$NODE_BIN"):$PATH" "$NPM_BIN" config get globalconfig 2>/dev/null || true)"
+  if [ ! -f "$NPM_GLOBALCONFIG" ] && [ -f /etc/npmrc ]; then NPM_GLOBALCONFIG=/etc/npmrc; fi
+  NPM_USERCONFIG="$(PATH="$(dirname "$NODE_BIN"):$PATH" "$NPM_BIN" config get userconfig 2>/dev/null || true)"
+  [ -z "$NPM_GLOBALCONFIG" ] || NPM_CONFIG_ARGS+=(--globalconfig "$NPM_GLOBALCONFIG")
+  [ -z "$NPM_USERCONFIG" ] || NPM_CONFIG_ARGS+=(--userconfig "$NPM_USERCONFIG")
+}
+
+# Where the pnpm step downloads from, as the plan shows it: read by npm with the step's own arguments.
+pnpm_source() {
+  npm_config_args
+  if [ "${#NPM_CONFIG_ARGS[@]}" -eq 0 ]; then
+    printf '%s' "the registry this machine's npm config names (its global npmrc, root's ~/.npmrc)"
+    return
+  fi
+  local registry
+  registry="$(PATH="$(dirname "$NODE_BIN"):$PATH" "$NPM_BIN" config get registry --prefix "$PNPM_DIR" "${NPM_CONFIG_ARGS[@]}" 2>/dev/null || echo unknown)"
+  printf '%s' "$registry (npm config: global ${NPM_GLOBALCONFIG:-none}, user ${NPM_USERCONFIG:-none})"
 }
 
 nodesource_sources_content() {
@@ -303,6 +450,16 @@ release_present() { [ -f "$RELEASE_DIR/.gild-release" ]; }
 current_release() { readlink "$GILD_PREFIX/current" 2>/dev/null || true; }
 
 wrapper_content() {
+  if [ "$NODE_SOURCE" = system ]; then
+    cat <<EOF
+#!/bin/sh
+# The gild CLI, installed by gild's deploy/install-controller or deploy/install-agent: it runs the
+# current release (/opt/gild/current) with the Node.js that was on PATH (--node system).
+# node: system
+exec $NODE_BIN /opt/gild/current/packages/cli/dist/bin.js "\$@"
+EOF
+    return
+  fi
   cat <<'EOF'
 #!/bin/sh
 # The gild CLI, installed by gild's deploy/install-controller or deploy/install-agent: it runs the
@@ -356,7 +513,16 @@ plan_common() {
     plan "apt" "keep: ${APT_PACKAGES[*]} are installed"
   fi
   case "$NODE_STATE" in
-  keep) plan "Node.js" "keep: $NODE_INSTALLED ($NODE_BIN)" ;;
+  system)
+    plan "Node.js" "keep: $NODE_INSTALLED ($NODE_BIN, --node system${NODE_SOURCE_WHY:+, $NODE_SOURCE_WHY}); no NodeSource repository: updating this Node.js is up to you"
+    ;;
+  keep)
+    if $NODE_MAJOR_KEPT; then
+      plan "Node.js" "keep: $NODE_INSTALLED ($NODE_BIN): the installed major is kept; --node-major N changes it"
+    else
+      plan "Node.js" "keep: $NODE_INSTALLED ($NODE_BIN)"
+    fi
+    ;;
   *)
     if [ -n "$NODESOURCE_FILE" ]; then
       plan "apt source" "keep: $NODESOURCE_FILE (NodeSource node_$NODE_MAJOR.x)"
@@ -375,7 +541,7 @@ plan_common() {
   if pnpm_present; then
     plan "pnpm" "keep: $PNPM_DIR"
   else
-    plan "pnpm" "npm install pnpm@$PNPM_VERSION into $PNPM_DIR (from the npm registry)"
+    plan "pnpm" "npm install pnpm@$PNPM_VERSION into $PNPM_DIR from $(pnpm_source)"
   fi
   if release_present; then
     plan "gild" "keep: release $RELEASE_ID is built in $RELEASE_DIR"
@@ -495,7 +661,7 @@ apply_packages() {
 }
 
 apply_node() {
-  [ "$NODE_STATE" != keep ] || return 0
+  case "$NODE_STATE" in keep | system) return 0 ;; esac
   step "Node.js $NODE_MAJOR.x from NodeSource"
   if [ -z "$NODESOURCE_FILE" ]; then
     local tmp key fingerprints
@@ -530,7 +696,10 @@ apply_pnpm() {
   pnpm_present && return 0
   step "pnpm $PNPM_VERSION: $PNPM_DIR"
   mkdir -p "$GILD_PREFIX/tools" "$GILD_CACHE"
-  npm install --global --no-fund --no-audit \
+  [ -n "$NPM_BIN" ] && [ -x "$NPM_BIN" ] ||
+    die "there is no npm to install pnpm with (${NPM_BIN:-none found}). Fix: install npm (Debian: apt-get install npm) and run this installer again"
+  npm_config_args
+  PATH="$(dirname "$NODE_BIN"):$PATH" "$NPM_BIN" install --global --no-fund --no-audit "${NPM_CONFIG_ARGS[@]}" \
     --prefix "$PNPM_DIR" --cache "$GILD_CACHE/npm" "pnpm@$PNPM_VERSION"
 }
 
@@ -547,10 +716,12 @@ apply_release() {
   source_files | (cd "$SRC_DIR" && tar --null -T - -cf -) | tar -C "$partial" -xf - --no-same-owner
   (
     cd "$partial" || exit 1
-    export PATH="$PNPM_DIR/bin:$PATH"
-    # better-sqlite3 is compiled against the installed runtime's headers (/usr/include/node), with no
-    # download of headers.
-    export npm_config_nodedir=/usr
+    # pnpm runs with the node the release is for (it starts with #!/usr/bin/env node).
+    PATH="$(dirname "$NODE_BIN"):$PNPM_DIR/bin:$PATH"
+    export PATH
+    # better-sqlite3 is compiled against the runtime's own headers (/usr/include/node for NodeSource's),
+    # with no download of headers.
+    export npm_config_nodedir="$NODE_HEADERS_DIR"
     # No prompts and no progress bars from pnpm.
     export CI=true
     local store="$GILD_CACHE/pnpm-store"

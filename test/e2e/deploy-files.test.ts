@@ -1,18 +1,23 @@
 import { spawnSync } from "node:child_process";
 import {
   chmodSync,
+  copyFileSync,
   cpSync,
   existsSync,
+  linkSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { createLoopBtrfs, findRepoRoot, gildCliPath, type LoopBtrfs } from "@gild/testkit";
 import { describeWith } from "@gild/testkit/gate";
@@ -176,6 +181,18 @@ describe("systemd units", () => {
     expect(one(agent, "Service", "Delegate")).toBeUndefined();
   });
 
+  it("name the drop-in the installers write", () => {
+    for (const name of units) {
+      const role = name.replace(/^gild-|\.service$/g, "");
+      const named = [...unitText(name).matchAll(/\.service\.d\/([\w.-]+\.conf)/g)].map((m) => m[1]);
+      const installer = readFileSync(join(deploy, `install-${role}`), "utf8");
+      const written = /^readonly DROPIN_FILE=.*\.d\/([\w.-]+\.conf)"$/m.exec(installer)?.[1];
+      expect(written, `install-${role} writes a drop-in`).toBeDefined();
+      expect(named.length, `${name} names it`).toBeGreaterThan(0);
+      for (const n of named) expect(n, name).toBe(written);
+    }
+  });
+
   it("do not restart an agent the controller refused for good", async () => {
     const { EXIT_REFUSED } = await importFromCli<AgentModule>("@gild/agent");
     const agent = parseUnit(unitText("gild-agent.service"));
@@ -315,6 +332,7 @@ describe("installers", () => {
       expect(help.status, name).toBe(0);
       expect(help.stdout, name).toContain("--dry-run");
       expect(help.stdout, name).toContain("--pool");
+      expect(help.stdout, name).toContain("--node system");
       const bad = run(join(deploy, name), ["--no-such-flag"]);
       expect(bad.status, name).toBe(2);
       expect(bad.stderr, name).toContain("usage:");
@@ -457,5 +475,103 @@ describeWith(["root", "btrfs"], "installers --dry-run on a btrfs pool", () => {
     }
     expect(readdirSync(mount).filter((n) => n !== "lost+found")).toEqual([]);
     expect(snapshot(SYSTEM_PATHS)).toEqual(before);
+  });
+
+  const agentArgs = () => [
+    "https://gild.example.com:7443",
+    "gjt_test",
+    "--pool",
+    join(fs!.mountPoint, "pool"),
+  ];
+
+  it("keep the installed Node.js major on a re-run unless --node-major is given", () => {
+    const installed = run("/usr/bin/node", ["--version"]).stdout.trim();
+    const major = /^v(\d+)\./.exec(installed)?.[1];
+    const before = snapshot(SYSTEM_PATHS);
+    const plain = run(join(deploy, "install-agent"), [...agentArgs(), "--dry-run"]);
+    expect(plain.status, plain.all).toBe(0);
+    if (major === "20" || major === "22") {
+      expect(plain.stdout).toContain(
+        `Node.js       keep: ${installed} (/usr/bin/node): the installed major is kept; --node-major N changes it`,
+      );
+      expect(plain.stdout).toMatch(new RegExp(`build release \\S+-node${major} `));
+      const other = major === "20" ? "22" : "20";
+      const moved = run(join(deploy, "install-agent"), [...agentArgs(), "--node-major", other, "--dry-run"]);
+      expect(moved.status, moved.all).toBe(0);
+      expect(moved.stdout).toContain(`replaces node ${installed} by Node.js ${other}.x (NodeSource)`);
+    } else {
+      process.stderr.write(`/usr/bin/node is ${installed || "absent"}: only the default major is checked\n`);
+      expect(plain.stdout).toContain("Node.js 22.x (NodeSource)");
+    }
+    expect(snapshot(SYSTEM_PATHS)).toEqual(before);
+  });
+
+  it("use the Node.js on PATH with --node system, and the npm config of that Node.js for pnpm", () => {
+    // A Node.js installation of its own (as a tarball would be), whose npm's global config names a
+    // registry mirror: the plan must show the pnpm step reading it, which npm given only --prefix would not.
+    const prefix = mkdtempSync(join(tmpdir(), "gild-node-"));
+    try {
+      const npmCli = join(dirname(process.execPath), "..", "lib", "node_modules", "npm", "bin", "npm-cli.js");
+      mkdirSync(join(prefix, "bin"));
+      mkdirSync(join(prefix, "etc"));
+      try {
+        linkSync(process.execPath, join(prefix, "bin", "node"));
+      } catch {
+        copyFileSync(process.execPath, join(prefix, "bin", "node"));
+        chmodSync(join(prefix, "bin", "node"), 0o755);
+      }
+      symlinkSync(realpathSync(npmCli), join(prefix, "bin", "npm"));
+      writeFileSync(join(prefix, "etc", "npmrc"), "registry=https://npm-mirror.example.invalid/\n");
+      const env = { ...process.env, PATH: `${join(prefix, "bin")}:${process.env.PATH ?? ""}` };
+      const before = snapshot(SYSTEM_PATHS);
+      const result = run(
+        join(deploy, "install-agent"),
+        [...agentArgs(), "--node", "system", "--dry-run"],
+        env,
+      );
+      expect(result.status, result.all).toBe(0);
+      const node = join(prefix, "bin", "node");
+      expect(result.stdout).toContain(`ok       Node.js ${process.version} (${node}, --node system)`);
+      expect(result.stdout).toContain(`Node.js       keep: ${process.version} (${node}, --node system)`);
+      expect(result.stdout).not.toContain("NodeSource's key");
+      expect(result.stdout).not.toContain("apt source");
+      expect(result.stdout).toContain(
+        `from https://npm-mirror.example.invalid/ (npm config: global ${join(prefix, "etc", "npmrc")}, user `,
+      );
+      expect(result.stdout).toMatch(
+        new RegExp(`build release \\S+-node${process.versions.node.split(".")[0]} `),
+      );
+      expect(snapshot(SYSTEM_PATHS)).toEqual(before);
+    } finally {
+      rmSync(prefix, { recursive: true, force: true });
+    }
+  });
+
+  it("refuse --node system with a Node.js that is too old, or with --node-major", () => {
+    const bin = mkdtempSync(join(tmpdir(), "gild-old-node-"));
+    try {
+      writeFileSync(join(bin, "node"), "#!/bin/sh\necho v18.19.0\n", { mode: 0o755 });
+      const env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ""}` };
+      const before = snapshot(SYSTEM_PATHS);
+      const old = run(join(deploy, "install-agent"), [...agentArgs(), "--node", "system", "--dry-run"], env);
+      expect(old.status, old.all).toBe(1);
+      expect(old.all).toContain(
+        `--node system: ${join(bin, "node")} is Node.js v18.19.0; gild needs 20.11 or newer`,
+      );
+      expect(old.all).toContain("nothing was changed");
+      const both = run(join(deploy, "install-agent"), [
+        ...agentArgs(),
+        "--node",
+        "system",
+        "--node-major",
+        "22",
+        "--dry-run",
+      ]);
+      expect(both.status, both.all).toBe(1);
+      expect(both.all).toContain("--node-major chooses NodeSource's package");
+      expect(snapshot(SYSTEM_PATHS)).toEqual(before);
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
   });
 });
