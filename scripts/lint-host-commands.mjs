@@ -14,7 +14,16 @@ const adapters = new Map([
   [
     "runtime",
     {
-      programs: new Set(["systemd-nspawn", "systemd-run", "systemctl", "nsenter", "debootstrap", "cp"]),
+      programs: new Set([
+        "systemd-nspawn",
+        "systemd-run",
+        "systemctl",
+        "nsenter",
+        "debootstrap",
+        "cp",
+        // The host's pending package updates (a simulation: host-updates.ts).
+        "apt-get",
+      ]),
       runners: new Set(["packages/runtime/src/host-exec.ts"]),
     },
   ],

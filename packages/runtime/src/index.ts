@@ -9,8 +9,17 @@ export {
   type HealthState,
 } from "./health-monitor.js";
 export {
+  aptStateStamp,
+  type PendingUpdates,
+  parseAptSimulation,
+  pendingUpdates,
+  type RebootRequired,
+  rebootRequired,
+} from "./host-updates.js";
+export {
   type BuildOptions,
   type DebootstrapSource,
+  type DirBuildOptions,
   ImageBuilder,
   type UpdateOptions,
 } from "./image-build.js";
@@ -38,6 +47,7 @@ export {
   unitStatus,
 } from "./systemd-units.js";
 export { tailFile } from "./tail-file.js";
+export { syncTree, type TreeSyncStats } from "./tree-sync.js";
 export type {
   BindMount,
   ContainerSpec,
