@@ -1,6 +1,8 @@
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { open, rm, writeFile } from "node:fs/promises";
+import { release } from "node:os";
 import { join } from "node:path";
+import { pendingUpdates, rebootRequired } from "@gild/runtime";
 import {
   createBusyboxImage,
   createFleet,
@@ -87,13 +89,39 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "image delivery to
     return existsSync(dir) ? readdirSync(dir).sort() : [];
   }
 
-  it("shows three joined agents online", async () => {
-    const hosts = await fleet.gildJson<Array<{ name: string; state: string }>>(["hosts"]);
+  it("shows three joined agents online, with their runtime driver, kernel, uptime, updates and reboot flag", async () => {
+    const hosts = await fleet.gildJson<Array<{ name: string; state: string; facts: Record<string, string> }>>(
+      ["hosts"],
+    );
     expect(hosts.map((h) => [h.name, h.state])).toEqual([
       ["host-1", "online"],
       ["host-2", "online"],
       ["host-3", "online"],
     ]);
+    // The agents share this machine's kernel, boot and apt: their facts are this machine's.
+    const updates = await pendingUpdates().then(
+      (u) => ({ updates: String(u.total), securityUpdates: String(u.security) }),
+      () => ({ updates: "unknown", securityUpdates: "unknown" }),
+    );
+    const reboot = await rebootRequired();
+    const btime = Number(/^btime (\d+)$/m.exec(readFileSync("/proc/stat", "utf8"))?.[1]) * 1000;
+    for (const host of hosts) {
+      expect(host.facts, host.name).toMatchObject({
+        runtime: expect.stringMatching(/^(process|systemd)$/),
+        kernel: release(),
+        bootTime: String(btime),
+        rebootRequired: reboot.required ? "yes" : "no",
+        ...updates,
+      });
+    }
+    const table = (await fleet.gild(["hosts"])).stdout;
+    expect(table.split("\n")[0]).toMatch(/RUNTIME +KERNEL +UPTIME +UPDATES +REBOOT/);
+    for (const host of hosts) {
+      const row = table.split("\n").find((l) => l.startsWith(`${host.name} `)) ?? "";
+      expect(row, host.name).toContain(` ${host.facts.runtime} `);
+      expect(row, host.name).toContain(` ${release()} `);
+      expect(row, host.name).toMatch(/ \d+[dhms]\S* /);
+    }
   });
 
   it("pushes v1 in full, then v2 as a delta within a few percent of the raw incremental stream", async () => {

@@ -13,6 +13,7 @@ import { hostFacts } from "./facts.js";
 import { inventoryFingerprint, readInventory } from "./inventory.js";
 import { CommandJournal } from "./journal.js";
 import { KeyedLock } from "./keyed-lock.js";
+import { MaintenanceFacts } from "./maintenance-facts.js";
 import { loadSecrets } from "./state.js";
 
 /**
@@ -63,7 +64,12 @@ export async function runAgent(
   const journal = new CommandJournal(config.stateDir);
   await journal.open();
   const driver = createRuntimeDriver(config.runtime, { runDir: join(config.stateDir, "run"), log });
+  log.info({ runtime: driver.kind, configured: config.runtime }, `runtime driver: ${driver.kind}`);
   const facts = await hostFacts({ runtime: driver.kind });
+  // Counting pending updates takes a few seconds: it runs while the apps are reconciled, and the
+  // connection waits for it (bounded by the simulation's timeout) so that the first Hello has it.
+  const maintenance = new MaintenanceFacts({ log });
+  const maintenanceReady = maintenance.start();
   const imageLock = new KeyedLock();
   const apps = new AppManager({ store, driver, log, onChange: () => void sendInventory(false) });
 
@@ -137,7 +143,7 @@ export async function runAgent(
       kernelVersion: capabilities.kernelVersion,
       btrfsProgsVersion: capabilities.progsVersion,
       labels: secrets.identity.labels,
-      facts,
+      facts: { ...facts, ...maintenance.current() },
       maxStreamVersion: capabilities.maxReceiveStreamVersion,
     }),
     onConnected: () => {
@@ -164,15 +170,22 @@ export async function runAgent(
     if (stopped) return;
     stopped = true;
     clearInterval(inventoryTimer);
+    maintenance.stop();
     connection.stop();
     // Containers keep running: the next agent re-adopts them.
     apps.close();
     await inventoryBusy;
     resolveDone(code);
   };
+  await maintenanceReady;
   connection.start();
   log.info(
-    { host: secrets.identity.name, controller: secrets.identity.controllerUrl, pool: pool.root },
+    {
+      host: secrets.identity.name,
+      controller: secrets.identity.controllerUrl,
+      pool: pool.root,
+      runtime: driver.kind,
+    },
     "agent started",
   );
   return { stop: () => stop(0), done };

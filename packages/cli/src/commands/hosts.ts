@@ -1,5 +1,5 @@
 import type { HostView } from "@gild/api-client";
-import { formatBytes } from "@gild/core";
+import { formatBytes, formatDuration } from "@gild/core";
 import type { Command } from "commander";
 import type { CliContext } from "../context.js";
 import { ago } from "../format-time.js";
@@ -24,12 +24,35 @@ function appsCell(host: HostView): string {
   );
 }
 
-export function hostsTable(hosts: readonly HostView[]): string {
+/** How long the host has been up, from the boot time its agent reported; `-` unless it is online. */
+export function uptimeCell(host: HostView, now = Date.now()): string {
+  const boot = Number(host.facts.bootTime);
+  if (host.state !== "online" || !Number.isFinite(boot) || boot <= 0) return "-";
+  const ms = Math.max(0, now - boot);
+  // To the minute: the boot time is a second's, on the host's clock.
+  return formatDuration(ms < 60_000 ? Math.floor(ms / 1000) * 1000 : Math.floor(ms / 60_000) * 60_000);
+}
+
+/** Pending package updates: `3 (1 sec)` with security ones, `unknown` where the host cannot tell. */
+export function updatesCell(host: HostView): string {
+  const { updates, securityUpdates } = host.facts;
+  if (updates === undefined) return "-";
+  if (!/^\d+$/.test(updates)) return updates;
+  const security = Number(securityUpdates);
+  return Number.isInteger(security) && security > 0 ? `${updates} (${security} sec)` : updates;
+}
+
+export function hostsTable(hosts: readonly HostView[], now = Date.now()): string {
   if (hosts.length === 0) return "no hosts (join one: gild token create, then gild agent join on the server)";
   return formatTable(hosts, [
     { header: "NAME", value: (h) => h.name },
     { header: "STATE", value: (h) => h.state },
     { header: "LAST SEEN", value: (h) => (h.state === "online" ? "now" : ago(h.lastSeen)) },
+    { header: "RUNTIME", value: (h) => h.facts.runtime ?? "-" },
+    { header: "KERNEL", value: (h) => h.facts.kernel ?? h.kernelVersion ?? "-" },
+    { header: "UPTIME", value: (h) => uptimeCell(h, now), align: "right" },
+    { header: "UPDATES", value: updatesCell, align: "right" },
+    { header: "REBOOT", value: (h) => (h.facts.rebootRequired === "yes" ? "yes" : "-") },
     { header: "IMAGES", value: imagesCell },
     { header: "APPS", value: appsCell },
     {
@@ -52,7 +75,9 @@ export function registerHostCommands(program: Command, ctx: CliContext): void {
   targetOptions(
     program
       .command("hosts")
-      .description("list hosts: state, last seen, images, apps, free space, labels")
+      .description(
+        "list hosts: state, last seen, runtime driver, kernel, uptime, pending package updates (security ones apart), reboot required, images, apps, free space, labels",
+      )
       .option("--json", "print JSON"),
   ).action(async (flags: CommandFlags) => {
     const render = ctx.renderer(flags);
