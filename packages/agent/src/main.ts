@@ -68,7 +68,7 @@ export async function runAgent(
   const facts = await hostFacts({ runtime: driver.kind });
   // Counting pending updates takes a few seconds: it runs while the apps are reconciled, and the
   // connection waits for it (bounded by the simulation's timeout) so that the first Hello has it.
-  const maintenance = new MaintenanceFacts({ log });
+  const maintenance = new MaintenanceFacts({ log, stateDir: config.stateDir });
   const maintenanceReady = maintenance.start();
   const imageLock = new KeyedLock();
   const apps = new AppManager({ store, driver, log, onChange: () => void sendInventory(false) });

@@ -1,5 +1,7 @@
+import { join } from "node:path";
 import { GildError, type Logger } from "@gild/core";
 import { aptStateStamp, pendingUpdates, rebootRequired } from "@gild/runtime";
+import { readIfExists, writeFileAtomic } from "./write-atomic.js";
 
 /** How often the host's maintenance facts are looked at again. */
 export const MAINTENANCE_REFRESH_MS = 5 * 60_000;
@@ -8,6 +10,8 @@ export const APT_SIMULATION_TIMEOUT_MS = 20_000;
 
 export interface MaintenanceFactsOptions {
   log: Logger;
+  /** Where the last count is kept with its apt stamp, so a restart with apt unchanged does not count again. */
+  stateDir: string;
   refreshMs?: number;
   timeoutMs?: number;
 }
@@ -17,7 +21,7 @@ export interface MaintenanceFactsOptions {
  * `securityUpdates`: counts, or "unknown" where apt-get is missing or fails) and Debian's reboot flag
  * (`rebootRequired`: yes or no; `rebootRequiredPackages`: the packages that set it). They travel in
  * the Hello, so a refresh reaches the controller at the agent's next connection; the simulation runs
- * again only when apt's state changed.
+ * again only when apt's state changed, also across restarts (`<state>/host-updates.json`).
  */
 export class MaintenanceFacts {
   private facts: Record<string, string> = {
@@ -58,6 +62,30 @@ export class MaintenanceFacts {
     return this.running;
   }
 
+  private get cacheFile(): string {
+    return join(this.options.stateDir, "host-updates.json");
+  }
+
+  /** The count kept by an earlier agent, if apt's state is still the one it was made for. */
+  private async cached(stamp: string): Promise<{ updates: string; securityUpdates: string } | undefined> {
+    const text = await readIfExists(this.cacheFile).catch(() => null);
+    if (text === null) return undefined;
+    try {
+      const kept = JSON.parse(text) as { stamp?: unknown; updates?: unknown; securityUpdates?: unknown };
+      if (
+        kept.stamp !== stamp ||
+        typeof kept.updates !== "string" ||
+        typeof kept.securityUpdates !== "string"
+      ) {
+        return undefined;
+      }
+      return { updates: kept.updates, securityUpdates: kept.securityUpdates };
+    } catch {
+      // Only a cache: a damaged one is counted again (and rewritten), never trusted.
+      return undefined;
+    }
+  }
+
   private async look(): Promise<void> {
     const next = { ...this.facts };
     try {
@@ -70,7 +98,11 @@ export class MaintenanceFacts {
       next.rebootRequired = "unknown";
     }
     const stamp = await aptStateStamp().catch(() => undefined);
-    if (stamp === undefined || stamp !== this.stamp) {
+    const kept = this.stamp === undefined && stamp !== undefined ? await this.cached(stamp) : undefined;
+    if (kept) {
+      Object.assign(next, kept);
+      this.stamp = stamp;
+    } else if (stamp === undefined || stamp !== this.stamp) {
       try {
         const updates = await pendingUpdates({
           timeoutMs: this.options.timeoutMs ?? APT_SIMULATION_TIMEOUT_MS,
@@ -79,6 +111,12 @@ export class MaintenanceFacts {
         next.updates = String(updates.total);
         next.securityUpdates = String(updates.security);
         this.stamp = stamp;
+        if (stamp !== undefined) {
+          const record = { stamp, updates: next.updates, securityUpdates: next.securityUpdates };
+          await writeFileAtomic(this.cacheFile, `${JSON.stringify(record)}\n`).catch((err: unknown) =>
+            this.log.warn({ err: (err as Error).message }, "keeping the update count failed"),
+          );
+        }
       } catch (err) {
         next.updates = "unknown";
         next.securityUpdates = "unknown";
