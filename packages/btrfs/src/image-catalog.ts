@@ -7,6 +7,7 @@ import {
   type ImageOrigin,
   type ImageVersionInfo,
   isValidLine,
+  type LineKind,
   type Logger,
 } from "@gild/core";
 import { type ImageMeta, readMeta, writeMeta } from "./meta.js";
@@ -108,6 +109,7 @@ export class ImageStore {
     const info: ImageVersionInfo = {
       line,
       version,
+      kind: meta?.kind ?? "os",
       uuid: sub.uuid,
       receivedUuid: sub.receivedUuid,
       parent: meta?.parent ?? null,
@@ -156,14 +158,17 @@ export class ImageStore {
    * writable snapshot of version `from`, which `fill` fills (a copy, debootstrap, a command in a
    * container: the builds are in @gild/runtime, image-build.ts); then read-only, its meta, and
    * promoted by renaming its directory to the next free version number. Anything that fails leaves
-   * nothing under images/.
+   * nothing under images/. A line keeps one kind (default "os"): a version of the other kind is refused
+   * with GILD_LINE_KIND_MISMATCH before anything is made.
    */
   async addVersion(
     line: string,
-    version: { from: number | null; origin: ImageOrigin; createdBy?: string },
+    version: { from: number | null; origin: ImageOrigin; createdBy?: string; kind?: LineKind },
     fill: (rootfs: string) => Promise<void>,
   ): Promise<ImageVersionInfo> {
     assertValidLine(line);
+    const kind = version.kind ?? "os";
+    await this.assertKind(line, kind);
     const parent = version.from;
     const parentRootfs = parent === null ? null : this.pool.rootfsPath(line, parent);
     if (parentRootfs !== null && !(await isSubvolume(parentRootfs))) {
@@ -188,6 +193,7 @@ export class ImageStore {
           createdBy: version.createdBy ?? null,
           origin: version.origin,
           sizeBytes,
+          kind,
         };
         if (!(await this.promote(staging, meta))) {
           if (attempt < 10) continue;
@@ -195,7 +201,10 @@ export class ImageStore {
             hint: "too many builds of this line at once; try again",
           });
         }
-        this.log.info({ line, version: next, parent, origin: version.origin.kind }, "image version created");
+        this.log.info(
+          { line, version: next, kind, parent, origin: version.origin.kind },
+          "image version created",
+        );
         return await this.get(line, next);
       }
     } catch (err) {
@@ -203,4 +212,28 @@ export class ImageStore {
       throw err;
     }
   }
+
+  /**
+   * Refuse a version of `kind` on a line of the other kind. The latest version speaks for the line: a
+   * line's versions all share one kind, since every one was made through this check.
+   */
+  private async assertKind(line: string, kind: LineKind): Promise<void> {
+    const latest = await this.latest(line);
+    if (latest === undefined) return;
+    const meta = await readMeta(this.pool.imageDir(line, latest));
+    const lineKind = meta?.kind ?? "os";
+    if (lineKind === kind) return;
+    throw new GildError(
+      "GILD_LINE_KIND_MISMATCH",
+      `${line} is ${KIND_NAMES[lineKind]}, not ${KIND_NAMES[kind]}`,
+      {
+        hint:
+          lineKind === "code"
+            ? `make its next version with: gild code update ${line} --from-dir DIR`
+            : `make its next version with: gild image update ${line} COMMAND... or gild image create ${line} --from-dir DIR`,
+      },
+    );
+  }
 }
+
+const KIND_NAMES: Record<LineKind, string> = { os: "an os image line", code: "a code line" };

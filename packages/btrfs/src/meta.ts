@@ -1,6 +1,6 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { ImageOrigin } from "@gild/core";
+import type { ImageOrigin, LineKind } from "@gild/core";
 
 /** What gild records beside an image version's subvolume, in images/<line>/<version>/meta.json. */
 export interface ImageMeta {
@@ -11,6 +11,8 @@ export interface ImageMeta {
   createdBy: string | null;
   origin: ImageOrigin | null;
   sizeBytes: number | null;
+  /** What the line holds; absent in metas written before lines had kinds, which were all "os". */
+  kind?: LineKind;
 }
 
 const META_FILE = "meta.json";

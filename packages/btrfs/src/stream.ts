@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough, type Readable, type Writable } from "node:stream";
-import { GildError, type ImageVersionInfo, spawnFailure, toGildError } from "@gild/core";
+import { GildError, type ImageVersionInfo, type LineKind, spawnFailure, toGildError } from "@gild/core";
 import { ExecaError, execa } from "execa";
 import { classifyBtrfsStderr, toolError } from "./exec.js";
 import type { ImageStore } from "./image-catalog.js";
@@ -72,6 +72,8 @@ export interface ExpectedStream {
   imageSizeBytes?: number | null;
   /** Parent version number, as the sender knows it, recorded in meta.json. */
   parentVersion?: number | null;
+  /** What the sender's line holds, recorded in meta.json; default "os". */
+  kind?: LineKind;
   onProgress?: (bytesDone: number) => void;
   cancelSignal?: AbortSignal;
 }
@@ -365,6 +367,7 @@ async function verifyAndPromote(
     createdBy: expected.createdBy ?? null,
     origin: { kind: "received" as const, uuid: info.receivedUuid as string },
     sizeBytes: expected.imageSizeBytes ?? null,
+    kind: expected.kind ?? ("os" as const),
   };
   if (!(await store.promote(staging, meta))) {
     throw new GildError(
