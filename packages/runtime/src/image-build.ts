@@ -2,10 +2,11 @@ import { randomBytes } from "node:crypto";
 import { mkdir, stat } from "node:fs/promises";
 import { isAbsolute, resolve } from "node:path";
 import type { ImageStore } from "@gild/btrfs";
-import { GildError, type ImageOrigin, type ImageVersionInfo } from "@gild/core";
+import { formatBytes, GildError, type ImageOrigin, type ImageVersionInfo, type LineKind } from "@gild/core";
 import { aptMirror } from "./apt-mirror.js";
 import { runHost } from "./host-exec.js";
 import { buildCommandNspawnArgs } from "./nspawn-args.js";
+import { syncTree, type TreeSyncStats } from "./tree-sync.js";
 
 export interface BuildOptions {
   /** Who asked for the version (user name, API client), recorded in its meta. */
@@ -13,6 +14,11 @@ export interface BuildOptions {
   /** Each line a build command prints, as it prints it. */
   onOutput?: (line: string) => void;
   cancelSignal?: AbortSignal;
+}
+
+export interface DirBuildOptions extends BuildOptions {
+  /** What the line holds; default "os". A line keeps one kind (GILD_LINE_KIND_MISMATCH otherwise). */
+  kind?: LineKind;
 }
 
 export interface DebootstrapSource {
@@ -41,12 +47,17 @@ export interface UpdateOptions extends BuildOptions {
 export class ImageBuilder {
   constructor(private readonly store: ImageStore) {}
 
-  /** The next version of `line` from a directory tree (copied with reflinks where possible). */
+  /**
+   * The next version of `line` from a directory tree: copied (with reflinks where possible) into an
+   * empty subvolume, or, for a code line that has a version, synced into a snapshot of its latest, so
+   * the new version's incremental stream carries only what changed.
+   */
   async createFromDir(
     line: string,
     sourceDir: string,
-    options: BuildOptions = {},
+    options: DirBuildOptions = {},
   ): Promise<ImageVersionInfo> {
+    const kind = options.kind ?? "os";
     const source = resolve(sourceDir);
     const info = await stat(source).catch((err: NodeJS.ErrnoException) => {
       if (err.code === "ENOENT" || err.code === "ENOTDIR") return undefined;
@@ -61,7 +72,18 @@ export class ImageBuilder {
     if (!info?.isDirectory()) {
       throw new GildError("GILD_IMAGE_SOURCE_INVALID", `${source} is not a directory`);
     }
-    return this.store.addVersion(line, this.version(null, { kind: "dir", path: source }, options), (rootfs) =>
+    const origin: ImageOrigin = { kind: "dir", path: source };
+    // Code lines only: an os image from a directory stays a fresh copy, as it always was. (Should the
+    // line hold os images, addVersion refuses the code version before it snapshots `from`.)
+    const from = kind === "code" ? ((await this.store.latest(line)) ?? null) : null;
+    if (from !== null) {
+      return this.store.addVersion(line, this.version(from, origin, options, kind), async (rootfs) => {
+        const base = this.store.pool.rootfsPath(line, from);
+        const stats = await syncTree(source, rootfs, { base, cancelSignal: options.cancelSignal });
+        options.onOutput?.(describeSync(stats));
+      });
+    }
+    return this.store.addVersion(line, this.version(null, origin, options, kind), (rootfs) =>
       runHost("cp", ["-a", "--reflink=auto", `${source}/.`, `${rootfs}/`], {
         failureCode: "GILD_IMAGE_COMMAND_FAILED",
         timeoutMs: 0,
@@ -90,7 +112,7 @@ export class ImageBuilder {
     }
     const mirror = source.mirror ?? (await aptMirror());
     const origin: ImageOrigin = { kind: "debootstrap", suite: source.suite, include, mirror };
-    return this.store.addVersion(line, this.version(null, origin, options), async (rootfs) => {
+    return this.store.addVersion(line, this.version(null, origin, options, "os"), async (rootfs) => {
       if (source.cacheDir) await mkdir(source.cacheDir, { recursive: true });
       await runHost(
         "debootstrap",
@@ -129,14 +151,25 @@ export class ImageBuilder {
       });
     }
     const origin: ImageOrigin = { kind: "update", from, command: [...command] };
-    return this.store.addVersion(line, this.version(from, origin, options), (rootfs) =>
+    return this.store.addVersion(line, this.version(from, origin, options, "os"), (rootfs) =>
       runInRoot(rootfs, command, options),
     );
   }
 
-  private version(from: number | null, origin: ImageOrigin, options: BuildOptions) {
-    return { from, origin, ...(options.createdBy === undefined ? {} : { createdBy: options.createdBy }) };
+  private version(from: number | null, origin: ImageOrigin, options: BuildOptions, kind: LineKind) {
+    return {
+      from,
+      origin,
+      kind,
+      ...(options.createdBy === undefined ? {} : { createdBy: options.createdBy }),
+    };
   }
+}
+
+/** One line for a build's output: "synced: 1 file written (12 B), 0 removed, 0 metadata updated". */
+function describeSync(stats: TreeSyncStats): string {
+  const files = `${stats.filesWritten} ${stats.filesWritten === 1 ? "file" : "files"}`;
+  return `synced: ${files} written (${formatBytes(stats.bytesWritten)}), ${stats.entriesRemoved} removed, ${stats.metadataUpdated} metadata updated`;
 }
 
 /** Run a one-shot command inside a root with systemd-nspawn (host network, for apt). */

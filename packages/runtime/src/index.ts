@@ -47,7 +47,7 @@ export {
   unitStatus,
 } from "./systemd-units.js";
 export { tailFile } from "./tail-file.js";
-export { syncTree, type TreeSyncStats } from "./tree-sync.js";
+export { type SyncTreeOptions, syncTree, type TreeSyncStats } from "./tree-sync.js";
 export type {
   BindMount,
   ContainerSpec,
