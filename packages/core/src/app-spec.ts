@@ -22,6 +22,10 @@ export interface AppSpec {
   name: string;
   /** Image line the app runs on. */
   image: string;
+  /** Code line whose version is mounted read-only at codeMount; null for an app without one. */
+  code: string | null;
+  /** Where the code version appears inside the container (with code only), e.g. /srv/app/code. */
+  codeMount: string | null;
   /** Host names or label selectors (role=web) the app runs on. */
   hosts: string[];
   /** argv of the container's PID 1 (it must handle SIGTERM). */
@@ -47,6 +51,7 @@ export function parseTcpTarget(target: string): { host: string; port: number } |
 }
 
 export const APP_DEFAULTS = Object.freeze({
+  codeMount: "/srv/code",
   stopTimeoutMs: 10_000,
   healthyDeadlineMs: 120_000,
   health: Object.freeze({ intervalMs: 1_000, timeoutMs: 1_000, initialDelayMs: 0, minHealthyMs: 3_000 }),
@@ -56,6 +61,8 @@ const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const KNOWN_KEYS = [
   "name",
   "image",
+  "code",
+  "codeMount",
   "hosts",
   "command",
   "cmd",
@@ -201,21 +208,25 @@ export function parseAppSpec(raw: unknown): AppSpec {
       }
     }
   }
-  let data: string | null = null;
-  if (r.data !== undefined && r.data !== null) {
-    if (
-      typeof r.data !== "string" ||
-      !r.data.startsWith("/") ||
-      r.data === "/" ||
-      r.data.includes("..") ||
-      r.data.includes(":")
-    ) {
-      problems.push({
-        path: "data",
-        message: "an absolute path inside the container (not /), e.g. /srv/app",
-      });
-    } else data = r.data.replace(/\/+$/, "");
+  const data = containerPath(r.data, "data", "/srv/app", problems);
+  let code: string | null = null;
+  if (r.code !== undefined && r.code !== null) {
+    if (typeof r.code !== "string" || !isValidLine(r.code))
+      problems.push({ path: "code", message: "a code line name, e.g. blog" });
+    else if (r.code === image) problems.push({ path: "code", message: "must not be the image line" });
+    else code = r.code;
   }
+  let codeMount: string | null = null;
+  if (r.codeMount !== undefined && r.codeMount !== null && r.code === undefined)
+    problems.push({ path: "codeMount", message: "only with code" });
+  else if (code !== null)
+    codeMount =
+      containerPath(r.codeMount, "codeMount", APP_DEFAULTS.codeMount, problems) ?? APP_DEFAULTS.codeMount;
+  if (codeMount !== null && data !== null && (isWithin(codeMount, data) || isWithin(data, codeMount)))
+    problems.push({
+      path: "codeMount",
+      message: `must not be ${data} (the data mount), inside it or above it`,
+    });
   let port: number | null = null;
   if (r.port !== undefined && r.port !== null) {
     const n = Number(r.port);
@@ -254,6 +265,8 @@ export function parseAppSpec(raw: unknown): AppSpec {
   return Object.freeze({
     name,
     image,
+    code,
+    codeMount,
     hosts,
     command,
     env,
@@ -265,12 +278,37 @@ export function parseAppSpec(raw: unknown): AppSpec {
   });
 }
 
-/** A stable fingerprint of what a generation runs (not where): command, env, mounts, probe, timeouts. */
+/** An absolute path inside the container (not /, no "..", no ":"), without trailing slashes; null when absent. */
+function containerPath(raw: unknown, path: string, example: string, problems: FieldProblem[]): string | null {
+  if (raw === undefined || raw === null) return null;
+  if (
+    typeof raw !== "string" ||
+    !raw.startsWith("/") ||
+    /^\/+$/.test(raw) ||
+    raw.includes("..") ||
+    raw.includes(":")
+  ) {
+    problems.push({ path, message: `an absolute path inside the container (not /), e.g. ${example}` });
+    return null;
+  }
+  return raw.replace(/\/+$/, "");
+}
+
+/** `inner` is `outer` or below it. */
+function isWithin(inner: string, outer: string): boolean {
+  return inner === outer || inner.startsWith(`${outer}/`);
+}
+
+/**
+ * A stable fingerprint of what a generation runs (not where): command, env, mounts, probe, timeouts.
+ * An app without code hashes as it did before apps had code.
+ */
 export function appSpecHash(spec: Omit<AppSpec, "hosts" | "healthyDeadlineMs">): string {
-  const { name, image, command, env, data, port, health, stopTimeoutMs } = spec;
+  const { name, image, code, codeMount, command, env, data, port, health, stopTimeoutMs } = spec;
   const canonical = JSON.stringify({
     name,
     image,
+    ...(code ? { code, codeMount } : {}),
     command,
     env: Object.fromEntries(Object.entries(env).sort(([a], [b]) => a.localeCompare(b))),
     data,

@@ -91,11 +91,19 @@ export const errorCodes = {
     status: 400,
     doc: "The source of a new image (directory, suite) is not usable.",
   },
+  GILD_LINE_KIND_MISMATCH: {
+    status: 409,
+    doc: "A line is used as the other kind: an os image line where app code is expected, or a code line as an image.",
+  },
 
   // wire
   GILD_PROTO_MALFORMED: { status: 400, doc: "A protocol message could not be decoded." },
   GILD_PROTO_TOO_LARGE: { status: 413, doc: "A protocol message exceeds the size limit." },
   GILD_PROTO_UNKNOWN: { status: 400, doc: "A protocol message has no known payload." },
+  GILD_AGENT_TOO_OLD: {
+    status: 409,
+    doc: "The host's agent speaks a protocol version that cannot carry this (app code needs protocol 2); upgrade it.",
+  },
   GILD_INVENTORY_INVALID: {
     status: 400,
     doc: "An agent's inventory broke the rules for one (names, counts, sizes): nothing of it was stored, the connection is closed.",

@@ -53,6 +53,14 @@ export function formatImageRef(ref: ImageRef): string {
   return `${ref.line}@${ref.version}`;
 }
 
+/**
+ * What a line holds: `os`, a root filesystem apps run on (an image), or `code`, an app's files mounted
+ * read-only into its containers. Both are versioned, shipped and verified alike, under one path
+ * (images/<line>/<version>); line names are one namespace, so a name is never both.
+ */
+export type LineKind = "os" | "code";
+export const LINE_KINDS: readonly LineKind[] = ["os", "code"];
+
 /** Status of an image version: new, proven by a rollout, or failed a rollout. */
 export type ImageStatus = "candidate" | "stable" | "bad";
 
@@ -67,6 +75,8 @@ export type ImageOrigin =
 export interface ImageVersionInfo {
   line: string;
   version: number;
+  /** What the line holds; "os" for versions made before lines had kinds, and for received copies. */
+  kind: LineKind;
   /** uuid of the read-only subvolume. */
   uuid: string;
   /** For a received copy: the uuid of the subvolume it was sent from; null for locally made versions. */

@@ -87,10 +87,47 @@ describe("app specs", () => {
     ]);
   });
 
+  it("takes a code line mounted at codeMount (default /srv/code), apart from the data mount", () => {
+    const plain = parseAppSpec(valid);
+    expect(plain).toMatchObject({ code: null, codeMount: null });
+    expect(parseAppSpec({ ...valid, code: "blog-code" })).toMatchObject({
+      code: "blog-code",
+      codeMount: "/srv/code",
+      data: "/srv/app",
+    });
+    expect(parseAppSpec({ ...valid, code: "src", codeMount: "/var/www/" }).codeMount).toBe("/var/www");
+    const problems = (raw: object) => {
+      try {
+        parseAppSpec({ ...valid, ...raw });
+      } catch (err) {
+        return (err as { details: { problems: Array<{ path: string }> } }).details.problems.map(
+          (p) => p.path,
+        );
+      }
+      return [];
+    };
+    expect(problems({ code: "Bad Name" })).toEqual(["code"]);
+    expect(problems({ code: "php" })).toEqual(["code"]);
+    expect(problems({ codeMount: "/srv/code" })).toEqual(["codeMount"]);
+    expect(problems({ code: "src", codeMount: "relative" })).toEqual(["codeMount"]);
+    expect(problems({ code: "src", codeMount: "/" })).toEqual(["codeMount"]);
+    expect(problems({ code: "src", data: "/srv/app", codeMount: "/srv/app/code" })).toEqual(["codeMount"]);
+    expect(problems({ code: "src", data: "/srv/app/data", codeMount: "/srv/app" })).toEqual(["codeMount"]);
+    expect(problems({ code: "src", data: "/srv/data", codeMount: "/srv/app" })).toEqual([]);
+  });
+
   it("fingerprints what a generation runs, not where it runs", () => {
     const spec = parseAppSpec(valid);
     expect(appSpecHash(spec)).toBe(appSpecHash({ ...spec, env: { WORKERS: "4", APP_ENV: "prod" } }));
     expect(appSpecHash(spec)).toBe(appSpecHash(parseAppSpec({ ...valid, hosts: ["other"] })));
     expect(appSpecHash(spec)).not.toBe(appSpecHash(parseAppSpec({ ...valid, env: { APP_ENV: "dev" } })));
+    // An app without code keeps the fingerprint it had before apps had code (running hosts stay current).
+    const { code: _c, codeMount: _m, ...withoutCodeFields } = spec;
+    expect(appSpecHash(spec)).toBe(appSpecHash(withoutCodeFields as typeof spec));
+    const withCode = parseAppSpec({ ...valid, code: "src" });
+    expect(appSpecHash(withCode)).not.toBe(appSpecHash(spec));
+    expect(appSpecHash(withCode)).not.toBe(
+      appSpecHash(parseAppSpec({ ...valid, code: "src", codeMount: "/x" })),
+    );
   });
 });

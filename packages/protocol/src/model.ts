@@ -71,6 +71,10 @@ export interface AppInstance {
   previousImageVersion: number;
   generations: number[];
   specHash: string;
+  /** The code line the generation mounts, "" for none; its version and the previous generation's (0: none). */
+  codeLine: string;
+  codeVersion: number;
+  previousCodeVersion: number;
 }
 
 export interface Inventory {
@@ -93,6 +97,9 @@ export interface AppSpecMessage {
   health: HealthSpec | null;
   stopTimeoutMs: number;
   port: number;
+  /** The code line mounted read-only at codeMount; "" for an app without code (and codeMount ""). */
+  codeLine: string;
+  codeMount: string;
 }
 
 export interface PullImage {
@@ -111,6 +118,8 @@ export interface DeployApp {
   imageVersion: number;
   healthyDeadlineMs: number;
   specHash: string;
+  /** The version of spec.codeLine to mount; 0 without code. */
+  codeVersion: number;
 }
 
 export interface RollbackApp {
@@ -118,6 +127,8 @@ export interface RollbackApp {
   healthyDeadlineMs: number;
   /** 0: roll back whatever runs; else only an app on this version (see the proto). */
   onlyFromImageVersion: number;
+  /** The same for a rollout of a code line. */
+  onlyFromCodeVersion: number;
 }
 
 export interface RemoveApp {
@@ -174,6 +185,7 @@ export interface DeployResult {
   rollbackReason: string;
   /** Nothing was switched. */
   unchanged: boolean;
+  codeVersion: number;
 }
 
 export interface LogChunk {
@@ -253,5 +265,6 @@ export function emptyDeployResult(name: string): DeployResult {
     rollbackUnhealthy: false,
     rollbackReason: "",
     unchanged: false,
+    codeVersion: 0,
   };
 }

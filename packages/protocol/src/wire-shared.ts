@@ -32,6 +32,8 @@ interface SpecFields<Health> {
   health?: Opt<Health>;
   stopTimeoutMs?: Opt<number>;
   port?: Opt<number>;
+  codeLine?: Opt<string>;
+  codeMount?: Opt<string>;
 }
 
 interface CommandFields<Health, Logs> {
@@ -43,11 +45,13 @@ interface CommandFields<Health, Logs> {
     imageVersion?: Opt<number>;
     healthyDeadlineMs?: Opt<number>;
     specHash?: Opt<string>;
+    codeVersion?: Opt<number>;
   }>;
   rollbackApp?: Opt<{
     name?: Opt<string>;
     healthyDeadlineMs?: Opt<number>;
     onlyFromImageVersion?: Opt<number>;
+    onlyFromCodeVersion?: Opt<number>;
   }>;
   removeApp?: Opt<{ name?: Opt<string>; purgeData?: Opt<boolean> }>;
   readLogs?: Opt<Logs>;
@@ -64,6 +68,8 @@ function decodeSpec<Health>(s: Opt<SpecFields<Health>>, health: (h: Opt<Health>)
     health: health(s.health),
     stopTimeoutMs: num(s.stopTimeoutMs),
     port: num(s.port),
+    codeLine: str(s.codeLine),
+    codeMount: str(s.codeMount),
   };
   return spec;
 }
@@ -123,6 +129,7 @@ export function decodeCommandWith<Health, Logs>(
           imageVersion: num(d.imageVersion),
           healthyDeadlineMs: num(d.healthyDeadlineMs),
           specHash: str(d.specHash),
+          codeVersion: num(d.codeVersion),
         },
       };
     }
@@ -134,6 +141,7 @@ export function decodeCommandWith<Health, Logs>(
           name: str(r.name),
           healthyDeadlineMs: num(r.healthyDeadlineMs),
           onlyFromImageVersion: num(r.onlyFromImageVersion),
+          onlyFromCodeVersion: num(r.onlyFromCodeVersion),
         },
       };
     }
@@ -185,6 +193,7 @@ interface StatusFields<Progress, ErrorFields> {
     rollbackUnhealthy?: Opt<boolean>;
     rollbackReason?: Opt<string>;
     unchanged?: Opt<boolean>;
+    codeVersion?: Opt<number>;
   }>;
   logs?: Opt<{
     generation?: Opt<number>;
@@ -205,6 +214,7 @@ function decodeDeployResult(d: NonNullable<StatusFields<unknown, unknown>["deplo
     rollbackUnhealthy: bool(d.rollbackUnhealthy),
     rollbackReason: str(d.rollbackReason),
     unchanged: bool(d.unchanged),
+    codeVersion: num(d.codeVersion),
   };
 }
 
@@ -259,6 +269,9 @@ interface AppFields<State, Health> {
   previousImageVersion?: Opt<number>;
   generations?: Opt<number[]>;
   specHash?: Opt<string>;
+  codeLine?: Opt<string>;
+  codeVersion?: Opt<number>;
+  previousCodeVersion?: Opt<number>;
 }
 
 interface InventoryFields<State, Health> {
@@ -303,6 +316,9 @@ export function decodeInventoryWith<State, Health>(
         previousImageVersion: num(a.previousImageVersion),
         generations: list(a.generations).map(Number),
         specHash: str(a.specHash),
+        codeLine: str(a.codeLine),
+        codeVersion: num(a.codeVersion),
+        previousCodeVersion: num(a.previousCodeVersion),
       }),
     ),
     reportedAtMs: num(i.reportedAtMs),

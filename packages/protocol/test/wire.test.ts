@@ -44,6 +44,8 @@ const spec = {
   health,
   stopTimeoutMs: 10_000,
   port: 8080,
+  codeLine: "",
+  codeMount: "",
 };
 
 /** One of each message an agent sends, every field set (a round trip must give it back whole). */
@@ -82,6 +84,9 @@ const fromAgents: AgentMessage[] = [
           previousImageVersion: 2,
           generations: [6, 7],
           specHash: "abc",
+          codeLine: "blog-code",
+          codeVersion: 12,
+          previousCodeVersion: 11,
         },
       ],
       reportedAtMs: 1_790_000_000_000,
@@ -101,6 +106,7 @@ const fromAgents: AgentMessage[] = [
         reason: "exit 3",
         rollbackUnhealthy: true,
         rollbackReason: "404",
+        codeVersion: 12,
       },
     },
   },
@@ -135,12 +141,39 @@ const fromAgents: AgentMessage[] = [
   },
 ];
 
-const deploy = (commandId: string, over: Partial<typeof spec> | { health: unknown }) => ({
+const deploy = (commandId: string, over: Partial<typeof spec> | { health: unknown }, codeVersion = 0) => ({
   command: {
     commandId,
-    deployApp: { spec: { ...spec, ...over }, imageVersion: 3, healthyDeadlineMs: 60_000, specHash: "h" },
+    deployApp: {
+      spec: { ...spec, ...over },
+      imageVersion: 3,
+      codeVersion,
+      healthyDeadlineMs: 60_000,
+      specHash: "h",
+    },
   },
 });
+
+/**
+ * A message as a protocol-1 peer gets it back: protocol 1 has no app code (the controller sends an app
+ * with code only to agents of protocol 2, GILD_AGENT_TOO_OLD otherwise).
+ */
+function asProtocol(version: number, message: object): object {
+  if (version >= 2) return message;
+  const m = structuredClone(message) as Record<string, Record<string, unknown>>;
+  const inventory = m.inventory as { apps?: Array<Record<string, unknown>> } | undefined;
+  for (const app of inventory?.apps ?? [])
+    Object.assign(app, { codeLine: "", codeVersion: 0, previousCodeVersion: 0 });
+  const status = m.commandStatus as { deploy?: Record<string, unknown> } | undefined;
+  if (status?.deploy) status.deploy.codeVersion = 0;
+  const command = m.command as Record<string, Record<string, unknown>> | undefined;
+  if (command?.deployApp) {
+    command.deployApp.codeVersion = 0;
+    Object.assign(command.deployApp.spec as object, { codeLine: "", codeMount: "" });
+  }
+  if (command?.rollbackApp) command.rollbackApp.onlyFromCodeVersion = 0;
+  return m;
+}
 
 /** One of each message the controller sends, every command kind and probe kind among them. */
 const fromController = [
@@ -164,10 +197,17 @@ const fromController = [
   deploy("d-exec", { health: { ...health, kind: "exec", target: "", command: ["true"] } }),
   deploy("d-tcp", { health: { ...health, kind: "tcp", target: "127.0.0.1:80" } }),
   deploy("d-none", { health: null }),
+  deploy("d-code", { codeLine: "blog-code", codeMount: "/srv/app/code" }, 7),
   {
     command: {
       commandId: "rb",
-      rollbackApp: { name: "blog", healthyDeadlineMs: 5, onlyFromImageVersion: 3 },
+      rollbackApp: { name: "blog", healthyDeadlineMs: 5, onlyFromImageVersion: 3, onlyFromCodeVersion: 0 },
+    },
+  },
+  {
+    command: {
+      commandId: "rbc",
+      rollbackApp: { name: "blog", healthyDeadlineMs: 5, onlyFromImageVersion: 0, onlyFromCodeVersion: 7 },
     },
   },
   { command: { commandId: "ra", removeApp: { name: "blog", purgeData: true } } },
@@ -196,14 +236,18 @@ describe.each(VERSIONS)("protocol %i", (version) => {
   it.each(fromAgents.map((m) => [label(m), m] as const))(
     "round-trips what agents send: %s",
     (_l, message) => {
-      expect(decodeAgentMessage(encodeAgentMessage(message, version, 1), version)).toEqual(message);
+      expect(decodeAgentMessage(encodeAgentMessage(message, version, 1), version)).toEqual(
+        asProtocol(version, message),
+      );
     },
   );
 
   it.each(fromController.map((m) => [label(m), m] as const))(
     "round-trips what the controller sends: %s",
     (_l, message) => {
-      expect(decodeControllerMessage(encodeControllerMessage(message, version, 1), version)).toEqual(message);
+      expect(decodeControllerMessage(encodeControllerMessage(message, version, 1), version)).toEqual(
+        asProtocol(version, message),
+      );
     },
   );
 
