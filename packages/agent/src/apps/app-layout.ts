@@ -11,6 +11,10 @@ export interface GenerationMeta {
   generation: number;
   imageLine: string;
   imageVersion: number;
+  /** The code line mounted read-only at codeMount, its version; "", "" and 0 without code (and in metas made before). */
+  codeLine?: string;
+  codeVersion?: number;
+  codeMount?: string;
   specHash: string;
   command: string[];
   env: Record<string, string>;

@@ -1,5 +1,5 @@
-import { mkdir, open, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { lstat, mkdir, open, readdir, rmdir, stat, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { type ImageStore, snapshotSubvolume } from "@gild/btrfs";
 import {
@@ -88,10 +88,13 @@ function containerEnv(meta: GenerationMeta): Record<string, string> {
     GILD_APP: meta.app,
     GILD_GENERATION: String(meta.generation),
     GILD_IMAGE: `${meta.imageLine}@${meta.imageVersion}`,
+    ...(meta.codeLine ? { GILD_CODE: `${meta.codeLine}@${meta.codeVersion ?? 0}` } : {}),
   };
 }
 
-const imageOf = (meta: GenerationMeta) => `${meta.imageLine}@${meta.imageVersion}`;
+/** What a generation runs, as one word: php@3, or php@3+blog@7 with code. */
+const imageOf = (meta: GenerationMeta) =>
+  `${meta.imageLine}@${meta.imageVersion}${meta.codeLine ? `+${meta.codeLine}@${meta.codeVersion ?? 0}` : ""}`;
 
 /**
  * Apps on this host: each generation a writable snapshot of an image version, run in a container;
@@ -370,23 +373,41 @@ export class AppManager {
     const app = spec.name;
     const version = command.imageVersion;
     const line = spec.imageLine;
+    const code = spec.codeLine
+      ? { line: spec.codeLine, version: command.codeVersion, mount: spec.codeMount }
+      : null;
     return this.locks.run(app, async () => {
-      if (!(await this.deps.store.exists(line, version))) {
-        throw new GildError("GILD_IMAGE_NOT_FOUND", `${line}@${version} is not on this host`, {
-          hint: "push it first: gild image push",
-        });
+      const needed = [{ line, version }, ...(code ? [code] : [])];
+      for (const { line: l, version: v } of needed) {
+        if (!(await this.deps.store.exists(l, v))) {
+          throw new GildError("GILD_IMAGE_NOT_FOUND", `${l}@${v} is not on this host`, {
+            hint: "push it first: gild image push",
+          });
+        }
       }
-      // The controller's fingerprint of what runs; the same spec and version is already deployed when it matches.
+      if (
+        code &&
+        (!code.mount.startsWith("/") || code.mount.split("/").some((p) => p === ".." || p === "."))
+      ) {
+        throw new GildError("GILD_INVALID_SPEC", `code mount ${code.mount} is not an absolute path`);
+      }
+      // The controller's fingerprint of what runs; the same spec and versions are already deployed when it matches.
       const specHash = command.specHash;
       const current = await this.layout.current(app);
       const currentMeta = current === null ? null : await this.layout.readMeta(app, current);
-      if (currentMeta && currentMeta.imageVersion === version && currentMeta.specHash === specHash) {
+      if (
+        currentMeta &&
+        currentMeta.imageVersion === version &&
+        (currentMeta.codeVersion ?? 0) === (code?.version ?? 0) &&
+        currentMeta.specHash === specHash
+      ) {
         const status = await this.deps.driver.status(app, current as number);
         if (status.running) {
           return {
             ...emptyDeployResult(app),
             generation: current as number,
             imageVersion: version,
+            codeVersion: code?.version ?? 0,
             previousGeneration: (await this.layout.previous(app, current)) ?? 0,
             unchanged: true,
           };
@@ -400,6 +421,7 @@ export class AppManager {
         generation,
         imageLine: line,
         imageVersion: version,
+        ...(code ? { codeLine: code.line, codeVersion: code.version, codeMount: code.mount } : {}),
         specHash,
         command: [...spec.command],
         env: { ...spec.env },
@@ -410,10 +432,13 @@ export class AppManager {
         createdAt: Date.now(),
       };
       // A writable snapshot of the image: instant, and sharing every block with it.
-      await snapshotSubvolume(
-        this.deps.store.pool.rootfsPath(line, version),
-        this.layout.generationDir(app, generation),
-      );
+      const root = this.layout.generationDir(app, generation);
+      await snapshotSubvolume(this.deps.store.pool.rootfsPath(line, version), root);
+      if (code)
+        await this.placeCode(root, code).catch(async (err: unknown) => {
+          await this.layout.removeGeneration(app, generation);
+          throw err;
+        });
       await this.writeAppConfig(meta);
       await this.layout.writeMeta(meta);
       return this.switchTo(meta, current, {
@@ -435,14 +460,30 @@ export class AppManager {
     return this.locks.run(app, async () => {
       const current = await this.layout.current(app);
       const currentMeta = current === null ? null : await this.layout.readMeta(app, current);
-      const onlyFrom = command.onlyFromImageVersion;
-      if (onlyFrom > 0 && currentMeta?.imageVersion !== onlyFrom) {
+      // A rollout's rollback names the version of its line (image or code) it undoes.
+      const onlyFrom =
+        command.onlyFromCodeVersion > 0
+          ? {
+              what: `${currentMeta?.codeLine || "code"} version`,
+              version: command.onlyFromCodeVersion,
+              runs: currentMeta?.codeVersion,
+            }
+          : command.onlyFromImageVersion > 0
+            ? { what: "version", version: command.onlyFromImageVersion, runs: currentMeta?.imageVersion }
+            : null;
+      if (onlyFrom && onlyFrom.runs !== onlyFrom.version) {
         this.log.info(
-          { app, current, runs: currentMeta?.imageVersion ?? null, onlyFrom },
+          { app, current, runs: onlyFrom.runs ?? null, onlyFrom: onlyFrom.version },
           "rollback not needed: the app is not on that version",
         );
         const deadlineMs = command.healthyDeadlineMs || APP_DEFAULTS.healthyDeadlineMs;
-        return this.confirmServing(app, current, currentMeta, onlyFrom, deadlineMs);
+        return this.confirmServing(
+          app,
+          current,
+          currentMeta,
+          `${onlyFrom.what} ${onlyFrom.version}`,
+          deadlineMs,
+        );
       }
       const previous = await this.layout.previous(app, current);
       const meta = previous === null ? null : await this.layout.readMeta(app, previous);
@@ -470,16 +511,17 @@ export class AppManager {
     app: string,
     current: number | null,
     meta: GenerationMeta | null,
-    onlyFrom: number,
+    onlyFrom: string,
     deadlineMs: number,
   ): Promise<DeployResult> {
     const result: DeployResult = {
       ...emptyDeployResult(app),
       generation: current ?? 0,
       imageVersion: meta?.imageVersion ?? 0,
+      codeVersion: meta?.codeVersion ?? 0,
       previousGeneration: (await this.layout.previous(app, current)) ?? 0,
       unchanged: true,
-      reason: `not on version ${onlyFrom}: nothing to roll back`,
+      reason: `not on ${onlyFrom}: nothing to roll back`,
     };
     if (current === null || meta === null) return result;
     const monitor = this.appState(app).monitor;
@@ -491,10 +533,41 @@ export class AppManager {
     const unhealthy: DeployResult = { ...result, rollbackUnhealthy: true, rollbackReason: verdict.reason };
     throw new SwitchFailed(
       "GILD_ROLLBACK_UNHEALTHY",
-      `${app} is not on version ${onlyFrom} (it runs generation ${current}), and that generation does not pass its health gate: ${verdict.reason}`,
+      `${app} is not on ${onlyFrom} (it runs generation ${current}), and that generation does not pass its health gate: ${verdict.reason}`,
       unhealthy,
       `the app does not serve on this host; see its output: gild app logs ${app} --generation ${current}`,
     );
+  }
+
+  /**
+   * The code version inside a new generation's root: a read-only snapshot of it, nested at the code
+   * mount. The generation carries its code as it carries its root (a rollback needs neither version on
+   * the pool), and nothing in the container can write to it. The mount point's parents are made; an
+   * empty directory there in the image is replaced, anything else is refused.
+   */
+  private async placeCode(
+    root: string,
+    code: { line: string; version: number; mount: string },
+  ): Promise<void> {
+    const target = join(root, code.mount);
+    await mkdir(dirname(target), { recursive: true });
+    const existing = await lstat(target).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return null;
+      throw err;
+    });
+    if (existing) {
+      const empty = existing.isDirectory() && (await readdir(target)).length === 0;
+      if (!empty)
+        throw new GildError(
+          "GILD_INVALID_SPEC",
+          `the image has ${code.mount}, which is not an empty directory: the code cannot be mounted there`,
+          { hint: "choose another --code-mount, or leave that path empty in the image" },
+        );
+      await rmdir(target);
+    }
+    await snapshotSubvolume(this.deps.store.pool.rootfsPath(code.line, code.version), target, {
+      readOnly: true,
+    });
   }
 
   /** The config a generation carries inside its root: /etc/gild/app.json. */
@@ -504,7 +577,10 @@ export class AppManager {
     const config = {
       app: meta.app,
       generation: meta.generation,
-      image: imageOf(meta),
+      image: `${meta.imageLine}@${meta.imageVersion}`,
+      code: meta.codeLine
+        ? { version: `${meta.codeLine}@${meta.codeVersion ?? 0}`, mount: meta.codeMount }
+        : null,
       env: meta.env,
       data: meta.dataMount || null,
       port: meta.port || null,
@@ -576,6 +652,7 @@ export class AppManager {
         ...emptyDeployResult(app),
         generation: meta.generation,
         imageVersion: meta.imageVersion,
+        codeVersion: meta.codeVersion ?? 0,
         previousGeneration: from ?? 0,
       };
       await this.recordOutcome(intent, { ok: true, result });
@@ -624,6 +701,7 @@ export class AppManager {
       ...emptyDeployResult(app),
       generation: from ?? 0,
       imageVersion: fromMeta?.imageVersion ?? 0,
+      codeVersion: fromMeta?.codeVersion ?? 0,
       rolledBack: restored !== null,
       reason: failed.reason,
       previousGeneration: intent.to,
@@ -792,6 +870,9 @@ export class AppManager {
         previousImageVersion: previousMeta?.imageVersion ?? 0,
         generations: await this.layout.generations(app),
         specHash: meta.specHash,
+        codeLine: meta.codeLine ?? "",
+        codeVersion: meta.codeVersion ?? 0,
+        previousCodeVersion: previousMeta?.codeVersion ?? 0,
       });
     }
     return out;
