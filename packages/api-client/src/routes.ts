@@ -1,6 +1,6 @@
 // Every route of the controller's admin API: its request and its answer. JSON routes answer `response`;
 // long ones answer NDJSON lines of `event` and end with `result` (ControllerClient.stream).
-import type { RolloutEvent, RolloutVerb, SerializedError } from "@gild/core";
+import type { LineKind, RolloutEvent, RolloutVerb, SerializedError } from "@gild/core";
 import type {
   AppView,
   AuditEntry,
@@ -32,7 +32,10 @@ export interface JsonRoutes {
   "POST /v1/tokens": { body: { ttl?: string }; response: CreatedToken };
   "GET /v1/tokens": { response: { tokens: TokenView[] } };
   "DELETE /v1/tokens/:id": { params: { id: string }; response: { removed: string } };
-  "GET /v1/images": { query: { line?: string; hosts?: "1" }; response: { images: ImageView[] } };
+  "GET /v1/images": {
+    query: { line?: string; hosts?: "1"; kind?: LineKind };
+    response: { images: ImageView[] };
+  };
   "DELETE /v1/images/:line/:version": {
     params: { line: string; version: string };
     response: { removed: string };
@@ -75,7 +78,7 @@ export interface JsonRoutes {
 
 export interface StreamRoutes {
   "POST /v1/images": {
-    body: { line: string; source: ImageSourceRequest };
+    body: { line: string; source: ImageSourceRequest; kind?: LineKind };
     event: { type: "output"; line: string };
     result: ImageView;
   };
@@ -93,9 +96,15 @@ export interface StreamRoutes {
   };
   "POST /v1/apps/:name/deploy": {
     params: { name: string };
-    body: { image?: string; version?: number; hosts?: string[] };
+    body: { image?: string; code?: string; version?: number; hosts?: string[] };
     event: { type: "host" } & DeployEvent;
     result: { hosts: DeployEvent[] };
+  };
+  "POST /v1/apps/:name/hosts": {
+    params: { name: string };
+    body: { add?: string[]; remove?: string[]; purgeData?: boolean };
+    event: { type: "host" } & DeployEvent;
+    result: { app: AppView; hosts: DeployEvent[] };
   };
   "POST /v1/apps/:name/rollback": {
     params: { name: string };

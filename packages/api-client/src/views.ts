@@ -5,6 +5,7 @@ import type {
   HostStep,
   ImageOrigin,
   ImageStatus,
+  LineKind,
   PauseCause,
   RawStrategy,
   RolloutRecord,
@@ -53,6 +54,9 @@ export interface AppInstanceView {
   healthSince: number | null;
   previousGeneration: number;
   previousImageVersion: number;
+  /** The version of the app's code line the generation mounts (0: none), and the previous generation's. */
+  codeVersion: number;
+  previousCodeVersion: number;
   /** The host runs the app's current spec (false: it was deployed with an older definition). */
   specCurrent: boolean;
 }
@@ -65,6 +69,11 @@ export interface AppView {
   /** Hosts the app's selectors match now. */
   targets: string[];
   instances: AppInstanceView[];
+  /**
+   * The versions the app was last deployed or rolled out at (null: never): what a host added to the
+   * app gets, and what a deploy that moves only the other line keeps.
+   */
+  versions: { image: number | null; code: number | null };
 }
 
 /** A host's progress through a manual deploy or rollback, streamed to the CLI. */
@@ -72,9 +81,10 @@ export interface DeployEvent {
   host: string;
   /**
    * rolled-back: the switch failed and the previous generation serves again (healthy);
-   * rollback-failed: the switch failed and the previous generation did not pass its health gate either.
+   * rollback-failed: the switch failed and the previous generation did not pass its health gate either;
+   * removed: the app was taken off the host (`gild app hosts rm`).
    */
-  state: "pulling" | "switching" | "done" | "rolled-back" | "rollback-failed" | "failed";
+  state: "pulling" | "switching" | "done" | "rolled-back" | "rollback-failed" | "failed" | "removed";
   generation?: number;
   previousGeneration?: number;
   progress?: ProgressUpdate;
@@ -94,6 +104,8 @@ export interface LogChunkView {
 export interface ImageView {
   line: string;
   version: number;
+  /** os: an image apps run on; code: an app's files, mounted read-only (gild code ...). */
+  kind: LineKind;
   uuid: string;
   status: ImageStatus;
   parent: number | null;

@@ -1,6 +1,13 @@
 import type { ImageSourceRequest, ImageView, PushEvent } from "@gild/api-client";
 import type { StreamCapabilities } from "@gild/btrfs";
-import { GildError, type ImageVersionInfo, type Logger, type SerializedError, toGildError } from "@gild/core";
+import {
+  GildError,
+  type ImageVersionInfo,
+  type LineKind,
+  type Logger,
+  type SerializedError,
+  toGildError,
+} from "@gild/core";
 import type { ArtifactService } from "./artifact-service.js";
 import type { CommandService } from "./command-service.js";
 import type { ControllerImageBuilder, ControllerImageStore } from "./services.js";
@@ -73,6 +80,7 @@ export class ImageService {
     const record: ImageRecord = {
       line: info.line,
       version: info.version,
+      kind: info.kind,
       uuid: info.uuid,
       status,
       parent: info.parent,
@@ -94,8 +102,8 @@ export class ImageService {
       : 1;
   }
 
-  list(line?: string, withHosts = false): ImageView[] {
-    const records = this.deps.store.images.list(line);
+  list(line?: string, withHosts = false, kind?: LineKind): ImageView[] {
+    const records = this.deps.store.images.list(line).filter((r) => kind === undefined || r.kind === kind);
     if (!withHosts) return records;
     const hosts = this.deps.store.hosts.list();
     return records.map((r) => ({
@@ -119,8 +127,15 @@ export class ImageService {
     source: ImageSourceRequest,
     actor: string,
     onOutput?: (line: string) => void,
+    kind: LineKind = "os",
   ): Promise<ImageRecord> {
-    const build = { createdBy: actor, onOutput };
+    this.assertKind(line, kind);
+    if (kind === "code" && source.kind !== "dir")
+      throw new GildError(
+        "GILD_IMAGE_SOURCE_INVALID",
+        "a code version is made from a directory (--from-dir)",
+      );
+    const build = { createdBy: actor, onOutput, kind };
     const info =
       source.kind === "dir"
         ? await this.deps.builder.createFromDir(line, source.path, build)
@@ -144,6 +159,7 @@ export class ImageService {
     actor: string,
     onOutput?: (line: string) => void,
   ): Promise<ImageRecord> {
+    this.assertKind(line, "os");
     const info = await this.deps.builder.update(line, command, { ...options, createdBy: actor, onOutput });
     return this.afterCreate(info);
   }
@@ -169,6 +185,22 @@ export class ImageService {
       );
     }
     return record;
+  }
+
+  /** GILD_LINE_KIND_MISMATCH unless `line` is new or of `kind` (line names are one namespace). */
+  assertKind(line: string, kind: LineKind): void {
+    const actual = this.deps.store.images.kindOf(line);
+    if (actual === undefined || actual === kind) return;
+    throw new GildError(
+      "GILD_LINE_KIND_MISMATCH",
+      `${line} is ${actual === "code" ? "a code line" : "an os image line"}, not ${kind === "code" ? "a code line" : "an os image line"}`,
+      {
+        hint:
+          actual === "code"
+            ? `make its next version with: gild code update ${line} --from-dir DIR`
+            : `make its next version with: gild image update ${line} COMMAND, or choose another name`,
+      },
+    );
   }
 
   /** Remove a version from the controller (and its artifacts); refused while something uses it. */

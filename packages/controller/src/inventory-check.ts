@@ -90,6 +90,16 @@ export function inventoryProblems(inventory: Inventory): string[] {
     else if (!app.generations.every((g) => g >= 1 && isCount(g, 0xffffffff)))
       problems.push(`${at}.generations: not all generations`);
     if (!SPEC_HASH_RE.test(app.specHash)) problems.push(`${at}.specHash: not a hex digest`);
+    if (app.codeLine === "") {
+      if (app.codeVersion !== 0) problems.push(`${at}.codeVersion: set without a code line`);
+    } else {
+      if (!isValidLine(app.codeLine))
+        problems.push(`${at}.codeLine: "${clip(app.codeLine)}" is not a code line name`);
+      if (!isVersion(app.codeVersion))
+        problems.push(`${at}.codeVersion: ${app.codeVersion} is not a code version`);
+    }
+    if (app.previousCodeVersion !== 0 && !isVersion(app.previousCodeVersion))
+      problems.push(`${at}.previousCodeVersion: ${app.previousCodeVersion} is not a code version`);
   });
   return problems;
 }

@@ -10,6 +10,19 @@ import type { AppService } from "./app-service.js";
 import type { CommandService } from "./command-service.js";
 import type { ImageService } from "./image-service.js";
 import { appsInScope, rolloutCommandId } from "./rollout-observer.js";
+import type { HostInventory } from "./store/hosts-repo.js";
+
+/** What an instance runs with the rollout's line moved to `version`: the other line stays as it runs there. */
+function movedVersions(
+  app: HostInventory["apps"][number],
+  line: string,
+  version: number,
+): { image: number; code: number } {
+  return app.imageLine === line
+    ? { image: version, code: app.codeVersion }
+    : { image: app.imageVersion, code: version };
+}
+
 import type { CommandRecord } from "./store/commands-repo.js";
 import type { HostRecord } from "./store/hosts-repo.js";
 import type { StoredRollout } from "./store/rollouts-repo.js";
@@ -142,7 +155,11 @@ export class RolloutDispatcher {
         id,
         hostId: host.id,
         rolloutId: record.id,
-        body: this.deps.apps.deployBody(spec, record.version, record.strategy.healthyDeadlineMs),
+        body: this.deps.apps.deployBody(
+          spec,
+          movedVersions(app, record.line, record.version),
+          record.strategy.healthyDeadlineMs,
+        ),
       });
     }
   }
@@ -175,7 +192,9 @@ export class RolloutDispatcher {
           rollbackApp: {
             name: app.name,
             healthyDeadlineMs: record.strategy.healthyDeadlineMs,
-            onlyFromImageVersion: record.version,
+            ...(app.imageLine === record.line
+              ? { onlyFromImageVersion: record.version, onlyFromCodeVersion: 0 }
+              : { onlyFromImageVersion: 0, onlyFromCodeVersion: record.version }),
           },
         },
       });

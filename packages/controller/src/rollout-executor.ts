@@ -235,6 +235,13 @@ export class RolloutExecutor {
         this.deps.store.rollouts.save(record);
         this.deps.store.rollouts.appendEvents(rolloutId, events);
         if (plan.markVersion) this.deps.images.setStatus(record.line, record.version, plan.markVersion);
+        // Proven on every host: what the apps run at from now on (and what a host added to one gets).
+        if (plan.markVersion === "stable")
+          for (const app of appNames)
+            this.deps.store.apps.setVersions(
+              app,
+              image.kind === "code" ? { code: record.version } : { image: record.version },
+            );
       });
       this.remember({ ...stored, record });
       for (const event of events) {

@@ -6,6 +6,7 @@ import type {
   HostObservation,
   RolloutRecord,
 } from "@gild/core";
+import type { AppInstance } from "@gild/protocol";
 import type { AgentHub } from "./agent-hub.js";
 import { hostHasVersion } from "./image-service.js";
 import type { CommandRecord } from "./store/commands-repo.js";
@@ -32,7 +33,20 @@ export function appsInScope(
   line: string,
   appNames: ReadonlySet<string>,
 ): HostInventory["apps"] {
-  return (inventory?.apps ?? []).filter((a) => a.imageLine === line && appNames.has(a.name));
+  return (inventory?.apps ?? []).filter((a) => versionOnLine(a, line) !== undefined && appNames.has(a.name));
+}
+
+/**
+ * The version of `line` an app instance runs: its image version when the line is its image, its code
+ * version when the line is its code (line names are one namespace); undefined when it uses neither.
+ */
+export function versionOnLine(
+  app: Pick<AppInstance, "imageLine" | "imageVersion" | "codeLine" | "codeVersion">,
+  line: string,
+): number | undefined {
+  if (app.imageLine === line) return app.imageVersion;
+  if (app.codeLine !== "" && app.codeLine === line) return app.codeVersion;
+  return undefined;
 }
 
 /** What a switch or rollback command reports back (the DeployResult, as the store keeps it). */
@@ -134,7 +148,7 @@ export function observeRollout(
     }
     const appObservations: AppObservation[] = apps.map((a) => ({
       name: a.name,
-      version: a.imageVersion,
+      version: versionOnLine(a, record.line) ?? 0,
       health: a.health === "healthy" || a.health === "unhealthy" ? a.health : "unknown",
       healthySince: a.health === "healthy" && a.healthSinceMs > 0 ? a.healthSinceMs : null,
     }));
@@ -142,7 +156,8 @@ export function observeRollout(
       online: host ? deps.hub.isOnline(hostId) : false,
       hasImage: hostHasVersion(inventory, { line: record.line, uuid: deps.versionUuid }),
       rollbackReady:
-        apps.length > 0 && apps.every((a) => a.generation > 0 && a.imageVersion !== record.version),
+        apps.length > 0 &&
+        apps.every((a) => a.generation > 0 && versionOnLine(a, record.line) !== record.version),
       fetch,
       switch: aggregate(switches, "switch"),
       rollback,

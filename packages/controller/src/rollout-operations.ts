@@ -16,7 +16,7 @@ import type { AppService } from "./app-service.js";
 import { hostHasVersion, type ImageService, pickParent } from "./image-service.js";
 import type { RolloutExecutor } from "./rollout-executor.js";
 import type { RolloutFeed } from "./rollout-feed.js";
-import { appsInScope } from "./rollout-observer.js";
+import { appsInScope, versionOnLine } from "./rollout-observer.js";
 import { checkRolloutRequest, type RolloutRequest } from "./rollout-request.js";
 import type { StoredRollout } from "./store/rollouts-repo.js";
 import type { Store } from "./store/store.js";
@@ -75,7 +75,7 @@ export class RolloutOperations {
         targets.push({
           hostId: host.id,
           hostName: host.name,
-          apps: apps.map((a) => ({ name: a.name, version: a.imageVersion })),
+          apps: apps.map((a) => ({ name: a.name, version: versionOnLine(a, line) ?? 0 })),
         });
     }
     const active = this.deps.store.rollouts.active(line).map((r) => r.record.id);

@@ -1,11 +1,56 @@
-import { GildError, isValidLine, parseImageSelector } from "@gild/core";
+import { type AppSpec, GildError, isValidLine, parseImageSelector } from "@gild/core";
 import type { FastifyInstance } from "fastify";
+import type { DeployVersions } from "../app-service.js";
 import { streamNdjson } from "../ndjson.js";
 import type { Services } from "../services.js";
 
 function appName(name: string): string {
   if (!isValidLine(name)) throw new GildError("GILD_APP_NOT_FOUND", `no app named ${name}`);
   return name;
+}
+
+/**
+ * The versions a deploy request moves: `image` (php or php@3) and `code` (blog or blog@7), each the
+ * line's latest when it names no version; with neither, the latest of the image (or `version`) and of
+ * the code.
+ */
+function deployMoves(
+  services: AppRouteDeps,
+  name: string,
+  spec: AppSpec,
+  body: { image?: string; code?: string; version?: number },
+): Partial<DeployVersions> {
+  const latest = (line: string, kind: string) => {
+    const version = services.images.latest(line)?.version;
+    if (version === undefined)
+      throw new GildError("GILD_IMAGE_NOT_FOUND", `${kind} line ${line} has no version yet`);
+    return version;
+  };
+  const moves: Partial<DeployVersions> = {};
+  if (body.image !== undefined) {
+    const selector = parseImageSelector(body.image);
+    if (selector.line !== spec.image)
+      throw new GildError(
+        "GILD_BAD_REQUEST",
+        `${name} runs on image line ${spec.image}, not ${selector.line}`,
+      );
+    moves.image = selector.version ?? body.version ?? latest(spec.image, "image");
+  }
+  if (body.code !== undefined) {
+    const selector = parseImageSelector(body.code);
+    if (selector.line !== spec.code)
+      throw new GildError(
+        "GILD_BAD_REQUEST",
+        spec.code ? `${name}'s code line is ${spec.code}, not ${selector.line}` : `${name} has no code line`,
+        spec.code ? {} : { hint: `create the app with --code LINE to mount app code` },
+      );
+    moves.code = selector.version ?? latest(spec.code, "code");
+  }
+  if (body.image === undefined && body.code === undefined) {
+    moves.image = body.version ?? latest(spec.image, "image");
+    if (spec.code) moves.code = latest(spec.code, "code");
+  }
+  return moves;
 }
 
 /** What these routes use. */
@@ -48,7 +93,10 @@ export async function appRoutes(app: FastifyInstance, services: AppRouteDeps): P
     },
   );
 
-  app.post<{ Params: { name: string }; Body: { image?: string; version?: number; hosts?: string[] } }>(
+  app.post<{
+    Params: { name: string };
+    Body: { image?: string; code?: string; version?: number; hosts?: string[] };
+  }>(
     "/v1/apps/:name/deploy",
     {
       schema: {
@@ -57,6 +105,7 @@ export async function appRoutes(app: FastifyInstance, services: AppRouteDeps): P
           additionalProperties: false,
           properties: {
             image: { type: "string", maxLength: 128 },
+            code: { type: "string", maxLength: 128 },
             version: { type: "integer", minimum: 1 },
             hosts: { type: "array", items: { type: "string" }, maxItems: 100_000 },
           },
@@ -66,30 +115,54 @@ export async function appRoutes(app: FastifyInstance, services: AppRouteDeps): P
     async (req, reply) => {
       const name = appName(req.params.name);
       const spec = services.apps.spec(name);
-      let version = req.body.version;
-      if (req.body.image !== undefined) {
-        const selector = parseImageSelector(req.body.image);
-        if (selector.line !== spec.image) {
-          throw new GildError(
-            "GILD_BAD_REQUEST",
-            `${name} runs on image line ${spec.image}, not ${selector.line}`,
-          );
-        }
-        version = selector.version ?? version;
-      }
-      version ??= services.images.latest(spec.image)?.version;
-      if (version === undefined)
-        throw new GildError("GILD_IMAGE_NOT_FOUND", `image line ${spec.image} has no version yet`);
-      const target = version;
+      const moves = deployMoves(services, name, spec, req.body);
+      const what = [
+        moves.image === undefined ? null : `${spec.image}@${moves.image}`,
+        moves.code === undefined ? null : `${spec.code}@${moves.code}`,
+      ]
+        .filter(Boolean)
+        .join(" ");
       return streamNdjson(
         reply,
         async (emit) => ({
-          hosts: await services.apps.deploy(name, target, req.body.hosts, (e) =>
-            emit({ type: "host", ...e }),
-          ),
+          hosts: await services.apps.deploy(name, moves, req.body.hosts, (e) => emit({ type: "host", ...e })),
         }),
         ({ summary }) => {
-          req.auditSummary = `deploy ${name} ${spec.image}@${target}: ${summary}`;
+          req.auditSummary = `deploy ${name} ${what}: ${summary}`;
+        },
+      );
+    },
+  );
+
+  app.post<{
+    Params: { name: string };
+    Body: { add?: string[]; remove?: string[]; purgeData?: boolean };
+  }>(
+    "/v1/apps/:name/hosts",
+    {
+      schema: {
+        body: {
+          type: "object",
+          additionalProperties: false,
+          properties: {
+            add: { type: "array", items: { type: "string", maxLength: 256 }, maxItems: 1000 },
+            remove: { type: "array", items: { type: "string", maxLength: 256 }, maxItems: 1000 },
+            purgeData: { type: "boolean" },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const name = appName(req.params.name);
+      services.apps.spec(name);
+      const { add = [], remove = [] } = req.body;
+      if (add.length === 0 && remove.length === 0)
+        throw new GildError("GILD_BAD_REQUEST", "name hosts to add or to remove");
+      return streamNdjson(
+        reply,
+        (emit) => services.apps.changeHosts(name, req.body, (e) => emit({ type: "host", ...e })),
+        ({ summary }) => {
+          req.auditSummary = `app ${name} hosts${add.length > 0 ? ` +${add.join(",")}` : ""}${remove.length > 0 ? ` -${remove.join(",")}` : ""}: ${summary}`;
         },
       );
     },

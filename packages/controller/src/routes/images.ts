@@ -1,5 +1,5 @@
 import type { ImageSourceRequest } from "@gild/api-client";
-import { assertValidLine, GildError } from "@gild/core";
+import { assertValidLine, GildError, LINE_KINDS, type LineKind } from "@gild/core";
 import type { FastifyInstance } from "fastify";
 import { selectHosts } from "../host-selection.js";
 import { streamNdjson } from "../ndjson.js";
@@ -23,6 +23,9 @@ export function imageUser(
     for (const app of host.inventory?.apps ?? []) {
       if (app.imageLine === line && (app.imageVersion === version || app.previousImageVersion === version)) {
         return `app ${app.name} on ${host.name}`;
+      }
+      if (app.codeLine === line && (app.codeVersion === version || app.previousCodeVersion === version)) {
+        return `app ${app.name}'s code on ${host.name}`;
       }
     }
   }
@@ -48,12 +51,21 @@ export type ImageRouteDeps = Pick<Services, "images" | "store">;
 
 /** A fastify plugin: register it with its dependencies (`app.register(imageRoutes, deps)`). */
 export async function imageRoutes(app: FastifyInstance, services: ImageRouteDeps): Promise<void> {
-  app.get<{ Querystring: { line?: string; hosts?: string } }>("/v1/images", async (req) => {
+  app.get<{ Querystring: { line?: string; hosts?: string; kind?: string } }>("/v1/images", async (req) => {
     const line = req.query.line === undefined ? undefined : assertValidLine(req.query.line);
-    return { images: services.images.list(line, req.query.hosts === "1" || req.query.hosts === "true") };
+    const kind = req.query.kind;
+    if (kind !== undefined && !LINE_KINDS.includes(kind as LineKind))
+      throw new GildError("GILD_BAD_REQUEST", `kind must be one of ${LINE_KINDS.join(", ")}`);
+    return {
+      images: services.images.list(
+        line,
+        req.query.hosts === "1" || req.query.hosts === "true",
+        kind as LineKind | undefined,
+      ),
+    };
   });
 
-  app.post<{ Body: { line: string; source: ImageSourceRequest } }>(
+  app.post<{ Body: { line: string; source: ImageSourceRequest; kind?: LineKind } }>(
     "/v1/images",
     {
       schema: {
@@ -61,7 +73,11 @@ export async function imageRoutes(app: FastifyInstance, services: ImageRouteDeps
           type: "object",
           required: ["line", "source"],
           additionalProperties: false,
-          properties: { line: { type: "string" }, source: sourceSchema },
+          properties: {
+            line: { type: "string" },
+            source: sourceSchema,
+            kind: { type: "string", enum: [...LINE_KINDS] },
+          },
         },
       },
     },
@@ -74,7 +90,14 @@ export async function imageRoutes(app: FastifyInstance, services: ImageRouteDeps
         throw new GildError("GILD_BAD_REQUEST", "source.suite is required for kind debootstrap");
       return streamNdjson(
         reply,
-        (emit) => services.images.create(line, source, req.actor, (l) => emit({ type: "output", line: l })),
+        (emit) =>
+          services.images.create(
+            line,
+            source,
+            req.actor,
+            (l) => emit({ type: "output", line: l }),
+            req.body.kind ?? "os",
+          ),
         ({ summary }) => {
           req.auditSummary = `create ${line}: ${summary}`;
         },

@@ -121,6 +121,13 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE hosts ADD COLUMN protocol_version INTEGER NOT NULL DEFAULT 1;
   ALTER TABLE commands ADD COLUMN body TEXT;
   `,
+  // App code: a line is an os image or an app's code; an app remembers the versions it was last
+  // deployed or rolled out at (what a host added to it gets).
+  `
+  ALTER TABLE images ADD COLUMN kind TEXT NOT NULL DEFAULT 'os';
+  ALTER TABLE apps ADD COLUMN image_version INTEGER;
+  ALTER TABLE apps ADD COLUMN code_version INTEGER;
+  `,
 ];
 
 /** Open (or create) the controller database: WAL, foreign keys, migrations applied. */

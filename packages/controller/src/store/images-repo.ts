@@ -1,5 +1,5 @@
 import type { ImageView } from "@gild/api-client";
-import type { ImageOrigin, ImageStatus } from "@gild/core";
+import type { ImageOrigin, ImageStatus, LineKind } from "@gild/core";
 import type { Db } from "./db.js";
 
 /**
@@ -11,6 +11,7 @@ export type ImageRecord = Omit<ImageView, "hosts">;
 interface ImageRow {
   line: string;
   version: number;
+  kind: string;
   uuid: string;
   status: string;
   parent: number | null;
@@ -23,6 +24,7 @@ interface ImageRow {
 const fromRow = (row: ImageRow): ImageRecord => ({
   line: row.line,
   version: row.version,
+  kind: row.kind as LineKind,
   uuid: row.uuid,
   status: row.status as ImageStatus,
   parent: row.parent,
@@ -38,9 +40,9 @@ export class ImagesRepo {
   upsert(image: ImageRecord): void {
     this.db
       .prepare(
-        `INSERT INTO images (line, version, uuid, status, parent, size_bytes, origin, created_by, created_at)
-         VALUES (@line, @version, @uuid, @status, @parent, @sizeBytes, @origin, @createdBy, @createdAt)
-         ON CONFLICT (line, version) DO UPDATE SET uuid = excluded.uuid, parent = excluded.parent,
+        `INSERT INTO images (line, version, kind, uuid, status, parent, size_bytes, origin, created_by, created_at)
+         VALUES (@line, @version, @kind, @uuid, @status, @parent, @sizeBytes, @origin, @createdBy, @createdAt)
+         ON CONFLICT (line, version) DO UPDATE SET kind = excluded.kind, uuid = excluded.uuid, parent = excluded.parent,
            size_bytes = excluded.size_bytes, origin = excluded.origin, created_by = excluded.created_by,
            created_at = excluded.created_at`,
       )
@@ -60,6 +62,14 @@ export class ImagesRepo {
         ? this.db.prepare("SELECT * FROM images ORDER BY line, version").all()
         : this.db.prepare("SELECT * FROM images WHERE line = ? ORDER BY version").all(line);
     return (rows as ImageRow[]).map(fromRow);
+  }
+
+  /** The kind of a line (of its newest version), or undefined when the line has no version. */
+  kindOf(line: string): LineKind | undefined {
+    const row = this.db
+      .prepare("SELECT kind FROM images WHERE line = ? ORDER BY version DESC LIMIT 1")
+      .get(line) as { kind: string } | undefined;
+    return row?.kind as LineKind | undefined;
   }
 
   setStatus(line: string, version: number, status: ImageStatus): void {
