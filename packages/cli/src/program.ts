@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { registerAgentCommands } from "./commands/agent.js";
 import { registerAppCommands } from "./commands/app.js";
 import { registerAuditCommands } from "./commands/audit.js";
+import { registerCodeCommands } from "./commands/code.js";
 import { registerControllerCommands } from "./commands/controller.js";
 import { registerHostCommands } from "./commands/hosts.js";
 import { registerImageCommands } from "./commands/image.js";
@@ -19,6 +20,7 @@ export function buildProgram(ctx: CliContext): Command {
     .exitOverride();
   program.configureHelp({ sortSubcommands: true });
   registerImageCommands(program, ctx);
+  registerCodeCommands(program, ctx);
   registerControllerCommands(program, ctx);
   registerAgentCommands(program, ctx);
   registerTokenCommands(program, ctx);

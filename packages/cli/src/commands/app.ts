@@ -28,6 +28,15 @@ export function appTable(apps: readonly AppView[]): string {
     { header: "APP", value: (r) => r.app.spec.name },
     { header: "HOST", value: (r) => r.i?.host ?? "(not deployed)" },
     { header: "IMAGE", value: (r) => (r.i ? `${r.app.spec.image}@${r.i.imageVersion}` : r.app.spec.image) },
+    ...(apps.some((a) => a.spec.code)
+      ? [
+          {
+            header: "CODE",
+            value: (r: (typeof rows)[number]) =>
+              r.app.spec.code ? (r.i ? `${r.app.spec.code}@${r.i.codeVersion}` : r.app.spec.code) : "-",
+          },
+        ]
+      : []),
     { header: "GEN", value: (r) => (r.i ? `g${r.i.generation}` : "-") },
     {
       header: "STATE",
@@ -44,7 +53,9 @@ export function appTable(apps: readonly AppView[]): string {
     {
       header: "PREVIOUS",
       value: (r) =>
-        r.i?.previousGeneration ? `g${r.i.previousGeneration} (@${r.i.previousImageVersion})` : "-",
+        r.i?.previousGeneration
+          ? `g${r.i.previousGeneration} (@${r.i.previousImageVersion}${r.app.spec.code ? `, code @${r.i.previousCodeVersion}` : ""})`
+          : "-",
     },
     {
       header: "DETAIL",
@@ -59,13 +70,15 @@ function deployLine(e: DeployEvent): string {
     case "pulling":
       return e.progress
         ? `${host} pulling ${formatProgress(e.progress.bytesDone, e.progress.bytesTotal, e.progress.rateBytesPerSecond)}`
-        : `${host} pulling the image`;
+        : `${host} pulling`;
     case "switching":
       return `${host} switching (waiting for health)`;
     case "done":
       return `${host} done: generation g${e.generation} runs${e.previousGeneration ? `, g${e.previousGeneration} kept for rollback` : ""}`;
     case "rolled-back":
       return `${host} ROLLED BACK to g${e.generation} (healthy again): ${e.reason ?? e.error?.message ?? ""}`;
+    case "removed":
+      return `${host} removed`;
     case "rollback-failed":
       return `${host} ROLLBACK FAILED: back on g${e.generation}, NOT HEALTHY: ${e.reason ?? e.error?.message ?? ""}${e.error ? ` [${e.error.code}]` : ""}`;
     default:
@@ -76,20 +89,21 @@ function deployLine(e: DeployEvent): string {
 /** Follow an NDJSON deploy or rollback, with live per-host lines; exit 1 when any host did not switch. */
 async function followDeploy(
   render: Renderer,
-  stream: RouteStream<"POST /v1/apps/:name/deploy">,
+  stream: RouteStream<"POST /v1/apps/:name/deploy"> | RouteStream<"POST /v1/apps/:name/hosts">,
+  done: DeployEvent["state"][] = ["done"],
 ): Promise<void> {
   const result = await followHosts(render, stream, {
     line: deployLine,
     isLive: (e: DeployEvent) => e.state === "pulling" && Boolean(e.progress),
   });
   // Each host's outcome was printed as it happened; the result is a one-line summary (or the JSON).
-  const done = result.hosts.filter((h) => h.state === "done").length;
+  const ok = result.hosts.filter((h) => done.includes(h.state)).length;
   render.result(
     result.hosts,
     () =>
-      `${done} of ${result.hosts.length} host(s) switched${done < result.hosts.length ? `, ${result.hosts.length - done} did not` : ""}`,
+      `${ok} of ${result.hosts.length} host(s) ${done.includes("removed") ? "done" : "switched"}${ok < result.hosts.length ? `, ${result.hosts.length - ok} did not` : ""}`,
   );
-  if (result.hosts.some((h) => h.state !== "done")) process.exitCode = 1;
+  if (ok < result.hosts.length) process.exitCode = 1;
 }
 
 /** The app spec from --file (YAML or JSON) and flags (flags win). */
@@ -98,6 +112,8 @@ export function appSpecFromFlags(name: string, flags: Record<string, unknown>): 
   if (typeof flags.file === "string") spec = readSpecFile(flags.file, "app");
   if (name) spec.name = name;
   if (flags.image !== undefined) spec.image = flags.image;
+  if (flags.code !== undefined) spec.code = flags.code;
+  if (flags.codeMount !== undefined) spec.codeMount = flags.codeMount;
   if (flags.hosts !== undefined) spec.hosts = splitList(flags.hosts as string[]);
   if (flags.cmd !== undefined) spec.cmd = flags.cmd;
   if (flags.env !== undefined)
@@ -132,6 +148,8 @@ export function registerAppCommands(program: Command, ctx: CliContext): void {
       .description("define an app (validated as a whole; every problem is listed with its path)")
       .option("--file <path>", "app file (YAML or JSON); flags override its fields")
       .option("--image <line>", "image line it runs on, e.g. php")
+      .option("--code <line>", "code line whose version is mounted read-only in the container (gild code)")
+      .option("--code-mount <path>", "where the code appears inside the container (default /srv/code)")
       .option("--hosts <names>", "host names or label selectors (role=web), comma separated", collect)
       .option(
         "--cmd <command>",
@@ -163,7 +181,7 @@ export function registerAppCommands(program: Command, ctx: CliContext): void {
     render.result(
       created,
       () =>
-        `created app ${created.spec.name} on ${created.spec.image}; hosts now: ${created.targets.join(", ") || "none"}\ndeploy it with: gild app deploy ${created.spec.name} --image ${created.spec.image}@<version>`,
+        `created app ${created.spec.name} on ${created.spec.image}${created.spec.code ? ` with code ${created.spec.code} at ${created.spec.codeMount}` : ""}; hosts now: ${created.targets.join(", ") || "none"}\ndeploy it with: gild app deploy ${created.spec.name} (the latest versions) or --image ${created.spec.image}@<version>`,
     );
   });
 
@@ -194,25 +212,76 @@ export function registerAppCommands(program: Command, ctx: CliContext): void {
     app
       .command("deploy <name>")
       .description(
-        "switch an app to an image version on its hosts (pull, health gate, local rollback): what a rollout does per host",
+        "switch an app to an image and/or code version on its hosts (pull, health gate, local rollback): what a rollout does per host",
       )
-      .option("--image <image>", "version to run, e.g. php@2 (default: the line's latest)")
+      .option(
+        "--image <image>",
+        "image version to run, e.g. php@2 (a line alone: its latest); without --image and --code: the latest of both",
+      )
+      .option(
+        "--code <code>",
+        "code version to mount, e.g. blog@7 (a line alone: its latest); the image stays",
+      )
       .option("--hosts <names>", "only these hosts (names or label selectors)", collect)
       .option("--host <name>", "only this host (repeatable)", collect)
       .option("--json", "print the per-host results as JSON"),
   ).action(
-    async (name: string, flags: CommandFlags & { image?: string; hosts?: string[]; host?: string[] }) => {
+    async (
+      name: string,
+      flags: CommandFlags & { image?: string; code?: string; hosts?: string[]; host?: string[] },
+    ) => {
       const render = ctx.renderer(flags);
       const hosts = [...splitList(flags.hosts), ...splitList(flags.host)];
       await followDeploy(
         render,
         ctx.client(flags).stream("POST /v1/apps/:name/deploy", {
           params: { name },
-          body: { ...(flags.image ? { image: flags.image } : {}), ...(hosts.length > 0 ? { hosts } : {}) },
+          body: {
+            ...(flags.image ? { image: flags.image } : {}),
+            ...(flags.code ? { code: flags.code } : {}),
+            ...(hosts.length > 0 ? { hosts } : {}),
+          },
         }),
       );
     },
   );
+
+  const hostsCommand = app
+    .command("hosts")
+    .description("add hosts to an app (they get its image, code and an empty data dir) or take them off");
+  targetOptions(
+    hostsCommand
+      .command("add <name> <hosts...>")
+      .description(
+        "add hosts (names or label selectors) to an app and deploy it there at the versions it runs, through the health gate",
+      )
+      .option("--json", "print the per-host results as JSON"),
+  ).action(async (name: string, hosts: string[], flags: CommandFlags) => {
+    await followDeploy(
+      ctx.renderer(flags),
+      ctx.client(flags).stream("POST /v1/apps/:name/hosts", {
+        params: { name },
+        body: { add: splitList(hosts) },
+      }),
+      ["done", "removed"],
+    );
+  });
+  targetOptions(
+    hostsCommand
+      .command("rm <name> <hosts...>")
+      .description("take hosts (as the app names them) off an app: its containers there are removed")
+      .option("--purge-data", "also delete data/<app> on those hosts (irreversible)")
+      .option("--json", "print the per-host results as JSON"),
+  ).action(async (name: string, hosts: string[], flags: CommandFlags & { purgeData?: boolean }) => {
+    await followDeploy(
+      ctx.renderer(flags),
+      ctx.client(flags).stream("POST /v1/apps/:name/hosts", {
+        params: { name },
+        body: { remove: splitList(hosts), ...(flags.purgeData ? { purgeData: true } : {}) },
+      }),
+      ["done", "removed"],
+    );
+  });
 
   targetOptions(
     app

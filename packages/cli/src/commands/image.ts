@@ -62,12 +62,12 @@ export function imageTable(images: readonly ImageRow[]): string {
   ]);
 }
 
-function describeVersion(image: ImageRow): string {
+export function describeVersion(image: ImageRow): string {
   return `created ${image.line}@${image.version}${image.sizeBytes === null ? "" : ` (${formatBytes(image.sizeBytes)})`}`;
 }
 
 /** Run an NDJSON image build on the controller, echoing its output lines. */
-async function remoteBuild(
+export async function remoteBuild(
   render: Renderer,
   stream: RouteStream<"POST /v1/images" | "POST /v1/images/:line/update">,
 ): Promise<ImageRow> {
@@ -201,7 +201,11 @@ export function registerImageCommands(program: Command, ctx: CliContext): void {
     let images: ImageRow[];
     if (ctx.isLocal(flags)) images = await listLocalImages(ctx.poolPath(flags.pool), line);
     else {
-      const query = { ...(line ? { line } : {}), ...(flags.hosts ? { hosts: "1" as const } : {}) };
+      const query = {
+        ...(line ? { line } : {}),
+        ...(flags.hosts ? { hosts: "1" as const } : {}),
+        kind: "os" as const,
+      };
       images = (await ctx.client(flags).call("GET /v1/images", { query })).images;
     }
     render.result(images, () => imageTable(images));
