@@ -52,6 +52,9 @@ describeWith(
         // php@1 served first (no mbstring), php@2 after the rollout (mbstring installed by the update).
         expect(up.output).toMatch(/image:\s+php@1[\s\S]*mbstring:\s+no/);
         expect(up.output).toMatch(/image:\s+php@2[\s\S]*mbstring:\s+yes/);
+        // The code came through gild (hello@1, then hello@2 rolled out), never written into a pool by hand.
+        expect(up.output).toMatch(/code:\s+hello@1 \(release 1\)/);
+        expect(up.output).toMatch(/code:\s+hello@2 \(release 2\)/);
         expect(up.output).toContain("SUCCEEDED");
         // The app's data survived the switch: each host's counter went on from where it was.
         const visits = [...up.output.matchAll(/visits:\s+(\d+)/g)].map((m) => Number(m[1]));
@@ -62,14 +65,13 @@ describeWith(
         const controllerDir = state.controllerDataDir;
         const hosts = gildJson<Array<{ state: string }>>(controllerDir, ["hosts"]);
         expect(hosts.map((h) => h.state)).toEqual(["online", "online", "online"]);
-        const apps = gildJson<Array<{ instances: Array<{ imageVersion: number; health: string }> }>>(
-          controllerDir,
-          ["app", "ls"],
-        );
-        expect(apps[0]?.instances.map((i) => [i.imageVersion, i.health])).toEqual([
-          [2, "healthy"],
-          [2, "healthy"],
-          [2, "healthy"],
+        const apps = gildJson<
+          Array<{ instances: Array<{ imageVersion: number; codeVersion: number; health: string }> }>
+        >(controllerDir, ["app", "ls"]);
+        expect(apps[0]?.instances.map((i) => [i.imageVersion, i.codeVersion, i.health])).toEqual([
+          [2, 2, "healthy"],
+          [2, 2, "healthy"],
+          [2, 2, "healthy"],
         ]);
 
         const down = await runQuickstartScript(["down", "--dir", dir], 120_000);

@@ -1,22 +1,26 @@
-import { chmod, chown, mkdir, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 /**
- * The quickstart's app `hello`: its code and its web server config live in its data directory
- * (data/hello on each host, mounted at /srv/app), not in the image. The image is plain Debian with
- * nginx and php-fpm: the runtime that every app shares and that a rollout patches.
+ * The quickstart's app `hello`: its code and its web server config are the code line `hello`, made on
+ * the controller from a directory (`gild code create hello --from-dir`) and mounted read-only at
+ * /srv/code; its data (a visit counter) is data/hello on each host, mounted at /srv/app. The image is
+ * plain Debian with nginx and php-fpm: the runtime that every app shares and that a rollout patches.
  */
 export const HELLO_PORT = 8080;
 export const HELLO_DATA_MOUNT = "/srv/app";
+export const HELLO_CODE_MOUNT = "/srv/code";
 
 const START = `#!/bin/sh
 # PID 1 of the container: php-fpm and nginx as children, SIGTERM stops both cleanly.
 set -e
 mkdir -p /run/php /var/lib/nginx /var/log/nginx
+# The counter is the app's own data: made once, kept across every switch, writable by php-fpm.
+if [ ! -f /srv/app/visits.txt ]; then echo 0 > /srv/app/visits.txt; chown www-data:www-data /srv/app/visits.txt; fi
 fpm=$(ls /usr/sbin/php-fpm* | head -n 1)
-"$fpm" --nodaemonize --fpm-config /srv/app/php-fpm.conf &
+"$fpm" --nodaemonize --fpm-config /srv/code/php-fpm.conf &
 fpm_pid=$!
-nginx -c /srv/app/nginx.conf -g 'daemon off;' &
+nginx -c /srv/code/nginx.conf -g 'daemon off;' &
 nginx_pid=$!
 trap 'kill -TERM $nginx_pid $fpm_pid 2>/dev/null; wait; exit 0' TERM INT
 echo "hello: nginx and $fpm started"
@@ -36,7 +40,7 @@ http {
   access_log off;
   server {
     listen ${HELLO_PORT};
-    root /srv/app/public;
+    root /srv/code/public;
     index index.php;
     location ~ \\.php$ {
       fastcgi_pass unix:/run/php/hello.sock;
@@ -60,13 +64,14 @@ listen.group = www-data
 listen.mode = 0660
 pm = static
 pm.max_children = 2
-; The container's environment (GILD_IMAGE, GILD_GENERATION) reaches the page.
+; The container's environment (GILD_IMAGE, GILD_CODE, GILD_GENERATION) reaches the page.
 clear_env = no
 catch_workers_output = yes
 `;
 
-const INDEX = `<?php
-// The app's code lives in data/hello on the host: it survives every image switch and rollback.
+const index = (release: string) => `<?php
+// The app's code is a code line (read-only at /srv/code); its data is data/hello on the host, which
+// survives every switch and rollback.
 $counter = '/srv/app/visits.txt';
 $fp = fopen($counter, 'c+');
 flock($fp, LOCK_EX);
@@ -76,6 +81,7 @@ flock($fp, LOCK_UN); fclose($fp);
 header('Content-Type: text/plain');
 printf("Hello from gild!\\n");
 printf("image:      %s (generation %s)\\n", getenv('GILD_IMAGE') ?: '?', getenv('GILD_GENERATION') ?: '?');
+printf("code:       %s (${release})\\n", getenv('GILD_CODE') ?: '?');
 printf("php:        %s\\n", PHP_VERSION);
 printf("mbstring:   %s\\n", extension_loaded('mbstring') ? 'yes' : 'no');
 printf("visits:     %d (kept in the app's data dir)\\n", $visits);
@@ -87,22 +93,28 @@ header('Content-Type: text/plain');
 echo "ok\\n";
 `;
 
-/** Write the app's files into a host's data/hello directory (the data survives; the config is ours). */
-export async function writeHelloApp(dataDir: string): Promise<void> {
-  await mkdir(join(dataDir, "public"), { recursive: true });
-  await writeFile(join(dataDir, "start.sh"), START);
-  await chmod(join(dataDir, "start.sh"), 0o755);
-  await writeFile(join(dataDir, "nginx.conf"), NGINX);
-  await writeFile(join(dataDir, "php-fpm.conf"), FPM);
-  await writeFile(join(dataDir, "public", "index.php"), INDEX);
-  await writeFile(join(dataDir, "public", "healthz.php"), HEALTHZ);
-  // The counter is the app's own data: created once, never overwritten, writable by php-fpm (www-data).
-  const visits = join(dataDir, "visits.txt");
-  if (!(await stat(visits).catch(() => undefined))) {
-    await writeFile(visits, "0");
-    await chown(visits, WWW_DATA_UID, WWW_DATA_UID);
-  }
+/**
+ * Write the app's code into `dir` (on the controller's machine), the source of `gild code create|update
+ * hello --from-dir`; `release` is a line of the page, so the next version differs in one file.
+ */
+export async function writeHelloCode(dir: string, release: string): Promise<void> {
+  await mkdir(join(dir, "public"), { recursive: true });
+  await writeFile(join(dir, "start.sh"), START);
+  await chmod(join(dir, "start.sh"), 0o755);
+  await writeFile(join(dir, "nginx.conf"), NGINX);
+  await writeFile(join(dir, "php-fpm.conf"), FPM);
+  await writeFile(join(dir, "public", "index.php"), index(release));
+  await writeFile(join(dir, "public", "healthz.php"), HEALTHZ);
 }
 
-/** www-data's uid and gid in Debian. */
-const WWW_DATA_UID = 33;
+/**
+ * The --quick variant's code (busybox httpd, no PHP): a page naming `release`, and /healthz. Its
+ * command serves the code mount, with a shell as PID 1 that stops httpd on SIGTERM.
+ */
+export async function writeQuickHelloCode(dir: string, release: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, "index.html"), `hello from gild (${release})\n`);
+  await writeFile(join(dir, "healthz"), "ok\n");
+}
+
+export const QUICK_HELLO_COMMAND = `/bin/httpd -f -p ${HELLO_PORT} -h ${HELLO_CODE_MOUNT} & child=$!; trap 'kill -TERM $child; exit 0' TERM; wait $child`;

@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { buildBusyboxRoot, busyboxServeShellCommand } from "../busybox-image.js";
+import { buildBusyboxRoot } from "../busybox-image.js";
 import { environmentWithoutGild } from "../fleet/fleet-context.js";
 import {
   appInstances,
@@ -15,7 +15,14 @@ import {
   imageUpdateArgs,
 } from "../fleet/index.js";
 import { waitFor } from "../wait.js";
-import { HELLO_DATA_MOUNT, HELLO_PORT, writeHelloApp } from "./php-app.js";
+import {
+  HELLO_CODE_MOUNT,
+  HELLO_DATA_MOUNT,
+  HELLO_PORT,
+  QUICK_HELLO_COMMAND,
+  writeHelloCode,
+  writeQuickHelloCode,
+} from "./php-app.js";
 
 export interface QuickstartOptions {
   /** Where the fleet lives (its state file, logs, pools). */
@@ -59,9 +66,10 @@ function gildLive(fleet: Fleet, args: readonly string[]): Promise<void> {
 /**
  * The quickstart's whole flow, on the fleet harness the end-to-end tests use: a controller and three
  * hosts (network namespaces, loopback btrfs pools, real agents joined with one-time tokens); the golden
- * image php@1 (debootstrap: Debian bookworm with nginx and php-fpm) and the app `hello` whose code
- * lives in each host's data dir; then php@2 from `gild image update php -- apt-get install ...`, rolled
- * out canary first with the live view.
+ * image php@1 (debootstrap: Debian bookworm with nginx and php-fpm) and the app `hello` whose code is
+ * the code line hello@1, shipped by gild and mounted read-only; then php@2 from `gild image update php
+ * -- apt-get install ...` and hello@2 (a one-line change), each rolled out canary first with the live
+ * view.
  */
 export async function runQuickstart(options: QuickstartOptions): Promise<QuickstartResult> {
   const { log } = options;
@@ -103,15 +111,13 @@ export async function runQuickstart(options: QuickstartOptions): Promise<Quickst
       ]);
     }
 
-    step(log, "the app hello: its code in each host's data dir, its runtime from the image");
-    for (const host of fleet.hosts) {
-      const data = join(host.poolPath, "data", "hello");
-      if (options.quick) mkdirSync(data, { recursive: true });
-      else await writeHelloApp(data);
-    }
-    const command = options.quick
-      ? busyboxServeShellCommand(HELLO_PORT, HELLO_DATA_MOUNT)
-      : `exec /bin/sh ${HELLO_DATA_MOUNT}/start.sh`;
+    step(log, "hello@1: the app's code as a code line (gild code create hello --from-dir ...)");
+    const source = join(options.dir, "hello-src");
+    const writeCode = options.quick ? writeQuickHelloCode : writeHelloCode;
+    await writeCode(source, "release 1");
+    await gildLive(fleet, ["code", "create", "hello", "--from-dir", source]);
+    step(log, "the app hello: its code from hello, its runtime from php, its data on each host");
+    const command = options.quick ? QUICK_HELLO_COMMAND : `exec /bin/sh ${HELLO_CODE_MOUNT}/start.sh`;
     const health = options.quick
       ? `http://127.0.0.1:${HELLO_PORT}/healthz`
       : `http://127.0.0.1:${HELLO_PORT}/healthz.php`;
@@ -121,6 +127,10 @@ export async function runQuickstart(options: QuickstartOptions): Promise<Quickst
       "hello",
       "--image",
       "php",
+      "--code",
+      "hello",
+      "--code-mount",
+      HELLO_CODE_MOUNT,
       "--hosts",
       "role=web",
       "--port",
@@ -136,8 +146,8 @@ export async function runQuickstart(options: QuickstartOptions): Promise<Quickst
       "--min-healthy",
       "2s",
     ]);
-    step(log, "deploying hello on php@1 to every host");
-    await gildLive(fleet, ["app", "deploy", "hello", "--image", "php@1"]);
+    step(log, "deploying hello (php@1, hello@1) to every host");
+    await gildLive(fleet, ["app", "deploy", "hello"]);
     const urls = fleet.hosts.map((h) => h.url(HELLO_PORT, "/"));
     for (const [i, url] of urls.entries()) {
       const text = await fetchPage(url);
@@ -174,16 +184,23 @@ export async function runQuickstart(options: QuickstartOptions): Promise<Quickst
     step(log, "rolling php@2 out: canary first, then the rest, with health gates (live view)");
     await gildLive(fleet, ["rollout", "start", "php@2", ...strategy, "--watch"]);
 
+    step(log, "hello@2: a one-line change to the app's code (gild code update: a delta of that file)");
+    await writeCode(source, "release 2");
+    await gildLive(fleet, ["code", "update", "hello", "--from-dir", source]);
+    step(log, "rolling hello@2 out the same way: canary first, health gates (live view)");
+    await gildLive(fleet, ["rollout", "start", "hello@2", ...strategy, "--watch"]);
+
     step(log, "the fleet now");
-    // The last inventories arrive right after the switches: wait until every host reports php@2 healthy.
+    // The last inventories arrive right after the switches: wait until every host reports both healthy.
     await waitFor(
       async () => {
         const instances = await appInstances(fleet, "hello");
         return (
-          instances.length === 3 && instances.every((i) => i.imageVersion === 2 && i.health === "healthy")
+          instances.length === 3 &&
+          instances.every((i) => i.imageVersion === 2 && i.codeVersion === 2 && i.health === "healthy")
         );
       },
-      { what: "every host healthy on php@2", timeoutMs: 60_000 },
+      { what: "every host healthy on php@2 with hello@2", timeoutMs: 60_000 },
     );
     await gildLive(fleet, ["hosts"]);
     await gildLive(fleet, ["app", "ls"]);
@@ -199,7 +216,7 @@ export async function runQuickstart(options: QuickstartOptions): Promise<Quickst
         "gild is running: a controller and 3 hosts on this machine.",
         `  export GILD_CONTROLLER_DIR=${fleet.controllerDataDir}`,
         `  alias gild='node ${gildCliPath()}'`,
-        "  gild hosts; gild app ls; gild rollout ls; gild image ls --hosts",
+        "  gild hosts; gild app ls; gild rollout ls; gild image ls --hosts; gild code ls",
         `  curl ${urls[0]}`,
         "Remove everything it made: deploy/quickstart down",
       ].join("\n"),
