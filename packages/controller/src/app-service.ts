@@ -277,20 +277,18 @@ export class AppService {
   }
 
   /**
-   * `gild app hosts add|rm`: change the hosts an app names, then bring the hosts that newly match it to
-   * the app (image, code and an empty data dir, through the health gate) and take it off the hosts that
-   * no longer do (RemoveApp; its data too with purgeData). The definition changes first: a host that
-   * fails is reported, and the next `gild app deploy` or hosts change tries it again.
+   * The hosts an app names after adding and removing some, checked: added names must be joined hosts
+   * (selectors may match none yet), removed ones must be among the app's, and one must be left.
    */
-  async changeHosts(
+  checkHostChange(
     name: string,
-    change: { add?: string[]; remove?: string[]; purgeData?: boolean },
-    onEvent: (e: DeployEvent) => void,
-  ): Promise<{ app: AppView; hosts: DeployEvent[] }> {
-    const record = this.record(name);
-    const spec = record.spec;
+    change: { add?: string[]; remove?: string[] },
+  ): { spec: AppSpec; hosts: string[]; add: string[]; remove: string[] } {
+    const spec = this.record(name).spec;
     const add = (change.add ?? []).map((h) => h.trim()).filter(Boolean);
     const remove = (change.remove ?? []).map((h) => h.trim()).filter(Boolean);
+    if (add.length === 0 && remove.length === 0)
+      throw new GildError("GILD_BAD_REQUEST", "name hosts to add or to remove");
     const unknown = add.filter((s) => !isLabelSelector(s) && !this.deps.store.hosts.byName(s));
     if (unknown.length > 0)
       throw new GildError("GILD_HOST_NOT_FOUND", `no host named ${unknown.join(", ")}`, {
@@ -314,6 +312,21 @@ export class AppService {
         details: { problems: [{ path: "hosts", message: "at least one host or label selector" }] },
         hint: `remove the app instead: gild app rm ${name}`,
       });
+    return { spec, hosts, add, remove };
+  }
+
+  /**
+   * `gild app hosts add|rm`: change the hosts an app names, then bring the hosts that newly match it to
+   * the app (image, code and an empty data dir, through the health gate) and take it off the hosts that
+   * no longer do (RemoveApp; its data too with purgeData). The definition changes first: a host that
+   * fails is reported, and the next `gild app deploy` or hosts change tries it again.
+   */
+  async changeHosts(
+    name: string,
+    change: { add?: string[]; remove?: string[]; purgeData?: boolean },
+    onEvent: (e: DeployEvent) => void,
+  ): Promise<{ app: AppView; hosts: DeployEvent[] }> {
+    const { spec, hosts, add, remove } = this.checkHostChange(name, change);
     const all = this.deps.store.hosts.list();
     const before = new Set(this.targets(spec, all).map((h) => h.id));
     const next: AppSpec = Object.freeze({ ...spec, hosts });

@@ -406,6 +406,8 @@ describeWith(["root", "btrfs"], "control channel", () => {
           inventory({ apps: [{ ...app, generations: Array.from({ length: 500 }, (_, i) => i + 1) }] }),
         ],
         ["apps[0].healthDetail", inventory({ apps: [{ ...app, healthDetail: "x".repeat(70_000) }] })],
+        ["apps[0].codeLine", inventory({ apps: [{ ...app, codeLine: "../code", codeVersion: 1 }] })],
+        ["apps[0].codeVersion", inventory({ apps: [{ ...app, codeVersion: 3 }] })],
       ];
       for (const [path, bad] of hostile) {
         const peer = await session("inventoried");

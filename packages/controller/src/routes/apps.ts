@@ -154,10 +154,8 @@ export async function appRoutes(app: FastifyInstance, services: AppRouteDeps): P
     },
     async (req, reply) => {
       const name = appName(req.params.name);
-      services.apps.spec(name);
-      const { add = [], remove = [] } = req.body;
-      if (add.length === 0 && remove.length === 0)
-        throw new GildError("GILD_BAD_REQUEST", "name hosts to add or to remove");
+      // Refused before the answer streams: a bad request gets its status and coded error.
+      const { add, remove } = services.apps.checkHostChange(name, req.body);
       return streamNdjson(
         reply,
         (emit) => services.apps.changeHosts(name, req.body, (e) => emit({ type: "host", ...e })),
