@@ -15,7 +15,8 @@ const adapters = new Map([
     "runtime",
     {
       programs: new Set(["systemd-nspawn", "systemd-run", "systemctl", "nsenter", "debootstrap", "cp"]),
-      runners: new Set(["packages/runtime/src/host-exec.ts"]),
+      // host-command.ts runs the operator's maintenance command of a host update (an argv it is given).
+      runners: new Set(["packages/runtime/src/host-exec.ts", "packages/runtime/src/host-command.ts"]),
     },
   ],
 ]);
