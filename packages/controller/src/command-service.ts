@@ -41,7 +41,7 @@ function kindOf(body: CommandBody): CommandKind {
 
 /** The result oneof of a CommandStatus as plain JSON (bytes as base64). */
 function plainResult(status: CommandStatus): Record<string, unknown> | null {
-  const result = status.pull ?? status.deploy ?? status.logs;
+  const result = status.pull ?? status.deploy ?? status.logs ?? status.hostCommand;
   if (!result) return null;
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(result)) {

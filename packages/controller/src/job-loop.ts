@@ -1,4 +1,6 @@
 import { type Logger, type LongTimer, setLongTimeout } from "@gild/core";
+import type { AgentHub } from "./agent-hub.js";
+import type { CommandService } from "./command-service.js";
 import { storeFailure } from "./store/store-errors.js";
 
 /**
@@ -28,8 +30,23 @@ export class JobLoop {
       now: () => number;
       /** One planning step; resolves with the job's next wake (absolute), or null for none. */
       step: (jobId: string) => Promise<number | null>;
+      /** The prefix of this kind's job ids (`ro_`, `hu_`): a finished command of such a job pokes it. */
+      idPrefix: string;
+      commands: Pick<CommandService, "addListener">;
+      hub: Pick<AgentHub, "addListener">;
     },
-  ) {}
+  ) {
+    // A command's result, a host that comes or goes: the jobs they concern plan again.
+    deps.commands.addListener({
+      onFinished: (record) => {
+        if (record.rolloutId?.startsWith(deps.idPrefix)) this.poke(record.rolloutId);
+      },
+    });
+    deps.hub.addListener({
+      onOnline: (hostId) => this.pokeHost(hostId),
+      onOffline: (hostId) => this.pokeHost(hostId),
+    });
+  }
 
   close(): void {
     this.closed = true;

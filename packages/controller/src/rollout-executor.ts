@@ -60,6 +60,9 @@ export class RolloutExecutor {
       noun: "rollout",
       now: () => this.now(),
       step: (rolloutId) => this.evaluate(rolloutId),
+      idPrefix: "ro_",
+      commands: deps.commands,
+      hub: deps.hub,
     });
     this.dispatcher = new RolloutDispatcher({
       ...deps,
@@ -69,15 +72,8 @@ export class RolloutExecutor {
       retryLater: (rolloutId, err) => this.loop.retryLater(rolloutId, err),
     });
     deps.commands.addListener({
-      onFinished: (record) => {
-        if (record.rolloutId) this.poke(record.rolloutId);
-      },
       onProgress: (command, progress) =>
         this.feed.recordProgress(command.rolloutId, command.hostId, progress),
-    });
-    deps.hub.addListener({
-      onOnline: (hostId) => this.pokeHost(hostId),
-      onOffline: (hostId) => this.pokeHost(hostId),
     });
   }
 

@@ -48,7 +48,9 @@ export function planHostUpdate(
   observation: HostUpdateFleetObservation,
   now: number,
 ): HostUpdatePlanResult {
-  if (isSettledHostUpdate(job)) return { job, commands: [], events: [], nextWakeAt: null };
+  // A job settled by a verb (an abort with nothing in flight) gets its finishedAt from its last step.
+  if (isSettledHostUpdate(job) && job.finishedAt !== null)
+    return { job, commands: [], events: [], nextWakeAt: null };
   const ctx: Ctx = { job: copyJob(job), observation, now, events: [] };
   const j = ctx.job;
   // Hosts already started go on in every state (a host stopped between its command and its reboot

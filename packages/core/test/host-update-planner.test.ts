@@ -573,6 +573,16 @@ describe("planHostUpdate: pause, abort, settled jobs", () => {
       },
     },
     {
+      name: "aborted with nothing in flight: settled at once, finishedAt set by the next step",
+      job: abortHostUpdate(j4, t),
+      obs: fleet(j4),
+      now: t + MIN,
+      commands: [],
+      state: "aborted",
+      nextWakeAt: null,
+      check: (res) => expect(res.job.finishedAt).toBe(t + MIN),
+    },
+    {
       name: "a settled job is returned as it is",
       job: withJob(withHosts(j4, { h1: done }), { state: "succeeded", finishedAt: t }),
       obs: fleet(j4, { h1: { online: false } }),
