@@ -4,6 +4,7 @@ import { registerAgentCommands } from "./commands/agent.js";
 import { registerAppCommands } from "./commands/app.js";
 import { registerAuditCommands } from "./commands/audit.js";
 import { registerControllerCommands } from "./commands/controller.js";
+import { registerHostUpdateCommands } from "./commands/host-update.js";
 import { registerHostCommands } from "./commands/hosts.js";
 import { registerImageCommands } from "./commands/image.js";
 import { registerRolloutCommands } from "./commands/rollout.js";
@@ -25,6 +26,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerHostCommands(program, ctx);
   registerAppCommands(program, ctx);
   registerRolloutCommands(program, ctx);
+  registerHostUpdateCommands(program, ctx);
   registerAuditCommands(program, ctx);
   return program;
 }
