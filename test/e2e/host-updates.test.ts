@@ -9,6 +9,7 @@ import {
   deployApp,
   type Fleet,
   type HostUpdateStatusView,
+  hostUpdateStatus,
   journaledKinds,
   REBOOT_BY_RESTART_ENV,
   readStartsLog,
@@ -115,6 +116,45 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "host updates acro
     const canary = done.view.waves[0]?.hosts[0];
     for (const host of done.view.waves[1]?.hosts ?? [])
       expect(host.startedAt as number).toBeGreaterThanOrEqual(canary?.doneAt as number);
+  });
+
+  it("finishes after the controller is killed with -9 mid-job, running and rebooting no host twice", async () => {
+    const marker = join(scratch, "ran-again");
+    const restartsBefore = reboots.restarts();
+    const started = await start([
+      "--hosts",
+      "role=web",
+      "--canary",
+      "host-3",
+      "--waves",
+      "100%",
+      "--reboot",
+      "always",
+      ...FAST,
+      "--min-healthy",
+      "3s",
+      "--",
+      "/bin/sh",
+      "-c",
+      `echo ran >> '${marker}'`,
+    ]);
+    await waitFor(
+      async () => {
+        const s = await hostUpdateStatus(fleet, started.id);
+        return s.currentWave >= 1 && s.waves[1]?.hosts.some((h) => h.state !== "pending");
+      },
+      { what: "the wave after the canary under way", timeoutMs: 60_000 },
+    );
+    await fleet.killController();
+    await fleet.startController();
+    const done = await watchHostUpdate(fleet, started.id);
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.view.state).toBe("succeeded");
+    expect(readFileSync(marker, "utf8")).toBe("ran\nran\nran\n");
+    const sent = journaled(started.id);
+    for (const host of fleet.hosts)
+      expect(sent[host.name], host.name).toEqual(["rebootHost", "runHostCommand"]);
+    expect(reboots.restarts() - restartsBefore).toBe(3);
   });
 
   it("stops at a failing canary: the job fails with the exit code and output, nobody else runs it", async () => {
