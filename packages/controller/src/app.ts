@@ -204,7 +204,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
   await app.register(imageRoutes, { images, store });
   await app.register(appRoutes, { apps, images });
   await app.register(rolloutRoutes, { hub, rollouts, store });
-  await app.register(hostUpdateRoutes, { hub, hostUpdates, store });
+  await app.register(hostUpdateRoutes, { hub, hostUpdates, hostUpdateExecutor, store });
   await app.register(auditRoutes, { audit, store });
 
   app.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {

@@ -1,7 +1,6 @@
 import {
   GildError,
   type HostUpdateEvent,
-  type HostUpdateRecord,
   isSettledHostUpdate,
   type Logger,
   planHostUpdate,
@@ -10,9 +9,16 @@ import type { AgentHub } from "./agent-hub.js";
 import type { CommandService } from "./command-service.js";
 import { HostUpdateDispatcher } from "./host-update-dispatcher.js";
 import { observeHostUpdate } from "./host-update-observer.js";
+import { JobFeed } from "./job-feed.js";
 import { JobLoop } from "./job-loop.js";
 import { named } from "./rollout-executor.js";
 import type { StoredHostUpdate } from "./store/host-updates-repo.js";
+
+/** What a live view of a host update receives. */
+export type HostUpdateUpdate =
+  | { type: "record"; job: StoredHostUpdate }
+  | { type: "event"; event: HostUpdateEvent };
+
 import type { Store } from "./store/store.js";
 
 /**
@@ -25,6 +31,8 @@ export class HostUpdateExecutor {
   private readonly loop: JobLoop;
   private readonly dispatcher: HostUpdateDispatcher;
   private readonly log: Logger;
+  /** Who watches which job live. */
+  readonly feed = new JobFeed<HostUpdateUpdate>();
 
   constructor(
     private readonly deps: {
@@ -56,7 +64,7 @@ export class HostUpdateExecutor {
   resumeAll(): void {
     for (const stored of this.deps.store.hostUpdates.active()) {
       this.log.info({ job: stored.record.id, state: stored.record.state }, "resuming host update");
-      this.changed(stored.record);
+      this.changed(stored);
     }
   }
 
@@ -69,10 +77,17 @@ export class HostUpdateExecutor {
     this.loop.pokeHost(hostId);
   }
 
-  /** A job changed outside the loop (started, or a verb), already stored: track it and plan it. */
-  changed(record: HostUpdateRecord): void {
+  /** A job changed outside the loop (started, or a verb), already stored with its events: plan it. */
+  changed(stored: StoredHostUpdate, events: readonly HostUpdateEvent[] = []): void {
+    const { record } = stored;
     this.loop.track(record.id, Object.keys(record.hosts), !isSettledHostUpdate(record));
+    this.publish(stored, events);
     this.loop.poke(record.id);
+  }
+
+  private publish(stored: StoredHostUpdate, events: readonly HostUpdateEvent[]): void {
+    for (const event of events) this.feed.emit(stored.record.id, { type: "event", event });
+    this.feed.emit(stored.record.id, { type: "record", job: stored });
   }
 
   /** Wait until the job's pending planning steps are done. */
@@ -112,6 +127,7 @@ export class HostUpdateExecutor {
       });
       for (const event of events)
         this.log.info({ job: jobId, kind: event.kind, host: event.hostId, wave: event.wave }, event.message);
+      this.publish({ ...stored, record }, events);
     }
     if (isSettledHostUpdate(record)) this.loop.track(jobId, Object.keys(record.hosts), false);
     this.dispatcher.withdraw(record);

@@ -78,7 +78,7 @@ export class HostUpdateOperations {
       this.deps.store.hostUpdates.appendEvents(id, [event]);
     });
     this.log.info({ job: id, argv: record.argv, actor }, "host update started");
-    this.deps.executor.changed(record);
+    this.deps.executor.changed(stored, [event]);
     return stored;
   }
 
@@ -104,7 +104,7 @@ export class HostUpdateOperations {
       this.deps.store.hostUpdates.appendEvents(jobId, [event]);
     });
     this.log.info({ job: jobId, verb, actor, state: record.state }, "host update verb");
-    this.deps.executor.changed(record);
+    this.deps.executor.changed({ ...stored, record }, [event]);
     return { ...stored, record };
   }
 

@@ -1,7 +1,13 @@
 import type { ControllerClient, HostUpdateRequestBody } from "@gild/api-client";
-import { HOST_UPDATE_VERB_NAMES, HOST_UPDATE_VERBS, type RawHostUpdateStrategy } from "@gild/core";
+import {
+  HOST_UPDATE_VERB_NAMES,
+  HOST_UPDATE_VERBS,
+  type HostUpdateEvent,
+  type RawHostUpdateStrategy,
+} from "@gild/core";
 import type { Command } from "commander";
 import type { CliContext } from "../context.js";
+import { clock } from "../format-time.js";
 import type { Renderer } from "../render.js";
 import { type HostUpdateStatusView, hostUpdatePlanTable, renderHostUpdate } from "./host-update-render.js";
 import { type CommandFlags, collect, splitList, targetOptions } from "./options.js";
@@ -86,23 +92,44 @@ function jobOptions(cmd: Command): Command {
     );
 }
 
-/** Poll a job until it is settled; resolves with its last view. */
+/**
+ * Follow a job's live feed until it is settled (a live view on a TTY, event lines otherwise).
+ * Resolves with its final view.
+ */
 async function watchHostUpdate(
   client: ControllerClient,
   render: Renderer,
   id: string,
 ): Promise<HostUpdateStatusView> {
-  let view = await client.call("GET /v1/host-updates/:id", { params: { id } });
-  let seen = view.events?.length ? (view.events[view.events.length - 1]?.at ?? 0) : 0;
-  while (!view.settled) {
-    if (!render.json) render.live(renderHostUpdate(view));
-    await new Promise((resolve) => setTimeout(resolve, 2000));
-    view = await client.call("GET /v1/host-updates/:id", { params: { id } });
-    if (!process.stderr.isTTY && !render.json)
-      for (const e of view.events ?? []) if (e.at > seen) render.note(e.message);
-    seen = Math.max(seen, ...(view.events ?? []).map((e) => e.at));
+  let view: HostUpdateStatusView | undefined;
+  const events: HostUpdateEvent[] = [];
+  const draw = () => {
+    if (view && !render.json) render.live(renderHostUpdate({ ...view, events }));
+  };
+  const tick = setInterval(draw, 1000);
+  try {
+    for (;;) {
+      for await (const message of client.events(`/v1/host-updates/${encodeURIComponent(id)}/events`)) {
+        if (message.type === "snapshot") {
+          view = message.hostUpdate as HostUpdateStatusView;
+          events.splice(0, events.length, ...(message.events as HostUpdateEvent[]));
+        } else if (message.type === "hostUpdate") view = message.hostUpdate as HostUpdateStatusView;
+        else if (message.type === "event") {
+          const event = message.event as HostUpdateEvent;
+          events.push(event);
+          if (!process.stderr.isTTY && !render.json) render.note(`${clock(event.at)}  ${event.message}`);
+        }
+        draw();
+      }
+      // The feed ends once the job is settled, or when the link broke (a controller restart): look again.
+      view = await client.call("GET /v1/host-updates/:id", { params: { id } });
+      if (view.settled) break;
+    }
+  } finally {
+    clearInterval(tick);
+    draw();
+    render.endLive();
   }
-  render.endLive();
   return view;
 }
 
@@ -163,7 +190,7 @@ export function registerHostUpdateCommands(program: Command, ctx: CliContext): v
     hu
       .command("status [id]")
       .description("a host update's waves, hosts and failures (default: the active one, else the newest)")
-      .option("--watch", "follow it until it ends; exit 0 on success, 1 otherwise")
+      .option("--watch", "live view until it ends; exit 0 on success, 1 otherwise")
       .option("--json", "print JSON"),
   ).action(async (id: string | undefined, flags: CommandFlags & { watch?: boolean }) => {
     const render = ctx.renderer(flags);

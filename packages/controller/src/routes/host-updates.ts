@@ -1,6 +1,7 @@
 import type { HostUpdatePlanView } from "@gild/api-client";
-import { HOST_UPDATE_VERB_NAMES, isCanaryWave } from "@gild/core";
+import { HOST_UPDATE_VERB_NAMES, isCanaryWave, isSettledHostUpdate } from "@gild/core";
 import type { FastifyInstance } from "fastify";
+import { openEventStream } from "../event-stream.js";
 import { NO_UNDO_NOTE } from "../host-update-operations.js";
 import { hostUpdateView } from "../host-update-view.js";
 import type { Services } from "../services.js";
@@ -11,7 +12,7 @@ import type { StoredHostUpdate } from "../store/host-updates-repo.js";
 const requestSchema = { type: "object" } as const;
 
 /** What these routes use. */
-export type HostUpdateRouteDeps = Pick<Services, "hub" | "hostUpdates" | "store">;
+export type HostUpdateRouteDeps = Pick<Services, "hub" | "hostUpdates" | "hostUpdateExecutor" | "store">;
 
 /** A fastify plugin: /v1/host-updates (docs/architecture.md, Host updates). */
 export async function hostUpdateRoutes(app: FastifyInstance, services: HostUpdateRouteDeps): Promise<void> {
@@ -54,6 +55,27 @@ export async function hostUpdateRoutes(app: FastifyInstance, services: HostUpdat
   app.get<{ Params: { id: string } }>("/v1/host-updates/:id", async (req) => {
     const stored = ops.get(resolveId(req.params.id));
     return { ...view(stored), events: services.store.hostUpdates.events(stored.record.id).slice(-200) };
+  });
+
+  // The live view (Server-Sent Events): a snapshot, then the job and its events as they change, until
+  // it is settled.
+  app.get<{ Params: { id: string } }>("/v1/host-updates/:id/events", async (req, reply) => {
+    const stored = ops.get(resolveId(req.params.id));
+    const id = stored.record.id;
+    const stream = openEventStream(reply, () => unsubscribe());
+    stream.send({
+      type: "snapshot",
+      hostUpdate: view(stored),
+      events: services.store.hostUpdates.events(id).slice(-50),
+    });
+    const unsubscribe = services.hostUpdateExecutor.feed.subscribe(id, (update) => {
+      if (update.type === "event") stream.send({ type: "event", event: update.event });
+      else {
+        stream.send({ type: "hostUpdate", hostUpdate: view(update.job) });
+        if (isSettledHostUpdate(update.job.record)) stream.finish();
+      }
+    });
+    if (isSettledHostUpdate(stored.record)) stream.finish();
   });
 
   for (const verb of HOST_UPDATE_VERB_NAMES) {
