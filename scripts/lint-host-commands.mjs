@@ -24,7 +24,8 @@ const adapters = new Map([
         // The host's pending package updates (a simulation: host-updates.ts).
         "apt-get",
       ]),
-      runners: new Set(["packages/runtime/src/host-exec.ts"]),
+      // host-command.ts runs the operator's maintenance command of a host update (an argv it is given).
+      runners: new Set(["packages/runtime/src/host-exec.ts", "packages/runtime/src/host-command.ts"]),
     },
   ],
 ]);

@@ -19,6 +19,7 @@ import {
   StandInController,
   updateImage,
   waitFor,
+  watchHostUpdate,
   watchRollout,
   writeJoinedState,
 } from "@gild/testkit";
@@ -116,6 +117,32 @@ describeWith(
       expect(view.state).toBe("failed");
       expect(view.waves[0]?.hosts[0]?.state).toBe("rolled-back");
       for (const n of [1, 2]) expect(await fetchPage(host(n).url(PORT, "/"))).toContain("release-2");
+    });
+
+    it("fails a host update on the protocol 1 host at once (GILD_PROTO_VERSION): nothing is sent it cannot run", async () => {
+      const started = await fleet.gildJson<{ id: string }>([
+        "host-update",
+        "start",
+        "--hosts",
+        "host-1,host-2",
+        "--canary",
+        "host-1",
+        "--on-failure",
+        "fail",
+        "--command",
+        "true",
+      ]);
+      const done = await watchHostUpdate(fleet, started.id, 60_000);
+      expect(done.code).toBe(1);
+      expect(done.view.state).toBe("failed");
+      const [canary, other] = done.view.waves.flatMap((w) => w.hosts);
+      expect(canary).toMatchObject({ name: "host-1", state: "failed" });
+      expect(canary?.reason).toContain("protocol 1");
+      expect(other).toMatchObject({ name: "host-2", state: "pending" });
+      // The protocol 1 agent is still connected and serving: it was never sent what it cannot decode.
+      expect((await fleet.gildJson<Array<{ name: string; state: string }>>(["hosts"]))[0]?.state).toBe(
+        "online",
+      );
     });
 
     it("a controller older than the agent is refused by the agent, which stops with status 78", async () => {

@@ -1,5 +1,3 @@
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import {
   appInstances,
   createBusyboxApp,
@@ -8,6 +6,7 @@ import {
   deployApp,
   type Fleet,
   fetchPage,
+  journaledKinds,
   type RolloutStatusView as RolloutView,
   readStartsLog,
   rolloutStatus,
@@ -72,19 +71,8 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "rollouts across a
   /** `rollout status --watch`: what a script waiting on a rollout sees. */
   const watch = (id: string) => watchRollout(fleet, id);
 
-  /** Rollout commands each agent journaled, by kind: proof of what was (and was not) sent to whom. */
-  function journaled(rolloutId: string): Record<string, string[]> {
-    const out: Record<string, string[]> = {};
-    for (const host of fleet.hosts) {
-      const dir = join(host.stateDir, "journal");
-      out[host.name] = readdirSync(dir)
-        .map((f) => JSON.parse(readFileSync(join(dir, f), "utf8")) as { commandId: string; kind: string })
-        .filter((e) => e.commandId.startsWith(`${rolloutId}:`))
-        .map((e) => e.kind)
-        .sort();
-    }
-    return out;
-  }
+  /** The commands of a job each agent journaled, by kind: proof of what was (and was not) sent to whom. */
+  const journaled = (rolloutId: string) => journaledKinds(fleet, rolloutId);
 
   const waitForHealthyOn = (v: number) =>
     waitFor(

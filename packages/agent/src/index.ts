@@ -8,6 +8,7 @@ export {
   resolveAgentConfig,
 } from "./config.js";
 export { backoffDelay } from "./connection.js";
+export { EXIT_REBOOT_BY_RESTART, HostMaintenance } from "./executors/host-maintenance.js";
 export { type JoinOptions, joinController } from "./join.js";
-export { agentExitCode, EXIT_REFUSED, type RunningAgent, runAgent } from "./main.js";
+export { type AgentTestHooks, agentExitCode, EXIT_REFUSED, type RunningAgent, runAgent } from "./main.js";
 export type { AgentIdentity } from "./state.js";

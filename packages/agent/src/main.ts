@@ -8,6 +8,7 @@ import { AppManager } from "./apps/app-manager.js";
 import { CommandRunner, type Executors } from "./command-runner.js";
 import type { AgentConfig } from "./config.js";
 import { ControlConnection } from "./connection.js";
+import { HostMaintenance } from "./executors/host-maintenance.js";
 import { pullImage } from "./executors/pull-image.js";
 import { hostFacts } from "./facts.js";
 import { inventoryFingerprint, readInventory } from "./inventory.js";
@@ -51,10 +52,22 @@ export interface RunningAgent {
   done: Promise<number>;
 }
 
+/** Hooks for tests only (the CLI sets them from its environment); never set on a real server. */
+export interface AgentTestHooks {
+  /**
+   * GILD_TEST_REBOOT=restart: a RebootHost command stops every app and exits the agent with
+   * EXIT_REBOOT_BY_RESTART instead of rebooting; the test kit starts it again as if after a boot.
+   */
+  rebootByRestart?: boolean;
+  /** Where the host flags a required reboot, instead of /run/reboot-required. */
+  rebootRequiredFile?: string;
+}
+
 /** Run the agent: open the pool (sweeping .staging), connect, report inventory, execute commands. */
 export async function runAgent(
   config: AgentConfig,
   log: Logger = createAgentLogger(config.logLevel),
+  hooks: AgentTestHooks = {},
 ): Promise<RunningAgent> {
   assertRoot("gild agent run");
   const secrets = await loadSecrets(config.stateDir);
@@ -68,8 +81,8 @@ export async function runAgent(
   const facts = await hostFacts({ runtime: driver.kind });
   // Counting pending updates takes a few seconds: it runs while the apps are reconciled, and the
   // connection waits for it (bounded by the simulation's timeout) so that the first Hello has it.
-  const maintenance = new MaintenanceFacts({ log, stateDir: config.stateDir });
-  const maintenanceReady = maintenance.start();
+  const maintenanceFacts = new MaintenanceFacts({ log, stateDir: config.stateDir });
+  const maintenanceReady = maintenanceFacts.start();
   const imageLock = new KeyedLock();
   const apps = new AppManager({ store, driver, log, onChange: () => void sendInventory(false) });
 
@@ -87,6 +100,18 @@ export async function runAgent(
     });
     return inventoryBusy;
   };
+
+  if (hooks.rebootByRestart)
+    log.warn("test hook GILD_TEST_REBOOT=restart: a reboot command restarts the agent only");
+  const maintenance = new HostMaintenance({
+    stateDir: config.stateDir,
+    log,
+    stopApps: () => apps.stopAll(),
+    restartApps: () => apps.restartAll(),
+    rebootByRestart: hooks.rebootByRestart ?? false,
+    exit: (code) => void stop(code),
+    ...(hooks.rebootRequiredFile ? { rebootRequiredFile: hooks.rebootRequiredFile } : {}),
+  });
 
   const executors: Executors = {
     pullImage: (pull, ctx) =>
@@ -115,6 +140,8 @@ export async function runAgent(
       return {};
     },
     readLogs: async (read) => ({ logs: await apps.readLogs(read) }),
+    runHostCommand: (command) => maintenance.run(command),
+    rebootHost: (_reboot, ctx) => maintenance.reboot(ctx.commandId),
   };
 
   let resolveDone: (code: number) => void = () => undefined;
@@ -124,8 +151,11 @@ export async function runAgent(
     executors,
     send: (status) => connection.send({ commandStatus: status }),
     reportChanges: () => sendInventory(false),
-    // A switch's record is kept until its result is journaled: then it is settled.
-    onFinal: (commandId) => apps.settle(commandId),
+    // A switch's record (and a reboot's) is kept until its result is journaled: then it is settled.
+    onFinal: async (commandId, kind) => {
+      if (kind === "rebootHost") await maintenance.settle(commandId);
+      else await apps.settle(commandId);
+    },
     log,
   });
   const connection = new ControlConnection({
@@ -143,7 +173,7 @@ export async function runAgent(
       kernelVersion: capabilities.kernelVersion,
       btrfsProgsVersion: capabilities.progsVersion,
       labels: secrets.identity.labels,
-      facts: { ...facts, ...maintenance.current() },
+      facts: { ...facts, ...maintenanceFacts.current() },
       maxStreamVersion: capabilities.maxReceiveStreamVersion,
     }),
     onConnected: () => {
@@ -164,13 +194,16 @@ export async function runAgent(
   // Containers that survived an agent restart are re-adopted, not restarted; what should run, runs;
   // switches an earlier agent left are finished (and journaled) by the runner, before any command.
   for (const work of await apps.reconcile()) runner.resume(work);
+  // A reboot an earlier agent began is answered now that the host is back (or is not).
+  const reboot = await maintenance.resumeAfterReboot();
+  if (reboot) runner.resume(reboot);
   const inventoryTimer = setInterval(() => void sendInventory(false), config.inventoryIntervalMs);
   let stopped = false;
   const stop = async (code = 0) => {
     if (stopped) return;
     stopped = true;
     clearInterval(inventoryTimer);
-    maintenance.stop();
+    maintenanceFacts.stop();
     connection.stop();
     // Containers keep running: the next agent re-adopts them.
     apps.close();

@@ -1,11 +1,21 @@
 // Every route of the controller's admin API: its request and its answer. JSON routes answer `response`;
 // long ones answer NDJSON lines of `event` and end with `result` (ControllerClient.stream).
-import type { LineKind, RolloutEvent, RolloutVerb, SerializedError } from "@gild/core";
+import type {
+  HostUpdateEvent,
+  HostUpdateVerb,
+  LineKind,
+  RolloutEvent,
+  RolloutVerb,
+  SerializedError,
+} from "@gild/core";
 import type {
   AppView,
   AuditEntry,
   CreatedToken,
   DeployEvent,
+  HostUpdatePlanView,
+  HostUpdateRequestBody,
+  HostUpdateView,
   HostView,
   ImageSourceRequest,
   ImageView,
@@ -73,6 +83,17 @@ export interface JsonRoutes {
     params: { id: string; verb: RolloutVerb };
     body: { maxParallel?: number };
     response: RolloutView;
+  };
+  "GET /v1/host-updates": { query: { limit?: string }; response: { hostUpdates: HostUpdateView[] } };
+  "POST /v1/host-updates": { body: HostUpdateRequestBody; response: HostUpdateView };
+  "POST /v1/host-updates/plan": { body: HostUpdateRequestBody; response: HostUpdatePlanView };
+  "GET /v1/host-updates/:id": {
+    params: { id: string };
+    response: HostUpdateView & { events: HostUpdateEvent[] };
+  };
+  "POST /v1/host-updates/:id/:verb": {
+    params: { id: string; verb: HostUpdateVerb };
+    response: HostUpdateView;
   };
 }
 

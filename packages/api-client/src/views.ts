@@ -3,10 +3,16 @@
 import type {
   AppSpec,
   HostStep,
+  HostUpdatePauseCause,
+  HostUpdateRecord,
+  HostUpdateState,
+  HostUpdateStep,
+  HostUpdateStrategy,
   ImageOrigin,
   ImageStatus,
   LineKind,
   PauseCause,
+  RawHostUpdateStrategy,
   RawStrategy,
   RolloutRecord,
   RolloutState,
@@ -218,4 +224,55 @@ export interface AuditEntry {
   path: string;
   status: number;
   summary: string | null;
+}
+
+/** What `POST /v1/host-updates` (and /plan) takes. */
+export interface HostUpdateRequestBody {
+  /** The command as one shell text (run by /bin/sh -c); or give `argv`. */
+  command?: string;
+  /** The command as a program and its arguments; or give `command`. */
+  argv?: string[];
+  /** Host names and `key=value` label selectors: required, a host update never means every host. */
+  hosts: string[];
+  /** Strategy fields as flags give them (`deadline: "10m"`); the controller resolves them. */
+  strategy?: RawHostUpdateStrategy;
+}
+
+/** One host in a host update, as views show it. */
+export interface HostUpdateHostView extends HostUpdateStep {
+  name: string;
+  online: boolean;
+  /** The last lines of the command's output, once it ended (empty before). */
+  outputTail: string;
+}
+
+/** A host update as the API and `gild host-update status` show it. */
+export interface HostUpdateView {
+  id: string;
+  argv: string[];
+  state: HostUpdateState;
+  phase: HostUpdateRecord["phase"];
+  currentWave: number;
+  reason: string | null;
+  /** GILD_HOST_UPDATE_FAILED for a failed job, else null. */
+  reasonCode: string | null;
+  pauseCause: HostUpdatePauseCause | null;
+  /** No host starts again, and none is in flight: the job is over for good. */
+  settled: boolean;
+  createdBy: string | null;
+  createdAt: number;
+  updatedAt: number;
+  finishedAt: number | null;
+  clocks: { bakeUntil: number | null; pausedAt: number | null };
+  strategy: HostUpdateStrategy;
+  waves: Array<{ index: number; canary: boolean; hosts: HostUpdateHostView[] }>;
+}
+
+/** A dry run of a host update: its waves, and what a failure means. */
+export interface HostUpdatePlanView {
+  argv: string[];
+  strategy: HostUpdateStrategy;
+  waves: Array<{ index: number; canary: boolean; hosts: string[] }>;
+  /** What the plan cannot promise, said plainly (no automatic un-upgrade). */
+  notes: string[];
 }

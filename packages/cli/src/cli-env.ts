@@ -19,6 +19,11 @@ export interface CliEnv {
   actor: string;
   /** NO_COLOR: plain output without colour codes. */
   noColor: boolean;
+  /**
+   * GILD_TEST_REBOOT=restart: `gild agent run` answers a reboot command by stopping its apps and
+   * exiting with 75 instead of rebooting (a test hook; docs/configuration.md). Never on a real server.
+   */
+  testRebootByRestart: boolean;
 }
 
 export function readCliEnv(env: NodeJS.ProcessEnv = process.env): CliEnv {
@@ -36,5 +41,6 @@ export function readCliEnv(env: NodeJS.ProcessEnv = process.env): CliEnv {
     caFile: env.GILD_CA || undefined,
     actor: env.SUDO_USER || user,
     noColor: Boolean(env.NO_COLOR),
+    testRebootByRestart: env.GILD_TEST_REBOOT === "restart",
   });
 }

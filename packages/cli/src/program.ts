@@ -5,6 +5,7 @@ import { registerAppCommands } from "./commands/app.js";
 import { registerAuditCommands } from "./commands/audit.js";
 import { registerCodeCommands } from "./commands/code.js";
 import { registerControllerCommands } from "./commands/controller.js";
+import { registerHostUpdateCommands } from "./commands/host-update.js";
 import { registerHostCommands } from "./commands/hosts.js";
 import { registerImageCommands } from "./commands/image.js";
 import { registerRolloutCommands } from "./commands/rollout.js";
@@ -27,6 +28,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerHostCommands(program, ctx);
   registerAppCommands(program, ctx);
   registerRolloutCommands(program, ctx);
+  registerHostUpdateCommands(program, ctx);
   registerAuditCommands(program, ctx);
   return program;
 }

@@ -12,6 +12,8 @@ import { CommandService } from "./command-service.js";
 import type { ControllerConfig } from "./config.js";
 import { ConnectionGate } from "./connection-gate.js";
 import { Enrollment } from "./enrollment.js";
+import { HostUpdateExecutor } from "./host-update-executor.js";
+import { HostUpdateOperations } from "./host-update-operations.js";
 import { installErrorHandling } from "./http-errors.js";
 import { ImageService } from "./image-service.js";
 import { syncInventories } from "./inventory-sync.js";
@@ -22,6 +24,7 @@ import { RolloutOperations } from "./rollout-operations.js";
 import { appRoutes } from "./routes/apps.js";
 import { auditRoutes } from "./routes/audit.js";
 import { enrollRoutes } from "./routes/enroll.js";
+import { hostUpdateRoutes } from "./routes/host-updates.js";
 import { hostRoutes } from "./routes/hosts.js";
 import { imageRoutes } from "./routes/images.js";
 import { rolloutRoutes } from "./routes/rollouts.js";
@@ -159,6 +162,9 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     log,
     ...(deps.now ? { now: deps.now } : {}),
   });
+  const clock = deps.now ? { now: deps.now } : {};
+  const hostUpdateExecutor = new HostUpdateExecutor({ store, hub, commands, log, ...clock });
+  const hostUpdates = new HostUpdateOperations({ store, executor: hostUpdateExecutor, log, ...clock });
   const audit = new RequestAudit({ repo: store.audit, log, retentionMs: config.auditRetentionMs });
   const services: Services = {
     config,
@@ -177,10 +183,16 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     apps,
     rollouts,
     rolloutExecutor,
+    hostUpdates,
+    hostUpdateExecutor,
     audit,
   };
   // A changed inventory (health, a new image, a generation) may move a rollout forward.
-  syncInventories(hub, store, (hostId) => rolloutExecutor.pokeHost(hostId));
+  // ... or a host update (a host back after its reboot, its apps healthy again).
+  syncInventories(hub, store, (hostId) => {
+    rolloutExecutor.pokeHost(hostId);
+    hostUpdateExecutor.pokeHost(hostId);
+  });
 
   installErrorHandling(app);
   installAuth(app, { adminToken: deps.adminToken, audit, connections });
@@ -192,6 +204,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
   await app.register(imageRoutes, { images, store });
   await app.register(appRoutes, { apps, images });
   await app.register(rolloutRoutes, { hub, rollouts, store });
+  await app.register(hostUpdateRoutes, { hub, hostUpdates, hostUpdateExecutor, store });
   await app.register(auditRoutes, { audit, store });
 
   app.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -226,6 +239,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     services,
     async close() {
       rolloutExecutor.close();
+      hostUpdateExecutor.close();
       commands.close();
       audit.close();
       hub.close();

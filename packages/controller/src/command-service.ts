@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { GildError, type Logger, type SerializedError } from "@gild/core";
+import { GildError, isGildError, type Logger, type SerializedError } from "@gild/core";
 import {
   type Command,
   type CommandBody,
@@ -41,7 +41,7 @@ function kindOf(body: CommandBody): CommandKind {
 
 /** The result oneof of a CommandStatus as plain JSON (bytes as base64). */
 function plainResult(status: CommandStatus): Record<string, unknown> | null {
-  const result = status.pull ?? status.deploy ?? status.logs;
+  const result = status.pull ?? status.deploy ?? status.logs ?? status.hostCommand;
   if (!result) return null;
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(result)) {
@@ -114,8 +114,26 @@ export class CommandService {
       rolloutId: options.rolloutId ?? null,
       now: this.now(),
     });
-    if (inserted) this.deps.hub.send(options.hostId, { command });
+    if (inserted) this.send(options.hostId, command);
     return id;
+  }
+
+  /**
+   * Send a command to its host if it is connected. A command the host's protocol version cannot carry
+   * (host maintenance to a protocol-1 agent: GILD_PROTO_VERSION) fails at once with that code, instead
+   * of waiting for an answer that cannot come.
+   */
+  private send(hostId: string, command: Command): void {
+    try {
+      this.deps.hub.send(hostId, { command });
+    } catch (err) {
+      if (!isGildError(err, "GILD_PROTO_VERSION")) throw err;
+      this.log.warn(
+        { hostId, commandId: command.commandId, err: err.message },
+        "command refused for the host's protocol",
+      );
+      this.failStored(command.commandId, err);
+    }
   }
 
   /**
@@ -138,18 +156,21 @@ export class CommandService {
       rolloutId: options.rolloutId ?? null,
       now,
     });
-    if (!this.deps.store.commands.finish(options.id, "failed", null, options.error.toJSON(), now)) return;
-    const final = this.deps.store.commands.get(options.id) as CommandRecord;
+    this.failStored(options.id, options.error);
+  }
+
+  /** Finish a stored command as failed with `error` (unless it is final already), and tell who waits. */
+  private failStored(id: string, error: GildError): void {
+    if (!this.deps.store.commands.finish(id, "failed", null, error.toJSON(), this.now())) return;
+    const final = this.deps.store.commands.get(id) as CommandRecord;
     for (const l of this.listeners) l.onFinished?.(final);
-    for (const waiter of this.waiters.get(options.id) ?? []) waiter(this.outcome(final));
-    this.waiters.delete(options.id);
+    for (const waiter of this.waiters.get(id) ?? []) waiter(this.outcome(final));
+    this.waiters.delete(id);
   }
 
   /** Send again every command of a host that has no final result (on each new connection). */
   resendOpen(hostId: string): void {
-    for (const record of this.deps.store.commands.openForHost(hostId)) {
-      this.deps.hub.send(hostId, { command: record.command });
-    }
+    for (const record of this.deps.store.commands.openForHost(hostId)) this.send(hostId, record.command);
   }
 
   /** Resolve when the command is final; `onProgress` sees transfer progress meanwhile. */

@@ -1,4 +1,4 @@
-import { GildError } from "@gild/core";
+import { type ErrorCode, type FieldProblem, GildError } from "@gild/core";
 import type { HostRecord, HostsRepo } from "./store/hosts-repo.js";
 
 /** The host a name refers to, or GILD_HOST_NOT_FOUND. */
@@ -46,4 +46,44 @@ export function selectHosts(
     });
   }
   return [...chosen.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** A request's problem, with the specific code when it has one of its own (a host that does not exist). */
+export interface RequestProblem extends FieldProblem {
+  code?: ErrorCode;
+}
+
+/** A request's list of names (`path`): non-empty strings, at most `max`; a problem otherwise. */
+export function stringList(value: unknown, path: string, max: number, problems: RequestProblem[]): string[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value) || value.some((v) => typeof v !== "string" || v.length === 0 || v.length > 256)) {
+    problems.push({ path, message: "must be a list of non-empty names" });
+    return [];
+  }
+  if (value.length > max) {
+    problems.push({ path, message: `at most ${max} entries` });
+    return [];
+  }
+  return value as string[];
+}
+
+/**
+ * The hosts a request's selectors (at `path`) choose, as selectHosts does, each unknown name listed as
+ * a problem (GILD_HOST_NOT_FOUND) instead of thrown, so a request reports every problem at once.
+ */
+export function selectRequestHosts(
+  all: readonly HostRecord[],
+  selectors: readonly string[],
+  path: string,
+  problems: RequestProblem[],
+): HostRecord[] {
+  selectors.forEach((selector, i) => {
+    if (!isLabelSelector(selector) && !all.some((h) => h.name === selector))
+      problems.push({
+        path: `${path}[${i}]`,
+        message: `no host named ${selector}`,
+        code: "GILD_HOST_NOT_FOUND",
+      });
+  });
+  return selectHosts(all, selectors, { ignoreUnknown: true });
 }

@@ -97,6 +97,8 @@ export async function startController(
   controller.services.hub.startOfflineGrace(config.offlineGraceMs);
   // Every active rollout resumes from its stored record and absolute clocks.
   controller.services.rolloutExecutor.resumeAll();
+  // ... and every host update that is not settled.
+  controller.services.hostUpdateExecutor.resumeAll();
   log.info(
     {
       url,

@@ -2,26 +2,24 @@ import {
   GildError,
   isSettledRolloutState,
   type Logger,
-  type LongTimer,
   planRollout,
   type RolloutEvent,
   type RolloutRecord,
-  setLongTimeout,
 } from "@gild/core";
 import type { AgentHub } from "./agent-hub.js";
 import type { AppService } from "./app-service.js";
 import type { CommandService } from "./command-service.js";
 import type { ImageService } from "./image-service.js";
+import { JobLoop } from "./job-loop.js";
 import { RolloutDispatcher } from "./rollout-dispatcher.js";
 import { RolloutFeed } from "./rollout-feed.js";
 import { observeRollout } from "./rollout-observer.js";
 import type { HostRecord } from "./store/hosts-repo.js";
 import type { StoredRollout } from "./store/rollouts-repo.js";
 import type { Store } from "./store/store.js";
-import { storeFailure } from "./store/store-errors.js";
 
-/** The planner speaks of host ids (h_ and 16 hex digits); operators read host names. */
-function named(event: RolloutEvent, hosts: ReadonlyMap<string, HostRecord>): RolloutEvent {
+/** The planners speak of host ids (h_ and 16 hex digits); operators read host names. */
+export function named<E extends { message: string }>(event: E, hosts: ReadonlyMap<string, HostRecord>): E {
   const message = event.message.replace(/\bh_[0-9a-f]{16}\b/g, (id) => hosts.get(id)?.name ?? id);
   return message === event.message ? event : { ...event, message };
 }
@@ -34,12 +32,6 @@ function named(event: RolloutEvent, hosts: ReadonlyMap<string, HostRecord>): Rol
  * a restarted controller picks up every active rollout from the store and resumes exactly.
  */
 export class RolloutExecutor {
-  /** Each rollout's next wake (its nearest clock), which may be weeks away (a long bake). */
-  private readonly timers = new Map<string, LongTimer>();
-  private readonly running = new Map<string, Promise<void>>();
-  /** Rollouts whose next planning step is scheduled but has not begun: a poke now changes nothing. */
-  private readonly scheduled = new Set<string>();
-  private readonly again = new Set<string>();
   /**
    * The active rollouts as last stored. Only this executor writes them, so a planning step starts
    * from memory instead of parsing a record that grows with the fleet (hundreds of KiB at 1,000 hosts).
@@ -47,13 +39,9 @@ export class RolloutExecutor {
   private readonly cache = new Map<string, StoredRollout>();
   /** Who watches which rollout, live transfer progress, recent rates. */
   readonly feed = new RolloutFeed();
-  /** Host id -> ids of the active rollouts that cover it. */
-  private readonly byHost = new Map<string, Set<string>>();
-  /** Failed planning steps in a row, per rollout (for the retry's backoff). */
-  private readonly retries = new Map<string, number>();
   private readonly log: Logger;
   private readonly dispatcher: RolloutDispatcher;
-  private closed = false;
+  private readonly loop: JobLoop;
 
   constructor(
     private readonly deps: {
@@ -67,23 +55,25 @@ export class RolloutExecutor {
     },
   ) {
     this.log = deps.log.child({ component: "rollouts" });
+    this.loop = new JobLoop({
+      log: this.log,
+      noun: "rollout",
+      now: () => this.now(),
+      step: (rolloutId) => this.evaluate(rolloutId),
+      idPrefix: "ro_",
+      commands: deps.commands,
+      hub: deps.hub,
+    });
     this.dispatcher = new RolloutDispatcher({
       ...deps,
       log: this.log,
       now: () => this.now(),
       poke: (rolloutId) => this.poke(rolloutId),
-      retryLater: (rolloutId, err) => this.retryLater(rolloutId, err),
+      retryLater: (rolloutId, err) => this.loop.retryLater(rolloutId, err),
     });
     deps.commands.addListener({
-      onFinished: (record) => {
-        if (record.rolloutId) this.poke(record.rolloutId);
-      },
       onProgress: (command, progress) =>
         this.feed.recordProgress(command.rolloutId, command.hostId, progress),
-    });
-    deps.hub.addListener({
-      onOnline: (hostId) => this.pokeHost(hostId),
-      onOffline: (hostId) => this.pokeHost(hostId),
     });
   }
 
@@ -101,82 +91,22 @@ export class RolloutExecutor {
   }
 
   close(): void {
-    this.closed = true;
-    for (const timer of this.timers.values()) timer.cancel();
-    this.timers.clear();
+    this.loop.close();
   }
 
   /** An inventory changed or a host came or went: re-plan the active rollouts that cover the host. */
   pokeHost(hostId: string): void {
-    for (const rolloutId of this.byHost.get(hostId) ?? []) this.poke(rolloutId);
+    this.loop.pokeHost(hostId);
   }
 
-  /**
-   * Keep the host -> active rollouts index current. Inventories arrive for every host all the time;
-   * reading the active rollouts from the store for each would parse every big record each time.
-   */
+  /** Keep the host -> active rollouts index current. */
   private track(record: RolloutRecord): void {
-    const active = !isSettledRolloutState(record.state);
-    for (const hostId of Object.keys(record.hosts)) {
-      const set = this.byHost.get(hostId) ?? new Set<string>();
-      if (active) set.add(record.id);
-      else set.delete(record.id);
-      if (set.size > 0) this.byHost.set(hostId, set);
-      else this.byHost.delete(hostId);
-    }
+    this.loop.track(record.id, Object.keys(record.hosts), !isSettledRolloutState(record.state));
   }
 
-  /**
-   * Plan a rollout again soon. The step runs after the messages already received are handled
-   * (setImmediate), so a burst of results from a wave of hosts costs one step, not one per result: a
-   * step reads every host of the rollout. One rollout is never planned twice at once.
-   */
+  /** Plan a rollout again soon (JobLoop.poke). */
   poke(rolloutId: string): void {
-    if (this.closed || this.scheduled.has(rolloutId)) return;
-    if (this.running.has(rolloutId)) {
-      this.again.add(rolloutId);
-      return;
-    }
-    this.scheduled.add(rolloutId);
-    const run = new Promise<void>((resolve) => setImmediate(resolve))
-      .then(() => {
-        this.scheduled.delete(rolloutId);
-        return this.closed ? undefined : this.evaluate(rolloutId);
-      })
-      .then(
-        () => {
-          this.retries.delete(rolloutId);
-        },
-        (err: unknown) => this.retryLater(rolloutId, err),
-      )
-      .finally(() => {
-        this.running.delete(rolloutId);
-        if (this.again.delete(rolloutId)) this.poke(rolloutId);
-      });
-    this.running.set(rolloutId, run);
-  }
-
-  /**
-   * A planning step failed (the store could not write: a full disk; or a bug): nothing of it was
-   * stored, so planning again later starts from the same record. Backs off from 1 s to 30 s.
-   */
-  private retryLater(rolloutId: string, err: unknown): void {
-    const attempt = (this.retries.get(rolloutId) ?? 0) + 1;
-    this.retries.set(rolloutId, attempt);
-    const delayMs = Math.min(30_000, 1000 * 2 ** (attempt - 1));
-    const unwritable = storeFailure(err);
-    if (unwritable)
-      this.log.warn(
-        { rollout: rolloutId, code: unwritable.code, retryInMs: delayMs },
-        "rollout step not stored; retrying",
-      );
-    else this.log.error({ rollout: rolloutId, err, retryInMs: delayMs }, "rollout step failed; retrying");
-    if (this.closed) return;
-    this.timers.get(rolloutId)?.cancel();
-    this.timers.set(
-      rolloutId,
-      setLongTimeout(() => this.poke(rolloutId), delayMs),
-    );
+    this.loop.poke(rolloutId);
   }
 
   /** The stored rollout, from memory while it is active. */
@@ -194,8 +124,8 @@ export class RolloutExecutor {
   }
 
   /** Wait until the rollout's pending planning steps are done (tests, and verbs that answer with the state). */
-  async settled(rolloutId: string): Promise<void> {
-    while (this.running.has(rolloutId)) await this.running.get(rolloutId);
+  settled(rolloutId: string): Promise<void> {
+    return this.loop.settled(rolloutId);
   }
 
   private appNames(stored: StoredRollout): Set<string> {
@@ -203,15 +133,15 @@ export class RolloutExecutor {
     return new Set(stored.apps === null ? ofLine : ofLine.filter((a) => stored.apps?.includes(a)));
   }
 
-  private async evaluate(rolloutId: string): Promise<void> {
+  /** One planning step; resolves with the rollout's next wake, or null. */
+  private async evaluate(rolloutId: string): Promise<number | null> {
     const stored = this.load(rolloutId);
-    if (!stored) return;
+    if (!stored) return null;
     const before = stored.record;
     if (isSettledRolloutState(before.state)) {
-      this.timers.get(rolloutId)?.cancel();
       this.track(before);
       this.cache.delete(rolloutId);
-      return;
+      return null;
     }
     const appNames = this.appNames(stored);
     const image = this.deps.images.get(before.line, before.version);
@@ -255,15 +185,7 @@ export class RolloutExecutor {
     }
     this.dispatcher.withdraw(record);
     this.dispatcher.dispatch({ ...stored, record }, appNames, known, rows);
-    this.timers.get(rolloutId)?.cancel();
-    this.timers.delete(rolloutId);
-    if (plan.nextWakeAt !== null && !this.closed) {
-      const wakeIn = Math.max(0, plan.nextWakeAt - this.now()) + 5;
-      this.timers.set(
-        rolloutId,
-        setLongTimeout(() => this.poke(rolloutId), wakeIn),
-      );
-    }
+    return plan.nextWakeAt;
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { RolloutEvent } from "@gild/core";
 import type { ProgressUpdate } from "./command-service.js";
+import { JobFeed } from "./job-feed.js";
 import type { StoredRollout } from "./store/rollouts-repo.js";
 
 /** What a live view receives. */
@@ -15,25 +16,10 @@ const RATES_KEPT = 50;
  * The live side of rollouts, kept in memory only: who watches which rollout (the SSE view of `gild
  * rollout status --follow`), the latest transfer progress per host, and recent transfer rates.
  */
-export class RolloutFeed {
-  private readonly listeners = new Map<string, Set<(u: RolloutUpdate) => void>>();
+export class RolloutFeed extends JobFeed<RolloutUpdate> {
   /** Latest transfer progress per rollout and host, for live views (not stored). */
   readonly progress = new Map<string, Map<string, ProgressUpdate>>();
   private readonly rates: number[] = [];
-
-  subscribe(rolloutId: string, listener: (u: RolloutUpdate) => void): () => void {
-    const set = this.listeners.get(rolloutId) ?? new Set();
-    set.add(listener);
-    this.listeners.set(rolloutId, set);
-    return () => {
-      set.delete(listener);
-      if (set.size === 0) this.listeners.delete(rolloutId);
-    };
-  }
-
-  emit(rolloutId: string, update: RolloutUpdate): void {
-    for (const listener of this.listeners.get(rolloutId) ?? []) listener(update);
-  }
 
   /** A transfer's progress: kept for its rollout's views (when it has one) and for the rate estimate. */
   recordProgress(rolloutId: string | null, hostId: string, progress: ProgressUpdate): void {

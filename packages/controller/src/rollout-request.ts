@@ -8,7 +8,7 @@ import {
   type RolloutStrategy,
   resolveStrategy,
 } from "@gild/core";
-import { isLabelSelector } from "./host-selection.js";
+import { type RequestProblem, selectRequestHosts, stringList } from "./host-selection.js";
 import type { HostRecord } from "./store/hosts-repo.js";
 
 /** What `POST /v1/rollouts` (and /plan) takes. */
@@ -43,23 +43,7 @@ export interface RolloutRequestContext {
 
 const FIELDS = new Set(["image", "strategy", "hosts", "apps"]);
 
-interface Problem extends FieldProblem {
-  /** The specific code, when the problem has one of its own (an image or a host that does not exist). */
-  code?: ErrorCode;
-}
-
-function stringList(value: unknown, path: string, max: number, problems: Problem[]): string[] {
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value) || value.some((v) => typeof v !== "string" || v.length === 0 || v.length > 256)) {
-    problems.push({ path, message: "must be a list of non-empty names" });
-    return [];
-  }
-  if (value.length > max) {
-    problems.push({ path, message: `at most ${max} entries` });
-    return [];
-  }
-  return value as string[];
-}
+type Problem = RequestProblem;
 
 /**
  * Check a rollout request as a whole: unknown fields, the image, the strategy, the hosts and the apps,
@@ -106,23 +90,7 @@ export function checkRolloutRequest(body: unknown, ctx: RolloutRequestContext): 
 
   const all = ctx.hosts();
   const selectors = stringList(raw.hosts, "hosts", 100_000, problems);
-  const chosen = new Map<string, HostRecord>();
-  selectors.forEach((selector, i) => {
-    if (isLabelSelector(selector)) {
-      const eq = selector.indexOf("=");
-      for (const host of all)
-        if (host.labels[selector.slice(0, eq)] === selector.slice(eq + 1)) chosen.set(host.id, host);
-      return;
-    }
-    const host = all.find((h) => h.name === selector);
-    if (host) chosen.set(host.id, host);
-    else
-      problems.push({
-        path: `hosts[${i}]`,
-        message: `no host named ${selector}`,
-        code: "GILD_HOST_NOT_FOUND",
-      });
-  });
+  const chosen = selectRequestHosts(all, selectors, "hosts", problems);
   // Canaries named by the strategy must at least be hosts; whether they run the line is checked
   // when the waves are made.
   const canary = (raw.strategy as { canary?: unknown } | undefined)?.canary;
@@ -164,8 +132,7 @@ export function checkRolloutRequest(body: unknown, ctx: RolloutRequestContext): 
     throw new GildError("GILD_ROLLOUT_NO_HOSTS", `no app runs on image line ${ref.line}`, {
       hint: `define one: gild app create <name> --image ${ref.line} ...`,
     });
-  const hosts =
-    selectors.length > 0 ? [...chosen.values()].sort((a, b) => a.name.localeCompare(b.name)) : all;
+  const hosts = selectors.length > 0 ? chosen : all;
   return {
     line: ref.line,
     version: ref.version,

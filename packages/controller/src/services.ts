@@ -7,6 +7,8 @@ import type { ArtifactService } from "./artifact-service.js";
 import type { CommandService } from "./command-service.js";
 import type { ControllerConfig } from "./config.js";
 import type { Enrollment } from "./enrollment.js";
+import type { HostUpdateExecutor } from "./host-update-executor.js";
+import type { HostUpdateOperations } from "./host-update-operations.js";
 import type { ImageService } from "./image-service.js";
 import type { TlsMaterial } from "./pki.js";
 import type { RequestAudit } from "./request-audit.js";
@@ -44,5 +46,9 @@ export interface Services {
   rollouts: RolloutOperations;
   /** The loop that runs them. */
   rolloutExecutor: RolloutExecutor;
+  /** What operators do with host updates (start, plan, verbs). */
+  hostUpdates: HostUpdateOperations;
+  /** The loop that runs them. */
+  hostUpdateExecutor: HostUpdateExecutor;
   audit: RequestAudit;
 }

@@ -177,6 +177,19 @@ export const errorCodes = {
     status: 409,
     doc: "A host of the next wave lacks a previous generation, so it could not be rolled back.",
   },
+
+  // host updates
+  GILD_HOST_UPDATE_NOT_FOUND: { status: 404, doc: "No such host update." },
+  GILD_HOST_UPDATE_ACTIVE: {
+    status: 409,
+    doc: "A host update that covers one of these hosts is already active: one job at a time per host.",
+  },
+  GILD_HOST_UPDATE_STATE: { status: 409, doc: "The host update is not in a state that allows this verb." },
+  GILD_HOST_UPDATE_NO_HOSTS: { status: 400, doc: "The host update selects no joined host." },
+  GILD_HOST_UPDATE_FAILED: {
+    status: 422,
+    doc: "The host update failed: a host's command, reboot or health check failed (status shows why). Nothing is undone: hosts keep what the command did.",
+  },
 } as const satisfies Record<string, { status: number; doc: string }>;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -3,6 +3,16 @@ export * from "./ca-pin.js";
 export * from "./config-fields.js";
 export * from "./errors.js";
 export * from "./host-tools.js";
+export * from "./host-update-create.js";
+export * from "./host-update-dispatch.js";
+export * from "./host-update-model.js";
+export {
+  COMMAND_REPORT_GRACE_MS,
+  planHostUpdate,
+} from "./host-update-planner.js";
+export { hasHostInFlight, isSettledHostUpdate, isStoppedHostUpdate } from "./host-update-rules.js";
+export * from "./host-update-strategy.js";
+export * from "./host-update-verbs.js";
 export * from "./image.js";
 export * from "./join-token.js";
 export * from "./logger.js";
@@ -17,3 +27,4 @@ export * from "./rollout-timeline.js";
 export * from "./rollout-verbs.js";
 export * from "./units.js";
 export * from "./version.js";
+export type { WaveCandidate } from "./wave-assignment.js";

@@ -1,7 +1,8 @@
-import { createHash } from "node:crypto";
-import type { FieldProblem } from "./config-fields.js";
 import { GildError } from "./errors.js";
-import type { CountOrPercent, HostStep, RolloutRecord, RolloutStrategy } from "./rollout-model.js";
+import type { HostStep, RolloutRecord, RolloutStrategy } from "./rollout-model.js";
+import { canaryFirstWaves, orderByHostHash, pickNamedCanaries } from "./wave-assignment.js";
+
+export { batchSize, orderByHostHash, splitIntoWaves } from "./wave-assignment.js";
 
 /** A host the rollout may target: it runs apps of the line (already filtered by --hosts / --apps). */
 export interface RolloutTarget {
@@ -21,34 +22,6 @@ export interface CreateRolloutInput {
   targets: RolloutTarget[];
   /** Ids of the rollouts of this line that are not terminal. */
   activeRolloutIds: string[];
-}
-
-/** Host ids ordered by the sha256 hex of the id: a stable order that does not depend on input order. */
-export function orderByHostHash(hostIds: readonly string[]): string[] {
-  const keyed = hostIds.map((id) => ({ id, key: createHash("sha256").update(id).digest("hex") }));
-  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  return keyed.map((k) => k.id);
-}
-
-/** Hosts in one batch of `total` for a wave entry: a percent rounds up to at least one host. */
-export function batchSize(entry: CountOrPercent, total: number): number {
-  if ("count" in entry) return entry.count;
-  // The epsilon keeps 10% of 30 at 3 despite float error.
-  return Math.max(1, Math.ceil((entry.percent * total) / 100 - 1e-9));
-}
-
-/** Split hosts into batches: entry i sizes batch i, the last entry repeats; percents are of all hosts. */
-export function splitIntoWaves(hostIds: readonly string[], waves: readonly CountOrPercent[]): string[][] {
-  if (waves.length === 0) throw new Error("splitIntoWaves needs at least one wave entry");
-  const out: string[][] = [];
-  let next = 0;
-  while (next < hostIds.length) {
-    const entry = waves[Math.min(out.length, waves.length - 1)] as CountOrPercent;
-    const size = Math.max(1, Math.min(batchSize(entry, hostIds.length), hostIds.length - next));
-    out.push(hostIds.slice(next, next + size));
-    next += size;
-  }
-  return out;
 }
 
 /** A new rollout record: checks the line is free, drops up-to-date hosts, picks canaries and waves. */
@@ -80,8 +53,7 @@ export function createRollout(input: CreateRolloutInput, now: number): RolloutRe
 
   const ordered = orderByHostHash(outdated.map((t) => t.hostId));
   const canaries = pickCanaries(input, outdated, ordered);
-  const rest = ordered.filter((id) => !canaries.includes(id));
-  const waves = [...(canaries.length > 0 ? [canaries] : []), ...splitIntoWaves(rest, strategy.waves)];
+  const { waves, hasCanary } = canaryFirstWaves(ordered, canaries, strategy.waves);
 
   const hosts: Record<string, HostStep> = {};
   waves.forEach((wave, index) => {
@@ -109,7 +81,7 @@ export function createRollout(input: CreateRolloutInput, now: number): RolloutRe
     strategy,
     state: "running",
     waves,
-    hasCanary: canaries.length > 0,
+    hasCanary,
     currentWave: 0,
     phase: "deploying",
     progressDeadlineAt: now + strategy.progressDeadlineMs,
@@ -132,29 +104,13 @@ export function createRollout(input: CreateRolloutInput, now: number): RolloutRe
 function pickCanaries(input: CreateRolloutInput, outdated: RolloutTarget[], ordered: string[]): string[] {
   const named = input.strategy.canaryHosts;
   if (named === null) return ordered.slice(0, Math.min(input.strategy.canary, ordered.length));
-  const problems: FieldProblem[] = [];
-  const picked: string[] = [];
-  named.forEach((name, i) => {
-    const match = (t: RolloutTarget) => t.hostId === name || t.hostName === name;
-    const target = input.targets.find(match);
-    if (target === undefined) {
-      problems.push({ path: `canary[${i}]`, message: `host "${name}" is not among the rollout's hosts` });
-    } else if (!outdated.includes(target)) {
-      // A canary that already runs the version would prove nothing about it.
-      problems.push({
-        path: `canary[${i}]`,
-        message: `host "${name}" already runs ${input.line}@${input.version}; name another canary`,
-      });
-    } else if (!picked.includes(target.hostId)) {
-      picked.push(target.hostId);
-    }
+  return pickNamedCanaries(named, input.targets, {
+    among: "the rollout's hosts",
+    hint: "name canaries among the hosts that run apps of this line",
+    // A canary that already runs the version would prove nothing about it.
+    refuse: (target, name) =>
+      outdated.some((t) => t.hostId === target.hostId)
+        ? null
+        : `host "${name}" already runs ${input.line}@${input.version}; name another canary`,
   });
-  if (problems.length > 0) {
-    throw new GildError(
-      "GILD_INVALID_SPEC",
-      `invalid canary hosts: ${problems.map((p) => `${p.path}: ${p.message}`).join("; ")}`,
-      { hint: "name canaries among the hosts that run apps of this line", details: { problems } },
-    );
-  }
-  return picked;
 }

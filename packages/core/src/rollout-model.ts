@@ -228,14 +228,17 @@ export type RolloutEventKind =
   | "host-state"
   | "deadline-exceeded";
 
-export interface RolloutEvent {
+/** An event of a wave job (a rollout, a host update): its kind, the host and wave it concerns, a message. */
+export interface WaveJobEvent<K extends string> {
   at: number;
-  kind: RolloutEventKind;
+  kind: K;
   hostId?: string;
   /** The wave the event concerns, when it concerns one. */
   wave?: number;
   message: string;
 }
+
+export type RolloutEvent = WaveJobEvent<RolloutEventKind>;
 
 export interface PlanResult {
   /** The rollout after this step; the executor stores it before any command goes out. */

@@ -55,8 +55,14 @@ export function copyRecord(rollout: RolloutRecord): RolloutRecord {
   };
 }
 
-/** Do two records say the same? Host by host and field by field, without serialising either. */
-export function sameRecord(a: RolloutRecord, b: RolloutRecord): boolean {
+/**
+ * Do two records of a wave job (a rollout, a host update) say the same? Host by host and field by
+ * field, without serialising either.
+ */
+export function sameRecord<S extends object, R extends { hosts: Record<string, S>; waves: string[][] }>(
+  a: R,
+  b: R,
+): boolean {
   const { hosts: hostsA, waves: wavesA, ...restA } = a;
   const { hosts: hostsB, waves: wavesB, ...restB } = b;
   if (JSON.stringify(restA) !== JSON.stringify(restB)) return false;
@@ -69,10 +75,10 @@ export function sameRecord(a: RolloutRecord, b: RolloutRecord): boolean {
   const idsA = Object.keys(hostsA);
   if (idsA.length !== Object.keys(hostsB).length) return false;
   for (const id of idsA) {
-    const x = hostsA[id] as HostStep;
+    const x = hostsA[id] as S;
     const y = hostsB[id];
     if (y === undefined) return false;
-    const keys = Object.keys(x) as (keyof HostStep)[];
+    const keys = Object.keys(x) as (keyof S)[];
     if (keys.length !== Object.keys(y).length || keys.some((k) => x[k] !== y[k])) return false;
   }
   return true;

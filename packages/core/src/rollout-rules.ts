@@ -19,14 +19,14 @@ const FAILURE_STATES: readonly HostState[] = ["failed", "rolling-back", "rolled-
 /** States of a switched host that runs, or may run, the target version. */
 const ON_TARGET_STATES: readonly HostState[] = ["switching", "verifying", "healthy"];
 
-/** The hosts of one wave, in wave order. */
-export function hostsOfWave(rollout: RolloutRecord, wave: number): HostStep[] {
-  return (rollout.waves[wave] ?? []).map((id) => rollout.hosts[id] as HostStep);
+/** The hosts of one wave of a wave job (a rollout, a host update), in wave order. */
+export function hostsOfWave<S>(job: { waves: string[][]; hosts: Record<string, S> }, wave: number): S[] {
+  return (job.waves[wave] ?? []).map((id) => job.hosts[id] as S);
 }
 
-/** Is this wave the canary wave? */
-export function isCanaryWave(rollout: RolloutRecord, wave: number): boolean {
-  return rollout.hasCanary && wave === 0;
+/** Is this wave of a wave job the canary wave? */
+export function isCanaryWave(job: { hasCanary: boolean }, wave: number): boolean {
+  return job.hasCanary && wave === 0;
 }
 
 /** Failed hosts a wave tolerates: none for the canary; a count, or a percent of the wave rounded down. */

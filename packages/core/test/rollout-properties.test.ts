@@ -3,27 +3,7 @@
 import type { RawStrategy, RolloutRecord } from "@gild/core";
 import { describe, expect, it } from "vitest";
 import { type HostBehaviour, MIN, newRollout, run, SEC, SimFleet, T0 } from "./rollout-fixtures.js";
-
-/** mulberry32: a small seeded generator, so every failure reproduces from its seed. */
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function pick<T>(next: () => number, choices: readonly T[], weights?: readonly number[]): T {
-  const w = weights ?? choices.map(() => 1);
-  let roll = next() * w.reduce((s, x) => s + x, 0);
-  for (const [i, choice] of choices.entries()) {
-    roll -= w[i] as number;
-    if (roll < 0) return choice;
-  }
-  return choices[choices.length - 1] as T;
-}
+import { pick, rng } from "./seeded-random.js";
 
 function scenario(seed: number): {
   strategy: RawStrategy;

@@ -145,6 +145,17 @@ export interface ReadLogs {
   maxBytes: number;
 }
 
+/** Run a program on the host itself (the operator's maintenance command). protocol 2 only. */
+export interface RunHostCommand {
+  /** argv[0] is the program; a shell text comes as ["/bin/sh", "-c", text]. */
+  argv: string[];
+  /** The agent kills the program after this long, and the command fails. */
+  timeoutMs: number;
+}
+
+/** Stop every app cleanly, then reboot; the final status comes after the reboot. protocol 2 only. */
+export type RebootHost = Record<string, never>;
+
 /** What each kind of command carries. */
 export interface CommandPayloads {
   pullImage: PullImage;
@@ -153,6 +164,8 @@ export interface CommandPayloads {
   rollbackApp: RollbackApp;
   removeApp: RemoveApp;
   readLogs: ReadLogs;
+  runHostCommand: RunHostCommand;
+  rebootHost: RebootHost;
 }
 
 export type CommandKind = keyof CommandPayloads;
@@ -195,6 +208,18 @@ export interface LogChunk {
   size: number;
 }
 
+/** Most bytes of a host command's output its result carries (the last ones). */
+export const MAX_OUTPUT_TAIL_BYTES = 8192;
+
+export interface HostCommandResult {
+  /** -1 when the program did not exit by itself (killed at its timeout, or could not start). */
+  exitCode: number;
+  /** The output's last bytes (stdout and stderr interleaved), at most MAX_OUTPUT_TAIL_BYTES. */
+  outputTail: string;
+  /** After the command, the host says a reboot is required. */
+  rebootRequired: boolean;
+}
+
 export interface TransferProgress {
   bytesDone: number;
   bytesTotal: number;
@@ -207,6 +232,7 @@ export interface CommandResults {
   pull?: PullResult;
   deploy?: DeployResult;
   logs?: LogChunk;
+  hostCommand?: HostCommandResult;
 }
 
 export interface CommandStatus extends CommandResults {
@@ -237,6 +263,8 @@ const COMMAND_KIND_KEYS: Record<CommandKind, true> = {
   rollbackApp: true,
   removeApp: true,
   readLogs: true,
+  runHostCommand: true,
+  rebootHost: true,
 };
 
 /** Every kind of Command. */

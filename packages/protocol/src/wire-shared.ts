@@ -55,6 +55,8 @@ interface CommandFields<Health, Logs> {
   }>;
   removeApp?: Opt<{ name?: Opt<string>; purgeData?: Opt<boolean> }>;
   readLogs?: Opt<Logs>;
+  runHostCommand?: Opt<{ argv?: Opt<string[]>; timeoutMs?: Opt<number> }>;
+  rebootHost?: Opt<object>;
 }
 
 function decodeSpec<Health>(s: Opt<SpecFields<Health>>, health: (h: Opt<Health>) => HealthSpec | null) {
@@ -165,6 +167,12 @@ export function decodeCommandWith<Health, Logs>(
         },
       };
     }
+    case "runHostCommand": {
+      const r = c.runHostCommand ?? {};
+      return { commandId, runHostCommand: { argv: list(r.argv), timeoutMs: num(r.timeoutMs) } };
+    }
+    case "rebootHost":
+      return { commandId, rebootHost: {} };
     default:
       return { commandId } as Command;
   }
@@ -201,6 +209,7 @@ interface StatusFields<Progress, ErrorFields> {
     nextOffset?: Opt<number>;
     size?: Opt<number>;
   }>;
+  hostCommand?: Opt<{ exitCode?: Opt<number>; outputTail?: Opt<string>; rebootRequired?: Opt<boolean> }>;
 }
 
 function decodeDeployResult(d: NonNullable<StatusFields<unknown, unknown>["deploy"]>): DeployResult {
@@ -250,6 +259,13 @@ export function decodeStatusWith<Progress, ErrorFields>(
       data: bytes(s.logs.data),
       nextOffset: num(s.logs.nextOffset),
       size: num(s.logs.size),
+    };
+  }
+  if (s.hostCommand) {
+    out.hostCommand = {
+      exitCode: num(s.hostCommand.exitCode),
+      outputTail: str(s.hostCommand.outputTail),
+      rebootRequired: bool(s.hostCommand.rebootRequired),
     };
   }
   return out;

@@ -1,4 +1,4 @@
-import type { HealthSpec } from "@gild/core";
+import { GildError, type HealthSpec } from "@gild/core";
 import { gild } from "./gen/agent.js";
 import type {
   AgentMessage,
@@ -67,6 +67,13 @@ function decodeHealth(h: gild.v1.HealthProbe.$Properties | null | undefined): He
 }
 
 function encodeCommand(c: Command): gild.v1.Command.$Properties {
+  if ("runHostCommand" in c || "rebootHost" in c) {
+    // Protocol 1 has no host maintenance: a v1 agent would answer "unknown command" at best.
+    const kind = "runHostCommand" in c ? "runHostCommand" : "rebootHost";
+    throw new GildError("GILD_PROTO_VERSION", `protocol 1 cannot carry ${kind} (command ${c.commandId})`, {
+      hint: "upgrade the host's agent to this gild version; host updates need protocol 2",
+    });
+  }
   const out: gild.v1.Command.$Properties = { commandId: c.commandId, deadlineMs: 0 };
   if ("pullImage" in c) out.pullImage = c.pullImage;
   else if ("removeImage" in c) out.removeImage = c.removeImage;

@@ -111,6 +111,8 @@ function encodeCommand(c: Command): gild.v2.Command.$Properties {
     out.deployApp = { ...d, spec: { ...d.spec, health: encodeHealth(d.spec.health) } };
   } else if ("rollbackApp" in c) out.rollbackApp = c.rollbackApp;
   else if ("removeApp" in c) out.removeApp = c.removeApp;
+  else if ("runHostCommand" in c) out.runHostCommand = c.runHostCommand;
+  else if ("rebootHost" in c) out.rebootHost = {};
   else {
     const r = c.readLogs;
     out.readLogs = {
@@ -157,6 +159,7 @@ function encodeStatus(s: CommandStatus): gild.v2.CommandStatus.$Properties {
     ...(s.pull ? { pull: s.pull } : {}),
     ...(s.deploy ? { deploy: s.deploy } : {}),
     ...(s.logs ? { logs: s.logs } : {}),
+    ...(s.hostCommand ? { hostCommand: s.hostCommand } : {}),
   };
 }
 

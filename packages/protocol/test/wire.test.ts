@@ -225,6 +225,40 @@ const fromController = [
   },
 ] as ControllerMessage[];
 
+/** Host maintenance (host-update jobs): protocol 2 only. */
+const hostCommands = [
+  {
+    command: {
+      commandId: "hu:h:run",
+      runHostCommand: { argv: ["/bin/sh", "-c", "apt-get -y upgrade"], timeoutMs: 1_800_000 },
+    },
+  },
+  { command: { commandId: "hu:h:reboot", rebootHost: {} } },
+] as ControllerMessage[];
+
+const hostCommandResults = [
+  {
+    commandStatus: {
+      commandId: "hu:h:run",
+      state: "failed",
+      progress: null,
+      error: { code: "GILD_COMMAND_FAILED", message: "exit code 100", hint: "" },
+      replayed: false,
+      hostCommand: { exitCode: 100, outputTail: "E: Unable to locate package\n", rebootRequired: false },
+    },
+  },
+  {
+    commandStatus: {
+      commandId: "hu:h:run2",
+      state: "succeeded",
+      progress: null,
+      error: null,
+      replayed: true,
+      hostCommand: { exitCode: 0, outputTail: "", rebootRequired: true },
+    },
+  },
+] as AgentMessage[];
+
 const label = (m: object): string => {
   const kind = Object.keys(m)[0] as string;
   if (kind !== "command") return kind;
@@ -307,14 +341,16 @@ describe("protocol versions", () => {
   });
 
   it("the sample commands cover every command kind", () => {
-    const kinds = fromController.flatMap((m) => ("command" in m ? [commandKindOf(m.command)] : []));
+    const kinds = [...fromController, ...hostCommands].flatMap((m) =>
+      "command" in m ? [commandKindOf(m.command)] : [],
+    );
     expect(new Set(kinds)).toEqual(new Set(COMMAND_KINDS));
     expect(commandKindOf({})).toBeUndefined();
     expect(commandKindOf({ deployApp: {}, removeApp: {} })).toBeUndefined();
   });
 
   it("keeps stored commands and results as JSON, bytes included", () => {
-    for (const message of [...fromController, ...fromAgents])
+    for (const message of [...fromController, ...fromAgents, ...hostCommands, ...hostCommandResults])
       expect(modelFromJson(modelToJson(message))).toEqual(message);
   });
 
@@ -446,4 +482,26 @@ describe("decoders under random input", () => {
     const nested = new Uint8Array(200_000).fill(0x0b);
     for (const decode of decoders) expect(allowed.has(outcomeOf(() => decode(nested)))).toBe(true);
   });
+});
+
+describe("host maintenance commands", () => {
+  it.each(hostCommands.map((m) => [label(m), m] as const))("protocol 2 round-trips %s", (_l, message) => {
+    expect(decodeControllerMessage(encodeControllerMessage(message, 2, 1), 2)).toEqual(message);
+  });
+
+  it.each(hostCommandResults.map((m) => [label(m), m] as const))(
+    "protocol 2 round-trips %s",
+    (_l, message) => {
+      expect(decodeAgentMessage(encodeAgentMessage(message, 2, 1), 2)).toEqual(message);
+    },
+  );
+
+  it.each(hostCommands.map((m) => [label(m), m] as const))(
+    "protocol 1 refuses %s with a coded error (no v1 agent can run it)",
+    (_l, message) => {
+      expect(() => encodeControllerMessage(message, 1, 1)).toThrow(
+        expect.objectContaining({ code: "GILD_PROTO_VERSION" }),
+      );
+    },
+  );
 });

@@ -8,6 +8,8 @@ export {
   type HealthSeed,
   type HealthState,
 } from "./health-monitor.js";
+export { type HostCommandOptions, type HostCommandOutcome, runHostCommand } from "./host-command.js";
+export { currentBootId, rebootHost } from "./host-reboot.js";
 export {
   aptStateStamp,
   type PendingUpdates,

@@ -150,6 +150,7 @@ export class AppManager {
    */
   async reconcile(): Promise<ResumedSwitch[]> {
     const adopted = await this.deps.driver.adopt();
+    this.unsubscribeExit?.();
     this.unsubscribeExit = this.deps.driver.onExit((status) =>
       this.onContainerExit(status.app, status.generation, status.exitCode),
     );
@@ -770,6 +771,38 @@ export class AppManager {
       await this.deps.driver.stop(app, generation);
       await this.layout.removeGeneration(app, generation);
     }
+  }
+
+  /**
+   * Before a host reboot: stop every app's containers cleanly (each generation its own stop timeout),
+   * waiting for a switch in progress to end first (its lock), and restart none of them after.
+   */
+  async stopAll(): Promise<void> {
+    const running = await this.deps.driver.list();
+    for (const app of await this.layout.apps()) {
+      await this.locks.run(app, async () => {
+        const s = this.appState(app);
+        s.monitor?.stop();
+        s.monitor = undefined;
+        clearTimeout(s.restartTimer);
+        s.busy = true;
+        for (const c of running.filter((r) => r.app === app)) {
+          const meta = await this.layout.readMeta(app, c.generation);
+          this.log.info({ app, generation: c.generation }, "stopping for a host reboot");
+          await this.deps.driver.stop(app, c.generation, {
+            timeoutMs: meta?.stopTimeoutMs ?? APP_DEFAULTS.stopTimeoutMs,
+          });
+        }
+      });
+    }
+    this.deps.onChange();
+  }
+
+  /** After stopAll, when the reboot did not happen: every app runs again, as at start. */
+  async restartAll(): Promise<void> {
+    for (const s of this.state.values()) s.busy = false;
+    await this.reconcile();
+    this.deps.onChange();
   }
 
   /** RemoveApp: stop its containers, remove its generations, and its data when asked to. */

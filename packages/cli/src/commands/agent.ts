@@ -85,7 +85,9 @@ export function registerAgentCommands(program: Command, ctx: CliContext): void {
         const { agentExitCode, runAgent } = await import("@gild/agent");
         let running: Awaited<ReturnType<typeof runAgent>>;
         try {
-          running = await runAgent(resolveAgentConfig(raw));
+          running = await runAgent(resolveAgentConfig(raw), undefined, {
+            rebootByRestart: ctx.env.testRebootByRestart,
+          });
         } catch (err) {
           // Not joined, a bad config, damaged state files: a restart cannot fix these, and the exit
           // status tells systemd so (RestartPreventExitStatus=78 in the unit).

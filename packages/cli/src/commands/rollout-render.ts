@@ -6,8 +6,9 @@ import {
   type RolloutEvent,
   type Timeline,
 } from "@gild/core";
-import { ago, clock } from "../format-time.js";
+import { ago } from "../format-time.js";
 import { formatProgress, formatTable } from "../render.js";
+import { waveJobLines } from "./wave-table.js";
 
 /** A rollout as GET /v1/rollouts/:id and the live feed send it (the snapshot adds its events). */
 export type RolloutView = ControllerRolloutView & { events?: RolloutEvent[] };
@@ -41,15 +42,10 @@ export function renderRollout(
   if (view.versionStatus) clocks.push(`${view.image} is ${view.versionStatus}`);
   lines.push(`  ${clocks.join("   ") || " "}`);
   if (view.reason) lines.push(`  reason: ${view.reason}${view.reasonCode ? ` [${view.reasonCode}]` : ""}`);
-  const rows = view.waves.flatMap((w) => w.hosts.map((h, i) => ({ w, h, first: i === 0 })));
-  const table = formatTable(rows, [
-    { header: "WAVE", value: (r) => (r.first ? `${r.w.index + 1}${r.w.canary ? " canary" : ""}` : "") },
-    { header: "HOST", value: (r) => `${r.h.name}${r.h.online ? "" : " (offline)"}` },
-    { header: "STATE", value: (r) => r.h.state },
-    {
-      header: "DETAIL",
-      value: (r) => {
-        const h = r.h;
+  lines.push(
+    ...waveJobLines(
+      view.waves,
+      (h) => {
         if (h.state === "fetching" && h.progress)
           return formatProgress(h.progress.bytesDone, h.progress.bytesTotal, h.progress.rateBytesPerSecond);
         if (
@@ -62,14 +58,9 @@ export function renderRollout(
         if (h.fromVersion) return `from @${h.fromVersion}`;
         return "";
       },
-    },
-  ]);
-  lines.push(...table.split("\n").map((l) => `  ${l}`));
-  const recent = events.slice(-6);
-  if (recent.length > 0) {
-    lines.push("  events:");
-    for (const e of recent) lines.push(`    ${clock(e.at)}  ${e.message}`);
-  }
+      events,
+    ),
+  );
   return lines;
 }
 

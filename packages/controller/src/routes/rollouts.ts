@@ -1,6 +1,7 @@
 import { isCanaryWave, isTerminalRolloutState, ROLLOUT_VERB_NAMES, type RolloutEvent } from "@gild/core";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { ProgressUpdate } from "../command-service.js";
+import { openEventStream } from "../event-stream.js";
 import type { RolloutUpdate } from "../rollout-feed.js";
 import type { RolloutRequest } from "../rollout-request.js";
 import { rolloutView } from "../rollout-view.js";
@@ -106,30 +107,19 @@ function streamRollout(
   view: (s: StoredRollout) => unknown,
 ): void {
   const id = stored.record.id;
-  reply.hijack();
-  const res = reply.raw;
-  res.writeHead(200, {
-    "content-type": "text/event-stream",
-    "cache-control": "no-store",
-    connection: "keep-alive",
-  });
-  const send = (data: unknown) => res.write(`data: ${JSON.stringify(data)}\n\n`);
-  send({ type: "snapshot", rollout: view(stored), events: services.store.rollouts.events(id).slice(-50) });
   const lastProgress = new Map<string, number>();
-  let finished = false;
-  const finish = () => {
-    if (finished) return;
-    finished = true;
-    unsubscribe();
-    clearInterval(keepalive);
-    res.end();
-  };
+  const stream = openEventStream(reply, () => unsubscribe());
+  stream.send({
+    type: "snapshot",
+    rollout: view(stored),
+    events: services.store.rollouts.events(id).slice(-50),
+  });
   const unsubscribe = services.rollouts.feed.subscribe(id, (update: RolloutUpdate) => {
     if (update.type === "record") {
-      send({ type: "rollout", rollout: view(update.rollout) });
-      if (isTerminalRolloutState(update.rollout.record.state)) finish();
+      stream.send({ type: "rollout", rollout: view(update.rollout) });
+      if (isTerminalRolloutState(update.rollout.record.state)) stream.finish();
     } else if (update.type === "event") {
-      send({ type: "event", event: update.event satisfies RolloutEvent });
+      stream.send({ type: "event", event: update.event satisfies RolloutEvent });
     } else {
       const now = Date.now();
       if (
@@ -138,10 +128,12 @@ function streamRollout(
       )
         return;
       lastProgress.set(update.hostId, now);
-      send({ type: "progress", hostId: update.hostId, progress: update.progress satisfies ProgressUpdate });
+      stream.send({
+        type: "progress",
+        hostId: update.hostId,
+        progress: update.progress satisfies ProgressUpdate,
+      });
     }
   });
-  const keepalive = setInterval(() => res.write(": keepalive\n\n"), 15_000);
-  res.on("close", finish);
-  if (isTerminalRolloutState(stored.record.state)) finish();
+  if (isTerminalRolloutState(stored.record.state)) stream.finish();
 }

@@ -147,7 +147,7 @@ export class CommandsRepo {
   }
 
   /**
-   * Withdraw a rollout's commands of the given kinds that no host has taken yet (still pending), for
+   * Withdraw a job's (a rollout's or a host update's) commands of the given kinds that no host has taken yet (still pending), for
    * one host or all: they are marked failed with GILD_COMMAND_CANCELLED and never sent again. Returns their ids.
    */
   cancelPending(rolloutId: string, hostId: string | null, now: number, kinds: readonly string[]): string[] {
@@ -164,7 +164,7 @@ export class CommandsRepo {
     ).filter((row) => kinds.includes(row.kind));
     const error = JSON.stringify({
       code: "GILD_COMMAND_CANCELLED",
-      message: "withdrawn by its rollout before the host took it",
+      message: "withdrawn by its job (a rollout or a host update) before the host took it",
     });
     const update = this.db.prepare(
       "UPDATE commands SET state = 'failed', error = ?, updated_at = ? WHERE id = ? AND state = 'pending'",

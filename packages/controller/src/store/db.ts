@@ -128,6 +128,32 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE apps ADD COLUMN image_version INTEGER;
   ALTER TABLE apps ADD COLUMN code_version INTEGER;
   `,
+  // Host updates (docs/architecture.md, Host updates). A job is active until settled: a failed or
+  // aborted one still records the hosts it had started. Its commands are in commands, with the job's
+  // id in rollout_id (the column holds the id of the job a command belongs to).
+  `
+  CREATE TABLE host_updates (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    settled INTEGER NOT NULL DEFAULT 0,
+    record TEXT NOT NULL,
+    created_by TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    finished_at INTEGER
+  );
+  CREATE INDEX host_updates_by_settled ON host_updates (settled, created_at);
+  CREATE TABLE host_update_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    host_update_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    host_id TEXT,
+    wave INTEGER,
+    message TEXT NOT NULL
+  );
+  CREATE INDEX host_update_events_by_job ON host_update_events (host_update_id, id);
+  `,
 ];
 
 /** Open (or create) the controller database: WAL, foreign keys, migrations applied. */

@@ -1,5 +1,6 @@
 import { type RolloutEvent, type RolloutRecord, TERMINAL_ROLLOUT_STATES } from "@gild/core";
 import type { Db } from "./db.js";
+import { JobEventLog } from "./job-events.js";
 
 /** A stored rollout: the planner's record plus who started it and which apps it covers. */
 export interface StoredRollout {
@@ -21,16 +22,6 @@ interface RolloutRow {
   created_by: string | null;
 }
 
-interface EventRow {
-  id: number;
-  rollout_id: string;
-  at: number;
-  kind: string;
-  host_id: string | null;
-  wave: number | null;
-  message: string;
-}
-
 const fromRow = (row: RolloutRow): StoredRollout => ({
   record: JSON.parse(row.record) as RolloutRecord,
   apps: row.apps === null ? null : (JSON.parse(row.apps) as string[]),
@@ -41,7 +32,11 @@ const TERMINAL_SQL = TERMINAL_ROLLOUT_STATES.map((s) => `'${s}'`).join(", ");
 
 /** Rollout records (every transition stored before its commands go out) and their event log. */
 export class RolloutsRepo {
-  constructor(private readonly db: Db) {}
+  private readonly log: JobEventLog<RolloutEvent>;
+
+  constructor(private readonly db: Db) {
+    this.log = new JobEventLog(db, "rollout_events", "rollout_id");
+  }
 
   insert(rollout: StoredRollout): void {
     const r = rollout.record;
@@ -99,26 +94,12 @@ export class RolloutsRepo {
 
   /** Append planner events to the rollout's log (in the same transaction as the record they explain). */
   appendEvents(rolloutId: string, events: readonly RolloutEvent[]): void {
-    const insert = this.db.prepare(
-      "INSERT INTO rollout_events (rollout_id, at, kind, host_id, wave, message) VALUES (?, ?, ?, ?, ?, ?)",
-    );
-    for (const e of events) insert.run(rolloutId, e.at, e.kind, e.hostId ?? null, e.wave ?? null, e.message);
+    this.log.append(rolloutId, events);
   }
 
   events(rolloutId: string, afterId = 0, limit = 1000): StoredEvent[] {
-    return (
-      this.db
-        .prepare("SELECT * FROM rollout_events WHERE rollout_id = ? AND id > ? ORDER BY id LIMIT ?")
-        .all(rolloutId, afterId, limit) as EventRow[]
-    ).map((row) => ({
-      id: row.id,
-      rolloutId: row.rollout_id,
-      at: row.at,
-      // Written from a RolloutEvent only (appendEvents).
-      kind: row.kind as RolloutEvent["kind"],
-      ...(row.host_id === null ? {} : { hostId: row.host_id }),
-      ...(row.wave === null ? {} : { wave: row.wave }),
-      message: row.message,
-    }));
+    return this.log
+      .list(rolloutId, afterId, limit)
+      .map(({ jobId, ...event }) => ({ ...event, rolloutId: jobId }));
   }
 }

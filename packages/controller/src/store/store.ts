@@ -3,6 +3,7 @@ import { ArtifactsRepo } from "./artifacts-repo.js";
 import { AuditRepo } from "./audit-repo.js";
 import { CommandsRepo } from "./commands-repo.js";
 import { type Db, openDatabase } from "./db.js";
+import { HostUpdatesRepo } from "./host-updates-repo.js";
 import { HostsRepo } from "./hosts-repo.js";
 import { ImagesRepo } from "./images-repo.js";
 import { RolloutsRepo } from "./rollouts-repo.js";
@@ -18,6 +19,7 @@ export class Store {
   readonly audit: AuditRepo;
   readonly apps: AppsRepo;
   readonly rollouts: RolloutsRepo;
+  readonly hostUpdates: HostUpdatesRepo;
 
   constructor(readonly db: Db) {
     this.hosts = new HostsRepo(db);
@@ -28,6 +30,7 @@ export class Store {
     this.audit = new AuditRepo(db);
     this.apps = new AppsRepo(db);
     this.rollouts = new RolloutsRepo(db);
+    this.hostUpdates = new HostUpdatesRepo(db);
   }
 
   static open(path: string): Store {

@@ -32,6 +32,13 @@ export {
   readFleetState,
 } from "./fleet-state.js";
 export {
+  type HostUpdateStatusView,
+  hostUpdateStatus,
+  REBOOT_BY_RESTART_ENV,
+  standInForReboots,
+  watchHostUpdate,
+} from "./host-updates.js";
+export {
   type BusyboxImageOptions,
   createBusyboxImage,
   type ImageUpdateOptions,
@@ -42,7 +49,7 @@ export {
 export { fleetLeftovers } from "./leftovers.js";
 export type { ProcessRecord } from "./process-record.js";
 export { findRepoRoot, gildCliPath } from "./repo-root.js";
-export { type RolloutStatusView, rolloutStatus, watchRollout } from "./rollouts.js";
+export { journaledKinds, type RolloutStatusView, rolloutStatus, watchRollout } from "./rollouts.js";
 export type {
   ExecOptions,
   Fleet,

@@ -1,0 +1,141 @@
+import { type Logger, type LongTimer, setLongTimeout } from "@gild/core";
+import type { AgentHub } from "./agent-hub.js";
+import type { CommandService } from "./command-service.js";
+import { storeFailure } from "./store/store-errors.js";
+
+/**
+ * The loop under every wave-job executor (rollouts, host updates): planning steps run one at a time per
+ * job, soon after a poke (a burst of results costs one step), again at the job's next clock, and again
+ * with backoff after a step that failed (nothing of it was stored). It also keeps which active jobs
+ * cover which host, so an inventory or a link poke reaches only those.
+ */
+export class JobLoop {
+  /** Each job's next wake (its nearest clock), which may be weeks away (a long bake). */
+  private readonly timers = new Map<string, LongTimer>();
+  private readonly running = new Map<string, Promise<void>>();
+  /** Jobs whose next planning step is scheduled but has not begun: a poke now changes nothing. */
+  private readonly scheduled = new Set<string>();
+  private readonly again = new Set<string>();
+  /** Host id -> ids of the active jobs that cover it. */
+  private readonly byHost = new Map<string, Set<string>>();
+  /** Failed planning steps in a row, per job (for the retry's backoff). */
+  private readonly retries = new Map<string, number>();
+  private closed = false;
+
+  constructor(
+    private readonly deps: {
+      log: Logger;
+      /** What the jobs are called in logs ("rollout", "host update"). */
+      noun: string;
+      now: () => number;
+      /** One planning step; resolves with the job's next wake (absolute), or null for none. */
+      step: (jobId: string) => Promise<number | null>;
+      /** The prefix of this kind's job ids (`ro_`, `hu_`): a finished command of such a job pokes it. */
+      idPrefix: string;
+      commands: Pick<CommandService, "addListener">;
+      hub: Pick<AgentHub, "addListener">;
+    },
+  ) {
+    // A command's result, a host that comes or goes: the jobs they concern plan again.
+    deps.commands.addListener({
+      onFinished: (record) => {
+        if (record.rolloutId?.startsWith(deps.idPrefix)) this.poke(record.rolloutId);
+      },
+    });
+    deps.hub.addListener({
+      onOnline: (hostId) => this.pokeHost(hostId),
+      onOffline: (hostId) => this.pokeHost(hostId),
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const timer of this.timers.values()) timer.cancel();
+    this.timers.clear();
+  }
+
+  /** An inventory changed or a host came or went: plan again the active jobs that cover the host. */
+  pokeHost(hostId: string): void {
+    for (const jobId of this.byHost.get(hostId) ?? []) this.poke(jobId);
+  }
+
+  /** Keep the host -> active jobs index current: `active` adds the job to its hosts, else removes it. */
+  track(jobId: string, hostIds: readonly string[], active: boolean): void {
+    for (const hostId of hostIds) {
+      const set = this.byHost.get(hostId) ?? new Set<string>();
+      if (active) set.add(jobId);
+      else set.delete(jobId);
+      if (set.size > 0) this.byHost.set(hostId, set);
+      else this.byHost.delete(hostId);
+    }
+  }
+
+  /**
+   * Plan a job again soon. The step runs after the messages already received are handled
+   * (setImmediate), so a burst of results from a wave of hosts costs one step, not one per result.
+   * One job is never planned twice at once.
+   */
+  poke(jobId: string): void {
+    if (this.closed || this.scheduled.has(jobId)) return;
+    if (this.running.has(jobId)) {
+      this.again.add(jobId);
+      return;
+    }
+    this.scheduled.add(jobId);
+    const run = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => {
+        this.scheduled.delete(jobId);
+        return this.closed ? null : this.deps.step(jobId);
+      })
+      .then(
+        (wakeAt) => {
+          this.retries.delete(jobId);
+          this.wakeAt(jobId, wakeAt ?? null);
+        },
+        (err: unknown) => this.retryLater(jobId, err),
+      )
+      .finally(() => {
+        this.running.delete(jobId);
+        if (this.again.delete(jobId)) this.poke(jobId);
+      });
+    this.running.set(jobId, run);
+  }
+
+  /** Plan the job again at `at` (absolute), replacing its timer; null cancels it. */
+  private wakeAt(jobId: string, at: number | null): void {
+    this.timers.get(jobId)?.cancel();
+    this.timers.delete(jobId);
+    if (at === null || this.closed) return;
+    const wakeIn = Math.max(0, at - this.deps.now()) + 5;
+    this.timers.set(
+      jobId,
+      setLongTimeout(() => this.poke(jobId), wakeIn),
+    );
+  }
+
+  /**
+   * A planning step failed (the store could not write: a full disk; or a bug): nothing of it was
+   * stored, so planning again later starts from the same record. Backs off from 1 s to 30 s.
+   */
+  retryLater(jobId: string, err: unknown): void {
+    const attempt = (this.retries.get(jobId) ?? 0) + 1;
+    this.retries.set(jobId, attempt);
+    const delayMs = Math.min(30_000, 1000 * 2 ** (attempt - 1));
+    const unwritable = storeFailure(err);
+    const fields = { job: jobId, retryInMs: delayMs };
+    if (unwritable)
+      this.deps.log.warn({ ...fields, code: unwritable.code }, `${this.deps.noun} step not stored; retrying`);
+    else this.deps.log.error({ ...fields, err }, `${this.deps.noun} step failed; retrying`);
+    if (this.closed) return;
+    this.timers.get(jobId)?.cancel();
+    this.timers.set(
+      jobId,
+      setLongTimeout(() => this.poke(jobId), delayMs),
+    );
+  }
+
+  /** Wait until the job's pending planning steps are done (tests, and verbs that answer with the state). */
+  async settled(jobId: string): Promise<void> {
+    while (this.running.has(jobId)) await this.running.get(jobId);
+  }
+}
