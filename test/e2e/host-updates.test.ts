@@ -182,5 +182,11 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "host updates acro
     expect(sent["host-2"]).toEqual(["runHostCommand"]);
     expect(sent["host-1"]).toEqual([]);
     expect(sent["host-3"]).toEqual([]);
+    // The history lists every job, newest first, with how it ended.
+    const history = await fleet.gildJson<Array<{ id: string; state: string }>>(["host-update", "ls"]);
+    expect(history.map((j) => j.state)).toEqual(["failed", "succeeded", "succeeded"]);
+    expect(history[0]?.id).toBe(started.id);
+    const table = await fleet.gild(["host-update", "ls"]);
+    expect(table.stdout).toMatch(new RegExp(`${started.id}\\s+FAILED\\s+0/3 done`));
   });
 });

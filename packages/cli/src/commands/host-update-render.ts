@@ -1,6 +1,6 @@
 import type { HostUpdatePlanView, HostUpdateView } from "@gild/api-client";
 import { formatDuration, type HostUpdateEvent } from "@gild/core";
-import { ago } from "../format-time.js";
+import { ago, when } from "../format-time.js";
 import { formatTable } from "../render.js";
 import { waveJobLines } from "./wave-table.js";
 
@@ -49,4 +49,29 @@ export function hostUpdatePlanTable(plan: HostUpdatePlanView): string {
     "",
     ...plan.notes.map((n) => `note: ${n}`),
   ].join("\n");
+}
+
+/** One row per host update, newest first: `gild host-update ls`. */
+export function hostUpdateTable(jobs: readonly HostUpdateView[]): string {
+  if (jobs.length === 0) return "no host updates (start one with gild host-update start)";
+  return formatTable(jobs, [
+    { header: "ID", value: (j) => j.id },
+    { header: "STATE", value: (j) => j.state.toUpperCase() },
+    {
+      header: "HOSTS",
+      value: (j) => {
+        const hosts = j.waves.flatMap((w) => w.hosts);
+        return `${hosts.filter((h) => h.state === "done").length}/${hosts.length} done`;
+      },
+    },
+    { header: "COMMAND", value: (j) => clip(argvText(j.argv), 48) },
+    { header: "REBOOT", value: (j) => j.strategy.reboot },
+    { header: "STARTED", value: (j) => when(j.createdAt) },
+    { header: "BY", value: (j) => j.createdBy ?? "-" },
+    { header: "REASON", value: (j) => clip(j.reason ?? "", 60) },
+  ]);
+}
+
+function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }

@@ -9,8 +9,13 @@ import type { Command } from "commander";
 import type { CliContext } from "../context.js";
 import { clock } from "../format-time.js";
 import type { Renderer } from "../render.js";
-import { type HostUpdateStatusView, hostUpdatePlanTable, renderHostUpdate } from "./host-update-render.js";
-import { type CommandFlags, collect, splitList, targetOptions } from "./options.js";
+import {
+  type HostUpdateStatusView,
+  hostUpdatePlanTable,
+  hostUpdateTable,
+  renderHostUpdate,
+} from "./host-update-render.js";
+import { type CommandFlags, collect, parsePositiveInt, splitList, targetOptions } from "./options.js";
 
 interface HostUpdateFlags extends CommandFlags {
   command?: string;
@@ -201,6 +206,21 @@ export function registerHostUpdateCommands(program: Command, ctx: CliContext): v
       return;
     }
     finish(render, await watchHostUpdate(client, render, view.id));
+  });
+
+  targetOptions(
+    hu
+      .command("ls")
+      .description("host update history: what ran, on how many hosts, who started it, how it ended")
+      .option("--limit <n>", "how many (default 20)")
+      .option("--json", "print JSON"),
+  ).action(async (flags: CommandFlags & { limit?: string }) => {
+    const render = ctx.renderer(flags);
+    const limit = flags.limit ? parsePositiveInt(flags.limit, "--limit") : 20;
+    const { hostUpdates } = await ctx
+      .client(flags)
+      .call("GET /v1/host-updates", { query: { limit: String(limit) } });
+    render.result(hostUpdates, () => hostUpdateTable(hostUpdates));
   });
 
   for (const verb of HOST_UPDATE_VERB_NAMES) {
