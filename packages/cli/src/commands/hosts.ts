@@ -19,7 +19,10 @@ function imagesCell(host: HostView): string {
 function appsCell(host: HostView): string {
   return (
     host.apps
-      .map((a) => `${a.name}:${a.imageLine}@${a.imageVersion}/g${a.generation} ${a.health}`)
+      .map(
+        (a) =>
+          `${a.name}:${a.imageLine}@${a.imageVersion}${a.codeLine ? `+${a.codeLine}@${a.codeVersion}` : ""}/g${a.generation} ${a.health}`,
+      )
       .join(" ") || "-"
   );
 }
