@@ -90,20 +90,28 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "image delivery to
   }
 
   it("shows three joined agents online, with their runtime driver, kernel, uptime, updates and reboot flag", async () => {
-    const hosts = await fleet.gildJson<Array<{ name: string; state: string; facts: Record<string, string> }>>(
-      ["hosts"],
-    );
-    expect(hosts.map((h) => [h.name, h.state])).toEqual([
-      ["host-1", "online"],
-      ["host-2", "online"],
-      ["host-3", "online"],
-    ]);
     // The agents share this machine's kernel, boot and apt: their facts are this machine's.
     const updates = await pendingUpdates().then(
       (u) => ({ updates: String(u.total), securityUpdates: String(u.security) }),
       () => ({ updates: "unknown", securityUpdates: "unknown" }),
     );
     const reboot = await rebootRequired();
+    const list = () =>
+      fleet.gildJson<Array<{ name: string; state: string; facts: Record<string, string> }>>(["hosts"]);
+    // The update count comes with an inventory once the agent's count is done (it never holds up the
+    // connection).
+    const hosts = await waitFor(
+      async () => {
+        const all = await list();
+        return all.every((h) => h.facts.updates === updates.updates) ? all : undefined;
+      },
+      { what: "every host's pending-update count", timeoutMs: 60_000 },
+    );
+    expect(hosts.map((h) => [h.name, h.state])).toEqual([
+      ["host-1", "online"],
+      ["host-2", "online"],
+      ["host-3", "online"],
+    ]);
     const btime = Number(/^btime (\d+)$/m.exec(readFileSync("/proc/stat", "utf8"))?.[1]) * 1000;
     for (const host of hosts) {
       expect(host.facts, host.name).toMatchObject({

@@ -5,7 +5,11 @@ import type { AppInstance, Inventory } from "@gild/protocol";
 export type AppsReporter = () => Promise<AppInstance[]>;
 
 /** Read what the host really has from its pool (and running apps): sent on connect and on change. */
-export async function readInventory(store: ImageStore, apps: AppsReporter): Promise<Inventory> {
+export async function readInventory(
+  store: ImageStore,
+  apps: AppsReporter,
+  facts: () => Record<string, string> = () => ({}),
+): Promise<Inventory> {
   const [images, space, appList] = await Promise.all([store.list(), store.pool.space(), apps()]);
   return {
     images: images.map((i) => ({
@@ -18,6 +22,7 @@ export async function readInventory(store: ImageStore, apps: AppsReporter): Prom
     poolTotalBytes: space.totalBytes,
     apps: appList,
     reportedAtMs: Date.now(),
+    facts: facts(),
   };
 }
 

@@ -79,10 +79,14 @@ export async function runAgent(
   const driver = createRuntimeDriver(config.runtime, { runDir: join(config.stateDir, "run"), log });
   log.info({ runtime: driver.kind, configured: config.runtime }, `runtime driver: ${driver.kind}`);
   const facts = await hostFacts({ runtime: driver.kind });
-  // Counting pending updates takes a few seconds: it runs while the apps are reconciled, and the
-  // connection waits for it (bounded by the simulation's timeout) so that the first Hello has it.
-  const maintenanceFacts = new MaintenanceFacts({ log, stateDir: config.stateDir });
-  const maintenanceReady = maintenanceFacts.start();
+  // Counting pending updates takes a few seconds: it runs beside everything else, and each look that
+  // ends sends the facts in an inventory (the connection does not wait for it).
+  const maintenanceFacts = new MaintenanceFacts({
+    log,
+    stateDir: config.stateDir,
+    onChange: () => void sendInventory(false),
+  });
+  void maintenanceFacts.start();
   const imageLock = new KeyedLock();
   const apps = new AppManager({ store, driver, log, onChange: () => void sendInventory(false) });
 
@@ -90,7 +94,11 @@ export async function runAgent(
   let inventoryBusy: Promise<void> | undefined;
   const sendInventory = (force: boolean): Promise<void> => {
     const run = async () => {
-      const inventory: Inventory = await readInventory(store, () => apps.inventory());
+      const inventory: Inventory = await readInventory(
+        store,
+        () => apps.inventory(),
+        () => maintenanceFacts.current(),
+      );
       const fingerprint = inventoryFingerprint(inventory);
       if (!force && fingerprint === lastInventory) return;
       if (connection.send({ inventory })) lastInventory = fingerprint;
@@ -140,7 +148,8 @@ export async function runAgent(
       return {};
     },
     readLogs: async (read) => ({ logs: await apps.readLogs(read) }),
-    runHostCommand: (command) => maintenance.run(command),
+    // What the command did to the host's packages shows in the next inventory.
+    runHostCommand: (command) => maintenance.run(command).finally(() => void maintenanceFacts.refresh()),
     rebootHost: (_reboot, ctx) => maintenance.reboot(ctx.commandId),
   };
 
@@ -210,7 +219,6 @@ export async function runAgent(
     await inventoryBusy;
     resolveDone(code);
   };
-  await maintenanceReady;
   connection.start();
   log.info(
     {

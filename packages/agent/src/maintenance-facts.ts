@@ -14,14 +14,16 @@ export interface MaintenanceFactsOptions {
   stateDir: string;
   refreshMs?: number;
   timeoutMs?: number;
+  /** After each look: the facts may have changed (the inventory carries them). */
+  onChange?: () => void;
 }
 
 /**
  * The facts of the host's own maintenance, for `gild hosts`: pending package updates (`updates`,
  * `securityUpdates`: counts, or "unknown" where apt-get is missing or fails) and Debian's reboot flag
  * (`rebootRequired`: yes or no; `rebootRequiredPackages`: the packages that set it). They travel in
- * the Hello, so a refresh reaches the controller at the agent's next connection; the simulation runs
- * again only when apt's state changed, also across restarts (`<state>/host-updates.json`).
+ * the Hello and, as they change, in the inventory (protocol 2); the simulation runs again only when
+ * apt's state changed, also across restarts (`<state>/host-updates.json`).
  */
 export class MaintenanceFacts {
   private facts: Record<string, string> = {
@@ -55,7 +57,8 @@ export class MaintenanceFacts {
     this.abort.abort();
   }
 
-  private refresh(): Promise<void> {
+  /** Look again now (after a host command, which may have changed both); one look at a time. */
+  refresh(): Promise<void> {
     this.running ??= this.look().finally(() => {
       this.running = undefined;
     });
@@ -133,5 +136,6 @@ export class MaintenanceFacts {
       }
     }
     this.facts = next;
+    this.options.onChange?.();
   }
 }

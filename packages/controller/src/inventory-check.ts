@@ -15,6 +15,10 @@ export const INVENTORY_LIMITS = {
    * is no agent's (they clip at 4096); up to it, the store keeps its first 8192 characters.
    */
   healthDetailChars: 65_536,
+  /** Facts: how many, and how long a name and a value may be (the agent's are a handful of short words). */
+  facts: 64,
+  factNameChars: 64,
+  factValueChars: 4096,
 } as const;
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -43,6 +47,15 @@ export function inventoryProblems(inventory: Inventory): string[] {
   else if (inventory.poolFreeBytes > inventory.poolTotalBytes)
     problems.push("poolFreeBytes: more than poolTotalBytes");
   if (!isCount(inventory.reportedAtMs, MAX_TIME_MS)) problems.push("reportedAtMs: not a time");
+  const facts = Object.entries(inventory.facts);
+  if (facts.length > INVENTORY_LIMITS.facts)
+    problems.push(`facts: ${facts.length} entries, at most ${INVENTORY_LIMITS.facts}`);
+  for (const [name, value] of facts) {
+    if (!/^[A-Za-z][A-Za-z0-9_.-]*$/.test(name) || name.length > INVENTORY_LIMITS.factNameChars)
+      problems.push(`facts: "${clip(name)}" is not a fact name`);
+    else if (value.length > INVENTORY_LIMITS.factValueChars)
+      problems.push(`facts.${name}: longer than ${INVENTORY_LIMITS.factValueChars} characters`);
+  }
   // Past the count bounds, the rest is not read: a refusal names at most this many problems.
   if (problems.length > 0) return problems;
 

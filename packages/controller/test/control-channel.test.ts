@@ -353,6 +353,7 @@ describeWith(["root", "btrfs"], "control channel", () => {
           },
         ],
         reportedAtMs: Date.now(),
+        facts: { updates: "3", securityUpdates: "1" },
         ...overrides,
       };
     }
@@ -364,7 +365,14 @@ describeWith(["root", "btrfs"], "control channel", () => {
         headers: { authorization: `Bearer ${c.adminToken}` },
       });
       return res
-        .json<{ hosts: Array<{ name: string; images: unknown[]; apps: Array<{ name: string }> }> }>()
+        .json<{
+          hosts: Array<{
+            name: string;
+            images: unknown[];
+            apps: Array<{ name: string }>;
+            facts: Record<string, string>;
+          }>;
+        }>()
         .hosts.find((h) => h.name === name);
     }
 
@@ -380,6 +388,8 @@ describeWith(["root", "btrfs"], "control channel", () => {
       const good = await session("inventoried");
       good.ws.send(encodeAgentMessage({ inventory: inventory() }, PROTOCOL_VERSION, 2));
       await waitFor(async () => (await stored("inventoried"))?.apps[0]?.name === "site", { what: "stored" });
+      // Facts that change while connected come with the inventory, over the Hello's.
+      expect((await stored("inventoried"))?.facts).toMatchObject({ updates: "3", securityUpdates: "1" });
       good.ws.close();
       await good.closed;
       const many = Array.from({ length: 9000 }, (_, i) => ({
@@ -408,6 +418,11 @@ describeWith(["root", "btrfs"], "control channel", () => {
         ["apps[0].healthDetail", inventory({ apps: [{ ...app, healthDetail: "x".repeat(70_000) }] })],
         ["apps[0].codeLine", inventory({ apps: [{ ...app, codeLine: "../code", codeVersion: 1 }] })],
         ["apps[0].codeVersion", inventory({ apps: [{ ...app, codeVersion: 3 }] })],
+        [
+          "facts: 100 entries",
+          inventory({ facts: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`f${i}`, "x"])) }),
+        ],
+        ["is not a fact name", inventory({ facts: { "../x": "1" } })],
       ];
       for (const [path, bad] of hostile) {
         const peer = await session("inventoried");

@@ -83,6 +83,8 @@ export interface Inventory {
   poolTotalBytes: number;
   apps: AppInstance[];
   reportedAtMs: number;
+  /** Facts that change while connected (pending updates, the reboot flag); over the Hello's. {} in protocol 1. */
+  facts: Record<string, string>;
 }
 
 /** An app as a DeployApp carries it: what runs, not where. */

@@ -298,6 +298,7 @@ interface InventoryFields<State, Health> {
   poolTotalBytes?: Opt<number>;
   apps?: Opt<Array<AppFields<State, Health>>>;
   reportedAtMs?: Opt<number>;
+  facts?: Opt<Record<string, string>>;
 }
 
 /** An Inventory of either version as the model; `state` and `health` read an app's two enums. */
@@ -338,6 +339,7 @@ export function decodeInventoryWith<State, Health>(
       }),
     ),
     reportedAtMs: num(i.reportedAtMs),
+    facts: map(i.facts),
   };
 }
 

@@ -90,6 +90,7 @@ const fromAgents: AgentMessage[] = [
         },
       ],
       reportedAtMs: 1_790_000_000_000,
+      facts: { updates: "12", rebootRequired: "yes" },
     },
   },
   {
@@ -161,7 +162,8 @@ const deploy = (commandId: string, over: Partial<typeof spec> | { health: unknow
 function asProtocol(version: number, message: object): object {
   if (version >= 2) return message;
   const m = structuredClone(message) as Record<string, Record<string, unknown>>;
-  const inventory = m.inventory as { apps?: Array<Record<string, unknown>> } | undefined;
+  const inventory = m.inventory as { apps?: Array<Record<string, unknown>>; facts?: object } | undefined;
+  if (inventory) inventory.facts = {};
   for (const app of inventory?.apps ?? [])
     Object.assign(app, { codeLine: "", codeVersion: 0, previousCodeVersion: 0 });
   const status = m.commandStatus as { deploy?: Record<string, unknown> } | undefined;

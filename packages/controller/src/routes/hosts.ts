@@ -21,7 +21,8 @@ export function hostView(host: HostRecord, services: Pick<Services, "hub">): Hos
     protocolVersion: services.hub.protocolVersion(host.id) ?? host.protocolVersion,
     kernelVersion: host.kernelVersion,
     btrfsProgsVersion: host.btrfsProgsVersion,
-    facts: host.facts,
+    // The Hello's facts, and over them those the agent reports as they change (its inventory's).
+    facts: { ...host.facts, ...(host.inventory?.facts ?? {}) },
     images: (host.inventory?.images ?? []).map((i) => ({
       line: i.line,
       version: i.version,

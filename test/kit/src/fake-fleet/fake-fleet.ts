@@ -385,6 +385,7 @@ export class FakeFleet {
         poolTotalBytes: 100 * GIB,
         apps: [host.app],
         reportedAtMs: Date.now(),
+        facts: {},
       },
     });
   }
