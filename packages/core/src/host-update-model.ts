@@ -3,6 +3,7 @@
  * docs/architecture.md, Host updates. A job runs one command on hosts, canary first and in waves; all
  * times are absolute milliseconds since the epoch, so a restarted controller resumes exactly.
  */
+import type { MaintenanceWindow } from "./maintenance-window.js";
 import type { CountOrPercent, WaveJobEvent } from "./rollout-model.js";
 
 /**
@@ -78,7 +79,7 @@ export interface HostUpdateStep {
    * to come online. null otherwise.
    */
   deadlineAt: number | null;
-  /** Why the host failed. */
+  /** Why the host failed, or why a pending host waits (its maintenance window). */
   reason: string | null;
   /** When the command was issued. */
   startedAt: number | null;
@@ -148,6 +149,8 @@ export interface HostUpdateObservation {
   reboot: HostCommandObservation | null;
   /** Every app on the host. */
   apps: HostAppObservation[];
+  /** The host's effective maintenance windows; absent or empty: always open. Commands start only inside. */
+  windows?: readonly MaintenanceWindow[];
 }
 
 export interface HostUpdateFleetObservation {

@@ -11,6 +11,7 @@ import {
   IN_FLIGHT_HOST_STATES,
 } from "./host-update-model.js";
 import { isSettledHostUpdate, unacceptedFailures } from "./host-update-rules.js";
+import { windowWaitReason, windowWaitUntil } from "./maintenance-window.js";
 import { sameRecord } from "./rollout-plan-context.js";
 import { hostsOfWave, isCanaryWave } from "./rollout-rules.js";
 import { formatDuration } from "./units.js";
@@ -303,7 +304,8 @@ function startWave(ctx: Ctx, wave: number): void {
 
 /**
  * Start pending hosts of the current wave while fewer than maxUnavailable of its hosts are in flight.
- * A host whose turn came while it is offline gets `deadline` to come online, then fails.
+ * A host whose turn came while it is offline gets `deadline` to come online, then fails; one outside its
+ * maintenance window waits for it (a reason says until when) and takes no slot.
  */
 function startHosts(ctx: Ctx): void {
   const j = ctx.job;
@@ -313,7 +315,25 @@ function startHosts(ctx: Ctx): void {
   for (const host of hosts) {
     if (busy >= limit) break;
     if (host.state !== "pending") continue;
-    if (observed(ctx, host.hostId).online) {
+    const obs = observed(ctx, host.hostId);
+    const opensAt = windowWaitUntil(obs.windows, ctx.now);
+    if (opensAt !== null) {
+      // Outside its maintenance window a host waits without an offline clock: waiting is not failing.
+      host.deadlineAt = null;
+      const why = windowWaitReason(opensAt);
+      if (host.reason !== why) {
+        host.reason = why;
+        emit(ctx, {
+          kind: "host-state",
+          hostId: host.hostId,
+          wave: host.wave,
+          message: `host ${host.hostId}: ${why}`,
+        });
+      }
+      continue;
+    }
+    if (obs.online) {
+      host.reason = null;
       host.startedAt = ctx.now;
       host.deadlineAt = ctx.now + j.strategy.commandTimeoutMs + COMMAND_REPORT_GRACE_MS;
       moveHost(ctx, host, "running-command");
@@ -345,6 +365,13 @@ function nextWakeAt(ctx: Ctx): number | null {
   if (isSettledHostUpdate(j)) return null;
   const clocks: number[] = [];
   if (j.state === "running" && j.phase === "baking" && j.bakeUntil !== null) clocks.push(j.bakeUntil);
+  // A pending host of the current wave waiting for its maintenance window starts when it opens.
+  if (j.state === "running" && j.phase === "updating")
+    for (const host of hostsOfWave(j, j.currentWave)) {
+      const opensAt =
+        host.state === "pending" ? windowWaitUntil(observed(ctx, host.hostId).windows, ctx.now) : null;
+      if (opensAt !== null) clocks.push(opensAt);
+    }
   for (const host of Object.values(j.hosts)) {
     if (host.deadlineAt !== null) clocks.push(host.deadlineAt);
     if (host.state === "verifying") {

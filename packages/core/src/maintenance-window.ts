@@ -194,3 +194,20 @@ export function formatMaintenanceWindow(w: MaintenanceWindow): string {
   const zone = w.offsetMinutes === 0 ? "UTC" : `${w.offsetMinutes < 0 ? "-" : "+"}${hm(off)}`;
   return `${days} ${hm(w.startMinute)}-${hm(w.endMinute)} ${zone}`;
 }
+
+/**
+ * When a host with these windows may next be started, or null when it may start now (open, or no
+ * windows). Planners treat such a host as waiting, never as failing.
+ */
+export function windowWaitUntil(
+  windows: readonly MaintenanceWindow[] | undefined,
+  now: number,
+): number | null {
+  if (windows === undefined || isWindowOpen(windows, now)) return null;
+  return nextWindowOpen(windows, now);
+}
+
+/** The reason a host waiting for its window carries, for events, statuses and the e2e test. */
+export function windowWaitReason(opensAt: number): string {
+  return `waiting for its maintenance window (opens ${new Date(opensAt).toISOString()})`;
+}

@@ -1,3 +1,4 @@
+import { windowWaitReason, windowWaitUntil } from "./maintenance-window.js";
 import type { HostStep } from "./rollout-model.js";
 import { emit, moveHost, observed, type PlanContext } from "./rollout-plan-context.js";
 import { hostsOfWave, MAX_FETCH_ATTEMPTS, rollbackDeadlineMs } from "./rollout-rules.js";
@@ -34,21 +35,62 @@ export function issueFetches(ctx: PlanContext, waves: number[]): void {
   }
 }
 
-/** Switch staged online hosts of the wave while fewer than maxParallel of its hosts are in flux. */
+/**
+ * Switch staged online hosts of the wave while fewer than maxParallel of its hosts are in flux. A host
+ * outside its maintenance window stays staged with a reason saying so (fetches went on regardless), and
+ * the wave's progress deadline runs from the window's opening instead: waiting for a window is not a
+ * lack of progress.
+ */
 export function issueSwitches(ctx: PlanContext, wave: number): void {
-  const { strategy } = ctx.rollout;
-  const hosts = hostsOfWave(ctx.rollout, wave);
+  const r = ctx.rollout;
+  const { strategy } = r;
+  const hosts = hostsOfWave(r, wave);
   const limit = strategy.maxParallel ?? hosts.length;
   // A host rolling back is as disrupted as one switching, so it takes a slot too.
   let busy = hosts.filter((h) => ["switching", "verifying", "rolling-back"].includes(h.state)).length;
   for (const host of hosts) {
     if (busy >= limit) return;
-    if (host.state !== "staged" || !observed(ctx, host.hostId).online) continue;
+    const obs = observed(ctx, host.hostId);
+    if (host.state !== "staged" || !obs.online) continue;
+    const opensAt = windowWaitUntil(obs.windows, ctx.now);
+    if (opensAt !== null) {
+      holdForWindow(ctx, host, opensAt);
+      continue;
+    }
+    host.reason = null;
     host.switchedAt = ctx.now;
     host.deadlineAt = ctx.now + strategy.healthyDeadlineMs;
     moveHost(ctx, host, "switching");
     busy += 1;
   }
+}
+
+function holdForWindow(ctx: PlanContext, host: HostStep, opensAt: number): void {
+  const r = ctx.rollout;
+  if (r.progressDeadlineAt !== null)
+    r.progressDeadlineAt = Math.max(r.progressDeadlineAt, opensAt + r.strategy.progressDeadlineMs);
+  const why = windowWaitReason(opensAt);
+  if (host.reason === why) return;
+  host.reason = why;
+  emit(ctx, {
+    kind: "host-state",
+    hostId: host.hostId,
+    wave: host.wave,
+    message: `host ${host.hostId}: ${why}`,
+  });
+}
+
+/** When the first staged host of the current wave held back by its window may switch, or null. */
+export function windowWakeAt(ctx: PlanContext): number | null {
+  const r = ctx.rollout;
+  if (r.state !== "running" || r.phase !== "deploying") return null;
+  let earliest: number | null = null;
+  for (const host of hostsOfWave(r, r.currentWave)) {
+    if (host.state !== "staged") continue;
+    const opensAt = windowWaitUntil(observed(ctx, host.hostId).windows, ctx.now);
+    if (opensAt !== null && (earliest === null || opensAt < earliest)) earliest = opensAt;
+  }
+  return earliest;
 }
 
 /**

@@ -1,3 +1,5 @@
+import type { MaintenanceWindow } from "./maintenance-window.js";
+
 /**
  * The rollout model shared by the pure planner (rollout-planner.ts) and the controller's executor.
  * docs/architecture.md, Rollouts. All times are absolute milliseconds since the epoch, so a restarted controller
@@ -101,7 +103,7 @@ export interface HostStep {
    * issued (rolling-back).
    */
   deadlineAt: number | null;
-  /** Why the host failed or was rolled back. */
+  /** Why the host failed or was rolled back, or why a staged host waits (its maintenance window). */
   reason: string | null;
   /** The version of the line the host ran before this rollout switched it (for display). */
   fromVersion: number | null;
@@ -179,6 +181,8 @@ export interface HostObservation {
   rollback: CommandObservation | null;
   /** Apps of the rollout's line on this host. */
   apps: AppObservation[];
+  /** The host's effective maintenance windows; absent or empty: always open. Switches start only inside. */
+  windows?: readonly MaintenanceWindow[];
 }
 
 export interface CommandObservation {

@@ -1,4 +1,4 @@
-import { issueFetches, issueRollbacks, issueSwitches } from "./rollout-commands.js";
+import { issueFetches, issueRollbacks, issueSwitches, windowWakeAt } from "./rollout-commands.js";
 import { commandsCalledFor, rolloutCommandKey } from "./rollout-dispatch.js";
 import { enforceHostDeadlines, failSwitchedHost, healthyAtTime, observeHost } from "./rollout-host-steps.js";
 import {
@@ -285,7 +285,10 @@ function finishRollback(ctx: PlanContext): void {
   moveRollout(ctx, outcome, `rollback finished${note}; ${r.line}@${r.version} is bad`);
 }
 
-/** The earliest clock that can change the outcome: progress deadline, bake end, host deadlines, minHealthy. */
+/**
+ * The earliest clock that can change the outcome: progress deadline, bake end, a maintenance window's
+ * opening, host deadlines, minHealthy.
+ */
 function nextWakeAt(ctx: PlanContext): number | null {
   const r = ctx.rollout;
   if (!ACTIVE.includes(r.state)) return null;
@@ -294,6 +297,10 @@ function nextWakeAt(ctx: PlanContext): number | null {
     clocks.push(r.progressDeadlineAt);
   }
   if (r.state === "running" && r.phase === "baking" && r.bakeUntil !== null) clocks.push(r.bakeUntil);
+  // A staged host waiting for its maintenance window switches when it opens (absolute: a restarted
+  // controller computes the same time from the same windows).
+  const opens = windowWakeAt(ctx);
+  if (opens !== null) clocks.push(opens);
   for (const host of Object.values(r.hosts)) {
     const forward = r.state !== "rolling-back" && (host.state === "switching" || host.state === "verifying");
     if (host.deadlineAt !== null && (forward || host.state === "rolling-back")) clocks.push(host.deadlineAt);
