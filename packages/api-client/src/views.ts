@@ -46,6 +46,40 @@ export interface HostView {
   poolTotalBytes: number | null;
   /** The apps as the host's last inventory reported them (health streaks on the controller's clock). */
   apps: Array<Omit<AppInstance, "healthyForMs">>;
+  /** The host's effective maintenance window, and whether it is open now. */
+  window: HostWindowView;
+}
+
+/**
+ * A host's effective maintenance window: its own rule if it has one, else every label rule matching
+ * it (joined). No rule: always open.
+ */
+export interface HostWindowView {
+  /** The windows in force, comma-separated; null when no rule applies (always open). */
+  spec: string | null;
+  /** The rules they come from: the host's name, or the label selectors that match it. */
+  rules: string[];
+  open: boolean;
+  /** When it next opens (now when open), ms since the epoch; null when no rule applies. */
+  nextOpenAt: number | null;
+  /** When the open stretch ends; null when closed or always open. */
+  openUntil: number | null;
+}
+
+/** One maintenance window rule, as `gild host window ls` lists it. */
+export interface WindowRuleView {
+  /** A host name, or a label selector `key=value`. */
+  target: string;
+  kind: "host" | "label";
+  spec: string;
+  /** The hosts it applies to now (a host with a rule of its own ignores label rules). */
+  hosts: string[];
+  setBy: string | null;
+  setAt: number;
+}
+
+export interface WindowRulesView {
+  rules: WindowRuleView[];
 }
 
 /** One app on one host, as its inventory reports it. */

@@ -27,6 +27,7 @@ import { enrollRoutes } from "./routes/enroll.js";
 import { hostUpdateRoutes } from "./routes/host-updates.js";
 import { hostRoutes } from "./routes/hosts.js";
 import { imageRoutes } from "./routes/images.js";
+import { windowRoutes } from "./routes/maintenance-windows.js";
 import { rolloutRoutes } from "./routes/rollouts.js";
 import { tokenRoutes } from "./routes/tokens.js";
 import { bearerSecret, secretMatches } from "./secrets.js";
@@ -200,6 +201,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
   // Each route group is a plugin given only what it uses.
   await app.register(enrollRoutes, { enrollment, log, tls: deps.tls });
   await app.register(hostRoutes, { hub, store });
+  await app.register(windowRoutes, { store, rolloutExecutor, hostUpdateExecutor, now: deps.now ?? Date.now });
   await app.register(tokenRoutes, { config, enrollment, store });
   await app.register(imageRoutes, { images, store });
   await app.register(appRoutes, { apps, images });

@@ -11,6 +11,7 @@ import { HostUpdateDispatcher } from "./host-update-dispatcher.js";
 import { observeHostUpdate } from "./host-update-observer.js";
 import { JobFeed } from "./job-feed.js";
 import { JobLoop } from "./job-loop.js";
+import { windowsByHost } from "./maintenance-windows.js";
 import { named } from "./rollout-executor.js";
 import type { StoredHostUpdate } from "./store/host-updates-repo.js";
 
@@ -115,7 +116,8 @@ export class HostUpdateExecutor {
       this.loop.track(jobId, Object.keys(before.hosts), false);
       return null;
     }
-    const observation = observeHostUpdate(before, { hub: this.deps.hub, known, rows });
+    const windows = windowsByHost(known.values(), this.deps.store.windows.list());
+    const observation = observeHostUpdate(before, { hub: this.deps.hub, known, rows, windows });
     const plan = planHostUpdate(before, observation, this.now());
     const record = plan.job;
     const events: HostUpdateEvent[] = plan.events.map((e) => named(e, known));

@@ -5,6 +5,7 @@ import type {
   HostUpdateFleetObservation,
   HostUpdateObservation,
   HostUpdateRecord,
+  MaintenanceWindow,
 } from "@gild/core";
 import type { AgentHub } from "./agent-hub.js";
 import type { CommandRecord } from "./store/commands-repo.js";
@@ -41,11 +42,17 @@ export function outputTailOf(row: CommandRecord | undefined): string {
 
 /**
  * What the executor sees of a job's hosts: liveness, the results of the job's run and reboot commands,
- * and every app of each host from its inventory. `known` and `rows` are read once per planning step.
+ * every app of each host from its inventory, and each host's maintenance windows. `known` and `rows` are read once per planning step.
  */
 export function observeHostUpdate(
   record: HostUpdateRecord,
-  deps: { hub: AgentHub; known: ReadonlyMap<string, HostRecord>; rows: readonly CommandRecord[] },
+  deps: {
+    hub: AgentHub;
+    known: ReadonlyMap<string, HostRecord>;
+    rows: readonly CommandRecord[];
+    /** Effective maintenance windows by host id (maintenance-windows.ts); a host absent is always open. */
+    windows?: ReadonlyMap<string, readonly MaintenanceWindow[]>;
+  },
 ): HostUpdateFleetObservation {
   const byId = new Map(deps.rows.map((r) => [r.id, r]));
   const hosts: Record<string, HostUpdateObservation> = {};
@@ -62,6 +69,8 @@ export function observeHostUpdate(
       reboot: observeCommand(byId.get(hostUpdateCommandId(record.id, { kind: "reboot", hostId }))),
       apps,
     };
+    const windows = deps.windows?.get(hostId);
+    if (windows !== undefined) hosts[hostId].windows = windows;
   }
   return { hosts };
 }

@@ -11,6 +11,7 @@ import type { AppService } from "./app-service.js";
 import type { CommandService } from "./command-service.js";
 import type { ImageService } from "./image-service.js";
 import { JobLoop } from "./job-loop.js";
+import { windowsByHost } from "./maintenance-windows.js";
 import { RolloutDispatcher } from "./rollout-dispatcher.js";
 import { RolloutFeed } from "./rollout-feed.js";
 import { observeRollout } from "./rollout-observer.js";
@@ -153,6 +154,7 @@ export class RolloutExecutor {
       versionUuid: image.uuid,
       known,
       rows,
+      windows: windowsByHost(known.values(), this.deps.store.windows.list()),
     });
     const now = this.now();
     const plan = planRollout(before, observation, now);

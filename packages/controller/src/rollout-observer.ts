@@ -4,6 +4,7 @@ import type {
   FetchObservation,
   FleetObservation,
   HostObservation,
+  MaintenanceWindow,
   RolloutRecord,
 } from "@gild/core";
 import type { AppInstance } from "@gild/protocol";
@@ -105,6 +106,8 @@ export function observeRollout(
     versionUuid: string;
     known: ReadonlyMap<string, HostRecord>;
     rows: readonly CommandRecord[];
+    /** Effective maintenance windows by host id (maintenance-windows.ts); a host absent is always open. */
+    windows?: ReadonlyMap<string, readonly MaintenanceWindow[]>;
   },
 ): FleetObservation {
   const byHost = new Map<string, CommandRecord[]>();
@@ -163,6 +166,8 @@ export function observeRollout(
       rollback,
       apps: appObservations,
     };
+    const windows = deps.windows?.get(hostId);
+    if (windows !== undefined) hosts[hostId].windows = windows;
   }
   return { hosts };
 }

@@ -3,11 +3,18 @@ import { GildError } from "@gild/core";
 import { CloseCode } from "@gild/protocol";
 import type { FastifyInstance } from "fastify";
 import { hostByName } from "../host-selection.js";
+import { hostWindowView } from "../maintenance-windows.js";
 import type { Services } from "../services.js";
 import type { HostRecord } from "../store/hosts-repo.js";
+import type { WindowRule } from "../store/windows-repo.js";
 
-/** A host as the API shows it: identity, liveness, versions, images and free space. */
-export function hostView(host: HostRecord, services: Pick<Services, "hub">): HostView {
+/** A host as the API shows it: identity, liveness, versions, images, free space, maintenance window. */
+export function hostView(
+  host: HostRecord,
+  services: Pick<Services, "hub">,
+  windowRules: readonly WindowRule[] = [],
+  now = Date.now(),
+): HostView {
   const online = services.hub.isOnline(host.id);
   return {
     id: host.id,
@@ -31,6 +38,7 @@ export function hostView(host: HostRecord, services: Pick<Services, "hub">): Hos
     poolFreeBytes: host.inventory?.poolFreeBytes ?? null,
     poolTotalBytes: host.inventory?.poolTotalBytes ?? null,
     apps: host.inventory?.apps ?? [],
+    window: hostWindowView(host, windowRules, now),
   };
 }
 
@@ -39,12 +47,14 @@ export type HostRouteDeps = Pick<Services, "hub" | "store">;
 
 /** A fastify plugin: register it with its dependencies (`app.register(hostRoutes, deps)`). */
 export async function hostRoutes(app: FastifyInstance, services: HostRouteDeps): Promise<void> {
-  app.get("/v1/hosts", async () => ({
-    hosts: services.store.hosts.list().map((h) => hostView(h, services)),
-  }));
+  app.get("/v1/hosts", async () => {
+    const rules = services.store.windows.list();
+    const now = Date.now();
+    return { hosts: services.store.hosts.list().map((h) => hostView(h, services, rules, now)) };
+  });
 
   app.get<{ Params: { name: string } }>("/v1/hosts/:name", async (req) =>
-    hostView(hostByName(services.store.hosts, req.params.name), services),
+    hostView(hostByName(services.store.hosts, req.params.name), services, services.store.windows.list()),
   );
 
   app.delete<{ Params: { name: string } }>("/v1/hosts/:name", async (req) => {

@@ -154,6 +154,16 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX host_update_events_by_job ON host_update_events (host_update_id, id);
   `,
+  // Maintenance windows (issue 13): per host name or per label selector ("role=web"), the spec as the
+  // operator wrote it (validated before it is stored; core parses it again on every read).
+  `
+  CREATE TABLE maintenance_windows (
+    target TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    set_by TEXT,
+    set_at INTEGER NOT NULL
+  );
+  `,
 ];
 
 /** Open (or create) the controller database: WAL, foreign keys, migrations applied. */

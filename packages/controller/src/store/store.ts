@@ -8,6 +8,7 @@ import { HostsRepo } from "./hosts-repo.js";
 import { ImagesRepo } from "./images-repo.js";
 import { RolloutsRepo } from "./rollouts-repo.js";
 import { TokensRepo } from "./tokens-repo.js";
+import { WindowsRepo } from "./windows-repo.js";
 
 /** The controller's state in SQLite, one repo per table. */
 export class Store {
@@ -20,6 +21,7 @@ export class Store {
   readonly apps: AppsRepo;
   readonly rollouts: RolloutsRepo;
   readonly hostUpdates: HostUpdatesRepo;
+  readonly windows: WindowsRepo;
 
   constructor(readonly db: Db) {
     this.hosts = new HostsRepo(db);
@@ -31,6 +33,7 @@ export class Store {
     this.apps = new AppsRepo(db);
     this.rollouts = new RolloutsRepo(db);
     this.hostUpdates = new HostUpdatesRepo(db);
+    this.windows = new WindowsRepo(db);
   }
 
   static open(path: string): Store {
