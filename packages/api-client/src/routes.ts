@@ -26,6 +26,7 @@ import type {
   RolloutRequestBody,
   RolloutView,
   TokenView,
+  WindowRulesView,
 } from "./views.js";
 
 export interface JsonRoutes {
@@ -39,6 +40,14 @@ export interface JsonRoutes {
   "GET /v1/hosts": { response: { hosts: HostView[] } };
   "GET /v1/hosts/:name": { params: { name: string }; response: HostView };
   "DELETE /v1/hosts/:name": { params: { name: string }; response: { removed: string; id: string } };
+  /** Maintenance windows: `target` is a host name or a label selector `key=value`. */
+  "GET /v1/maintenance-windows": { response: WindowRulesView };
+  "PUT /v1/maintenance-windows/:target": {
+    params: { target: string };
+    body: { spec: string };
+    response: { target: string; spec: string };
+  };
+  "DELETE /v1/maintenance-windows/:target": { params: { target: string }; response: { removed: string } };
   "POST /v1/tokens": { body: { ttl?: string }; response: CreatedToken };
   "GET /v1/tokens": { response: { tokens: TokenView[] } };
   "DELETE /v1/tokens/:id": { params: { id: string }; response: { removed: string } };
