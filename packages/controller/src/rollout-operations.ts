@@ -14,6 +14,7 @@ import {
 } from "@gild/core";
 import type { AppService } from "./app-service.js";
 import { hostHasVersion, type ImageService, pickParent } from "./image-service.js";
+import { windowsByHost } from "./maintenance-windows.js";
 import type { RolloutExecutor } from "./rollout-executor.js";
 import type { RolloutFeed } from "./rollout-feed.js";
 import { appsInScope, versionOnLine } from "./rollout-observer.js";
@@ -127,9 +128,15 @@ export class RolloutOperations {
       // Without a made artifact, the image's size is the upper bound of what a host downloads.
       bytesByHost[hostId] = artifact?.sizeBytes ?? target.sizeBytes ?? 0;
     }
+    const windows = Object.fromEntries(windowsByHost(hosts.values(), this.deps.store.windows.list()));
     return {
       record,
-      timeline: estimateTimeline(record, { bytesByHost, bytesPerSecond: this.feed.meanRate() }),
+      timeline: estimateTimeline(record, {
+        bytesByHost,
+        bytesPerSecond: this.feed.meanRate(),
+        windows,
+        startAt: this.now(),
+      }),
     };
   }
 

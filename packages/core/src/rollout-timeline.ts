@@ -1,3 +1,4 @@
+import { type MaintenanceWindow, nextWindowOpen } from "./maintenance-window.js";
 import type { RolloutRecord } from "./rollout-model.js";
 import { isCanaryWave } from "./rollout-rules.js";
 
@@ -17,6 +18,10 @@ export interface TimelineInputs {
   bytesPerSecond?: number | null;
   /** Seconds from a switch to the first healthy probe [15]. */
   switchSeconds?: number;
+  /** Effective maintenance windows by host id; a host absent is always open. */
+  windows?: Readonly<Record<string, readonly MaintenanceWindow[]>>;
+  /** When the rollout would start (ms since the epoch): windows are weekly times, so waits need it [0]. */
+  startAt?: number;
 }
 
 /** One row of the `gild rollout plan` wave table; seconds from the start of the rollout. */
@@ -28,6 +33,10 @@ export interface TimelineWave {
   bytes: number;
   /** Seconds the wave waits for downloads after it starts (0 when prefetch finished them before). */
   transferSeconds: number;
+  /** Seconds the wave waits for its hosts' maintenance windows before it switches (the latest opening). */
+  windowWaitSeconds: number;
+  /** Hosts of the wave whose window is closed when the wave would switch, and when it opens (ms epoch). */
+  windowOpensAt: Record<string, number>;
   /** Seconds to switch every host and hold minHealthy, batch after batch of maxParallel. */
   verifySeconds: number;
   /** Bake after the wave: canaryBake after an auto-promoted canary, bake after others, none after the last. */
@@ -53,6 +62,8 @@ export interface Timeline {
  *   what is left when it starts.
  * - Verify: ceil(hosts / maxParallel) batches, each switchSeconds + minHealthy (a batch starts when the
  *   one before it is healthy). Failures, retries and deadlines are not modelled: this is the good path.
+ * - Maintenance windows: a wave's switches wait until the last of its hosts' windows opens (at the time
+ *   the wave would switch); its verify time runs after that. Prefetch is not held back by windows.
  * - Bake: canaryBake after the canary when promote is auto; a manual promotion is an operator wait,
  *   flagged and not counted. bake after other waves; none after the last (the planner skips it).
  */
@@ -85,19 +96,32 @@ export function estimateTimeline(rollout: RolloutRecord, inputs: TimelineInputs)
         : Math.max(start, previousTransferEnd);
     const transferEnd = transferStart + transfer;
     const deployStart = Math.max(start, transferEnd);
+    const switchAt = (inputs.startAt ?? 0) + deployStart * 1000;
+    const windowOpensAt: Record<string, number> = {};
+    let windowWait = 0;
+    for (const id of hosts) {
+      const windows = inputs.windows?.[id];
+      if (windows === undefined || windows.length === 0) continue;
+      const opens = nextWindowOpen(windows, switchAt);
+      if (opens <= switchAt) continue;
+      windowOpensAt[id] = opens;
+      windowWait = Math.max(windowWait, Math.ceil((opens - switchAt) / 1000));
+    }
     const batches = Math.ceil(hosts.length / (strategy.maxParallel ?? Math.max(1, hosts.length)));
     const verify = batches * (switchSeconds + minHealthySeconds);
     const awaitsPromotion = canary && !last && strategy.promote === "manual";
     let bake = 0;
     if (!last && !awaitsPromotion)
       bake = Math.ceil((canary ? strategy.canaryBakeMs : strategy.bakeMs) / 1000);
-    clock = deployStart + verify + bake;
+    clock = deployStart + windowWait + verify + bake;
     waves.push({
       wave,
       hosts: [...hosts],
       canary,
       bytes,
       transferSeconds: deployStart - start,
+      windowWaitSeconds: windowWait,
+      windowOpensAt,
       verifySeconds: verify,
       bakeSeconds: bake,
       awaitsPromotion,

@@ -2,6 +2,7 @@
 // not started (host updates), the next wake is the window's opening, and it proceeds once open.
 import {
   createHostUpdate,
+  estimateTimeline,
   type HostUpdateFleetObservation,
   type HostUpdateRecord,
   type HostUpdateStep,
@@ -175,5 +176,20 @@ describe("planHostUpdate with maintenance windows (canary h1, then h2, h3)", () 
     const res = runPlan(running, obs, T0 + MIN);
     expect(res.job.hosts.h1?.state).not.toBe("pending");
     expect(res.job.hosts.h1?.state).not.toBe("failed");
+  });
+});
+
+describe("estimateTimeline with maintenance windows", () => {
+  it("a wave waits for the last of its hosts' windows to open; the wait is in the timeline", () => {
+    const r = newRollout(3, { canary: ["h1"], waves: ["100%"], promote: "auto" });
+    const inputs = { bytesByHost: { h1: 0, h2: 0, h3: 0 }, startAt: T0 };
+    const plain = estimateTimeline(r, inputs);
+    const waiting = estimateTimeline(r, { ...inputs, windows: { h2: WINDOW, h3: ALWAYS } });
+    const wave1 = waiting.waves[1];
+    const switchAt = T0 + (plain.waves[1]?.startsAtSecond ?? 0) * 1000;
+    expect(wave1?.windowOpensAt).toEqual({ h2: OPENS });
+    expect(wave1?.windowWaitSeconds).toBe(Math.ceil((OPENS - switchAt) / 1000));
+    expect(waiting.totalSeconds).toBe(plain.totalSeconds + (wave1?.windowWaitSeconds ?? 0));
+    expect(waiting.waves[0]).toMatchObject({ windowWaitSeconds: 0, windowOpensAt: {} });
   });
 });

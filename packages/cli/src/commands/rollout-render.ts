@@ -95,10 +95,18 @@ export function planTable(plan: {
     { header: "HOSTS", value: (r) => r.w.hosts.join(",") },
     { header: "DOWNLOAD", value: (r) => (r.t ? formatBytes(r.t.bytes) : "-"), align: "right" },
     { header: "TRANSFER", value: (r) => s(r.t?.transferSeconds) },
+    { header: "WINDOW WAIT", value: (r) => (r.t?.windowWaitSeconds ? s(r.t.windowWaitSeconds) : "-") },
     { header: "VERIFY", value: (r) => s(r.t?.verifySeconds) },
     { header: "BAKE", value: (r) => (r.t?.awaitsPromotion ? "manual promote" : s(r.t?.bakeSeconds)) },
     { header: "STARTS", value: (r) => `+${s(r.t?.startsAtSecond)}` },
     { header: "ENDS", value: (r) => `+${s(r.t?.endsAtSecond)}` },
   ]);
-  return `${plan.image}: ${plan.waves.length} waves, ${plan.waves.reduce((n, w) => n + w.hosts.length, 0)} hosts, about ${s(plan.timeline.totalSeconds)} (plus manual promotion waits)\n\n${table}`;
+  // Per host, when its maintenance window opens, for the hosts that will wait for one.
+  const waits = plan.timeline.waves.flatMap((t) =>
+    Object.entries(t.windowOpensAt ?? {}).map(
+      ([host, at]) => `  ${host}: waits for its maintenance window, opens ${new Date(at).toISOString()}`,
+    ),
+  );
+  const windows = waits.length > 0 ? `\n\nmaintenance windows:\n${waits.join("\n")}` : "";
+  return `${plan.image}: ${plan.waves.length} waves, ${plan.waves.reduce((n, w) => n + w.hosts.length, 0)} hosts, about ${s(plan.timeline.totalSeconds)} (plus manual promotion waits)\n\n${table}${windows}`;
 }

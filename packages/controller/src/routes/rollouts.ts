@@ -46,7 +46,16 @@ export async function rolloutRoutes(app: FastifyInstance, services: RolloutRoute
           canary: isCanaryWave(record, index),
           hosts: ids.map(name),
         })),
-        timeline,
+        // Hosts waiting for their windows by name, as the wave table names them.
+        timeline: {
+          ...timeline,
+          waves: timeline.waves.map((w) => ({
+            ...w,
+            windowOpensAt: Object.fromEntries(
+              Object.entries(w.windowOpensAt).map(([id, at]) => [name(id), at]),
+            ),
+          })),
+        },
       };
     },
   );
