@@ -306,7 +306,11 @@ export interface HostUpdateView {
 export interface HostUpdatePlanView {
   argv: string[];
   strategy: HostUpdateStrategy;
-  waves: Array<{ index: number; canary: boolean; hosts: string[] }>;
+  /**
+   * windowOpensAt: hosts of the wave outside their maintenance window now, and when it opens (ms since
+   * the epoch); they start only then.
+   */
+  waves: Array<{ index: number; canary: boolean; hosts: string[]; windowOpensAt: Record<string, number> }>;
   /** What the plan cannot promise, said plainly (no automatic un-upgrade). */
   notes: string[];
 }

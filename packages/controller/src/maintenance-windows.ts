@@ -66,3 +66,18 @@ export function hostWindowView(
     openUntil: windowOpenUntil(eff.windows, now),
   };
 }
+
+/** Of these hosts, those outside their windows at `now`, by name, with when each window opens. */
+export function windowOpenings(
+  hostIds: readonly string[],
+  windows: ReadonlyMap<string, MaintenanceWindow[]>,
+  now: number,
+  name: (id: string) => string,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const id of hostIds) {
+    const own = windows.get(id);
+    if (own !== undefined && !isWindowOpen(own, now)) out[name(id)] = nextWindowOpen(own, now);
+  }
+  return out;
+}

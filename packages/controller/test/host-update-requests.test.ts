@@ -84,7 +84,7 @@ describe("host-update requests", () => {
       strategy: { reboot: "always", maxUnavailable: { count: 1 } },
     });
     const waves = body.waves as Array<{ canary: boolean; hosts: string[] }>;
-    expect(waves[0]).toEqual({ index: 0, canary: true, hosts: ["web-2"] });
+    expect(waves[0]).toEqual({ index: 0, canary: true, hosts: ["web-2"], windowOpensAt: {} });
     expect(
       waves
         .slice(1)

@@ -111,6 +111,25 @@ describe("maintenance window requests", () => {
     expect(((await call("GET", "/v1/maintenance-windows")).body.rules as unknown[]).length).toBe(2);
   });
 
+  it("a host-update plan names the hosts outside their windows and when each opens", async () => {
+    // An hour twelve hours from now: certainly closed now, whatever the time of day.
+    const hour = (new Date().getUTCHours() + 12) % 24;
+    const hh = (h: number) => String(h).padStart(2, "0");
+    const spec = `daily ${hh(hour)}:00-${hh((hour + 1) % 24)}:00 UTC`;
+    expect((await call("PUT", target("db-1"), { spec })).status).toBe(200);
+    const { status, body } = await call("POST", "/v1/host-updates/plan", {
+      command: "true",
+      hosts: ["db-1", "web-1"],
+      strategy: { canary: ["db-1"] },
+    });
+    expect(status).toBe(200);
+    const waves = body.waves as Array<{ hosts: string[]; windowOpensAt: Record<string, number> }>;
+    expect(Object.keys(waves[0]?.windowOpensAt ?? {})).toEqual(["db-1"]);
+    expect(new Date(waves[0]?.windowOpensAt["db-1"] ?? 0).getUTCHours()).toBe(hour);
+    expect((await windowOf("db-1")).open).toBe(false);
+    expect((await call("DELETE", target("db-1"))).status).toBe(200);
+  });
+
   it("removes a rule; the host falls back to its labels' rules; removing twice is not found", async () => {
     expect(await call("DELETE", target("web-2"))).toEqual({ status: 200, body: { removed: "web-2" } });
     expect((await windowOf("web-2")).rules).toEqual(["role=web"]);

@@ -40,6 +40,12 @@ export function hostUpdatePlanTable(plan: HostUpdatePlanView): string {
     { header: "WAVE", value: (w) => `${w.index + 1}${w.canary ? " canary" : ""}` },
     { header: "HOSTS", value: (w) => w.hosts.join(",") },
   ]);
+  // Hosts outside their maintenance window now start only when it opens.
+  const waits = plan.waves.flatMap((w) =>
+    Object.entries(w.windowOpensAt ?? {}).map(
+      ([host, at]) => `  ${host}: waits for its maintenance window, opens ${new Date(at).toISOString()}`,
+    ),
+  );
   const s = plan.strategy;
   const hosts = plan.waves.reduce((n, w) => n + w.hosts.length, 0);
   return [
@@ -47,6 +53,7 @@ export function hostUpdatePlanTable(plan: HostUpdatePlanView): string {
     "",
     table,
     "",
+    ...(waits.length > 0 ? ["maintenance windows:", ...waits, ""] : []),
     ...plan.notes.map((n) => `note: ${n}`),
   ].join("\n");
 }

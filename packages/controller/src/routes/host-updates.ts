@@ -4,6 +4,7 @@ import type { FastifyInstance } from "fastify";
 import { openEventStream } from "../event-stream.js";
 import { NO_UNDO_NOTE } from "../host-update-operations.js";
 import { hostUpdateView } from "../host-update-view.js";
+import { windowOpenings, windowsByHost } from "../maintenance-windows.js";
 import type { Services } from "../services.js";
 import type { StoredHostUpdate } from "../store/host-updates-repo.js";
 
@@ -32,6 +33,8 @@ export async function hostUpdateRoutes(app: FastifyInstance, services: HostUpdat
     async (req): Promise<HostUpdatePlanView> => {
       const record = ops.plan(req.body);
       const names = services.store.hosts.names();
+      const windows = windowsByHost(services.store.hosts.list(), services.store.windows.list());
+      const now = Date.now();
       return {
         argv: record.argv,
         strategy: record.strategy,
@@ -39,6 +42,7 @@ export async function hostUpdateRoutes(app: FastifyInstance, services: HostUpdat
           index,
           canary: isCanaryWave(record, index),
           hosts: ids.map((id) => names.get(id) ?? id),
+          windowOpensAt: windowOpenings(ids, windows, now, (id) => names.get(id) ?? id),
         })),
         notes: [NO_UNDO_NOTE],
       };
