@@ -1,4 +1,6 @@
-import { rm } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { GildError, type Logger } from "@gild/core";
 import { type HostCommandResult, MAX_OUTPUT_TAIL_BYTES, type RunHostCommand } from "@gild/protocol";
@@ -17,9 +19,49 @@ interface RebootIntent {
   commandId: string;
   /** The boot id before the reboot: a different one after it proves the host rebooted. */
   bootId: string;
+  /**
+   * When PID 1 started (initStart): a different one after it also proves a reboot. Absent in a
+   * reboot.json written by an older agent.
+   */
+  initStart?: string;
   /** The test hook stood in for the reboot: the agent's restart counts as one. */
   byRestart: boolean;
   at: number;
+}
+
+/**
+ * The argv that runs `argv` as a transient service of its own (systemd-run), outside the agent's unit:
+ * gild-agent.service is sandboxed (ProtectSystem=strict, PrivateTmp=yes), so a command run in it sees
+ * /usr, /etc and /var/lib/dpkg read-only and a /var/tmp of its own that goes with the agent, and an
+ * upgrade could change nothing. systemd stops the service (its whole cgroup) at the timeout, as the
+ * agent's own timeout ends the waiting client; --pipe gives the agent its output and exit code.
+ */
+export function asTransientService(argv: readonly string[], timeoutMs: number): string[] {
+  return [
+    "systemd-run",
+    "--quiet",
+    "--wait",
+    "--pipe",
+    "--collect",
+    "--service-type=exec",
+    `--unit=gild-host-command-${randomBytes(4).toString("hex")}`,
+    "--description=gild host update command",
+    `--property=RuntimeMaxSec=${Math.max(1, Math.ceil(timeoutMs / 1000))}s`,
+    "--",
+    ...argv,
+  ];
+}
+
+/**
+ * When this system's PID 1 started, in clock ticks since the kernel booted (/proc/1/stat, field 22).
+ * The boot id alone misses a container's reboot: the agent's unit has ProtectKernelTunables=yes, which
+ * mounts /proc/sys afresh, so inside a container (systemd-nspawn) the agent reads the host kernel's boot
+ * id, not the one nspawn gives each boot of the container; a new PID 1 is a new boot there too.
+ */
+export async function initStart(): Promise<string> {
+  const stat = await readFile("/proc/1/stat", "utf8");
+  // The fields after the command name, which is in parentheses and may hold spaces: state is field 3.
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[22 - 3] ?? "";
 }
 
 /** A host command that did not exit 0: the coded error, carrying its result for the controller. */
@@ -40,6 +82,7 @@ export class HostCommandFailed extends GildError {
  */
 export class HostMaintenance {
   private readonly intentPath: string;
+  private readonly commandsAsServices: boolean;
 
   constructor(
     private readonly deps: {
@@ -55,15 +98,25 @@ export class HostMaintenance {
       exit: (code: number) => void;
       /** Where the host flags a required reboot (tests point it elsewhere). */
       rebootRequiredFile?: string;
+      /**
+       * Run commands as transient services (asTransientService). Default: where systemd is PID 1, as
+       * the agent then runs in its sandboxed unit.
+       */
+      commandsAsServices?: boolean;
     },
   ) {
     this.intentPath = join(deps.stateDir, "reboot.json");
+    this.commandsAsServices = deps.commandsAsServices ?? existsSync("/run/systemd/system");
   }
 
   /** RunHostCommand: exit 0 succeeds; any other outcome fails, its result (exit, output) attached. */
   async run(command: RunHostCommand): Promise<CommandResult> {
-    this.deps.log.info({ argv: command.argv, timeoutMs: command.timeoutMs }, "running a host command");
-    const outcome = await runHostCommand(command.argv, {
+    this.deps.log.info(
+      { argv: command.argv, timeoutMs: command.timeoutMs, asService: this.commandsAsServices },
+      "running a host command",
+    );
+    const argv = this.commandsAsServices ? asTransientService(command.argv, command.timeoutMs) : command.argv;
+    const outcome = await runHostCommand(argv, {
       timeoutMs: command.timeoutMs,
       maxOutputBytes: MAX_OUTPUT_TAIL_BYTES,
       ...(this.deps.rebootRequiredFile ? { rebootRequiredFile: this.deps.rebootRequiredFile } : {}),
@@ -85,6 +138,7 @@ export class HostMaintenance {
     const intent: RebootIntent = {
       commandId,
       bootId: await currentBootId(),
+      initStart: await initStart(),
       byRestart: this.deps.rebootByRestart,
       at: Date.now(),
     };
@@ -123,7 +177,10 @@ export class HostMaintenance {
         cause: err,
       });
     }
-    const rebooted = intent.byRestart || (await currentBootId()) !== intent.bootId;
+    const rebooted =
+      intent.byRestart ||
+      (await currentBootId()) !== intent.bootId ||
+      (intent.initStart !== undefined && (await initStart()) !== intent.initStart);
     this.deps.log.info({ commandId: intent.commandId, rebooted }, "answering the reboot command");
     return {
       commandId: intent.commandId,
