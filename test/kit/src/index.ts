@@ -1,3 +1,4 @@
+export * from "./booted-network.js";
 export * from "./booted-systemd.js";
 export * from "./busybox-image.js";
 export * from "./cleanup-registry.js";
