@@ -14,4 +14,5 @@ export {
   runController,
   startController,
 } from "./main.js";
+export { certificateSerial } from "./pki.js";
 export type { ControllerImageBuilder, ControllerImageStore } from "./services.js";

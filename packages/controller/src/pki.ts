@@ -30,10 +30,12 @@ function rsaKeyPair(): { publicPem: string; privatePem: string } {
   };
 }
 
-function serial(): string {
-  // Positive 16-byte serial (the high bit cleared).
+export function certificateSerial(): string {
+  // A positive 16-byte serial in its minimal DER form: the high bit cleared (else negative) and the
+  // next one set, so the first byte is never 0x00. forge writes the bytes as they are, and a leading
+  // zero that is not needed is "illegal padding" to OpenSSL: 1 certificate in 256 failed to load.
   const bytes = randomBytes(16);
-  bytes[0] = (bytes[0] as number) & 0x7f;
+  bytes[0] = ((bytes[0] as number) & 0x7f) | 0x40;
   return bytes.toString("hex");
 }
 
@@ -46,7 +48,7 @@ function makeCa(): { certPem: string; keyPem: string } {
   const keys = rsaKeyPair();
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(keys.publicPem);
-  cert.serialNumber = serial();
+  cert.serialNumber = certificateSerial();
   cert.validity.notBefore = new Date(Date.now() - VALID_FROM_BACKDATE_MS);
   cert.validity.notAfter = new Date(Date.now() + 20 * 365 * 86_400_000);
   const subject = [{ name: "commonName", value: `gild controller CA (${hostname()})` }];
@@ -81,7 +83,7 @@ function makeServerCert(ca: { certPem: string; keyPem: string }, names: { dns: s
   const caCert = forge.pki.certificateFromPem(ca.certPem);
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(keys.publicPem);
-  cert.serialNumber = serial();
+  cert.serialNumber = certificateSerial();
   cert.validity.notBefore = new Date(Date.now() - VALID_FROM_BACKDATE_MS);
   cert.validity.notAfter = new Date(Date.now() + 5 * 365 * 86_400_000);
   cert.setSubject([{ name: "commonName", value: names.dns[1] ?? "gild-controller" }]);
