@@ -2,6 +2,7 @@
 // route that changes its answer no longer compiles), and every client reads them.
 import type {
   AppSpec,
+  FailureCluster,
   HostStep,
   HostUpdatePauseCause,
   HostUpdateRecord,
@@ -204,6 +205,8 @@ export interface RolloutView {
   clocks: { progressDeadlineAt: number | null; bakeUntil: number | null; pausedAt: number | null };
   strategy: RolloutStrategy;
   waves: Array<{ index: number; canary: boolean; hosts: RolloutHostView[] }>;
+  /** What two or more failed hosts share that the healthy ones do not (empty otherwise). */
+  failureClusters: FailureCluster[];
 }
 
 /** A dry run of a rollout: its waves and estimated timeline. */
@@ -300,6 +303,8 @@ export interface HostUpdateView {
   clocks: { bakeUntil: number | null; pausedAt: number | null };
   strategy: HostUpdateStrategy;
   waves: Array<{ index: number; canary: boolean; hosts: HostUpdateHostView[] }>;
+  /** What two or more failed hosts share that the updated ones do not (empty otherwise). */
+  failureClusters: FailureCluster[];
 }
 
 /** A dry run of a host update: its waves, and what a failure means. */
