@@ -17,6 +17,7 @@ import { HostUpdateOperations } from "./host-update-operations.js";
 import { installErrorHandling } from "./http-errors.js";
 import { ImageService } from "./image-service.js";
 import { syncInventories } from "./inventory-sync.js";
+import { ControllerMetrics } from "./metrics.js";
 import type { TlsMaterial } from "./pki.js";
 import { RequestAudit } from "./request-audit.js";
 import { RolloutExecutor } from "./rollout-executor.js";
@@ -46,6 +47,8 @@ export interface ControllerDeps {
   capabilities: StreamCapabilities;
   tls: TlsMaterial;
   adminToken: string;
+  /** The token that may read GET /metrics and nothing else; without one only the admin token may. */
+  metricsToken?: string;
   signing: { privatePem: string; publicPem: string };
   /** The clock (tests move it to expire tokens); Date.now by default. */
   now?: () => number;
@@ -119,6 +122,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     controllerVersion: GILD_VERSION,
   });
   const commands = new CommandService({ store, hub, log });
+  const metrics = new ControllerMetrics({ store, hub, commands, connections });
   const artifacts = new ArtifactService({
     store,
     images: deps.imageStore,
@@ -148,6 +152,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
   const apps = new AppService({ store, hub, commands, images, log });
   const rolloutExecutor = new RolloutExecutor({
     store,
+    metrics,
     hub,
     commands,
     images,
@@ -164,7 +169,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     ...(deps.now ? { now: deps.now } : {}),
   });
   const clock = deps.now ? { now: deps.now } : {};
-  const hostUpdateExecutor = new HostUpdateExecutor({ store, hub, commands, log, ...clock });
+  const hostUpdateExecutor = new HostUpdateExecutor({ store, metrics, hub, commands, log, ...clock });
   const hostUpdates = new HostUpdateOperations({ store, executor: hostUpdateExecutor, log, ...clock });
   const audit = new RequestAudit({ repo: store.audit, log, retentionMs: config.auditRetentionMs });
   const services: Services = {
@@ -187,6 +192,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     hostUpdates,
     hostUpdateExecutor,
     audit,
+    metrics,
   };
   // A changed inventory (health, a new image, a generation) may move a rollout forward.
   // ... or a host update (a host back after its reboot, its apps healthy again).
@@ -196,8 +202,17 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
   });
 
   installErrorHandling(app);
-  installAuth(app, { adminToken: deps.adminToken, audit, connections });
+  installAuth(app, {
+    adminToken: deps.adminToken,
+    ...(deps.metricsToken ? { metricsToken: deps.metricsToken } : {}),
+    audit,
+    connections,
+  });
   app.get("/healthz", async () => ({ ok: true, version: GILD_VERSION }));
+  app.get("/metrics", async (_req, reply) => {
+    const { contentType, body } = await metrics.text();
+    return reply.type(contentType).send(body);
+  });
   // Each route group is a plugin given only what it uses.
   await app.register(enrollRoutes, { enrollment, log, tls: deps.tls });
   await app.register(hostRoutes, { hub, store });

@@ -14,17 +14,20 @@ declare module "fastify" {
 }
 
 const PUBLIC_PATHS = new Set(["/healthz", "/v1/enroll", "/v1/enroll/ca"]);
+const METRICS_PATH = "/metrics";
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
 /**
- * Every request but /healthz and enrollment carries the admin token (Authorization: Bearer). Every
+ * Every request but /healthz and enrollment carries the admin token (Authorization: Bearer); GET
+ * /metrics also takes the scrape token (metrics.token), which opens nothing else. Every
  * mutating request that got past it is recorded in the audit log with who, what, when and the result.
  */
 export function installAuth(
   app: FastifyInstance,
-  deps: { adminToken: string; audit: RequestAudit; connections: ConnectionGate },
+  deps: { adminToken: string; metricsToken?: string; audit: RequestAudit; connections: ConnectionGate },
 ): void {
   const expected = hashSecret(deps.adminToken);
+  const scraper = deps.metricsToken ? hashSecret(deps.metricsToken) : undefined;
   app.decorateRequest("actor", "");
   app.decorateRequest("auditSummary", undefined);
   app.addHook("onRequest", async (req) => {
@@ -40,6 +43,12 @@ export function installAuth(
       return;
     }
     const presented = bearerSecret(req.headers.authorization);
+    // The scrape token reads the metrics and nothing else.
+    if (path === METRICS_PATH && scraper && presented.length > 0 && secretMatches(presented, scraper)) {
+      req.actor = "metrics";
+      deps.connections.authenticated(req.socket);
+      return;
+    }
     if (presented.length === 0 || !secretMatches(presented, expected)) {
       req.actor = "unauthenticated";
       deps.audit.refusedRequest(req.socket.remoteAddress);

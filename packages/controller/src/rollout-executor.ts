@@ -13,6 +13,7 @@ import { failureClusterEvent, outcomesChanged, rolloutFailureClusters } from "./
 import type { ImageService } from "./image-service.js";
 import { JobLoop } from "./job-loop.js";
 import { windowsByHost } from "./maintenance-windows.js";
+import type { ControllerMetrics } from "./metrics.js";
 import { RolloutDispatcher } from "./rollout-dispatcher.js";
 import { RolloutFeed } from "./rollout-feed.js";
 import { observeRollout } from "./rollout-observer.js";
@@ -48,6 +49,8 @@ export class RolloutExecutor {
   constructor(
     private readonly deps: {
       store: Store;
+      /** Wave durations; none in tests that build an executor alone. */
+      metrics?: ControllerMetrics;
       hub: AgentHub;
       commands: CommandService;
       images: ImageService;
@@ -143,6 +146,7 @@ export class RolloutExecutor {
     if (isSettledRolloutState(before.state)) {
       this.track(before);
       this.cache.delete(rolloutId);
+      this.deps.metrics?.jobEnded("rollout", rolloutId);
       return null;
     }
     const appNames = this.appNames(stored);
@@ -185,6 +189,8 @@ export class RolloutExecutor {
             );
       });
       this.remember({ ...stored, record });
+      this.deps.metrics?.jobEvents("rollout", rolloutId, events);
+      if (isSettledRolloutState(record.state)) this.deps.metrics?.jobEnded("rollout", rolloutId);
       for (const event of events) {
         this.log.info(
           { rollout: rolloutId, kind: event.kind, host: event.hostId, wave: event.wave },

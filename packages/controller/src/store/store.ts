@@ -40,9 +40,17 @@ export class Store {
     return new Store(openDatabase(path));
   }
 
+  /** Told how long each transaction took, committed or not (seconds): the metrics' write latency. */
+  onTransaction: ((seconds: number) => void) | undefined;
+
   /** Run `fn` in one transaction: everything it writes lands together or not at all. */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    const started = performance.now();
+    try {
+      return this.db.transaction(fn)();
+    } finally {
+      this.onTransaction?.((performance.now() - started) / 1000);
+    }
   }
 
   close(): void {
