@@ -1,6 +1,13 @@
 export { type ObservedApp, planReconcile, type ReconcileStep } from "./apps/reconcile-plan.js";
 export type { SwitchIntent, SwitchOutcome } from "./apps/switch-intent.js";
 export {
+  ChunkAssembler,
+  type ChunkLayout,
+  chunkLayoutOf,
+  trimSpoolToVerified,
+  type VerifiedChunk,
+} from "./chunk-assembler.js";
+export {
   type AgentConfig,
   DEFAULT_AGENT_POOL,
   DEFAULT_AGENT_STATE_DIR,
