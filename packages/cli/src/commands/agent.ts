@@ -67,9 +67,14 @@ export function registerAgentCommands(program: Command, ctx: CliContext): void {
     .option("--runtime <driver>", "container driver: auto|systemd|process (default auto)")
     .option("--max-download-rate <rate>", "limit image downloads, e.g. 50MiB (default none)")
     .option("--log-level <level>", "fatal|error|warn|info|debug|trace (default info)")
+    .option(
+      "--metrics-listen <addr>",
+      "serve Prometheus metrics at GET /metrics on PORT (127.0.0.1) or HOST:PORT (default off)",
+    )
     .action(
       async (flags: {
         config?: string;
+        metricsListen?: string;
         stateDir?: string;
         pool?: string;
         runtime?: string;
@@ -82,6 +87,7 @@ export function registerAgentCommands(program: Command, ctx: CliContext): void {
         if (flags.runtime !== undefined) raw.runtime = flags.runtime;
         if (flags.maxDownloadRate !== undefined) raw.maxDownloadRate = flags.maxDownloadRate;
         if (flags.logLevel !== undefined) raw.logLevel = flags.logLevel;
+        if (flags.metricsListen !== undefined) raw.metricsListen = flags.metricsListen;
         const { agentExitCode, runAgent } = await import("@gild/agent");
         let running: Awaited<ReturnType<typeof runAgent>>;
         try {
