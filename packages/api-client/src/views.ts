@@ -283,6 +283,17 @@ export interface HostUpdateHostView extends HostUpdateStep {
   outputTail: string;
 }
 
+/** A named operator (never its token: that is shown once, when made or rotated). */
+export interface UserView {
+  name: string;
+  role: "viewer" | "operator" | "admin";
+  createdAt: number;
+  createdBy: string | null;
+  tokenCreatedAt: number;
+  /** When the token stops working; null for never. */
+  expiresAt: number | null;
+}
+
 /** A host update as the API and `gild host-update status` show it. */
 export interface HostUpdateView {
   id: string;

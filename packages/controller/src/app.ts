@@ -31,6 +31,7 @@ import { imageRoutes } from "./routes/images.js";
 import { windowRoutes } from "./routes/maintenance-windows.js";
 import { rolloutRoutes } from "./routes/rollouts.js";
 import { tokenRoutes } from "./routes/tokens.js";
+import { userRoutes } from "./routes/users.js";
 import { bearerSecret, secretMatches } from "./secrets.js";
 import type { ControllerImageBuilder, ControllerImageStore, Services } from "./services.js";
 import type { Store } from "./store/store.js";
@@ -205,8 +206,10 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
   installAuth(app, {
     adminToken: deps.adminToken,
     ...(deps.metricsToken ? { metricsToken: deps.metricsToken } : {}),
+    users: store.users,
     audit,
     connections,
+    ...clock,
   });
   app.get("/healthz", async () => ({ ok: true, version: GILD_VERSION }));
   app.get("/metrics", async (_req, reply) => {
@@ -223,6 +226,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
   await app.register(rolloutRoutes, { hub, rollouts, store });
   await app.register(hostUpdateRoutes, { hub, hostUpdates, hostUpdateExecutor, store });
   await app.register(auditRoutes, { audit, store });
+  await app.register(userRoutes, { store, now: deps.now ?? Date.now });
 
   app.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => socket.destroy());

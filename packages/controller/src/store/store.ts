@@ -8,12 +8,14 @@ import { HostsRepo } from "./hosts-repo.js";
 import { ImagesRepo } from "./images-repo.js";
 import { RolloutsRepo } from "./rollouts-repo.js";
 import { TokensRepo } from "./tokens-repo.js";
+import { UsersRepo } from "./users-repo.js";
 import { WindowsRepo } from "./windows-repo.js";
 
 /** The controller's state in SQLite, one repo per table. */
 export class Store {
   readonly hosts: HostsRepo;
   readonly tokens: TokensRepo;
+  readonly users: UsersRepo;
   readonly images: ImagesRepo;
   readonly artifacts: ArtifactsRepo;
   readonly commands: CommandsRepo;
@@ -26,6 +28,7 @@ export class Store {
   constructor(readonly db: Db) {
     this.hosts = new HostsRepo(db);
     this.tokens = new TokensRepo(db);
+    this.users = new UsersRepo(db);
     this.images = new ImagesRepo(db);
     this.artifacts = new ArtifactsRepo(db);
     this.commands = new CommandsRepo(db);
