@@ -131,7 +131,12 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     signingKeyPem: deps.signing.privatePem,
     log,
   });
-  const transfers = new TransferServer({ artifacts, log, rateLimitBytesPerSecond: config.transferRateLimit });
+  const transfers = new TransferServer({
+    artifacts,
+    log,
+    rateLimitBytesPerSecond: config.transferRateLimit,
+    onSent: (line, bytes) => metrics.artifactBytesSent(line, bytes),
+  });
   const images = new ImageService({
     store,
     images: deps.imageStore,

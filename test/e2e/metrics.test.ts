@@ -1,7 +1,9 @@
-// An agent started with --metrics-listen serves Prometheus metrics of what it did: the pull of an
+// The controller's /metrics after real work, and an agent started with --metrics-listen, which serves Prometheus metrics of what it did: the pull of an
 // image, the switch of an app, its health; promtool accepts the text.
+import { readFileSync } from "node:fs";
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { openControllerRequest, readBody } from "@gild/api-client";
 import {
   createBusyboxApp,
   createBusyboxImage,
@@ -23,7 +25,7 @@ function sample(text: string, series: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
-describeWith(["root", "btrfs", "nspawn", "netns", "busybox", "promtool"], "agent metrics", () => {
+describeWith(["root", "btrfs", "nspawn", "netns", "busybox", "promtool"], "metrics of a working fleet", () => {
   let fleet: Fleet;
 
   beforeAll(async () => {
@@ -64,6 +66,25 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox", "promtool"], "agent
     const file = join(fleet.dir, "agent-metrics.txt");
     await writeFile(file, text);
     // promtool exits non-zero on any problem (run throws with its output) and prints nothing when clean.
+    const checked = await run("sh", ["-c", `promtool check metrics < "${file}"`]);
+    expect(`${checked.stdout}${checked.stderr}`.trim()).toBe("");
+  });
+
+  it("the controller's metrics count what it sent and the commands that ended", async () => {
+    const trust = { caPem: readFileSync(join(fleet.controllerDataDir, "tls", "ca.pem"), "utf8") };
+    const scrapeToken = readFileSync(join(fleet.controllerDataDir, "metrics.token"), "utf8").trim();
+    const res = await openControllerRequest("GET", `${fleet.controllerUrl}/metrics`, undefined, trust, {
+      authorization: `Bearer ${scrapeToken}`,
+    });
+    expect(res.statusCode).toBe(200);
+    const text = await readBody(res);
+    expect(sample(text, 'gild_artifact_sent_bytes_total{line="web"}')).toBeGreaterThan(0);
+    expect(sample(text, 'gild_commands_total{kind="pullImage",outcome="succeeded"}')).toBe(1);
+    expect(sample(text, 'gild_commands_total{kind="deployApp",outcome="succeeded"}')).toBe(1);
+    expect(sample(text, 'gild_hosts{state="online"}')).toBe(1);
+    expect(sample(text, "gild_agent_sessions")).toBe(1);
+    const file = join(fleet.dir, "controller-metrics.txt");
+    await writeFile(file, text);
     const checked = await run("sh", ["-c", `promtool check metrics < "${file}"`]);
     expect(`${checked.stdout}${checked.stderr}`.trim()).toBe("");
   });
