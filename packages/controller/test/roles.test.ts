@@ -42,10 +42,12 @@ describe("roles", () => {
 
   it("a route without a rule stops the app from building", async () => {
     const app = Fastify();
+    // The app under test is the built package; installAuth here is the source's: same classes.
+    type AuthDeps = Parameters<typeof installAuth>[1];
     installAuth(app, {
       adminToken: "gadm_x",
-      users: c.controller.services.store.users,
-      audit: c.controller.services.audit,
+      users: c.controller.services.store.users as unknown as AuthDeps["users"],
+      audit: c.controller.services.audit as unknown as AuthDeps["audit"],
       connections: new ConnectionGate(app.server, {
         maxPending: 16,
         timeoutMs: 1000,
