@@ -13,7 +13,8 @@ declare module "fastify" {
   }
 }
 
-const PUBLIC_PATHS = new Set(["/healthz", "/v1/enroll", "/v1/enroll/ca"]);
+// /v1/agent/* is for agents: each such route authenticates the host credential itself (host-auth.ts).
+const PUBLIC_PATHS = new Set(["/healthz", "/v1/enroll", "/v1/enroll/ca", "/v1/agent/certificate"]);
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
 /**
