@@ -11,4 +11,23 @@ export { backoffDelay } from "./connection.js";
 export { EXIT_REBOOT_BY_RESTART, HostMaintenance } from "./executors/host-maintenance.js";
 export { type JoinOptions, joinController } from "./join.js";
 export { type AgentTestHooks, agentExitCode, EXIT_REFUSED, type RunningAgent, runAgent } from "./main.js";
+export {
+  ChunkFetcher,
+  type ChunkFetchOptions,
+  type ChunkFetchReport,
+  type ChunkSourceSpec,
+  type VerifiedChunk,
+} from "./peer/chunk-fetcher.js";
+export { controllerRangeReader, peerRangeReader, type RangeReader } from "./peer/chunk-sources.js";
+export { ensureHostCertificate } from "./peer/host-certificate.js";
+export {
+  type ChunkLayout,
+  chunkCount,
+  chunkLength,
+  type Holding,
+  PeerHoldings,
+} from "./peer/peer-holdings.js";
+export { CHUNK_WAIT_MS, PeerServer, type PeerTls } from "./peer/peer-server.js";
+export { checkPeerTicket, PEER_TICKET_HEADER, ticketHeaderValue } from "./peer/peer-ticket.js";
+export { type Peering, startPeering } from "./peer/peering.js";
 export type { AgentIdentity } from "./state.js";

@@ -15,6 +15,7 @@ import { inventoryFingerprint, readInventory } from "./inventory.js";
 import { CommandJournal } from "./journal.js";
 import { KeyedLock } from "./keyed-lock.js";
 import { MaintenanceFacts } from "./maintenance-facts.js";
+import { startPeering } from "./peer/peering.js";
 import { loadSecrets } from "./state.js";
 
 /**
@@ -87,6 +88,7 @@ export async function runAgent(
     onChange: () => void sendInventory(false),
   });
   void maintenanceFacts.start();
+  const peer = await startPeering(config, secrets, pool.paths.spool, log);
   const imageLock = new KeyedLock();
   const apps = new AppManager({ store, driver, log, onChange: () => void sendInventory(false) });
 
@@ -182,7 +184,7 @@ export async function runAgent(
       kernelVersion: capabilities.kernelVersion,
       btrfsProgsVersion: capabilities.progsVersion,
       labels: secrets.identity.labels,
-      facts: { ...facts, ...maintenanceFacts.current() },
+      facts: { ...facts, ...maintenanceFacts.current(), ...peer.facts() },
       maxStreamVersion: capabilities.maxReceiveStreamVersion,
     }),
     onConnected: () => {
@@ -213,6 +215,7 @@ export async function runAgent(
     stopped = true;
     clearInterval(inventoryTimer);
     maintenanceFacts.stop();
+    await peer.close();
     connection.stop();
     // Containers keep running: the next agent re-adopts them.
     apps.close();
