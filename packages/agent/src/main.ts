@@ -80,6 +80,9 @@ export async function runAgent(
   const driver = createRuntimeDriver(config.runtime, { runDir: join(config.stateDir, "run"), log });
   log.info({ runtime: driver.kind, configured: config.runtime }, `runtime driver: ${driver.kind}`);
   const facts = await hostFacts({ runtime: driver.kind });
+  // Before anything that calls back into sendInventory: an await below it would let a callback run
+  // before sendInventory exists.
+  const peer = await startPeering(config, secrets, pool.paths.spool, log);
   // Counting pending updates takes a few seconds: it runs beside everything else, and each look that
   // ends sends the facts in an inventory (the connection does not wait for it).
   const maintenanceFacts = new MaintenanceFacts({
@@ -88,7 +91,6 @@ export async function runAgent(
     onChange: () => void sendInventory(false),
   });
   void maintenanceFacts.start();
-  const peer = await startPeering(config, secrets, pool.paths.spool, log);
   const imageLock = new KeyedLock();
   const apps = new AppManager({ store, driver, log, onChange: () => void sendInventory(false) });
 
