@@ -137,6 +137,7 @@ export async function runAgent(
           maxDownloadRate: config.maxDownloadRate,
           log,
           progress: ctx.progress,
+          peering: peer, // PEER FAN-OUT INTEGRATION
         }),
       })),
     removeImage: (remove) =>
