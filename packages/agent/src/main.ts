@@ -137,7 +137,6 @@ export async function runAgent(
           maxDownloadRate: config.maxDownloadRate,
           log,
           progress: ctx.progress,
-          peering: peer, // PEER FAN-OUT INTEGRATION
         }),
       })),
     removeImage: (remove) =>

@@ -1,6 +1,6 @@
 import { createHash, createPublicKey, type Hash, verify } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { rm, stat, truncate } from "node:fs/promises";
+import { rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Writable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
@@ -8,10 +8,6 @@ import { type ImageStore, receive } from "@gild/btrfs";
 import { assertValidLine, GildError, isGildError, type Logger } from "@gild/core";
 import { type ArtifactManifest, decodeManifest, type PullImage, type PullResult } from "@gild/protocol";
 import { downloadArtifact, isRetryable } from "../artifact-download.js";
-// PEER FAN-OUT INTEGRATION (issue 14): the chunk fetcher and the holdings peers serve from.
-import { ChunkFetcher } from "../peer/chunk-fetcher.js";
-import { controllerRangeReader, peerRangeReader } from "../peer/chunk-sources.js";
-import type { Peering } from "../peer/peering.js";
 import type { ProgressReporter } from "../progress.js";
 
 export interface PullContext {
@@ -24,8 +20,6 @@ export interface PullContext {
   log: Logger;
   progress: ProgressReporter;
   signal?: AbortSignal;
-  /** PEER FAN-OUT INTEGRATION: peer holdings and certificate; absent in tests without peers. */
-  peering?: Peering;
 }
 
 const MAX_ATTEMPTS = 6;
@@ -142,77 +136,11 @@ export async function pullImage(pull: PullImage, ctx: PullContext): Promise<Pull
     offset = 0;
   }
   // What is already spooled was hashed before the cut; hash it again (from the page cache, mostly).
-  let hash = await hashOf(spool, offset);
+  const hash = await hashOf(spool, offset);
   const firstOffset = offset;
   // The offset the last download attempt started from: 0 when it ran in one go.
   let resumedFrom = offset;
   ctx.progress.update(offset, size, "download");
-  // PEER FAN-OUT INTEGRATION: with a chunked manifest, peer sources and a certificate, the chunks come
-  // through the chunk fetcher (peers first, the controller as fallback), each verified before it is
-  // spooled; the spool is registered so this host serves its verified chunks to others meanwhile.
-  const chunkSize = manifest.chunkSize ?? 0;
-  const peerTls = ctx.peering?.tls() ?? null;
-  let peerReport: { badPeers: Array<{ hostId: string; reason: string }>; bytesFromPeers: number } | undefined;
-  if (ctx.peering && peerTls && chunkSize > 0 && (pull.peerSources ?? []).length > 0 && offset < size) {
-    const artifactId = manifest.artifactId as string;
-    const layout = { artifactId, sizeBytes: size, chunkSize };
-    // Only whole chunks count as held: what is past the last whole one is fetched again.
-    const firstChunk = Math.floor(offset / chunkSize);
-    if (offset !== firstChunk * chunkSize) await truncate(spool, firstChunk * chunkSize);
-    offset = firstChunk * chunkSize;
-    hash = await hashOf(spool, offset);
-    ctx.peering.holdings.downloading(layout, spool, firstChunk);
-    const fetcher = new ChunkFetcher({
-      layout,
-      chunkSha256: manifest.chunkSha256 ?? [],
-      firstChunk,
-      peers: (pull.peerSources ?? []).map((source) => ({
-        id: source.hostId,
-        read: peerRangeReader(source, artifactId, chunkSize, peerTls),
-      })),
-      controller: {
-        id: "controller",
-        read: controllerRangeReader({
-          controllerUrl: ctx.controllerUrl,
-          credential: ctx.credential,
-          caPem: ctx.caPem,
-          artifactId,
-          sizeBytes: size,
-        }),
-      },
-      ...(ctx.signal ? { signal: ctx.signal } : {}),
-      log: ctx.log,
-    });
-    const spoolOut = createWriteStream(spool, {
-      flags: offset === 0 ? "w" : "a",
-      mode: 0o600,
-      highWaterMark: SINK_BUFFER_BYTES,
-    });
-    try {
-      for await (const chunk of fetcher.chunks()) {
-        hash.update(chunk.data);
-        // Written before it is offered to peers: the peer server reads it from the file.
-        await new Promise<void>((resolve, reject) =>
-          spoolOut.write(chunk.data, (err) => (err ? reject(err) : resolve())),
-        );
-        ctx.peering.holdings.verified(artifactId, chunk.index + 1);
-        offset += chunk.data.length;
-        ctx.progress.update(offset, size, "download");
-      }
-    } catch (err) {
-      ctx.peering.holdings.abandoned(artifactId);
-      // A cut from the controller: the loop below resumes after the last whole verified chunk.
-      if (!isRetryable(err)) throw err;
-      ctx.log.warn(
-        { artifact: artifactId, offset, err: (err as Error).message },
-        "chunk fetch cut; resuming",
-      );
-    } finally {
-      await finishWrite(spoolOut).catch(() => undefined);
-    }
-    const report = fetcher.report();
-    peerReport = { badPeers: report.badPeers, bytesFromPeers: report.bytesFromPeers };
-  }
   for (let attempt = 1; offset < size; attempt++) {
     resumedFrom = offset;
     const spoolOut = createWriteStream(spool, {
@@ -265,9 +193,8 @@ export async function pullImage(pull: PullImage, ctx: PullContext): Promise<Pull
     );
   }
   ctx.progress.update(size, size, "receive");
-  let received: Awaited<ReturnType<typeof receive>> | undefined;
   try {
-    received = await receive(
+    const received = await receive(
       store,
       { file: spool, sha256 },
       {
@@ -288,18 +215,9 @@ export async function pullImage(pull: PullImage, ctx: PullContext): Promise<Pull
       bytesTransferred: size - firstOffset,
       alreadyPresent: false,
       resumedFrom,
-      // PEER FAN-OUT INTEGRATION: who lied, and how much came from peers.
-      ...(peerReport && peerReport.badPeers.length > 0 ? { badPeers: peerReport.badPeers } : {}),
-      ...(peerReport && peerReport.bytesFromPeers > 0 ? { bytesFromPeers: peerReport.bytesFromPeers } : {}),
     };
   } finally {
     // Verified and promoted, or refused by receive: either way the spooled bytes are done with.
-    // PEER FAN-OUT INTEGRATION: after a successful receive they go to the peer cache instead (keep()
-    // removes them when there is no room, and serves nothing of a transfer that did not complete).
-    if (ctx.peering && received) await ctx.peering.holdings.keep(manifest.artifactId as string, spool);
-    else {
-      ctx.peering?.holdings.abandoned(manifest.artifactId as string);
-      await rm(spool, { force: true });
-    }
+    await rm(spool, { force: true });
   }
 }
