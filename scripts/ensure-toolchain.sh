@@ -36,5 +36,6 @@ ensure_built() {
 # Everything the quickstart and the tests run: btrfs, nspawn, debootstrap, busybox, netns, xattr tools.
 GILD_APT_PACKAGES=(btrfs-progs systemd-container debootstrap busybox-static iproute2 attr util-linux)
 # What only the tests need: shellcheck (the installers), faketime (agents with a skewed clock),
-# stress-ng (the second e2e pass, with every core busy).
-GILD_TEST_APT_PACKAGES=(shellcheck faketime stress-ng)
+# stress-ng (the second e2e pass, with every core busy), prometheus (promtool checks the /metrics text;
+# without systemd as PID 1 its daemon is not started).
+GILD_TEST_APT_PACKAGES=(shellcheck faketime stress-ng prometheus)

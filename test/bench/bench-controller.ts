@@ -87,7 +87,6 @@ export async function startBenchController(options: {
           url,
           caPem: readFileSync(caFile, "utf8"),
           token: "",
-          actor: "bench",
         });
         return (await probe.raw("GET", "/healthz", undefined, { auth: false })).status === 200;
       },

@@ -299,7 +299,7 @@ async function runScale(n: number): Promise<ScaleResult> {
   try {
     const pid = controller.pid;
     api = new ControllerClient(
-      { url: controller.url, caPem: controller.caPem, token: controller.adminToken, actor: "bench" },
+      { url: controller.url, caPem: controller.caPem, token: controller.adminToken },
       { keepAlive: JOIN_CONCURRENCY * 2 },
     );
     out(`controller pid ${pid} at ${controller.url}; data ${dataDir}`);

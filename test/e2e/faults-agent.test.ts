@@ -96,7 +96,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "agent faults", ()
     });
     const agentPid = host1.pid() as number;
     const pushing = hostsCommand(["image", "push", "big@1", "--hosts", "host-1"]);
-    // The download goes to the spool first; `btrfs receive` reads it once it is whole and verified.
+    // `btrfs receive` runs beside the download, fed each chunk once it matched its signed digest.
     const receivePid = await waitFor(() => childProcesses(agentPid, ["btrfs", "receive"])[0], {
       what: "btrfs receive running under the agent",
       timeoutMs: 120_000,

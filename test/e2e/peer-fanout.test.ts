@@ -4,9 +4,9 @@ import { request } from "node:https";
 import { join } from "node:path";
 import {
   ChunkFetcher,
-  type ChunkLayout,
   type ChunkSourceSpec,
   controllerRangeReader,
+  type HeldLayout,
   PEER_TICKET_HEADER,
   PeerHoldings,
   PeerServer,
@@ -14,6 +14,7 @@ import {
   peerRangeReader,
   ticketHeaderValue,
 } from "@gild/agent";
+import { openControllerRequest, readBody } from "@gild/api-client";
 import { silentLogger } from "@gild/core";
 import { encodePeerTicket, type PeerSource, peerTicketSignedBytes } from "@gild/protocol";
 import { createBusyboxImage, createFleet, type Fleet, type FleetHost, run } from "@gild/testkit";
@@ -143,7 +144,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "peer fan-out", ()
     await fleet?.destroy();
   });
 
-  const layout = (): ChunkLayout => ({
+  const layout = (): HeldLayout => ({
     artifactId: artifact.id,
     sizeBytes: artifact.sizeBytes,
     chunkSize: CHUNK,
@@ -386,5 +387,44 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "peer fan-out", ()
       expect(hash.digest("hex")).toBe(artifact.sha256);
       expect(fetcher.report().bytesFromController).toBe(0);
     });
+  });
+
+  it("a push to every host: the controller sends about one copy, the hosts fetch the rest from each other", async () => {
+    await createBusyboxImage(fleet, "wide", {
+      marker: "fan-out wide",
+      payload: { path: "srv/payload.bin", bytes: 32 * 1024 * 1024 },
+    });
+    const all = fleet.hosts.map((h) => h.name).join(",");
+    const push = await fleet.gild(["image", "push", "wide@1", "--hosts", all, "--json"], {
+      timeoutMs: 300_000,
+    });
+    expect(push.code, push.stderr).toBe(0);
+    const results = JSON.parse(push.stdout) as Array<{
+      host: string;
+      state: string;
+      bytesFromPeers?: number;
+      badPeers?: unknown[];
+      artifact?: { sizeBytes: number };
+    }>;
+    expect(results.map((r) => r.state)).toEqual(fleet.hosts.map(() => "done"));
+    const size = results[0]?.artifact?.sizeBytes as number;
+    expect(size).toBeGreaterThan(30 * 1024 * 1024);
+    const fromPeers = results.reduce((n, r) => n + (r.bytesFromPeers ?? 0), 0);
+    expect(results.every((r) => (r.badPeers ?? []).length === 0)).toBe(true);
+    // What left the controller for this line, by its own count (GET /metrics).
+    const trust = { caPem: await readFile(join(fleet.controllerDataDir, "tls", "ca.pem"), "utf8") };
+    const token = (await readFile(join(fleet.controllerDataDir, "admin.token"), "utf8")).trim();
+    const res = await openControllerRequest("GET", `${fleet.controllerUrl}/metrics`, undefined, trust, {
+      authorization: `Bearer ${token}`,
+    });
+    const line = (await readBody(res))
+      .split("\n")
+      .find((l) => l.startsWith('gild_artifact_sent_bytes_total{line="wide"} '));
+    const sent = Number(line?.split(" ")[1]);
+    console.log(
+      `fan-out to ${results.length} hosts: the controller sent ${(sent / size).toFixed(2)} copies, peers ${(fromPeers / size).toFixed(2)}`,
+    );
+    expect(sent).toBeLessThanOrEqual(2 * size);
+    expect(fromPeers).toBeGreaterThanOrEqual((results.length - 2) * size);
   });
 });

@@ -25,8 +25,12 @@ export interface DownloadOptions {
   signal?: AbortSignal;
 }
 
-/** The coded error for a sink that failed: GILD_NO_SPACE for a full disk or quota. */
-function sinkFailure(err: NodeJS.ErrnoException): GildError {
+/**
+ * The coded error for a sink that failed: its own when it has one (a chunk that failed its digest),
+ * GILD_NO_SPACE for a full disk or quota.
+ */
+export function sinkFailure(err: NodeJS.ErrnoException): GildError {
+  if (err instanceof GildError) return err;
   if (err.code === "ENOSPC" || err.code === "EDQUOT") {
     return new GildError("GILD_NO_SPACE", `no space left to store the download: ${err.message}`, {
       hint: "free space on the host's pool (gild image rm <line>@<old version> --hosts <host>), then push again",

@@ -71,6 +71,8 @@ export class CommandRunner {
       reportChanges: () => Promise<void>;
       /** Called once a command's final status is in the journal. */
       onFinal?: (commandId: string, kind: CommandKind) => Promise<void>;
+      /** Every command's final status once it ran here (replays of journaled results excluded): metrics. */
+      onEnded?: (kind: CommandKind, final: CommandStatus, ms: number) => void;
       log: Logger;
     },
   ) {
@@ -222,6 +224,7 @@ export class CommandRunner {
         ...((err as { result?: CommandResult }).result ?? {}),
       };
     }
+    this.deps.onEnded?.(kind, final, Date.now() - startedAt);
     try {
       if (id !== "") {
         await this.deps.journal.finish(id, kind, final, startedAt);

@@ -9,6 +9,8 @@ import {
   unknownFields,
 } from "@gild/core";
 
+import { type MetricsListen, parseMetricsListen } from "./metrics.js";
+
 /** The agent's configuration as an operator writes it (config file and flags), all optional. */
 export interface RawAgentConfig {
   stateDir?: string;
@@ -28,6 +30,8 @@ export interface RawAgentConfig {
   /** How often the inventory is compared with the last one sent. */
   inventoryInterval?: string | number;
   logLevel?: string;
+  /** Serve Prometheus metrics on `port` (127.0.0.1) or `host:port`; off when absent or empty. */
+  metricsListen?: string;
 }
 
 export interface AgentConfig {
@@ -42,6 +46,8 @@ export interface AgentConfig {
   reconnectMaxMs: number;
   inventoryIntervalMs: number;
   logLevel: string;
+  /** Where GET /metrics is served, or null for nowhere. */
+  metricsListen: MetricsListen | null;
 }
 
 export const DEFAULT_AGENT_STATE_DIR = "/var/lib/gild/agent";
@@ -58,6 +64,7 @@ const KNOWN_SETTINGS = [
   "reconnectMax",
   "inventoryInterval",
   "logLevel",
+  "metricsListen",
 ] as const satisfies ReadonlyArray<keyof RawAgentConfig>;
 
 /**
@@ -107,6 +114,13 @@ export function resolveAgentConfig(raw: RawAgentConfig): AgentConfig {
   const peerUploadRate = sizeField(raw.peerUploadRate, 0, "peerUploadRate", problems);
   const peerListen = peerListenField(raw.peerListen, problems);
   const logLevel = logLevelField(raw.logLevel, problems);
+  let metricsListen: MetricsListen | null = null;
+  if (raw.metricsListen !== undefined && raw.metricsListen !== "") {
+    metricsListen =
+      typeof raw.metricsListen === "string" ? (parseMetricsListen(raw.metricsListen) ?? null) : null;
+    if (!metricsListen)
+      problems.push({ path: "metricsListen", message: "a port, or host:port (IPv6 in brackets)" });
+  }
   const config: AgentConfig = {
     stateDir: resolve(raw.stateDir ?? DEFAULT_AGENT_STATE_DIR),
     pool: resolve(raw.pool ?? DEFAULT_AGENT_POOL),
@@ -136,6 +150,7 @@ export function resolveAgentConfig(raw: RawAgentConfig): AgentConfig {
       DURATION_LIMITS.agentTimer,
     ),
     logLevel,
+    metricsListen,
   };
   assertNoConfigProblems("agent", problems);
   return Object.freeze(config);

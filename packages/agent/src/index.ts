@@ -1,6 +1,13 @@
 export { type ObservedApp, planReconcile, type ReconcileStep } from "./apps/reconcile-plan.js";
 export type { SwitchIntent, SwitchOutcome } from "./apps/switch-intent.js";
 export {
+  ChunkAssembler,
+  type ChunkLayout,
+  chunkLayoutOf,
+  trimSpoolToVerified,
+  type VerifiedChunk,
+} from "./chunk-assembler.js";
+export {
   type AgentConfig,
   DEFAULT_AGENT_POOL,
   DEFAULT_AGENT_STATE_DIR,
@@ -11,22 +18,17 @@ export { backoffDelay } from "./connection.js";
 export { EXIT_REBOOT_BY_RESTART, HostMaintenance } from "./executors/host-maintenance.js";
 export { type JoinOptions, joinController } from "./join.js";
 export { type AgentTestHooks, agentExitCode, EXIT_REFUSED, type RunningAgent, runAgent } from "./main.js";
+export { AgentMetrics, type MetricsListen, parseMetricsListen } from "./metrics.js";
 export {
   ChunkFetcher,
   type ChunkFetchOptions,
   type ChunkFetchReport,
   type ChunkSourceSpec,
-  type VerifiedChunk,
+  type FetchedChunk,
 } from "./peer/chunk-fetcher.js";
 export { controllerRangeReader, peerRangeReader, type RangeReader } from "./peer/chunk-sources.js";
 export { ensureHostCertificate } from "./peer/host-certificate.js";
-export {
-  type ChunkLayout,
-  chunkCount,
-  chunkLength,
-  type Holding,
-  PeerHoldings,
-} from "./peer/peer-holdings.js";
+export { type HeldLayout, type Holding, heldChunks, PeerHoldings } from "./peer/peer-holdings.js";
 export { CHUNK_WAIT_MS, PeerServer, type PeerTls } from "./peer/peer-server.js";
 export { checkPeerTicket, PEER_TICKET_HEADER, ticketHeaderValue } from "./peer/peer-ticket.js";
 export { type Peering, startPeering } from "./peer/peering.js";

@@ -15,6 +15,7 @@ import { inventoryFingerprint, readInventory } from "./inventory.js";
 import { CommandJournal } from "./journal.js";
 import { KeyedLock } from "./keyed-lock.js";
 import { MaintenanceFacts } from "./maintenance-facts.js";
+import { AgentMetrics, serveMetrics } from "./metrics.js";
 import { startPeering } from "./peer/peering.js";
 import { loadSecrets } from "./state.js";
 
@@ -92,7 +93,10 @@ export async function runAgent(
   });
   void maintenanceFacts.start();
   const imageLock = new KeyedLock();
-  const apps = new AppManager({ store, driver, log, onChange: () => void sendInventory(false) });
+  const metrics = new AgentMetrics();
+  // Started before anything runs, so a port already taken stops the agent with a clear error.
+  const metricsServer = config.metricsListen ? await serveMetrics(config.metricsListen, metrics, log) : null;
+  const apps = new AppManager({ store, driver, log, metrics, onChange: () => void sendInventory(false) });
 
   let lastInventory = "";
   let inventoryBusy: Promise<void> | undefined;
@@ -137,6 +141,7 @@ export async function runAgent(
           maxDownloadRate: config.maxDownloadRate,
           log,
           progress: ctx.progress,
+          peering: peer,
         }),
       })),
     removeImage: (remove) =>
@@ -169,6 +174,7 @@ export async function runAgent(
       if (kind === "rebootHost") await maintenance.settle(commandId);
       else await apps.settle(commandId);
     },
+    onEnded: (kind, final, ms) => metrics.commandEnded(kind, final, ms),
     log,
   });
   const connection = new ControlConnection({
@@ -221,6 +227,7 @@ export async function runAgent(
     connection.stop();
     // Containers keep running: the next agent re-adopts them.
     apps.close();
+    metricsServer?.server.close();
     await inventoryBusy;
     resolveDone(code);
   };

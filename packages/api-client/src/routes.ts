@@ -26,6 +26,7 @@ import type {
   RolloutRequestBody,
   RolloutView,
   TokenView,
+  UserView,
   WindowRulesView,
 } from "./views.js";
 
@@ -51,6 +52,17 @@ export interface JsonRoutes {
   "POST /v1/tokens": { body: { ttl?: string }; response: CreatedToken };
   "GET /v1/tokens": { response: { tokens: TokenView[] } };
   "DELETE /v1/tokens/:id": { params: { id: string }; response: { removed: string } };
+  "GET /v1/users": { response: { users: UserView[] } };
+  "POST /v1/users": {
+    body: { name: string; role: UserView["role"]; expires?: string };
+    response: { user: UserView; token: string };
+  };
+  "POST /v1/users/:name/token": {
+    params: { name: string };
+    body: { expires?: string };
+    response: { user: UserView; token: string };
+  };
+  "DELETE /v1/users/:name": { params: { name: string }; response: { removed: string } };
   "GET /v1/images": {
     query: { line?: string; hosts?: "1"; kind?: LineKind };
     response: { images: ImageView[] };

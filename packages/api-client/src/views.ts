@@ -2,6 +2,7 @@
 // route that changes its answer no longer compiles), and every client reads them.
 import type {
   AppSpec,
+  FailureCluster,
   HostStep,
   HostUpdatePauseCause,
   HostUpdateRecord,
@@ -208,6 +209,8 @@ export interface RolloutView {
   clocks: { progressDeadlineAt: number | null; bakeUntil: number | null; pausedAt: number | null };
   strategy: RolloutStrategy;
   waves: Array<{ index: number; canary: boolean; hosts: RolloutHostView[] }>;
+  /** What two or more failed hosts share that the healthy ones do not (empty otherwise). */
+  failureClusters: FailureCluster[];
 }
 
 /** A dry run of a rollout: its waves and estimated timeline. */
@@ -284,6 +287,17 @@ export interface HostUpdateHostView extends HostUpdateStep {
   outputTail: string;
 }
 
+/** A named operator (never its token: that is shown once, when made or rotated). */
+export interface UserView {
+  name: string;
+  role: "viewer" | "operator" | "admin";
+  createdAt: number;
+  createdBy: string | null;
+  tokenCreatedAt: number;
+  /** When the token stops working; null for never. */
+  expiresAt: number | null;
+}
+
 /** A host update as the API and `gild host-update status` show it. */
 export interface HostUpdateView {
   id: string;
@@ -304,6 +318,8 @@ export interface HostUpdateView {
   clocks: { bakeUntil: number | null; pausedAt: number | null };
   strategy: HostUpdateStrategy;
   waves: Array<{ index: number; canary: boolean; hosts: HostUpdateHostView[] }>;
+  /** What two or more failed hosts share that the updated ones do not (empty otherwise). */
+  failureClusters: FailureCluster[];
 }
 
 /** A dry run of a host update: its waves, and what a failure means. */

@@ -238,6 +238,15 @@ function receiveFailure(
       },
     );
   }
+  if (err instanceof ExecaError && err.signal !== undefined) {
+    // Killed from outside (an operator, the OOM killer): the stream is not at fault, and a caller
+    // that still has it may start another receive (docs/architecture.md, Artifact sockets).
+    return new GildError(
+      "GILD_TRANSFER_FAILED",
+      `btrfs receive was killed (${err.signal}) after ${bytes} bytes`,
+      { hint: "the stream can be received again from its start", cause: err },
+    );
+  }
   const stderr = err instanceof ExecaError ? String(err.stderr ?? "") : "";
   const classified = classifyBtrfsStderr(stderr);
   if (classified === "GILD_NO_SPACE" || classified === "GILD_PARENT_MISSING") {

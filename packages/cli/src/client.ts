@@ -60,5 +60,5 @@ export function resolveTarget(env: CliEnv, flags: TargetFlags): ControllerTarget
       });
     caPem = readText(caFile, "the controller CA");
   }
-  return { url, token, caPem, actor: env.actor };
+  return { url, token, caPem };
 }

@@ -1,6 +1,10 @@
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { GildError } from "@gild/core";
-import { parse as parseYaml } from "yaml";
+
+// yaml is loaded by the commands that read a spec file only, not at every start of the CLI.
+const require = createRequire(import.meta.url);
+const parseYaml = (text: string): unknown => (require("yaml") as typeof import("yaml")).parse(text);
 
 /** A daemon's --config file: a JSON object (validated as a whole by the daemon's config resolver). */
 export function readJsonConfigFile(path: string): Record<string, unknown> {

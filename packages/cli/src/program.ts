@@ -10,6 +10,7 @@ import { registerHostCommands } from "./commands/hosts.js";
 import { registerImageCommands } from "./commands/image.js";
 import { registerRolloutCommands } from "./commands/rollout.js";
 import { registerTokenCommands } from "./commands/tokens.js";
+import { registerUserCommands } from "./commands/users.js";
 import type { CliContext } from "./context.js";
 
 /** The whole `gild` command tree. */
@@ -25,6 +26,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerControllerCommands(program, ctx);
   registerAgentCommands(program, ctx);
   registerTokenCommands(program, ctx);
+  registerUserCommands(program, ctx);
   registerHostCommands(program, ctx);
   registerAppCommands(program, ctx);
   registerRolloutCommands(program, ctx);

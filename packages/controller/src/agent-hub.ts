@@ -113,6 +113,13 @@ export class AgentHub {
     return (this.deps.now ?? Date.now)();
   }
 
+  /** Sessions that said Hello: the agents connected now. */
+  get sessionCount(): number {
+    let n = 0;
+    for (const session of this.sessions.values()) if (session.helloed) n++;
+    return n;
+  }
+
   addListener(listener: HubListener): void {
     this.listeners.push(listener);
   }

@@ -18,11 +18,14 @@ import { HostUpdateOperations } from "./host-update-operations.js";
 import { installErrorHandling } from "./http-errors.js";
 import { ImageService } from "./image-service.js";
 import { syncInventories } from "./inventory-sync.js";
+import { ControllerMetrics } from "./metrics.js";
+import { installOpenApi } from "./openapi.js";
 import { PeerSourcing } from "./peer-sourcing.js";
 import type { TlsMaterial } from "./pki.js";
 import { RequestAudit } from "./request-audit.js";
 import { RolloutExecutor } from "./rollout-executor.js";
 import { RolloutOperations } from "./rollout-operations.js";
+import { errorResponses, jsonResponses } from "./route-schemas.js";
 import { appRoutes } from "./routes/apps.js";
 import { auditRoutes } from "./routes/audit.js";
 import { enrollRoutes } from "./routes/enroll.js";
@@ -33,6 +36,7 @@ import { windowRoutes } from "./routes/maintenance-windows.js";
 import { peerRoutes } from "./routes/peer.js";
 import { rolloutRoutes } from "./routes/rollouts.js";
 import { tokenRoutes } from "./routes/tokens.js";
+import { userRoutes } from "./routes/users.js";
 import type { ControllerImageBuilder, ControllerImageStore, Services } from "./services.js";
 import type { Store } from "./store/store.js";
 import { TransferServer } from "./transfer-server.js";
@@ -48,6 +52,8 @@ export interface ControllerDeps {
   capabilities: StreamCapabilities;
   tls: TlsMaterial;
   adminToken: string;
+  /** The token that may read GET /metrics and nothing else; without one only the admin token may. */
+  metricsToken?: string;
   signing: { privatePem: string; publicPem: string };
   /** The clock (tests move it to expire tokens); Date.now by default. */
   now?: () => number;
@@ -104,6 +110,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     controllerVersion: GILD_VERSION,
   });
   const commands = new CommandService({ store, hub, log });
+  const metrics = new ControllerMetrics({ store, hub, commands, connections });
   const artifacts = new ArtifactService({
     store,
     images: deps.imageStore,
@@ -111,7 +118,12 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     signingKeyPem: deps.signing.privatePem,
     log,
   });
-  const transfers = new TransferServer({ artifacts, log, rateLimitBytesPerSecond: config.transferRateLimit });
+  const transfers = new TransferServer({
+    artifacts,
+    log,
+    rateLimitBytesPerSecond: config.transferRateLimit,
+    onSent: (line, bytes) => metrics.artifactBytesSent(line, bytes),
+  });
   const peers = new PeerSourcing({
     signingKeyPem: deps.signing.privatePem,
     host: (id) => store.hosts.byId(id),
@@ -142,6 +154,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
   const apps = new AppService({ store, hub, commands, images, log });
   const rolloutExecutor = new RolloutExecutor({
     store,
+    metrics,
     hub,
     commands,
     images,
@@ -158,7 +171,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     ...(deps.now ? { now: deps.now } : {}),
   });
   const clock = deps.now ? { now: deps.now } : {};
-  const hostUpdateExecutor = new HostUpdateExecutor({ store, hub, commands, log, ...clock });
+  const hostUpdateExecutor = new HostUpdateExecutor({ store, metrics, hub, commands, log, ...clock });
   const hostUpdates = new HostUpdateOperations({ store, executor: hostUpdateExecutor, log, ...clock });
   const audit = new RequestAudit({ repo: store.audit, log, retentionMs: config.auditRetentionMs });
   const services: Services = {
@@ -181,6 +194,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     hostUpdates,
     hostUpdateExecutor,
     audit,
+    metrics,
   };
   // A changed inventory (health, a new image, a generation) may move a rollout forward.
   // ... or a host update (a host back after its reboot, its apps healthy again).
@@ -190,8 +204,50 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
   });
 
   installErrorHandling(app);
-  installAuth(app, { adminToken: deps.adminToken, audit, connections });
-  app.get("/healthz", async () => ({ ok: true, version: GILD_VERSION }));
+  installAuth(app, {
+    adminToken: deps.adminToken,
+    ...(deps.metricsToken ? { metricsToken: deps.metricsToken } : {}),
+    users: store.users,
+    audit,
+    connections,
+    ...clock,
+  });
+  await installOpenApi(app);
+  app.get(
+    "/healthz",
+    {
+      schema: {
+        summary: "Whether the controller answers, and its version",
+        tags: ["meta"],
+        response: jsonResponses("alive", {
+          type: "object",
+          required: ["ok", "version"],
+          properties: { ok: { type: "boolean" }, version: { type: "string" } },
+        }),
+      },
+    },
+    async () => ({ ok: true, version: GILD_VERSION }),
+  );
+  app.get(
+    "/metrics",
+    {
+      schema: {
+        summary: "Prometheus metrics of the controller",
+        description:
+          "The Prometheus text format; the scrape token (metrics.token in the data directory) opens this route and nothing else.",
+        tags: ["meta"],
+        produces: ["text/plain"],
+        response: {
+          200: { description: "the metrics", content: { "text/plain": { schema: { type: "string" } } } },
+          ...errorResponses,
+        },
+      },
+    },
+    async (_req, reply) => {
+      const { contentType, body } = await metrics.text();
+      return reply.type(contentType).send(body);
+    },
+  );
   // Each route group is a plugin given only what it uses.
   await app.register(enrollRoutes, { enrollment, log, tls: deps.tls });
   await app.register(hostRoutes, { hub, store });
@@ -203,6 +259,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
   await app.register(hostUpdateRoutes, { hub, hostUpdates, hostUpdateExecutor, store });
   await app.register(auditRoutes, { audit, store });
   await app.register(peerRoutes, { config, store, tls: deps.tls, now: deps.now ?? Date.now });
+  await app.register(userRoutes, { store, now: deps.now ?? Date.now });
 
   app.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => socket.destroy());

@@ -4,15 +4,55 @@ import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { GildError, type Logger } from "@gild/core";
-import { encodeManifest } from "@gild/protocol";
+import { chunkSizeFor, DEFAULT_CHUNK_BYTES, decodeManifest, encodeManifest } from "@gild/protocol";
 import type { ControllerImageStore } from "./services.js";
 import type { ArtifactRecord } from "./store/artifacts-repo.js";
 import type { Store } from "./store/store.js";
 
+/** sha256 of each `chunkSize` piece of a stream fed to it in pieces of any size. */
+class ChunkHasher {
+  private current = createHash("sha256");
+  private filled = 0;
+  private readonly digests: Buffer[] = [];
+
+  constructor(readonly chunkSize: number) {}
+
+  update(data: Buffer): void {
+    for (let at = 0; at < data.length; ) {
+      const take = Math.min(this.chunkSize - this.filled, data.length - at);
+      this.current.update(data.subarray(at, at + take));
+      this.filled += take;
+      at += take;
+      if (this.filled === this.chunkSize) {
+        this.digests.push(this.current.digest());
+        this.current = createHash("sha256");
+        this.filled = 0;
+      }
+    }
+  }
+
+  /** The digests, the last (shorter) chunk's included. */
+  end(): Buffer[] {
+    if (this.filled > 0) this.digests.push(this.current.digest());
+    this.filled = 0;
+    return this.digests;
+  }
+}
+
+/** The chunk digests of a file already written, for a stream too long for the default chunk size. */
+async function chunkDigestsOf(path: string, chunkSize: number): Promise<Buffer[]> {
+  const hasher = new ChunkHasher(chunkSize);
+  for await (const piece of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
+    hasher.update(piece as Buffer);
+  }
+  return hasher.end();
+}
+
 /**
- * Send streams written once to files, each with its size, sha256 and a signed manifest. Every host
- * that needs the same (version, parent, stream version) is served the same file, so a transfer has a
- * true total, resumes at an offset, and is verified by the agent before it is applied.
+ * Send streams written once to files, each with its size, sha256, a sha256 per chunk and a signed
+ * manifest. Every host that needs the same (version, parent, stream version) is served the same file,
+ * so a transfer has a true total, resumes at a chunk, and is verified by the agent chunk by chunk
+ * before any of it is applied.
  */
 export class ArtifactService {
   private readonly building = new Map<string, Promise<ArtifactRecord>>();
@@ -57,8 +97,15 @@ export class ArtifactService {
         (s) => s.size,
         () => -1,
       );
-      if (size === existing.sizeBytes) return existing;
-      this.log.warn({ id }, "artifact file missing or truncated; making it again");
+      // An older controller's manifest has no chunk digests: agents could not pipeline it.
+      const chunked = (decodeManifest(existing.manifest).chunkSize ?? 0) > 0;
+      if (size === existing.sizeBytes && chunked) return existing;
+      this.log.warn(
+        { id, chunked },
+        chunked
+          ? "artifact file missing or truncated; making it again"
+          : "artifact has no chunk digests; making it again",
+      );
       this.deps.store.artifacts.delete(id);
     }
     const inFlight = this.building.get(id);
@@ -89,6 +136,9 @@ export class ArtifactService {
     const path = this.filePath(id);
     const partial = `${path}.partial`;
     const hash = createHash("sha256");
+    // The size is known only at the end: hash chunks at the default size as the stream goes, and
+    // again from the file in the rare case the stream is too long for it (chunkSizeFor).
+    const chunkHasher = new ChunkHasher(DEFAULT_CHUNK_BYTES);
     let size = 0;
     const started = Date.now();
     try {
@@ -100,6 +150,7 @@ export class ArtifactService {
         async function* (chunks: AsyncIterable<Buffer>) {
           for await (const chunk of chunks) {
             hash.update(chunk);
+            chunkHasher.update(chunk);
             size += chunk.length;
             yield chunk;
           }
@@ -111,6 +162,9 @@ export class ArtifactService {
       await rm(partial, { force: true });
       throw err;
     }
+    const chunkSize = chunkSizeFor(size);
+    const chunkSha256 =
+      chunkSize === chunkHasher.chunkSize ? chunkHasher.end() : await chunkDigestsOf(path, chunkSize);
     const now = (this.deps.now ?? Date.now)();
     const sha256 = hash.digest("hex");
     const manifest = Buffer.from(
@@ -125,6 +179,8 @@ export class ArtifactService {
         sha256,
         streamVersion,
         createdAtMs: now,
+        chunkSize,
+        chunkSha256,
       }),
     );
     const record: ArtifactRecord = {
@@ -141,7 +197,15 @@ export class ArtifactService {
     };
     this.deps.store.artifacts.insert(record);
     this.log.info(
-      { id, image: `${line}@${version}`, parent, streamVersion, bytes: size, ms: Date.now() - started },
+      {
+        id,
+        image: `${line}@${version}`,
+        parent,
+        streamVersion,
+        bytes: size,
+        chunks: chunkSha256.length,
+        ms: Date.now() - started,
+      },
       "artifact written",
     );
     return record;

@@ -1,58 +1,108 @@
 import { GildError } from "@gild/core";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ConnectionGate } from "./connection-gate.js";
 import type { RequestAudit } from "./request-audit.js";
+import { ROUTE_ROLES, roleAllows, routeKey } from "./route-roles.js";
 import { bearerSecret, hashSecret, secretMatches } from "./secrets.js";
+import type { Role, UsersRepo } from "./store/users-repo.js";
 
 declare module "fastify" {
   interface FastifyRequest {
-    /** Who makes the request: `admin:<user>` (the CLI sends its user), or a join token id. */
+    /**
+     * Who makes the request, as authenticated: a user's name, `admin` (the bootstrap admin token),
+     * `metrics` (the scrape token), `join-token:<id>` (enrollment), `anonymous` or `unauthenticated`.
+     * Never a name the client claims.
+     */
     actor: string;
+    /** The caller's role, once authenticated (null for public routes and the scrape token). */
+    role: Role | null;
     /** One line for the audit log about what a mutating request did. */
     auditSummary: string | undefined;
   }
 }
 
-// /v1/agent/* is for agents: each such route authenticates the host credential itself (host-auth.ts).
-const PUBLIC_PATHS = new Set(["/healthz", "/v1/enroll", "/v1/enroll/ca", "/v1/agent/certificate"]);
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
+/** Names a user may not take: they are what the audit calls other callers. */
+export const RESERVED_ACTORS = new Set(["admin", "metrics", "anonymous", "unauthenticated"]);
+
 /**
- * Every request but /healthz and enrollment carries the admin token (Authorization: Bearer). Every
- * mutating request that got past it is recorded in the audit log with who, what, when and the result.
+ * Every route has an access rule in ROUTE_ROLES (route-roles.ts; a route without one makes the app
+ * fail to build). A caller presents a token (Authorization: Bearer): the bootstrap admin token
+ * (admin.token), a user's token (its role), or on GET /metrics the scrape token. A role below the
+ * route's is refused with 403 GILD_FORBIDDEN. Every mutating request that got past it is recorded in
+ * the audit log with the authenticated caller, what, when and the result.
  */
 export function installAuth(
   app: FastifyInstance,
-  deps: { adminToken: string; audit: RequestAudit; connections: ConnectionGate },
+  deps: {
+    adminToken: string;
+    metricsToken?: string;
+    users: UsersRepo;
+    audit: RequestAudit;
+    connections: ConnectionGate;
+    now?: () => number;
+  },
 ): void {
-  const expected = hashSecret(deps.adminToken);
+  const admin = hashSecret(deps.adminToken);
+  const scraper = deps.metricsToken ? hashSecret(deps.metricsToken) : undefined;
+  const now = deps.now ?? Date.now;
   app.decorateRequest("actor", "");
+  app.decorateRequest("role", null);
   app.decorateRequest("auditSummary", undefined);
+  app.addHook("onRoute", (route) => {
+    for (const method of [route.method].flat()) {
+      if (!ROUTE_ROLES[routeKey(method, route.url)])
+        throw new Error(`route ${method} ${route.url} has no access rule in route-roles.ts`);
+    }
+  });
+  const refuse = (req: FastifyRequest, message: string): never => {
+    req.actor = "unauthenticated";
+    deps.audit.refusedRequest(req.socket.remoteAddress);
+    throw new GildError("GILD_UNAUTHENTICATED", message, {
+      hint: "present a user's token (gild user add), or run gild on the controller as root (it reads /var/lib/gild/controller/admin.token); set GILD_TOKEN elsewhere",
+    });
+  };
   app.addHook("onRequest", async (req) => {
     deps.connections.requested(req.socket);
-    const path = req.url.split("?")[0] ?? "";
-    const name =
-      String(req.headers["x-gild-actor"] ?? "")
-        .replace(/[^\w.@-]/g, "")
-        .slice(0, 64) || "unknown";
-    req.actor = `admin:${name}`;
-    if (PUBLIC_PATHS.has(path)) {
+    // A path no route matches needs a credential too, so that what exists is not told to strangers.
+    const pattern = req.routeOptions.url;
+    const access = pattern === undefined ? "viewer" : (ROUTE_ROLES[routeKey(req.method, pattern)] ?? "admin");
+    if (access === "public" || access === "host") {
+      // A host route names the host it authenticated (host-auth.ts) once it did.
       req.actor = "anonymous";
       return;
     }
     const presented = bearerSecret(req.headers.authorization);
-    if (presented.length === 0 || !secretMatches(presented, expected)) {
-      req.actor = "unauthenticated";
-      deps.audit.refusedRequest(req.socket.remoteAddress);
-      throw new GildError(
-        "GILD_UNAUTHENTICATED",
-        presented.length === 0 ? "no admin token presented" : "wrong admin token",
-        {
-          hint: "run gild on the controller as root (it reads /var/lib/gild/controller/admin.token), or set GILD_TOKEN",
-        },
-      );
+    if (presented.length === 0) return refuse(req, "no token presented");
+    const hash = hashSecret(presented);
+    if (access === "metrics" && scraper && secretMatches(presented, scraper)) {
+      req.actor = "metrics";
+      deps.connections.authenticated(req.socket);
+      return;
     }
+    let role: Role;
+    if (secretMatches(presented, admin)) {
+      req.actor = "admin";
+      role = "admin";
+    } else {
+      const user = deps.users.byTokenHash(hash);
+      if (!user) return refuse(req, "unknown token");
+      if (user.expiresAt !== null && user.expiresAt <= now())
+        return refuse(req, `the token of user ${user.name} expired`);
+      req.actor = user.name;
+      role = user.role;
+    }
+    req.role = role;
     deps.connections.authenticated(req.socket);
+    const needed = access === "metrics" ? "viewer" : access;
+    if (!roleAllows(role, needed))
+      throw new GildError("GILD_FORBIDDEN", `${req.actor} is ${role}; this needs ${needed}`, {
+        hint:
+          needed === "admin"
+            ? "ask an admin: users, hosts, join tokens, host updates and maintenance windows are theirs"
+            : "ask an admin for the operator role (gild user add <name> --role operator)",
+      });
   });
   app.addHook("onResponse", async (req, reply) => {
     // Only what an authenticated caller (or enrollment, with its token) did: refused requests are counted.

@@ -66,6 +66,8 @@ export interface ControllerConfig {
   paths: {
     database: string;
     adminToken: string;
+    /** The token that may read GET /metrics and nothing else (Prometheus's scrape credential). */
+    metricsToken: string;
     caCert: string;
     caKey: string;
     serverCert: string;
@@ -190,6 +192,7 @@ export function resolveControllerConfig(raw: RawControllerConfig): ControllerCon
     paths: {
       database: join(dataDir, "gild.db"),
       adminToken: join(dataDir, "admin.token"),
+      metricsToken: join(dataDir, "metrics.token"),
       caCert: join(dataDir, "tls", "ca.pem"),
       caKey: join(dataDir, "tls", "ca.key"),
       serverCert: join(dataDir, "tls", "server.pem"),

@@ -7,11 +7,13 @@ import {
 } from "@gild/core";
 import type { AgentHub } from "./agent-hub.js";
 import type { CommandService } from "./command-service.js";
+import { failureClusterEvent, hostUpdateFailureClusters, outcomesChanged } from "./failure-attributes.js";
 import { HostUpdateDispatcher } from "./host-update-dispatcher.js";
 import { observeHostUpdate } from "./host-update-observer.js";
 import { JobFeed } from "./job-feed.js";
 import { JobLoop } from "./job-loop.js";
 import { windowsByHost } from "./maintenance-windows.js";
+import type { ControllerMetrics } from "./metrics.js";
 import { named } from "./rollout-executor.js";
 import type { StoredHostUpdate } from "./store/host-updates-repo.js";
 
@@ -38,6 +40,8 @@ export class HostUpdateExecutor {
   constructor(
     private readonly deps: {
       store: Store;
+      /** Wave durations; none in tests that build an executor alone. */
+      metrics?: ControllerMetrics;
       hub: AgentHub;
       commands: CommandService;
       log: Logger;
@@ -114,6 +118,7 @@ export class HostUpdateExecutor {
     const rows = this.deps.store.commands.forRollout(jobId);
     if (isSettledHostUpdate(before)) {
       this.loop.track(jobId, Object.keys(before.hosts), false);
+      this.deps.metrics?.jobEnded("host-update", jobId);
       return null;
     }
     const windows = windowsByHost(known.values(), this.deps.store.windows.list());
@@ -121,12 +126,22 @@ export class HostUpdateExecutor {
     const plan = planHostUpdate(before, observation, this.now());
     const record = plan.job;
     const events: HostUpdateEvent[] = plan.events.map((e) => named(e, known));
+    if (outcomesChanged(before.hosts, record.hosts)) {
+      const cluster = failureClusterEvent(
+        hostUpdateFailureClusters(before, known),
+        hostUpdateFailureClusters(record, known),
+        this.now(),
+      );
+      if (cluster) events.push(cluster);
+    }
     if (record !== before || events.length > 0) {
       // The transition and its events land together, before any command goes out.
       this.deps.store.transaction(() => {
         this.deps.store.hostUpdates.save(record);
         this.deps.store.hostUpdates.appendEvents(jobId, events);
       });
+      this.deps.metrics?.jobEvents("host-update", jobId, events);
+      if (isSettledHostUpdate(record)) this.deps.metrics?.jobEnded("host-update", jobId);
       for (const event of events)
         this.log.info({ job: jobId, kind: event.kind, host: event.hostId, wave: event.wave }, event.message);
       this.publish({ ...stored, record }, events);

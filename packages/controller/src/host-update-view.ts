@@ -1,5 +1,6 @@
 import type { HostUpdateHostView, HostUpdateView } from "@gild/api-client";
 import { type HostUpdateStep, isCanaryWave, isSettledHostUpdate } from "@gild/core";
+import { hostUpdateFailureClusters, viewClusters } from "./failure-attributes.js";
 import { hostUpdateCommandId, outputTailOf } from "./host-update-observer.js";
 import type { StoredHostUpdate } from "./store/host-updates-repo.js";
 import type { Store } from "./store/store.js";
@@ -35,5 +36,6 @@ export function hostUpdateView(
     clocks: { bakeUntil: r.bakeUntil, pausedAt: r.pausedAt },
     strategy: r.strategy,
     waves: r.waves.map((ids, index) => ({ index, canary: isCanaryWave(r, index), hosts: ids.map(host) })),
+    failureClusters: viewClusters(r, deps.store, hostUpdateFailureClusters),
   };
 }

@@ -6,7 +6,13 @@ import { ImageBuilder } from "@gild/runtime";
 import { pino } from "pino";
 import { buildController, type Controller } from "./app.js";
 import type { ControllerConfig } from "./config.js";
-import { ensureAdminToken, ensureSigningKey, ensureTls, type TlsMaterial } from "./pki.js";
+import {
+  ensureAdminToken,
+  ensureMetricsToken,
+  ensureSigningKey,
+  ensureTls,
+  type TlsMaterial,
+} from "./pki.js";
 import { Store } from "./store/store.js";
 
 /** What `gild` on the controller machine reads to find it: URL, admin token file, CA. */
@@ -43,6 +49,7 @@ export function openControllerState(config: ControllerConfig): {
   store: Store;
   tls: TlsMaterial;
   adminToken: string;
+  metricsToken: string;
   signing: { privatePem: string; publicPem: string };
 } {
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
@@ -51,6 +58,7 @@ export function openControllerState(config: ControllerConfig): {
     store,
     tls: ensureTls(config),
     adminToken: ensureAdminToken(config),
+    metricsToken: ensureMetricsToken(config),
     signing: ensureSigningKey(config),
   };
 }
@@ -68,7 +76,7 @@ export async function startController(
     log.warn("insecure dev mode: plain http/ws without TLS; tokens and credentials travel in clear text");
   }
   assertRoot("gild controller run");
-  const { store, tls, adminToken, signing } = openControllerState(config);
+  const { store, tls, adminToken, metricsToken, signing } = openControllerState(config);
   const pool = await Pool.open(config.pool, { create: true, log });
   const imageStore = new ImageStore(pool);
   const capabilities = await detectStreamCapabilities();
@@ -81,6 +89,7 @@ export async function startController(
     capabilities,
     tls,
     adminToken,
+    metricsToken,
     signing,
     ...(options.now ? { now: options.now } : {}),
   });

@@ -152,6 +152,14 @@ export function ensureAdminToken(config: ControllerConfig): string {
   return readFileSync(config.paths.adminToken, "utf8").trim();
 }
 
+/** The scrape token for GET /metrics (made at first start, readable by root only). */
+export function ensureMetricsToken(config: ControllerConfig): string {
+  if (!existsSync(config.paths.metricsToken)) {
+    writeSecret(config.paths.metricsToken, `gmet_${newSecret()}\n`);
+  }
+  return readFileSync(config.paths.metricsToken, "utf8").trim();
+}
+
 /** The ed25519 key that signs artifact manifests (made at first start). */
 export function ensureSigningKey(config: ControllerConfig): { privatePem: string; publicPem: string } {
   if (!existsSync(config.paths.signingKey)) {

@@ -9,9 +9,11 @@ import {
 import type { AgentHub } from "./agent-hub.js";
 import type { AppService } from "./app-service.js";
 import type { CommandService } from "./command-service.js";
+import { failureClusterEvent, outcomesChanged, rolloutFailureClusters } from "./failure-attributes.js";
 import type { ImageService } from "./image-service.js";
 import { JobLoop } from "./job-loop.js";
 import { windowsByHost } from "./maintenance-windows.js";
+import type { ControllerMetrics } from "./metrics.js";
 import { RolloutDispatcher } from "./rollout-dispatcher.js";
 import { RolloutFeed } from "./rollout-feed.js";
 import { observeRollout } from "./rollout-observer.js";
@@ -47,6 +49,8 @@ export class RolloutExecutor {
   constructor(
     private readonly deps: {
       store: Store;
+      /** Wave durations; none in tests that build an executor alone. */
+      metrics?: ControllerMetrics;
       hub: AgentHub;
       commands: CommandService;
       images: ImageService;
@@ -142,6 +146,7 @@ export class RolloutExecutor {
     if (isSettledRolloutState(before.state)) {
       this.track(before);
       this.cache.delete(rolloutId);
+      this.deps.metrics?.jobEnded("rollout", rolloutId);
       return null;
     }
     const appNames = this.appNames(stored);
@@ -160,6 +165,14 @@ export class RolloutExecutor {
     const plan = planRollout(before, observation, now);
     const record = plan.rollout;
     const events = plan.events.map((e) => named(e, known));
+    if (outcomesChanged(before.hosts, record.hosts)) {
+      const cluster = failureClusterEvent(
+        rolloutFailureClusters(before, known),
+        rolloutFailureClusters(record, known),
+        now,
+      );
+      if (cluster) events.push(cluster);
+    }
     if (record.state !== before.state) this.track(record);
     if (record !== before || events.length > 0 || plan.markVersion) {
       // The transition, its events and the version's status land together, before any command goes out.
@@ -176,6 +189,8 @@ export class RolloutExecutor {
             );
       });
       this.remember({ ...stored, record });
+      this.deps.metrics?.jobEvents("rollout", rolloutId, events);
+      if (isSettledRolloutState(record.state)) this.deps.metrics?.jobEnded("rollout", rolloutId);
       for (const event of events) {
         this.log.info(
           { rollout: rolloutId, kind: event.kind, host: event.hostId, wave: event.wave },

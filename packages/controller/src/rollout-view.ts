@@ -1,6 +1,7 @@
 import type { RolloutHostView, RolloutView } from "@gild/api-client";
 import { type HostStep, isCanaryWave, rolloutReasonCode } from "@gild/core";
 import type { ProgressUpdate } from "./command-service.js";
+import { rolloutFailureClusters, viewClusters } from "./failure-attributes.js";
 import type { StoredRollout } from "./store/rollouts-repo.js";
 import type { Store } from "./store/store.js";
 
@@ -46,5 +47,6 @@ export function rolloutView(
     clocks: { progressDeadlineAt: r.progressDeadlineAt, bakeUntil: r.bakeUntil, pausedAt: r.pausedAt },
     strategy: r.strategy,
     waves: r.waves.map((ids, index) => ({ index, canary: isCanaryWave(r, index), hosts: ids.map(host) })),
+    failureClusters: viewClusters(r, deps.store, rolloutFailureClusters),
   };
 }

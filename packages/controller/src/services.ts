@@ -10,6 +10,7 @@ import type { Enrollment } from "./enrollment.js";
 import type { HostUpdateExecutor } from "./host-update-executor.js";
 import type { HostUpdateOperations } from "./host-update-operations.js";
 import type { ImageService } from "./image-service.js";
+import type { ControllerMetrics } from "./metrics.js";
 import type { TlsMaterial } from "./pki.js";
 import type { RequestAudit } from "./request-audit.js";
 import type { RolloutExecutor } from "./rollout-executor.js";
@@ -51,4 +52,5 @@ export interface Services {
   /** The loop that runs them. */
   hostUpdateExecutor: HostUpdateExecutor;
   audit: RequestAudit;
+  metrics: ControllerMetrics;
 }

@@ -4,7 +4,7 @@ import type { Duplex } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import { GildError, type Logger } from "@gild/core";
 import { CloseCode, encodeTransferHeader, MAX_FRAME_BYTES } from "@gild/protocol";
-import { type WebSocket, WebSocketServer } from "ws";
+import { WebSocket, WebSocketServer } from "ws";
 import type { ArtifactService } from "./artifact-service.js";
 import type { ArtifactRecord } from "./store/artifacts-repo.js";
 
@@ -12,9 +12,46 @@ import type { ArtifactRecord } from "./store/artifacts-repo.js";
 const MAX_FRAMES_IN_FLIGHT = 8;
 
 /**
+ * Payload bytes per frame. Unlimited: the largest the protocol allows (fewest writes and TLS calls).
+ * Under a rate limit: about 1/32 s of it (a power of two, 16 KiB to 1 MiB), so the bytes go out in a
+ * steady stream of small steps rather than a MiB and then a pause.
+ */
+export function frameBytesFor(rateLimitBytesPerSecond: number): number {
+  if (rateLimitBytesPerSecond <= 0) return MAX_FRAME_BYTES;
+  const step = 2 ** Math.floor(Math.log2(Math.max(1, rateLimitBytesPerSecond / 32)));
+  return Math.max(16 * 1024, Math.min(MAX_FRAME_BYTES, step));
+}
+
+/**
+ * One host's share of the transfer rate limit: every frame of any of the host's transfers takes the
+ * next slot of one schedule, so together they keep to the limit, ahead of it by one frame at most.
+ * A schedule that fell behind (a slow reader held its transfer back) starts again from now: what was
+ * not sent then is not sent later in a burst.
+ */
+export class HostPacer {
+  private next = 0;
+  /** Transfers using this pacer; it is dropped with the last. */
+  users = 0;
+
+  constructor(
+    private readonly bytesPerSecond: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** Milliseconds to wait before sending `bytes`. */
+  reserve(bytes: number): number {
+    const now = this.now();
+    const start = Math.max(this.next, now);
+    this.next = start + (bytes / this.bytesPerSecond) * 1000;
+    return start - now;
+  }
+}
+
+/**
  * Serves artifact bytes on their own WebSocket per transfer (/v1/artifacts/<id>?offset=N): a
  * TransferHeader frame, then raw frames of at most 1 MiB from the offset, then a normal close.
- * Backpressure: reading the file waits while frames are unflushed. Optional per-host rate limit.
+ * Backpressure: reading the file waits while frames are unflushed. Optional per-host rate limit,
+ * shared by the host's transfers.
  */
 export class TransferServer {
   private readonly wss = new WebSocketServer({
@@ -24,9 +61,16 @@ export class TransferServer {
     clientTracking: true,
   });
   private readonly log: Logger;
+  private readonly pacers = new Map<string, HostPacer>();
 
   constructor(
-    private readonly deps: { artifacts: ArtifactService; log: Logger; rateLimitBytesPerSecond: number },
+    private readonly deps: {
+      artifacts: ArtifactService;
+      log: Logger;
+      rateLimitBytesPerSecond: number;
+      /** Bytes written to a host's socket, by image line (the metrics). */
+      onSent?: (line: string, bytes: number) => void;
+    },
   ) {
     this.log = deps.log.child({ component: "transfers" });
   }
@@ -70,6 +114,22 @@ export class TransferServer {
     this.wss.close();
   }
 
+  private acquirePacer(hostId: string): HostPacer | undefined {
+    const limit = this.deps.rateLimitBytesPerSecond;
+    if (limit <= 0) return undefined;
+    let pacer = this.pacers.get(hostId);
+    if (!pacer) {
+      pacer = new HostPacer(limit);
+      this.pacers.set(hostId, pacer);
+    }
+    pacer.users++;
+    return pacer;
+  }
+
+  private releasePacer(hostId: string, pacer: HostPacer | undefined): void {
+    if (pacer && --pacer.users === 0) this.pacers.delete(hostId);
+  }
+
   private async serve(
     ws: WebSocket,
     hostId: string,
@@ -89,43 +149,45 @@ export class TransferServer {
       closed = true;
       wake?.();
     });
-    const limit = this.deps.rateLimitBytesPerSecond;
+    const frameBytes = frameBytesFor(this.deps.rateLimitBytesPerSecond);
     let sent = 0;
     // A ring of read buffers, reused once their frame is flushed (flushes complete in order): a
-    // transfer holds at most MAX_FRAMES_IN_FLIGHT MiB whatever its size and however slow its reader,
-    // and makes no garbage. A fresh buffer per read left each fast transfer ~30 MiB of dead buffers
-    // (measured) until V8's external-memory heuristics collected them.
+    // transfer holds at most MAX_FRAMES_IN_FLIGHT frames whatever its size and however slow its
+    // reader, and makes no garbage. A fresh buffer per read left each fast transfer ~30 MiB of dead
+    // buffers (measured) until V8's external-memory heuristics collected them.
     const ring: Buffer[] = [];
+    const pacer = this.acquirePacer(hostId);
     const file = await open(this.deps.artifacts.filePath(artifact.id), "r");
     try {
       for (let position = offset, frame = 0; position < artifact.sizeBytes && !closed; frame++) {
         while (inFlight >= MAX_FRAMES_IN_FLIGHT && !closed) await new Promise<void>((r) => (wake = r));
         if (closed) break;
+        const length = Math.min(frameBytes, artifact.sizeBytes - position);
+        if (pacer) {
+          const wait = pacer.reserve(length);
+          if (wait > 0) await delay(wait);
+          if (closed) break;
+        }
         const slot = frame % MAX_FRAMES_IN_FLIGHT;
-        ring[slot] ??= Buffer.allocUnsafeSlow(Math.min(MAX_FRAME_BYTES, artifact.sizeBytes - offset));
+        ring[slot] ??= Buffer.allocUnsafeSlow(Math.min(frameBytes, artifact.sizeBytes - offset));
         const buffer = ring[slot];
-        const { bytesRead } = await file.read(
-          buffer,
-          0,
-          Math.min(buffer.length, artifact.sizeBytes - position),
-          position,
-        );
+        const { bytesRead } = await file.read(buffer, 0, length, position);
         if (bytesRead === 0)
           throw new GildError("GILD_INTERNAL", `artifact ${artifact.id} ends before its recorded size`);
+        // The peer may have begun a close while the read ran: nothing more may follow its close frame.
+        if (closed || ws.readyState !== WebSocket.OPEN) break;
         position += bytesRead;
         inFlight++;
         ws.send(buffer.subarray(0, bytesRead), { binary: true }, flushed);
         sent += bytesRead;
-        if (limit > 0) {
-          const ahead = (sent / limit) * 1000 - (Date.now() - started);
-          if (ahead > 0) await delay(ahead);
-        }
       }
     } finally {
+      this.releasePacer(hostId, pacer);
       await file.close();
     }
     while (inFlight > 0 && !closed) await new Promise<void>((r) => (wake = r));
     if (!closed) ws.close(CloseCode.normal, "complete");
+    this.deps.onSent?.(artifact.line, sent);
     this.log.info(
       { hostId, artifact: artifact.id, offset, bytes: sent, complete: !closed, ms: Date.now() - started },
       closed ? "transfer cut by the peer" : "transfer sent",

@@ -52,7 +52,7 @@ describe("hostile requests to the API", () => {
     expect(auditRows()).toBe(rowsBefore + 2);
     const [last] = c.controller.services.store.audit.list({ limit: 1 });
     expect(last?.path.length).toBeLessThanOrEqual(515);
-    expect(last?.actor).toMatch(/^admin:/);
+    expect(last?.actor).toBe("admin");
   });
 
   it("keeps audit entries only as long as its retention says", () => {

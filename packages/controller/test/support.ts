@@ -60,6 +60,7 @@ export interface TestApp {
   controller: Controller;
   config: ControllerConfig;
   adminToken: string;
+  metricsToken: string;
   destroy(): Promise<void>;
 }
 
@@ -119,6 +120,7 @@ export async function buildTestApp(): Promise<TestApp> {
     controller,
     config,
     adminToken: state.adminToken,
+    metricsToken: state.metricsToken,
     async destroy() {
       await controller.close();
       state.store.close();

@@ -125,6 +125,8 @@ export const errorCodes = {
   GILD_NOT_JOINED: { status: 400, doc: "This agent has not joined a controller yet (run gild agent join)." },
   GILD_HOST_EXISTS: { status: 409, doc: "A host with that name is already joined." },
   GILD_HOST_NOT_FOUND: { status: 404, doc: "No such host." },
+  GILD_USER_NOT_FOUND: { status: 404, doc: "No operator of that name (`gild user ls`)." },
+  GILD_USER_EXISTS: { status: 409, doc: "An operator of that name exists already." },
   GILD_HOST_OFFLINE: { status: 503, doc: "The host is not connected." },
 
   // delivery

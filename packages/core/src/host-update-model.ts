@@ -167,7 +167,8 @@ export type HostUpdateEventKind =
   | "wave-failed"
   | "bake-started"
   | "host-state"
-  | "deadline-exceeded";
+  | "deadline-exceeded"
+  | "failure-cluster";
 
 export type HostUpdateEvent = WaveJobEvent<HostUpdateEventKind>;
 

@@ -2,6 +2,7 @@ export * from "./app-spec.js";
 export * from "./ca-pin.js";
 export * from "./config-fields.js";
 export * from "./errors.js";
+export * from "./failure-clusters.js";
 export * from "./host-tools.js";
 export * from "./host-update-create.js";
 export * from "./host-update-dispatch.js";

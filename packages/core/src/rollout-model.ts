@@ -230,7 +230,9 @@ export type RolloutEventKind =
   | "wave-failed"
   | "bake-started"
   | "host-state"
-  | "deadline-exceeded";
+  | "deadline-exceeded"
+  /** What the failed hosts share that the healthy ones do not (failure-clusters.ts), when it changed. */
+  | "failure-cluster";
 
 /** An event of a wave job (a rollout, a host update): its kind, the host and wave it concerns, a message. */
 export interface WaveJobEvent<K extends string> {

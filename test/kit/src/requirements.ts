@@ -15,6 +15,7 @@ export type Requirement =
   | "systemd-analyze"
   | "setpriv"
   | "faketime"
+  | "promtool"
   | "open-files";
 
 /** libfaketime, which fault tests preload into an agent to move its wall clock (Debian's faketime). */
@@ -62,6 +63,7 @@ const checks: Record<Requirement, () => string | undefined> = {
   setpriv: () => (hasProgram("setpriv") ? undefined : "setpriv is missing (apt-get install util-linux)"),
   faketime: () =>
     existsSync(FAKETIME_LIBRARY) ? undefined : "libfaketime is missing (apt-get install faketime)",
+  promtool: () => (hasProgram("promtool") ? undefined : "promtool is missing (apt-get install prometheus)"),
   "open-files": () => {
     const { hard } = openFileLimits();
     return hard >= MANY_OPEN_FILES || mayRaiseHardLimits()

@@ -120,6 +120,13 @@ export class AppManager {
       log: Logger;
       /** Called when anything the inventory reports changed (health, generation). */
       onChange: () => void;
+      /** Health verdict changes, restarts and removals, for the metrics. */
+      metrics?: {
+        healthChanged(app: string, health: string): void;
+        healthIs(app: string, health: string): void;
+        restarted(app: string): void;
+        appRemoved(app: string): void;
+      };
     },
   ) {
     this.layout = new AppLayout(deps.store.pool);
@@ -316,6 +323,7 @@ export class AppManager {
         { app: meta.app, generation: meta.generation, health: state.health, detail: state.detail },
         "health changed",
       );
+      this.deps.metrics?.healthChanged(meta.app, state.health);
       if (state.health === "healthy" && s.rollbackFailure?.generation === meta.generation) {
         // The generation the app went back to turned healthy after all: it serves again.
         s.rollbackFailure = null;
@@ -327,6 +335,7 @@ export class AppManager {
     });
     s.monitor = monitor;
     monitor.start(verdict?.ok ? { healthyForMs: verdict.healthyForMs, detail: verdict.detail } : undefined);
+    this.deps.metrics?.healthIs(meta.app, monitor.state.health);
     this.deps.onChange();
   }
 
@@ -819,6 +828,7 @@ export class AppManager {
       await this.deps.store.pool.removeTree(this.layout.appDir(app));
       if (command.purgeData) await this.deps.store.pool.removeTree(this.layout.dataDir(app));
       this.state.delete(app);
+      this.deps.metrics?.appRemoved(app);
       this.deps.onChange();
     });
   }
@@ -931,6 +941,7 @@ export class AppManager {
         try {
           await this.deps.driver.start(this.containerSpec(meta));
           s.startedAt = Date.now();
+          this.deps.metrics?.restarted(app);
           this.startMonitor(meta);
         } catch (err) {
           this.log.error({ app, generation, err: (err as Error).message }, "restart failed");

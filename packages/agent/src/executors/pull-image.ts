@@ -4,10 +4,14 @@ import { rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Writable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
-import { type ImageStore, receive } from "@gild/btrfs";
+import { type ExpectedStream, type ImageStore, receive } from "@gild/btrfs";
 import { assertValidLine, GildError, isGildError, type Logger } from "@gild/core";
 import { type ArtifactManifest, decodeManifest, type PullImage, type PullResult } from "@gild/protocol";
 import { downloadArtifact, isRetryable } from "../artifact-download.js";
+import { chunkLayoutOf } from "../chunk-assembler.js";
+import { pullChunked } from "../chunked-pull.js";
+import { controllerRangeReader, peerRangeReader } from "../peer/chunk-sources.js";
+import type { Peering } from "../peer/peering.js";
 import type { ProgressReporter } from "../progress.js";
 
 export interface PullContext {
@@ -20,6 +24,8 @@ export interface PullContext {
   log: Logger;
   progress: ProgressReporter;
   signal?: AbortSignal;
+  /** Peer fan-out: holdings and this host's certificate; absent where peering is off (tests). */
+  peering?: Peering;
 }
 
 const MAX_ATTEMPTS = 6;
@@ -88,13 +94,15 @@ async function hashOf(path: string, bytes: number): Promise<Hash> {
 }
 
 /**
- * PullImage: verify the signed manifest, download the artifact into .spool (hashing it as it arrives;
- * after a cut or an agent restart, only the rest is fetched), check its size and sha256 against the
- * manifest, and only then let `btrfs receive` read it, with every check of the receive (docs/architecture.md,
- * The wire) before the image is promoted. The spool file is removed either way.
+ * PullImage: verify the signed manifest, then download the artifact through .spool into `btrfs
+ * receive`, with every check of the receive (docs/architecture.md, The wire) before the image is
+ * promoted. With chunk digests in the manifest the two run at once, a chunk at a time, each checked
+ * before receive sees it (chunked-pull.ts); without (an older controller), the whole download is
+ * checked first. The spool is removed once the image is promoted.
  */
 export async function pullImage(pull: PullImage, ctx: PullContext): Promise<PullResult> {
   const manifest = verifyManifest(pull, ctx.signingPublicKeyPem);
+  const layout = chunkLayoutOf(manifest);
   const line = manifest.line as string;
   const version = manifest.version as number;
   const size = manifest.sizeBytes ?? 0;
@@ -128,8 +136,84 @@ export async function pullImage(pull: PullImage, ctx: PullContext): Promise<Pull
       },
     );
   }
-
+  const expected: ExpectedStream = {
+    line,
+    version,
+    sha256: manifest.sha256 ?? "",
+    sizeBytes: size,
+    parentUuid,
+    uuid: manifest.uuid ?? "",
+    createdBy: "controller",
+    parentVersion: (manifest.parentVersion ?? 0) > 0 ? (manifest.parentVersion as number) : null,
+    ...(ctx.signal ? { cancelSignal: ctx.signal } : {}),
+  };
   const spool = join(store.pool.paths.spool, `${manifest.artifactId}.part`);
+  if (layout === null) return pullWhole(manifest, ctx, spool, expected);
+  const artifactId = manifest.artifactId as string;
+  const peerTls = ctx.peering?.tls() ?? null;
+  const peers =
+    ctx.peering && peerTls
+      ? {
+          holdings: ctx.peering.holdings,
+          sources: (pull.peerSources ?? []).map((source) => ({
+            id: source.hostId,
+            read: peerRangeReader(source, artifactId, layout.chunkSize, peerTls),
+          })),
+          controller: {
+            id: "controller",
+            read: controllerRangeReader({
+              controllerUrl: ctx.controllerUrl,
+              credential: ctx.credential,
+              caPem: ctx.caPem,
+              artifactId,
+              sizeBytes: size,
+            }),
+          },
+        }
+      : undefined;
+  const pulled = await pullChunked({
+    store,
+    layout,
+    artifactId: manifest.artifactId as string,
+    spool,
+    expected,
+    download: {
+      controllerUrl: ctx.controllerUrl,
+      credential: ctx.credential,
+      caPem: ctx.caPem,
+      maxDownloadRate: ctx.maxDownloadRate,
+    },
+    maxAttempts: MAX_ATTEMPTS,
+    log: ctx.log,
+    progress: ctx.progress,
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+    ...(peers ? { peers } : {}),
+  });
+  const report = pulled.peerReport;
+  return {
+    uuid: pulled.received.image.uuid,
+    receivedUuid: pulled.received.image.receivedUuid ?? "",
+    bytesTransferred: pulled.bytesTransferred,
+    alreadyPresent: false,
+    resumedFrom: pulled.resumedFrom,
+    // Who served a bad chunk (never used again in this transfer), and how much came from peers.
+    ...(report && report.badPeers.length > 0 ? { badPeers: report.badPeers } : {}),
+    ...(report && report.bytesFromPeers > 0 ? { bytesFromPeers: report.bytesFromPeers } : {}),
+  };
+}
+
+/**
+ * The pull of a manifest without chunk digests: download the artifact into .spool (hashing it as it
+ * arrives; after a cut or an agent restart, only the rest is fetched), check its size and sha256, and
+ * only then let `btrfs receive -f` read it.
+ */
+async function pullWhole(
+  manifest: ArtifactManifest,
+  ctx: PullContext,
+  spool: string,
+  expected: ExpectedStream,
+): Promise<PullResult> {
+  const size = manifest.sizeBytes ?? 0;
   let offset = await fileSize(spool);
   if (offset > size) {
     await rm(spool, { force: true });
@@ -194,21 +278,7 @@ export async function pullImage(pull: PullImage, ctx: PullContext): Promise<Pull
   }
   ctx.progress.update(size, size, "receive");
   try {
-    const received = await receive(
-      store,
-      { file: spool, sha256 },
-      {
-        line,
-        version,
-        sha256: manifest.sha256 ?? "",
-        sizeBytes: size,
-        parentUuid,
-        uuid: manifest.uuid ?? "",
-        createdBy: "controller",
-        parentVersion: (manifest.parentVersion ?? 0) > 0 ? (manifest.parentVersion as number) : null,
-        ...(ctx.signal ? { cancelSignal: ctx.signal } : {}),
-      },
-    );
+    const received = await receive(ctx.store, { file: spool, sha256 }, expected);
     return {
       uuid: received.image.uuid,
       receivedUuid: received.image.receivedUuid ?? "",

@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
 import { GildError, type Logger, toGildError } from "@gild/core";
 import type { BadPeer } from "@gild/protocol";
+import { chunkLength } from "../chunk-assembler.js";
 import type { RangeReader } from "./chunk-sources.js";
-import { type ChunkLayout, chunkCount, chunkLength } from "./peer-holdings.js";
+import { type HeldLayout, heldChunks } from "./peer-holdings.js";
 
 /** One place chunks can come from: a peer (by host id) or the controller. */
 export interface ChunkSourceSpec {
@@ -12,7 +13,7 @@ export interface ChunkSourceSpec {
 }
 
 export interface ChunkFetchOptions {
-  layout: ChunkLayout;
+  layout: HeldLayout;
   /** sha256 (32 bytes) of each chunk, from the signed manifest. */
   chunkSha256: readonly Uint8Array[];
   /** The first chunk not yet held (chunks before it are spooled and verified already). */
@@ -33,7 +34,7 @@ export interface ChunkFetchOptions {
   log: Logger;
 }
 
-export interface VerifiedChunk {
+export interface FetchedChunk {
   index: number;
   data: Buffer;
   /** Who sent it: a peer's host id, or "controller". */
@@ -61,7 +62,7 @@ type ChunkState = "free" | "claimed" | "ready";
 export class ChunkFetcher {
   private readonly count: number;
   private readonly state: ChunkState[];
-  private readonly ready = new Map<number, VerifiedChunk>();
+  private readonly ready = new Map<number, FetchedChunk>();
   private next: number;
   private readonly window: number;
   private readonly rangeChunks: number;
@@ -78,7 +79,7 @@ export class ChunkFetcher {
   constructor(private readonly options: ChunkFetchOptions) {
     const { layout } = options;
     if (layout.chunkSize <= 0) throw new Error("a chunk fetch needs a manifest with chunks");
-    this.count = chunkCount(layout);
+    this.count = heldChunks(layout);
     if (options.chunkSha256.length !== this.count)
       throw new GildError(
         "GILD_SIGNATURE_INVALID",
@@ -103,7 +104,7 @@ export class ChunkFetcher {
   }
 
   /** The verified chunks from firstChunk on, in order. Stops every source when the loop ends. */
-  async *chunks(): AsyncGenerator<VerifiedChunk> {
+  async *chunks(): AsyncGenerator<FetchedChunk> {
     const external = this.options.signal;
     const onAbort = () => this.stop.abort(external?.reason);
     external?.addEventListener("abort", onAbort, { once: true });

@@ -1,25 +1,23 @@
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "@gild/core";
+import { chunkCount } from "@gild/protocol";
 
 /** The chunk layout of one artifact, from its signed manifest. */
-export interface ChunkLayout {
+/** Which artifact, and how its stream is cut (the digests stay with the fetcher). */
+export interface HeldLayout {
   artifactId: string;
   sizeBytes: number;
   chunkSize: number;
 }
 
-export function chunkCount(layout: ChunkLayout): number {
-  return layout.chunkSize > 0 ? Math.ceil(layout.sizeBytes / layout.chunkSize) : 0;
-}
-
-/** Bytes of chunk `index` (the last one may be shorter). */
-export function chunkLength(layout: ChunkLayout, index: number): number {
-  return Math.min(layout.chunkSize, layout.sizeBytes - index * layout.chunkSize);
+/** How many chunks the artifact has (0 for a manifest without chunks). */
+export function heldChunks(layout: HeldLayout): number {
+  return layout.chunkSize > 0 ? chunkCount(layout.sizeBytes, layout.chunkSize) : 0;
 }
 
 /** What a peer server may serve of one artifact: a file whose first `verified` chunks were checked. */
-export interface Holding extends ChunkLayout {
+export interface Holding extends HeldLayout {
   path: string;
   /** Chunks [0, verified) are in the file and matched the manifest. */
   verified: number;
@@ -74,7 +72,7 @@ export class PeerHoldings {
   }
 
   /** A download began (or resumed) into `path`, whose first `verified` chunks are checked. */
-  downloading(layout: ChunkLayout, path: string, verified: number): void {
+  downloading(layout: HeldLayout, path: string, verified: number): void {
     const entry = this.entries.get(layout.artifactId);
     if (entry?.keptAt !== undefined) return; // the cache holds it whole already
     this.entries.set(layout.artifactId, {
@@ -87,7 +85,7 @@ export class PeerHoldings {
   verified(artifactId: string, verified: number): void {
     const entry = this.entries.get(artifactId);
     if (!entry || verified <= entry.holding.verified) return;
-    entry.holding.verified = Math.min(verified, chunkCount(entry.holding));
+    entry.holding.verified = Math.min(verified, heldChunks(entry.holding));
     this.wake(entry);
   }
 
@@ -107,7 +105,7 @@ export class PeerHoldings {
   async keep(artifactId: string, spoolPath: string): Promise<void> {
     const entry = this.entries.get(artifactId);
     const max = this.deps.maxCacheBytes ?? PEER_CACHE_MAX_BYTES;
-    if (!entry || entry.holding.verified < chunkCount(entry.holding) || entry.holding.sizeBytes > max) {
+    if (!entry || entry.holding.verified < heldChunks(entry.holding) || entry.holding.sizeBytes > max) {
       this.abandoned(artifactId);
       await rm(spoolPath, { force: true });
       return;

@@ -5,7 +5,8 @@ import type { AddressInfo } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 import type { TLSSocket } from "node:tls";
 import { GildError, type Logger, toGildError } from "@gild/core";
-import { chunkCount, chunkLength, type PeerHoldings } from "./peer-holdings.js";
+import { chunkLength } from "../chunk-assembler.js";
+import { heldChunks, type PeerHoldings } from "./peer-holdings.js";
 import { checkPeerTicket, PEER_TICKET_HEADER } from "./peer-ticket.js";
 
 export interface PeerTls {
@@ -146,7 +147,7 @@ export class PeerServer {
         throw new GildError("GILD_PEER_NOT_HOLDING", `this host holds no chunk of artifact ${artifactId}`);
       from = Number(url.searchParams.get("from") ?? "x");
       to = Number(url.searchParams.get("to") ?? "x");
-      const count = chunkCount(holding);
+      const count = heldChunks(holding);
       if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to <= from || to > count)
         throw new GildError(
           "GILD_BAD_REQUEST",

@@ -75,9 +75,14 @@ export function registerAgentCommands(program: Command, ctx: CliContext): void {
       "limit uploads to other hosts, all together, e.g. 50MiB (default none)",
     )
     .option("--log-level <level>", "fatal|error|warn|info|debug|trace (default info)")
+    .option(
+      "--metrics-listen <addr>",
+      "serve Prometheus metrics at GET /metrics on PORT (127.0.0.1) or HOST:PORT (default off)",
+    )
     .action(
       async (flags: {
         config?: string;
+        metricsListen?: string;
         stateDir?: string;
         pool?: string;
         runtime?: string;
@@ -94,6 +99,7 @@ export function registerAgentCommands(program: Command, ctx: CliContext): void {
         if (flags.peerListen !== undefined) raw.peerListen = flags.peerListen;
         if (flags.peerUploadRate !== undefined) raw.peerUploadRate = flags.peerUploadRate;
         if (flags.logLevel !== undefined) raw.logLevel = flags.logLevel;
+        if (flags.metricsListen !== undefined) raw.metricsListen = flags.metricsListen;
         const { agentExitCode, runAgent } = await import("@gild/agent");
         let running: Awaited<ReturnType<typeof runAgent>>;
         try {

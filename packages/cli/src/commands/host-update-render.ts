@@ -2,7 +2,7 @@ import type { HostUpdatePlanView, HostUpdateView } from "@gild/api-client";
 import { formatDuration, type HostUpdateEvent } from "@gild/core";
 import { ago, when } from "../format-time.js";
 import { formatTable } from "../render.js";
-import { waveJobLines } from "./wave-table.js";
+import { clusterLines, waveJobLines } from "./wave-table.js";
 
 /** A host update as GET /v1/host-updates/:id sends it. */
 export type HostUpdateStatusView = HostUpdateView & { events?: HostUpdateEvent[] };
@@ -19,6 +19,7 @@ export function renderHostUpdate(view: HostUpdateStatusView, now = Date.now()): 
   );
   lines.push(`  command: ${argvText(view.argv)}   reboot: ${view.strategy.reboot}`);
   if (view.reason) lines.push(`  reason: ${view.reason}${view.reasonCode ? ` [${view.reasonCode}]` : ""}`);
+  lines.push(...clusterLines(view.failureClusters));
   lines.push(
     ...waveJobLines(
       view.waves,

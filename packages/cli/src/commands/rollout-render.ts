@@ -8,7 +8,7 @@ import {
 } from "@gild/core";
 import { ago } from "../format-time.js";
 import { formatProgress, formatTable } from "../render.js";
-import { waveJobLines } from "./wave-table.js";
+import { clusterLines, waveJobLines } from "./wave-table.js";
 
 /** A rollout as GET /v1/rollouts/:id and the live feed send it (the snapshot adds its events). */
 export type RolloutView = ControllerRolloutView & { events?: RolloutEvent[] };
@@ -42,6 +42,7 @@ export function renderRollout(
   if (view.versionStatus) clocks.push(`${view.image} is ${view.versionStatus}`);
   lines.push(`  ${clocks.join("   ") || " "}`);
   if (view.reason) lines.push(`  reason: ${view.reason}${view.reasonCode ? ` [${view.reasonCode}]` : ""}`);
+  lines.push(...clusterLines(view.failureClusters));
   lines.push(
     ...waveJobLines(
       view.waves,

@@ -32,3 +32,12 @@ export function waveJobLines<H extends WaveHost>(
   }
   return lines;
 }
+
+/**
+ * What the failed hosts of a wave job share that the healthy ones do not, one line each (none when
+ * nothing is shared; older controllers send no clusters at all).
+ */
+export function clusterLines(clusters: ReadonlyArray<{ summary: string }> | undefined): string[] {
+  if (!clusters || clusters.length === 0) return [];
+  return ["  failures in common:", ...clusters.map((c) => `    ${c.summary}`)];
+}

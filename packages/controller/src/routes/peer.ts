@@ -2,7 +2,9 @@ import { readFileSync } from "node:fs";
 import type { FastifyInstance } from "fastify";
 import { authenticateHost } from "../host-auth.js";
 import { issueHostCertificate } from "../host-certificates.js";
+import { jsonResponses } from "../route-schemas.js";
 import type { Services } from "../services.js";
+import { exactObject } from "../view-schemas.js";
 
 /** What these routes use. */
 export type PeerRouteDeps = Pick<Services, "config" | "store" | "tls"> & { now: () => number };
@@ -18,12 +20,19 @@ export async function peerRoutes(app: FastifyInstance, services: PeerRouteDeps):
     "/v1/agent/certificate",
     {
       schema: {
+        summary: "A host's peer certificate",
+        description:
+          "For agents, authenticated by the host credential (no user token opens it): the public key the host made, signed by the controller's CA into a certificate naming the host id, for its peer server and as its client certificate towards peers (peer fan-out).",
+        tags: ["agents"],
         body: {
           type: "object",
           required: ["publicKeyPem"],
           additionalProperties: false,
-          properties: { publicKeyPem: { type: "string", maxLength: 4096 } },
+          properties: {
+            publicKeyPem: { type: "string", maxLength: 4096, description: "the host's RSA public key, PEM" },
+          },
         },
+        response: jsonResponses("the certificate", exactObject({ certPem: { type: "string" } })),
       },
     },
     async (req) => {

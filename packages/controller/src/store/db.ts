@@ -164,6 +164,18 @@ const MIGRATIONS: readonly string[] = [
     set_at INTEGER NOT NULL
   );
   `,
+  // Named operators with roles (issue 15): only the sha256 of each token is kept, looked up by it.
+  `
+  CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    created_by TEXT,
+    token_created_at INTEGER NOT NULL,
+    expires_at INTEGER
+  );
+  `,
 ];
 
 /** Open (or create) the controller database: WAL, foreign keys, migrations applied. */

@@ -79,6 +79,17 @@ export class HostUpdatesRepo {
   }
 
   /** Newest first. */
+  /** How many there are in each state, for the metrics. */
+  countsByState(): Map<string, number> {
+    const rows = this.db
+      .prepare("SELECT state AS k, COUNT(*) AS n FROM host_updates GROUP BY state")
+      .all() as Array<{
+      k: string;
+      n: number;
+    }>;
+    return new Map(rows.map((r) => [r.k, r.n]));
+  }
+
   list(limit = 50): StoredHostUpdate[] {
     return (
       this.db

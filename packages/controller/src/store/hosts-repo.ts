@@ -94,6 +94,17 @@ export class HostsRepo {
     return new Map(rows.map((r) => [r.id, r.name]));
   }
 
+  /** How many there are in each state, for the metrics. */
+  countsByState(): Map<string, number> {
+    const rows = this.db
+      .prepare("SELECT state AS k, COUNT(*) AS n FROM hosts GROUP BY state")
+      .all() as Array<{
+      k: string;
+      n: number;
+    }>;
+    return new Map(rows.map((r) => [r.k, r.n]));
+  }
+
   list(): HostRecord[] {
     return (this.db.prepare("SELECT * FROM hosts ORDER BY name").all() as HostRow[]).map(fromRow);
   }

@@ -56,6 +56,17 @@ export class ImagesRepo {
     return row && fromRow(row);
   }
 
+  /** How many there are in each status, for the metrics. */
+  countsByStatus(): Map<string, number> {
+    const rows = this.db
+      .prepare("SELECT status AS k, COUNT(*) AS n FROM images GROUP BY status")
+      .all() as Array<{
+      k: string;
+      n: number;
+    }>;
+    return new Map(rows.map((r) => [r.k, r.n]));
+  }
+
   list(line?: string): ImageRecord[] {
     const rows =
       line === undefined

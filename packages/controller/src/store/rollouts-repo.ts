@@ -86,6 +86,17 @@ export class RolloutsRepo {
   }
 
   /** Newest first. */
+  /** How many there are in each state, for the metrics. */
+  countsByState(): Map<string, number> {
+    const rows = this.db
+      .prepare("SELECT state AS k, COUNT(*) AS n FROM rollouts GROUP BY state")
+      .all() as Array<{
+      k: string;
+      n: number;
+    }>;
+    return new Map(rows.map((r) => [r.k, r.n]));
+  }
+
   list(limit = 50): StoredRollout[] {
     return (
       this.db.prepare("SELECT * FROM rollouts ORDER BY created_at DESC LIMIT ?").all(limit) as RolloutRow[]

@@ -8,12 +8,14 @@ import { HostsRepo } from "./hosts-repo.js";
 import { ImagesRepo } from "./images-repo.js";
 import { RolloutsRepo } from "./rollouts-repo.js";
 import { TokensRepo } from "./tokens-repo.js";
+import { UsersRepo } from "./users-repo.js";
 import { WindowsRepo } from "./windows-repo.js";
 
 /** The controller's state in SQLite, one repo per table. */
 export class Store {
   readonly hosts: HostsRepo;
   readonly tokens: TokensRepo;
+  readonly users: UsersRepo;
   readonly images: ImagesRepo;
   readonly artifacts: ArtifactsRepo;
   readonly commands: CommandsRepo;
@@ -26,6 +28,7 @@ export class Store {
   constructor(readonly db: Db) {
     this.hosts = new HostsRepo(db);
     this.tokens = new TokensRepo(db);
+    this.users = new UsersRepo(db);
     this.images = new ImagesRepo(db);
     this.artifacts = new ArtifactsRepo(db);
     this.commands = new CommandsRepo(db);
@@ -40,9 +43,17 @@ export class Store {
     return new Store(openDatabase(path));
   }
 
+  /** Told how long each transaction took, committed or not (seconds): the metrics' write latency. */
+  onTransaction: ((seconds: number) => void) | undefined;
+
   /** Run `fn` in one transaction: everything it writes lands together or not at all. */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    const started = performance.now();
+    try {
+      return this.db.transaction(fn)();
+    } finally {
+      this.onTransaction?.((performance.now() - started) / 1000);
+    }
   }
 
   close(): void {

@@ -19,7 +19,6 @@ function cliClient(dataDir: string): ControllerClient {
     url: cli.url,
     token: readFileSync(cli.tokenFile, "utf8").trim(),
     caPem: cli.caFile ? readFileSync(cli.caFile, "utf8") : null,
-    actor: "test",
   });
 }
 
@@ -35,7 +34,6 @@ export async function healthz(url: string, dataDir: string): Promise<boolean> {
     url,
     token: "",
     caPem: url.startsWith("https:") ? readFileSync(caFile, "utf8") : null,
-    actor: "test",
   });
   return (await client.raw("GET", "/healthz", undefined, { auth: false, timeoutMs: 2_000 })).status === 200;
 }

@@ -1,0 +1,152 @@
+import { createHash, type Hash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { stat, truncate } from "node:fs/promises";
+import { GildError } from "@gild/core";
+import { type ArtifactManifest, chunkCount } from "@gild/protocol";
+
+/** How a signed manifest cuts its stream: chunkSize bytes each (the last shorter), one sha256 each. */
+export interface ChunkLayout {
+  sizeBytes: number;
+  chunkSize: number;
+  digests: readonly Uint8Array[];
+}
+
+/** A whole chunk whose sha256 matched the manifest's: the pieces it arrived in, in order. */
+export interface VerifiedChunk {
+  index: number;
+  /** Its first byte's offset in the stream. */
+  offset: number;
+  bytes: number;
+  buffers: Buffer[];
+}
+
+/**
+ * The manifest's chunk layout; null for a manifest of a controller before chunked transfers (no
+ * digests). A signed manifest whose digests do not cover its stream is refused.
+ */
+export function chunkLayoutOf(manifest: ArtifactManifest): ChunkLayout | null {
+  const chunkSize = manifest.chunkSize ?? 0;
+  const digests = manifest.chunkSha256 ?? [];
+  const sizeBytes = manifest.sizeBytes ?? 0;
+  if (chunkSize === 0 && digests.length === 0) return null;
+  if (
+    chunkSize === 0 ||
+    digests.length !== chunkCount(sizeBytes, chunkSize) ||
+    digests.some((d) => d.length !== 32)
+  ) {
+    throw new GildError(
+      "GILD_SIGNATURE_INVALID",
+      `the signed manifest's ${digests.length} chunk digests do not cover its ${sizeBytes} bytes in chunks of ${chunkSize}`,
+    );
+  }
+  return { sizeBytes, chunkSize, digests };
+}
+
+/** Length of chunk `index`. */
+export function chunkLength(layout: Pick<ChunkLayout, "sizeBytes" | "chunkSize">, index: number): number {
+  return Math.min(layout.chunkSize, layout.sizeBytes - index * layout.chunkSize);
+}
+
+/**
+ * Cuts a stream, arriving in pieces of any size, into chunks and checks each against its signed
+ * sha256. A chunk is handed out only once whole and matched; pieces are kept as they came (no copy).
+ * A failure is returned beside the chunks completed before it, so none of them is lost.
+ */
+export class ChunkAssembler {
+  private index: number;
+  private hash: Hash = createHash("sha256");
+  private pieces: Buffer[] = [];
+  private filled = 0;
+  private failed = false;
+
+  constructor(
+    private readonly layout: ChunkLayout,
+    startIndex: number,
+  ) {
+    this.index = startIndex;
+  }
+
+  /** Bytes of the chunk under way (dropped when a transfer is cut). */
+  get partialBytes(): number {
+    return this.filled;
+  }
+
+  push(data: Buffer): { chunks: VerifiedChunk[]; failure?: GildError } {
+    const chunks: VerifiedChunk[] = [];
+    if (this.failed) throw new Error("ChunkAssembler used after a failure");
+    for (let at = 0; at < data.length; ) {
+      if (this.index >= this.layout.digests.length) {
+        this.failed = true;
+        return {
+          chunks,
+          failure: new GildError(
+            "GILD_STREAM_SIZE_MISMATCH",
+            `the stream goes on past its ${this.layout.sizeBytes} bytes`,
+          ),
+        };
+      }
+      const length = chunkLength(this.layout, this.index);
+      const take = Math.min(length - this.filled, data.length - at);
+      const piece = at === 0 && take === data.length ? data : data.subarray(at, at + take);
+      this.hash.update(piece);
+      this.pieces.push(piece);
+      this.filled += take;
+      at += take;
+      if (this.filled < length) continue;
+      const digest = this.hash.digest();
+      const expected = this.layout.digests[this.index] as Uint8Array;
+      if (!digest.equals(expected)) {
+        this.failed = true;
+        return { chunks, failure: chunkMismatch(this.layout, this.index, digest) };
+      }
+      chunks.push({
+        index: this.index,
+        offset: this.index * this.layout.chunkSize,
+        bytes: length,
+        buffers: this.pieces,
+      });
+      this.index++;
+      this.hash = createHash("sha256");
+      this.pieces = [];
+      this.filled = 0;
+    }
+    return { chunks };
+  }
+}
+
+function chunkMismatch(layout: ChunkLayout, index: number, digest: Buffer): GildError {
+  const start = index * layout.chunkSize;
+  const end = start + chunkLength(layout, index);
+  return new GildError(
+    "GILD_STREAM_HASH_MISMATCH",
+    `chunk ${index} of ${layout.digests.length} (bytes ${start}-${end - 1}) has sha256 ${digest.toString("hex")}, not the signed ${Buffer.from(layout.digests[index] as Uint8Array).toString("hex")}`,
+    {
+      hint: "nothing of it or after it was applied; the controller checks its artifact file when a host reports this; push again",
+    },
+  );
+}
+
+/**
+ * Check a spool file against the manifest chunk by chunk and cut it after its last good chunk (a
+ * partial chunk, or one written half when the agent died, goes). Returns the bytes kept.
+ */
+export async function trimSpoolToVerified(path: string, layout: ChunkLayout): Promise<number> {
+  const size = await stat(path).then(
+    (s) => s.size,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return 0;
+      throw err;
+    },
+  );
+  if (size === 0) return 0;
+  const assembler = new ChunkAssembler(layout, 0);
+  let good = 0;
+  for await (const piece of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
+    const { chunks, failure } = assembler.push(piece as Buffer);
+    const last = chunks.at(-1);
+    if (last) good = last.offset + last.bytes;
+    if (failure) break;
+  }
+  if (good < size) await truncate(path, good);
+  return good;
+}

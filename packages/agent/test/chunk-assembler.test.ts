@@ -1,0 +1,119 @@
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ChunkAssembler, type ChunkLayout, chunkLayoutOf, trimSpoolToVerified } from "@gild/agent";
+import { isGildError } from "@gild/core";
+import { afterAll, describe, expect, it } from "vitest";
+
+const sha = (b: Buffer) => createHash("sha256").update(b).digest();
+
+function layoutOf(stream: Buffer, chunkSize: number): ChunkLayout {
+  const digests: Buffer[] = [];
+  for (let at = 0; at < stream.length; at += chunkSize)
+    digests.push(sha(stream.subarray(at, at + chunkSize)));
+  return { sizeBytes: stream.length, chunkSize, digests };
+}
+
+/** Cut a buffer into pieces of the given sizes, cycling. */
+function pieces(stream: Buffer, sizes: number[]): Buffer[] {
+  const out: Buffer[] = [];
+  for (let at = 0, i = 0; at < stream.length; i++) {
+    const n = sizes[i % sizes.length] as number;
+    out.push(stream.subarray(at, at + n));
+    at += n;
+  }
+  return out;
+}
+
+describe("ChunkAssembler", () => {
+  const stream = randomBytes(10_000);
+  const layout = layoutOf(stream, 1024);
+
+  it.each([[[1]], [[7, 1500, 3]], [[1024]], [[4096]], [[10_000]], [[333, 2048, 1]]])(
+    "hands out every chunk once whole and matched, whatever the pieces (%j)",
+    (sizes) => {
+      const assembler = new ChunkAssembler(layout, 0);
+      const seen: Buffer[] = [];
+      for (const piece of pieces(stream, sizes)) {
+        const { chunks, failure } = assembler.push(piece);
+        expect(failure).toBeUndefined();
+        for (const c of chunks) {
+          expect(c.offset).toBe(c.index * 1024);
+          seen.push(Buffer.concat(c.buffers));
+          expect(Buffer.concat(c.buffers).length).toBe(c.bytes);
+        }
+      }
+      expect(seen.length).toBe(10);
+      expect(Buffer.concat(seen).equals(stream)).toBe(true);
+      expect(assembler.partialBytes).toBe(0);
+    },
+  );
+
+  it("starts at a chunk when resuming", () => {
+    const assembler = new ChunkAssembler(layout, 3);
+    const { chunks } = assembler.push(stream.subarray(3 * 1024));
+    expect(chunks.map((c) => c.index)).toEqual([3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  it("refuses the chunk with a flipped byte, naming it, and keeps the chunks before it", () => {
+    const bad = Buffer.from(stream);
+    bad[5 * 1024 + 17] = (bad[5 * 1024 + 17] as number) ^ 1;
+    const assembler = new ChunkAssembler(layout, 0);
+    const { chunks, failure } = assembler.push(bad);
+    expect(chunks.map((c) => c.index)).toEqual([0, 1, 2, 3, 4]);
+    expect(isGildError(failure, "GILD_STREAM_HASH_MISMATCH")).toBe(true);
+    expect(failure?.message).toMatch(/^chunk 5 of 10 /);
+  });
+
+  it("refuses bytes past the end", () => {
+    const assembler = new ChunkAssembler(layout, 0);
+    const { chunks, failure } = assembler.push(Buffer.concat([stream, Buffer.from([0])]));
+    expect(chunks.length).toBe(10);
+    expect(isGildError(failure, "GILD_STREAM_SIZE_MISMATCH")).toBe(true);
+  });
+});
+
+describe("chunkLayoutOf", () => {
+  it("is null for a manifest without chunk digests, and refuses digests that do not cover the stream", () => {
+    expect(chunkLayoutOf({ sizeBytes: 100 })).toBeNull();
+    const d = new Uint8Array(32);
+    expect(chunkLayoutOf({ sizeBytes: 100, chunkSize: 64, chunkSha256: [d, d] })?.chunkSize).toBe(64);
+    for (const bad of [
+      { sizeBytes: 100, chunkSize: 64, chunkSha256: [d] },
+      { sizeBytes: 100, chunkSize: 0, chunkSha256: [d] },
+      { sizeBytes: 100, chunkSize: 64, chunkSha256: [d, new Uint8Array(31)] },
+    ]) {
+      expect(() => chunkLayoutOf(bad)).toThrow(/chunk digests/);
+    }
+  });
+});
+
+describe("trimSpoolToVerified", () => {
+  const dir = mkdtempSync(join(tmpdir(), "gild-spool-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const stream = randomBytes(10_000);
+  const layout = layoutOf(stream, 1024);
+
+  it.each([
+    ["whole", stream, 10_000],
+    ["cut mid-chunk", stream.subarray(0, 3 * 1024 + 100), 3 * 1024],
+    ["cut at a chunk", stream.subarray(0, 4 * 1024), 4 * 1024],
+    ["empty", Buffer.alloc(0), 0],
+    [
+      "damaged in chunk 2",
+      Buffer.concat([stream.subarray(0, 2048), Buffer.from([0]), stream.subarray(2049, 6000)]),
+      2048,
+    ],
+    ["longer than the stream", Buffer.concat([stream, Buffer.from("more")]), 10_000],
+  ])("%s: keeps the whole good chunks before any damage", async (_name, content, kept) => {
+    const file = join(dir, "a.part");
+    writeFileSync(file, content);
+    expect(await trimSpoolToVerified(file, layout)).toBe(kept);
+    expect(readFileSync(file).equals(stream.subarray(0, kept))).toBe(true);
+  });
+
+  it("a missing spool holds nothing", async () => {
+    expect(await trimSpoolToVerified(join(dir, "missing.part"), layout)).toBe(0);
+  });
+});
