@@ -83,7 +83,7 @@ export async function runAgent(
   const facts = await hostFacts({ runtime: driver.kind });
   // Before anything that calls back into sendInventory: an await below it would let a callback run
   // before sendInventory exists.
-  const peer = await startPeering(config, secrets, pool.paths.spool, log);
+  const peer = await startPeering(config, secrets, join(pool.paths.root, ".peer-cache"), log);
   // Counting pending updates takes a few seconds: it runs beside everything else, and each look that
   // ends sends the facts in an inventory (the connection does not wait for it).
   const maintenanceFacts = new MaintenanceFacts({

@@ -39,13 +39,15 @@ export const PEER_CACHE_TTL_MS = 30 * 60_000;
 /**
  * The artifacts this host can serve to peers (docs/architecture.md, Peer fan-out): a download's spool
  * while it grows (only chunks already verified), then, after a successful receive, a copy kept in the
- * peer cache (`<spool>/peer-cache/`) for at most PEER_CACHE_TTL_MS and PEER_CACHE_MAX_BYTES in all,
+ * peer cache (`<pool>/.peer-cache/`, only while the peer server listens) for at most PEER_CACHE_TTL_MS and PEER_CACHE_MAX_BYTES in all,
  * oldest dropped first. Nothing survives a restart: the cache directory is emptied at start.
  */
 export class PeerHoldings {
   private readonly entries = new Map<string, Entry>();
   private readonly log: Logger;
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** True while the peer server listens: only then is a received artifact worth keeping for others. */
+  serving = false;
 
   constructor(
     private readonly deps: {
@@ -100,12 +102,17 @@ export class PeerHoldings {
 
   /**
    * The download completed and was received: move its file into the peer cache (same filesystem, a
-   * rename), or delete it when it is larger than the cache. Call instead of removing the spool file.
+   * rename), or delete it when it is larger than the cache or no peer server listens. Call instead of removing the spool file.
    */
   async keep(artifactId: string, spoolPath: string): Promise<void> {
     const entry = this.entries.get(artifactId);
     const max = this.deps.maxCacheBytes ?? PEER_CACHE_MAX_BYTES;
-    if (!entry || entry.holding.verified < heldChunks(entry.holding) || entry.holding.sizeBytes > max) {
+    if (
+      !this.serving ||
+      !entry ||
+      entry.holding.verified < heldChunks(entry.holding) ||
+      entry.holding.sizeBytes > max
+    ) {
       this.abandoned(artifactId);
       await rm(spoolPath, { force: true });
       return;

@@ -1,4 +1,3 @@
-import { join } from "node:path";
 import { type Logger, toGildError } from "@gild/core";
 import type { AgentConfig } from "../config.js";
 import type { AgentSecrets } from "../state.js";
@@ -32,11 +31,11 @@ export interface Peering {
 export async function startPeering(
   config: AgentConfig,
   secrets: AgentSecrets,
-  spoolDir: string,
+  cacheDir: string,
   log: Logger,
 ): Promise<Peering> {
   const plog = log.child({ component: "peering" });
-  const holdings = new PeerHoldings({ cacheDir: join(spoolDir, "peer-cache"), log });
+  const holdings = new PeerHoldings({ cacheDir, log });
   await holdings.open();
   let tls: PeerTls | null = null;
   let server: PeerServer | undefined;
@@ -73,6 +72,7 @@ export async function startPeering(
       log,
     });
     const bound = await server.listen(listen.host, listen.port);
+    holdings.serving = true;
     address = listen.host.includes(":") ? `[${listen.host}]:${bound.port}` : `${listen.host}:${bound.port}`;
     plog.info({ address, uploadRate: config.peerUploadRate }, "peer server listening");
   } else if (listen) {
