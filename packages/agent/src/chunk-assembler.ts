@@ -43,7 +43,7 @@ export function chunkLayoutOf(manifest: ArtifactManifest): ChunkLayout | null {
 }
 
 /** Length of chunk `index`. */
-export function chunkLength(layout: ChunkLayout, index: number): number {
+export function chunkLength(layout: Pick<ChunkLayout, "sizeBytes" | "chunkSize">, index: number): number {
   return Math.min(layout.chunkSize, layout.sizeBytes - index * layout.chunkSize);
 }
 

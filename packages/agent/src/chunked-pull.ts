@@ -11,6 +11,8 @@ import {
   trimSpoolToVerified,
   type VerifiedChunk,
 } from "./chunk-assembler.js";
+import { ChunkFetcher, type ChunkFetchReport, type ChunkSourceSpec } from "./peer/chunk-fetcher.js";
+import type { PeerHoldings } from "./peer/peer-holdings.js";
 import type { ProgressReporter } from "./progress.js";
 
 export interface ChunkedPullOptions {
@@ -29,10 +31,23 @@ export interface ChunkedPullOptions {
   log: Logger;
   progress: ProgressReporter;
   signal?: AbortSignal;
+  /**
+   * Peer fan-out: this host serves the chunks it verified while it downloads (holdings), keeps the
+   * spool in the peer cache after the receive, and fetches from the peers the controller named first.
+   */
+  peers?: {
+    holdings: PeerHoldings;
+    /** The controller's picks for this transfer, in order; may be empty (this host is fed first). */
+    sources: ChunkSourceSpec[];
+    /** The controller's artifact socket as a range source: the fetcher's last fallback. */
+    controller: ChunkSourceSpec;
+  };
 }
 
 export interface ChunkedPullResult {
   received: ReceiveResult;
+  /** From the peers: who served a bad chunk, and how much came from peers. */
+  peerReport: ChunkFetchReport | null;
   /** Bytes that crossed the wire, a cut chunk's dropped bytes included. */
   bytesTransferred: number;
   /** The offset the last download attempt started from. */
@@ -285,16 +300,58 @@ export async function pullChunked(options: ChunkedPullOptions): Promise<ChunkedP
   const pipe = await SpoolAndReceive.open(options, spooled);
   let transferred = 0;
   let resumedFrom = spooled;
+  const peers = options.peers;
+  const held = { artifactId: options.artifactId, sizeBytes: size, chunkSize: layout.chunkSize };
+  // Every chunk in the spool is verified: other hosts may have them while this one still downloads.
+  peers?.holdings.downloading(held, options.spool, spooled / layout.chunkSize);
+  const spoolChunk = async (chunk: VerifiedChunk) => {
+    await pipe.append(chunk);
+    peers?.holdings.verified(options.artifactId, chunk.index + 1);
+  };
+  let peerReport: ChunkFetchReport | null = null;
   try {
+    if (peers && peers.sources.length > 0 && pipe.spooled < size) {
+      // Peers first, the controller as the fetcher's fallback; each chunk verified by the fetcher.
+      const offset = pipe.spooled;
+      const fetcher = new ChunkFetcher({
+        layout: held,
+        chunkSha256: layout.digests,
+        firstChunk: offset / layout.chunkSize,
+        peers: peers.sources,
+        controller: peers.controller,
+        log: options.log,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      try {
+        for await (const chunk of fetcher.chunks()) {
+          const start = chunk.index * layout.chunkSize;
+          await spoolChunk({
+            index: chunk.index,
+            offset: start,
+            bytes: chunk.data.length,
+            buffers: [chunk.data],
+          });
+          progress.update(pipe.spooled, size, "download");
+        }
+      } catch (err) {
+        // A cut from the controller, the fallback: the loop below resumes at the first chunk not spooled.
+        if (!isRetryable(err) || options.signal?.aborted) throw err;
+        options.log.warn(
+          { artifact: options.artifactId, spooled: pipe.spooled, err: (err as Error).message },
+          "chunk fetch cut; resuming from the controller",
+        );
+      } finally {
+        peerReport = fetcher.report();
+        transferred += pipe.spooled - offset;
+      }
+    }
     for (let attempt = 1; pipe.spooled < size; attempt++) {
       if (options.signal?.aborted) {
         throw new GildError("GILD_TRANSFER_FAILED", "transfer cancelled", { cause: options.signal.reason });
       }
       const offset = pipe.spooled;
       resumedFrom = offset;
-      const writer = new ChunkWriter(new ChunkAssembler(layout, offset / layout.chunkSize), (chunk) =>
-        pipe.append(chunk),
-      );
+      const writer = new ChunkWriter(new ChunkAssembler(layout, offset / layout.chunkSize), spoolChunk);
       let held = offset;
       try {
         await downloadArtifact({
@@ -336,7 +393,10 @@ export async function pullChunked(options: ChunkedPullOptions): Promise<ChunkedP
     const downloaded = Date.now();
     const received = await pipe.finish();
     await pipe.close();
-    await rm(options.spool, { force: true });
+    // Promoted: peers may fetch the whole artifact from the peer cache for a while (keep() removes
+    // it when there is no room); without peering the spool is done with.
+    if (peers) await peers.holdings.keep(options.artifactId, options.spool);
+    else await rm(options.spool, { force: true });
     // How long receive ran on after the last byte arrived: the part of it pipelining did not hide.
     options.log.info(
       {
@@ -349,7 +409,7 @@ export async function pullChunked(options: ChunkedPullOptions): Promise<ChunkedP
       },
       "pull received",
     );
-    return { received, bytesTransferred: transferred, resumedFrom };
+    return { received, bytesTransferred: transferred, resumedFrom, peerReport };
   } catch (err) {
     options.log.warn(
       {
@@ -361,6 +421,7 @@ export async function pullChunked(options: ChunkedPullOptions): Promise<ChunkedP
       "pull failed; its receive stopped",
     );
     await pipe.close();
+    peers?.holdings.abandoned(options.artifactId);
     // A full disk: the spool is what filled it. A refused stream: its bytes are no base to resume
     // from. Otherwise (a cut, a chunk that failed its digest) the verified chunks stay for a resume.
     if (isGildError(err, "GILD_NO_SPACE") || pipe.receiveFailed) await rm(options.spool, { force: true });

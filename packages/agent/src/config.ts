@@ -19,6 +19,10 @@ export interface RawAgentConfig {
   runtime?: string;
   /** Download rate limit for image transfers (bytes/s or "50MiB"), 0 for none. */
   maxDownloadRate?: string | number;
+  /** Serve verified chunks to other hosts on this "address:port" (the address they reach it at). */
+  peerListen?: string;
+  /** Upload rate limit of the peer server, all uploads together (bytes/s or "50MiB"), 0 for none. */
+  peerUploadRate?: string | number;
   /** How long the control connection may be silent before the agent reconnects. */
   silenceTimeout?: string | number;
   /** Upper bound of the reconnect backoff. */
@@ -35,6 +39,9 @@ export interface AgentConfig {
   pool: string;
   runtime: "auto" | "systemd" | "process";
   maxDownloadRate: number;
+  /** null: no peer server (the default). */
+  peerListen: { host: string; port: number } | null;
+  peerUploadRate: number;
   silenceTimeoutMs: number;
   reconnectMaxMs: number;
   inventoryIntervalMs: number;
@@ -51,12 +58,42 @@ const KNOWN_SETTINGS = [
   "pool",
   "runtime",
   "maxDownloadRate",
+  "peerListen",
+  "peerUploadRate",
   "silenceTimeout",
   "reconnectMax",
   "inventoryInterval",
   "logLevel",
   "metricsListen",
 ] as const satisfies ReadonlyArray<keyof RawAgentConfig>;
+
+/**
+ * "address:port" of the peer server. The address must be one other hosts reach this one at (it is what
+ * the controller gives them): a wildcard (0.0.0.0, ::) names no host, so it is refused.
+ */
+function peerListenField(value: unknown, problems: FieldProblem[]): AgentConfig["peerListen"] {
+  if (value === undefined) return null;
+  const m =
+    typeof value === "string" ? /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(value) : null;
+  const host = m?.[1] ?? m?.[2];
+  const port = Number(m?.[3]);
+  if (!m || !host || !(port >= 1 && port <= 65535)) {
+    problems.push({
+      path: "peerListen",
+      message: 'must be "address:port" (e.g. 10.0.0.5:7744, [fd00::5]:7744)',
+    });
+    return null;
+  }
+  if (host === "0.0.0.0" || host === "::") {
+    problems.push({
+      path: "peerListen",
+      message:
+        "must be an address other hosts reach this one at, not a wildcard: the controller gives it to them",
+    });
+    return null;
+  }
+  return { host, port };
+}
 
 /** Validate every setting at once (all problems listed), apply defaults, freeze. */
 export function resolveAgentConfig(raw: RawAgentConfig): AgentConfig {
@@ -74,6 +111,8 @@ export function resolveAgentConfig(raw: RawAgentConfig): AgentConfig {
     problems.push({ path: "runtime", message: "one of auto, systemd, process" });
   }
   const maxDownloadRate = sizeField(raw.maxDownloadRate, 0, "maxDownloadRate", problems);
+  const peerUploadRate = sizeField(raw.peerUploadRate, 0, "peerUploadRate", problems);
+  const peerListen = peerListenField(raw.peerListen, problems);
   const logLevel = logLevelField(raw.logLevel, problems);
   let metricsListen: MetricsListen | null = null;
   if (raw.metricsListen !== undefined && raw.metricsListen !== "") {
@@ -87,6 +126,8 @@ export function resolveAgentConfig(raw: RawAgentConfig): AgentConfig {
     pool: resolve(raw.pool ?? DEFAULT_AGENT_POOL),
     runtime: runtime as AgentConfig["runtime"],
     maxDownloadRate,
+    peerListen,
+    peerUploadRate,
     silenceTimeoutMs: durationField(
       raw.silenceTimeout,
       60_000,

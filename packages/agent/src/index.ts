@@ -19,4 +19,17 @@ export { EXIT_REBOOT_BY_RESTART, HostMaintenance } from "./executors/host-mainte
 export { type JoinOptions, joinController } from "./join.js";
 export { type AgentTestHooks, agentExitCode, EXIT_REFUSED, type RunningAgent, runAgent } from "./main.js";
 export { AgentMetrics, type MetricsListen, parseMetricsListen } from "./metrics.js";
+export {
+  ChunkFetcher,
+  type ChunkFetchOptions,
+  type ChunkFetchReport,
+  type ChunkSourceSpec,
+  type FetchedChunk,
+} from "./peer/chunk-fetcher.js";
+export { controllerRangeReader, peerRangeReader, type RangeReader } from "./peer/chunk-sources.js";
+export { ensureHostCertificate } from "./peer/host-certificate.js";
+export { type HeldLayout, type Holding, heldChunks, PeerHoldings } from "./peer/peer-holdings.js";
+export { CHUNK_WAIT_MS, PeerServer, type PeerTls } from "./peer/peer-server.js";
+export { checkPeerTicket, PEER_TICKET_HEADER, ticketHeaderValue } from "./peer/peer-ticket.js";
+export { type Peering, startPeering } from "./peer/peering.js";
 export type { AgentIdentity } from "./state.js";

@@ -16,6 +16,7 @@ import { CommandJournal } from "./journal.js";
 import { KeyedLock } from "./keyed-lock.js";
 import { MaintenanceFacts } from "./maintenance-facts.js";
 import { AgentMetrics, serveMetrics } from "./metrics.js";
+import { startPeering } from "./peer/peering.js";
 import { loadSecrets } from "./state.js";
 
 /**
@@ -80,6 +81,9 @@ export async function runAgent(
   const driver = createRuntimeDriver(config.runtime, { runDir: join(config.stateDir, "run"), log });
   log.info({ runtime: driver.kind, configured: config.runtime }, `runtime driver: ${driver.kind}`);
   const facts = await hostFacts({ runtime: driver.kind });
+  // Before anything that calls back into sendInventory: an await below it would let a callback run
+  // before sendInventory exists.
+  const peer = await startPeering(config, secrets, join(pool.paths.root, ".peer-cache"), log);
   // Counting pending updates takes a few seconds: it runs beside everything else, and each look that
   // ends sends the facts in an inventory (the connection does not wait for it).
   const maintenanceFacts = new MaintenanceFacts({
@@ -137,6 +141,7 @@ export async function runAgent(
           maxDownloadRate: config.maxDownloadRate,
           log,
           progress: ctx.progress,
+          peering: peer,
         }),
       })),
     removeImage: (remove) =>
@@ -187,7 +192,7 @@ export async function runAgent(
       kernelVersion: capabilities.kernelVersion,
       btrfsProgsVersion: capabilities.progsVersion,
       labels: secrets.identity.labels,
-      facts: { ...facts, ...maintenanceFacts.current() },
+      facts: { ...facts, ...maintenanceFacts.current(), ...peer.facts() },
       maxStreamVersion: capabilities.maxReceiveStreamVersion,
     }),
     onConnected: () => {
@@ -218,6 +223,7 @@ export async function runAgent(
     stopped = true;
     clearInterval(inventoryTimer);
     maintenanceFacts.stop();
+    await peer.close();
     connection.stop();
     // Containers keep running: the next agent re-adopts them.
     apps.close();

@@ -169,6 +169,10 @@ export interface PushEvent {
   resumedFrom?: number;
   /** Bytes the host actually downloaded (less than the artifact after a resume). */
   bytesTransferred?: number;
+  /** Of those, bytes that came from other hosts (peer fan-out) rather than the controller. */
+  bytesFromPeers?: number;
+  /** Peers that served this host a chunk that did not match the signed manifest (never used again). */
+  badPeers?: Array<{ host: string; reason: string }>;
 }
 
 /** What an image source request names: a directory on the controller, or a debootstrap. */

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import type { StreamCapabilities } from "@gild/btrfs";
-import { GILD_VERSION, GildError, parseCredential, toGildError } from "@gild/core";
+import { GILD_VERSION, GildError, toGildError } from "@gild/core";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import type { Logger as PinoLogger } from "pino";
 import { AgentHub } from "./agent-hub.js";
@@ -12,6 +12,7 @@ import { CommandService } from "./command-service.js";
 import type { ControllerConfig } from "./config.js";
 import { ConnectionGate } from "./connection-gate.js";
 import { Enrollment } from "./enrollment.js";
+import { authenticateHost } from "./host-auth.js";
 import { HostUpdateExecutor } from "./host-update-executor.js";
 import { HostUpdateOperations } from "./host-update-operations.js";
 import { installErrorHandling } from "./http-errors.js";
@@ -19,6 +20,7 @@ import { ImageService } from "./image-service.js";
 import { syncInventories } from "./inventory-sync.js";
 import { ControllerMetrics } from "./metrics.js";
 import { installOpenApi } from "./openapi.js";
+import { PeerSourcing } from "./peer-sourcing.js";
 import type { TlsMaterial } from "./pki.js";
 import { RequestAudit } from "./request-audit.js";
 import { RolloutExecutor } from "./rollout-executor.js";
@@ -31,10 +33,10 @@ import { hostUpdateRoutes } from "./routes/host-updates.js";
 import { hostRoutes } from "./routes/hosts.js";
 import { imageRoutes } from "./routes/images.js";
 import { windowRoutes } from "./routes/maintenance-windows.js";
+import { peerRoutes } from "./routes/peer.js";
 import { rolloutRoutes } from "./routes/rollouts.js";
 import { tokenRoutes } from "./routes/tokens.js";
 import { userRoutes } from "./routes/users.js";
-import { bearerSecret, secretMatches } from "./secrets.js";
 import type { ControllerImageBuilder, ControllerImageStore, Services } from "./services.js";
 import type { Store } from "./store/store.js";
 import { TransferServer } from "./transfer-server.js";
@@ -69,23 +71,6 @@ function refuseUpgrade(socket: Duplex, error: GildError): void {
   socket.end(
     `HTTP/1.1 ${error.status} ${error.code}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
-}
-
-/** The host a WebSocket upgrade authenticates as (Authorization: Bearer <credential>), or a coded error. */
-function authenticateHost(req: IncomingMessage, store: Store): string {
-  const presented = bearerSecret(req.headers.authorization);
-  const credential = presented ? parseCredential(presented) : undefined;
-  if (!credential)
-    throw new GildError("GILD_CREDENTIAL_INVALID", "no host credential presented", {
-      hint: "join the host first: gild agent join",
-    });
-  const hash = store.hosts.credentialHash(credential.hostId);
-  if (!hash || !secretMatches(credential.secret, hash)) {
-    throw new GildError("GILD_CREDENTIAL_INVALID", "the host credential is unknown or revoked", {
-      hint: "the host was removed or never joined this controller; join it again with a new token",
-    });
-  }
-  return credential.hostId;
 }
 
 /** Build the controller app (not listening): fastify routes plus the agent and artifact WebSockets. */
@@ -139,6 +124,14 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     rateLimitBytesPerSecond: config.transferRateLimit,
     onSent: (line, bytes) => metrics.artifactBytesSent(line, bytes),
   });
+  const peers = new PeerSourcing({
+    signingKeyPem: deps.signing.privatePem,
+    host: (id) => store.hosts.byId(id),
+    isOnline: (id) => hub.isOnline(id),
+    log,
+    ...(deps.now ? { now: deps.now } : {}),
+  });
+  commands.addListener({ onFinished: (record) => peers.onCommandFinished(record) });
   const images = new ImageService({
     store,
     images: deps.imageStore,
@@ -147,6 +140,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     commands,
     capabilities: deps.capabilities,
     compressedStreams: config.compressedStreams,
+    peers,
     log,
   });
   const enrollment = new Enrollment({
@@ -264,6 +258,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
   await app.register(rolloutRoutes, { hub, rollouts, store });
   await app.register(hostUpdateRoutes, { hub, hostUpdates, hostUpdateExecutor, store });
   await app.register(auditRoutes, { audit, store });
+  await app.register(peerRoutes, { config, store, tls: deps.tls, now: deps.now ?? Date.now });
   await app.register(userRoutes, { store, now: deps.now ?? Date.now });
 
   app.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {

@@ -68,7 +68,8 @@ export function installAuth(
     // A path no route matches needs a credential too, so that what exists is not told to strangers.
     const pattern = req.routeOptions.url;
     const access = pattern === undefined ? "viewer" : (ROUTE_ROLES[routeKey(req.method, pattern)] ?? "admin");
-    if (access === "public") {
+    if (access === "public" || access === "host") {
+      // A host route names the host it authenticated (host-auth.ts) once it did.
       req.actor = "anonymous";
       return;
     }

@@ -8,8 +8,10 @@ import {
   type SerializedError,
   toGildError,
 } from "@gild/core";
+import { decodeManifest } from "@gild/protocol";
 import type { ArtifactService } from "./artifact-service.js";
 import type { CommandService } from "./command-service.js";
+import { badPeersOf, type PeerSourcing } from "./peer-sourcing.js";
 import type { ControllerImageBuilder, ControllerImageStore } from "./services.js";
 import type { HostInventory, HostRecord } from "./store/hosts-repo.js";
 import type { ImageRecord } from "./store/images-repo.js";
@@ -54,6 +56,8 @@ export class ImageService {
       commands: CommandService;
       capabilities: StreamCapabilities;
       compressedStreams: boolean;
+      /** Peer fan-out: who each pull fetches chunks from besides the controller. */
+      peers?: PeerSourcing;
       log: Logger;
     },
   ) {
@@ -235,11 +239,20 @@ export class ImageService {
     if (hostHasVersion(host.inventory, image)) return undefined;
     const parent = pickParent(host.inventory, this.deps.store.images.list(line), version);
     const artifact = await this.deps.artifacts.ensure(line, version, parent, this.streamVersionFor(host));
+    // Peers can serve only what their receivers can check chunk by chunk: manifests with chunk digests.
+    const chunked = (decodeManifest(artifact.manifest).chunkSize ?? 0) > 0;
+    const peerSources = chunked && this.deps.peers ? this.deps.peers.sourcesFor(artifact.id, host) : [];
     const commandId = this.deps.commands.issue({
       hostId: host.id,
       ...(options.commandId ? { id: options.commandId } : {}),
       ...(options.rolloutId ? { rolloutId: options.rolloutId } : {}),
-      body: { pullImage: { manifest: artifact.manifest, signature: artifact.signature } },
+      body: {
+        pullImage: {
+          manifest: artifact.manifest,
+          signature: artifact.signature,
+          ...(peerSources.length > 0 ? { peerSources } : {}),
+        },
+      },
     });
     return { commandId, artifact };
   }
@@ -299,12 +312,20 @@ export class ImageService {
             return emit({ host: host.name, state: "failed", artifact, error: outcome.error ?? undefined });
           }
           const result = outcome.result ?? {};
+          const badPeers = badPeersOf(result).map((b) => ({
+            host: this.deps.store.hosts.byId(b.hostId)?.name ?? b.hostId,
+            reason: b.reason,
+          }));
           return emit({
             host: host.name,
             state: result.alreadyPresent ? "present" : "done",
             artifact,
             resumedFrom: Number(result.resumedFrom ?? 0),
             bytesTransferred: Number(result.bytesTransferred ?? 0),
+            ...(Number(result.bytesFromPeers ?? 0) > 0
+              ? { bytesFromPeers: Number(result.bytesFromPeers) }
+              : {}),
+            ...(badPeers.length > 0 ? { badPeers } : {}),
           });
         } catch (err) {
           const e = toGildError(err);

@@ -7,6 +7,7 @@ export {
   type RawControllerConfig,
   resolveControllerConfig,
 } from "./config.js";
+export { HOST_CERT_VALIDITY_MS, issueHostCertificate } from "./host-certificates.js";
 export {
   type CliConfigFile,
   createControllerLogger,
@@ -15,5 +16,6 @@ export {
   runController,
   startController,
 } from "./main.js";
+export { PEER_TICKET_TTL_MS, PeerSourcing } from "./peer-sourcing.js";
 export { certificateSerial } from "./pki.js";
 export type { ControllerImageBuilder, ControllerImageStore } from "./services.js";

@@ -2,17 +2,19 @@ import type { Role } from "./store/users-repo.js";
 
 /**
  * Who may call each route, in one place: `public` needs no credential (health, enrollment, which
- * carries its own token); `metrics` takes the scrape token or any user; the roles are ordered
+ * carries its own token); `host` is for agents, whose route checks the host credential itself
+ * (host-auth.ts); `metrics` takes the scrape token or any user; the roles are ordered
  * viewer < operator < admin. A route missing here stops the controller from building (auth.ts), so
  * a new route cannot ship without a role. HEAD routes take their GET's.
  */
-export type RouteAccess = Role | "public" | "metrics";
+export type RouteAccess = Role | "public" | "metrics" | "host";
 
 export const ROUTE_ROLES: Readonly<Record<string, RouteAccess>> = {
   "GET /healthz": "public",
   "POST /v1/enroll": "public",
   "GET /v1/enroll/ca": "public",
   "GET /metrics": "metrics",
+  "POST /v1/agent/certificate": "host",
 
   "GET /v1/hosts": "viewer",
   "GET /v1/hosts/:name": "viewer",

@@ -70,6 +70,12 @@ describe("roles", () => {
         expect((await call(method, url)).statusCode).not.toBe(401);
         return;
       }
+      if (access === "host") {
+        // Only a host credential opens it: no user token does, the admin's neither.
+        for (const token of [undefined, c.adminToken, ...Object.values(tokens)])
+          expect((await call(method, url, token, { publicKeyPem: "not a key" })).statusCode).toBe(401);
+        return;
+      }
       expect((await call(method, url)).statusCode).toBe(401);
       expect((await call(method, url, "gusr_not-a-token")).statusCode).toBe(401);
       const needed: Role = access === "metrics" ? "viewer" : access;

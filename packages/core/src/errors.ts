@@ -192,6 +192,19 @@ export const errorCodes = {
     status: 422,
     doc: "The host update failed: a host's command, reboot or health check failed (status shows why). Nothing is undone: hosts keep what the command did.",
   },
+  // peer fan-out
+  GILD_PEER_TICKET_INVALID: {
+    status: 403,
+    doc: "A peer refused a chunk request: its transfer ticket is missing, not signed by the controller, expired, or names another host or artifact than the request and the client certificate.",
+  },
+  GILD_PEER_NOT_HOLDING: {
+    status: 404,
+    doc: "A peer holds no verified chunk of this artifact (any more); the fetching host asks its next source.",
+  },
+  GILD_PEER_CHUNK_CORRUPT: {
+    status: 422,
+    doc: "A source served a chunk whose sha256 differs from the signed manifest's; the host never uses that source again for this transfer, and reports a peer among its bad peers.",
+  },
 } as const satisfies Record<string, { status: number; doc: string }>;
 
 export type ErrorCode = keyof typeof errorCodes;

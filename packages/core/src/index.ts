@@ -19,6 +19,7 @@ export * from "./join-token.js";
 export * from "./logger.js";
 export * from "./long-timer.js";
 export * from "./maintenance-window.js";
+export * from "./peer-sources.js";
 export * from "./rollout-create.js";
 export * from "./rollout-dispatch.js";
 export * from "./rollout-model.js";

@@ -10,6 +10,7 @@ import type {
   Hello,
   TransferHeader,
 } from "./messages.js";
+import type { PeerTicket } from "./model.js";
 import { decodeHello } from "./wire-shared.js";
 import {
   agentMessageFromV1,
@@ -154,4 +155,30 @@ export function encodeTransferHeader(header: TransferHeader): Uint8Array {
 export function decodeTransferHeader(bytes: Uint8Array): TransferHeader {
   checkSize(bytes, 4096, "transfer header");
   return decodeWith("transfer header", () => gild.v2.TransferHeader.decode(bytes));
+}
+
+/**
+ * What the controller's signature over a peer ticket covers: this prefix, then the ticket's bytes. The
+ * same key signs manifests; the prefix (which no manifest encoding starts with: 0x67 is field 12,
+ * wire type 7, which does not exist) keeps one kind of signature from passing for the other.
+ */
+export const PEER_TICKET_CONTEXT = "gild-peer-ticket-v1\0";
+
+export function peerTicketSignedBytes(ticket: Uint8Array): Buffer {
+  return Buffer.concat([Buffer.from(PEER_TICKET_CONTEXT, "latin1"), ticket]);
+}
+
+export function encodePeerTicket(ticket: PeerTicket): Uint8Array {
+  return gild.v2.PeerTicket.encode(ticket).finish();
+}
+
+export function decodePeerTicket(bytes: Uint8Array): PeerTicket {
+  checkSize(bytes, 1024, "peer ticket");
+  const t = decodeWith("peer ticket", () => gild.v2.PeerTicket.decode(bytes));
+  return {
+    requesterHostId: t.requesterHostId ?? "",
+    artifactId: t.artifactId ?? "",
+    serverHostId: t.serverHostId ?? "",
+    expiresAtMs: Number(t.expiresAtMs ?? 0),
+  };
 }

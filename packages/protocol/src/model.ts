@@ -108,6 +108,32 @@ export interface PullImage {
   /** The manifest exactly as signed (its protobuf encoding), and the ed25519 signature over it. */
   manifest: Uint8Array;
   signature: Uint8Array;
+  /** Hosts to fetch verified chunks from, in order; the controller is the last fallback (protocol 2). */
+  peerSources?: PeerSource[];
+}
+
+/** One host that serves an artifact's chunks to another, with the controller's ticket for it. */
+export interface PeerSource {
+  hostId: string;
+  /** host:port of its peer server. */
+  address: string;
+  /** A PeerTicket's encoding, and the controller's signature over PEER_TICKET_CONTEXT + it. */
+  ticket: Uint8Array;
+  ticketSignature: Uint8Array;
+}
+
+/** What lets requesterHostId fetch artifactId's chunks from serverHostId until expiresAtMs. */
+export interface PeerTicket {
+  requesterHostId: string;
+  artifactId: string;
+  serverHostId: string;
+  expiresAtMs: number;
+}
+
+/** A peer that served a chunk whose digest did not match the manifest. */
+export interface BadPeer {
+  hostId: string;
+  reason: string;
 }
 
 export interface RemoveImage {
@@ -185,6 +211,10 @@ export interface PullResult {
   alreadyPresent: boolean;
   /** Byte offset the transfer resumed from (0 for a fresh one). */
   resumedFrom: number;
+  /** Peers that served a bad chunk, never used again for this transfer (protocol 2). */
+  badPeers?: BadPeer[];
+  /** Bytes that came from peers, the rest from the controller (protocol 2). */
+  bytesFromPeers?: number;
 }
 
 export interface DeployResult {

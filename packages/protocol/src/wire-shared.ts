@@ -38,7 +38,18 @@ interface SpecFields<Health> {
 
 interface CommandFields<Health, Logs> {
   commandId?: Opt<string>;
-  pullImage?: Opt<{ manifest?: Opt<Uint8Array>; signature?: Opt<Uint8Array> }>;
+  pullImage?: Opt<{
+    manifest?: Opt<Uint8Array>;
+    signature?: Opt<Uint8Array>;
+    peerSources?: Opt<
+      Array<{
+        hostId?: Opt<string>;
+        address?: Opt<string>;
+        ticket?: Opt<Uint8Array>;
+        ticketSignature?: Opt<Uint8Array>;
+      }>
+    >;
+  }>;
   removeImage?: Opt<{ line?: Opt<string>; version?: Opt<number> }>;
   deployApp?: Opt<{
     spec?: Opt<SpecFields<Health>>;
@@ -116,7 +127,20 @@ export function decodeCommandWith<Health, Logs>(
   switch (commandKindOf(c)) {
     case "pullImage": {
       const p = c.pullImage ?? {};
-      return { commandId, pullImage: { manifest: bytes(p.manifest), signature: bytes(p.signature) } };
+      const peerSources = (p.peerSources ?? []).map((s) => ({
+        hostId: str(s.hostId),
+        address: str(s.address),
+        ticket: bytes(s.ticket),
+        ticketSignature: bytes(s.ticketSignature),
+      }));
+      return {
+        commandId,
+        pullImage: {
+          manifest: bytes(p.manifest),
+          signature: bytes(p.signature),
+          ...(peerSources.length > 0 ? { peerSources } : {}),
+        },
+      };
     }
     case "removeImage": {
       const r = c.removeImage ?? {};
@@ -190,6 +214,8 @@ interface StatusFields<Progress, ErrorFields> {
     bytesTransferred?: Opt<number>;
     alreadyPresent?: Opt<boolean>;
     resumedFrom?: Opt<number>;
+    badPeers?: Opt<Array<{ hostId?: Opt<string>; reason?: Opt<string> }>>;
+    bytesFromPeers?: Opt<number>;
   }>;
   deploy?: Opt<{
     name?: Opt<string>;
@@ -251,6 +277,9 @@ export function decodeStatusWith<Progress, ErrorFields>(
       alreadyPresent: bool(s.pull.alreadyPresent),
       resumedFrom: num(s.pull.resumedFrom),
     };
+    const badPeers = (s.pull.badPeers ?? []).map((b) => ({ hostId: str(b.hostId), reason: str(b.reason) }));
+    if (badPeers.length > 0) out.pull.badPeers = badPeers;
+    if (num(s.pull.bytesFromPeers) > 0) out.pull.bytesFromPeers = num(s.pull.bytesFromPeers);
   }
   if (s.deploy) out.deploy = decodeDeployResult(s.deploy);
   if (s.logs) {

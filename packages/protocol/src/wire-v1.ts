@@ -8,6 +8,7 @@ import type {
   CommandState,
   CommandStatus,
   ControllerMessage,
+  PullResult,
   TransferPhase,
   TransferProgress,
   WireError,
@@ -75,7 +76,8 @@ function encodeCommand(c: Command): gild.v1.Command.$Properties {
     });
   }
   const out: gild.v1.Command.$Properties = { commandId: c.commandId, deadlineMs: 0 };
-  if ("pullImage" in c) out.pullImage = c.pullImage;
+  // Protocol 1 has no peer sources: its agents fetch from the controller, as they always did.
+  if ("pullImage" in c) out.pullImage = { manifest: c.pullImage.manifest, signature: c.pullImage.signature };
   else if ("removeImage" in c) out.removeImage = c.removeImage;
   else if ("deployApp" in c) {
     const d = c.deployApp;
@@ -121,9 +123,20 @@ function encodeStatus(s: CommandStatus): gild.v1.CommandStatus.$Properties {
     progress: s.progress,
     error: s.error ? encodeError(s.error) : null,
     replayed: s.replayed,
-    ...(s.pull ? { pull: s.pull } : {}),
+    ...(s.pull ? { pull: pullResultV1(s.pull) } : {}),
     ...(s.deploy ? { deploy: s.deploy } : {}),
     ...(s.logs ? { logs: s.logs } : {}),
+  };
+}
+
+/** A PullResult without what protocol 1 cannot carry (peer reports). */
+function pullResultV1(p: PullResult): gild.v1.PullResult.$Properties {
+  return {
+    uuid: p.uuid,
+    receivedUuid: p.receivedUuid,
+    bytesTransferred: p.bytesTransferred,
+    alreadyPresent: p.alreadyPresent,
+    resumedFrom: p.resumedFrom,
   };
 }
 

@@ -8,18 +8,22 @@ import {
   decodeAgentMessage,
   decodeControllerMessage,
   decodeManifest,
+  decodePeerTicket,
   decodeTransferHeader,
   emptyDeployResult,
   encodeAgentMessage,
   encodeControllerMessage,
   encodeManifest,
+  encodePeerTicket,
   encodeTransferHeader,
   MAX_FRAME_BYTES,
   MIN_PROTOCOL_VERSION,
   modelFromJson,
   modelToJson,
+  PEER_TICKET_CONTEXT,
   PROTOCOL_VERSION,
   peekHello,
+  peerTicketSignedBytes,
 } from "@gild/protocol";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -506,4 +510,78 @@ describe("host maintenance commands", () => {
       );
     },
   );
+});
+
+describe("peer fan-out on the wire", () => {
+  const peerSources = [
+    {
+      hostId: "h2",
+      address: "10.0.0.12:7744",
+      ticket: Uint8Array.from(
+        encodePeerTicket({
+          requesterHostId: "h1",
+          artifactId: "a".repeat(32),
+          serverHostId: "h2",
+          expiresAtMs: 1_790_000_000_000,
+        }),
+      ),
+      ticketSignature: Uint8Array.from([9, 9]),
+    },
+  ];
+  const pull: ControllerMessage = {
+    command: {
+      commandId: "p",
+      pullImage: { manifest: Uint8Array.from([1]), signature: Uint8Array.from([2]), peerSources },
+    },
+  };
+
+  it("protocol 2 carries peer sources; protocol 1 drops them (its agents fetch from the controller)", () => {
+    expect(decodeControllerMessage(encodeControllerMessage(pull, 2, 1), 2)).toEqual(pull);
+    const v1 = decodeControllerMessage(encodeControllerMessage(pull, 1, 1), 1);
+    expect(v1).toEqual({
+      command: {
+        commandId: "p",
+        pullImage: { manifest: Uint8Array.from([1]), signature: Uint8Array.from([2]) },
+      },
+    });
+  });
+
+  it("a ticket decodes to what was signed, and its signed bytes start with the context", () => {
+    const ticket = peerSources[0]?.ticket as Uint8Array;
+    expect(decodePeerTicket(ticket)).toEqual({
+      requesterHostId: "h1",
+      artifactId: "a".repeat(32),
+      serverHostId: "h2",
+      expiresAtMs: 1_790_000_000_000,
+    });
+    expect(peerTicketSignedBytes(ticket).subarray(0, PEER_TICKET_CONTEXT.length).toString("latin1")).toBe(
+      PEER_TICKET_CONTEXT,
+    );
+    // The context can never be read as a manifest (its first byte is an invalid wire type).
+    expect(() => decodeManifest(peerTicketSignedBytes(ticket))).toThrow();
+  });
+
+  it("a pull result carries bad peers in protocol 2 only", () => {
+    const status: AgentMessage = {
+      commandStatus: {
+        commandId: "p",
+        state: "succeeded",
+        progress: null,
+        error: null,
+        replayed: false,
+        pull: {
+          uuid: "u",
+          receivedUuid: "r",
+          bytesTransferred: 10,
+          alreadyPresent: false,
+          resumedFrom: 0,
+          badPeers: [{ hostId: "h3", reason: "chunk 4 sha256 mismatch" }],
+          bytesFromPeers: 8,
+        },
+      },
+    };
+    expect(decodeAgentMessage(encodeAgentMessage(status, 2, 1), 2)).toEqual(status);
+    const v1 = decodeAgentMessage(encodeAgentMessage(status, 1, 1), 1);
+    expect("commandStatus" in v1 && v1.commandStatus.pull?.badPeers).toBeUndefined();
+  });
 });

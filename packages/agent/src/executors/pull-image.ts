@@ -10,6 +10,8 @@ import { type ArtifactManifest, decodeManifest, type PullImage, type PullResult 
 import { downloadArtifact, isRetryable } from "../artifact-download.js";
 import { chunkLayoutOf } from "../chunk-assembler.js";
 import { pullChunked } from "../chunked-pull.js";
+import { controllerRangeReader, peerRangeReader } from "../peer/chunk-sources.js";
+import type { Peering } from "../peer/peering.js";
 import type { ProgressReporter } from "../progress.js";
 
 export interface PullContext {
@@ -22,6 +24,8 @@ export interface PullContext {
   log: Logger;
   progress: ProgressReporter;
   signal?: AbortSignal;
+  /** Peer fan-out: holdings and this host's certificate; absent where peering is off (tests). */
+  peering?: Peering;
 }
 
 const MAX_ATTEMPTS = 6;
@@ -145,6 +149,28 @@ export async function pullImage(pull: PullImage, ctx: PullContext): Promise<Pull
   };
   const spool = join(store.pool.paths.spool, `${manifest.artifactId}.part`);
   if (layout === null) return pullWhole(manifest, ctx, spool, expected);
+  const artifactId = manifest.artifactId as string;
+  const peerTls = ctx.peering?.tls() ?? null;
+  const peers =
+    ctx.peering && peerTls
+      ? {
+          holdings: ctx.peering.holdings,
+          sources: (pull.peerSources ?? []).map((source) => ({
+            id: source.hostId,
+            read: peerRangeReader(source, artifactId, layout.chunkSize, peerTls),
+          })),
+          controller: {
+            id: "controller",
+            read: controllerRangeReader({
+              controllerUrl: ctx.controllerUrl,
+              credential: ctx.credential,
+              caPem: ctx.caPem,
+              artifactId,
+              sizeBytes: size,
+            }),
+          },
+        }
+      : undefined;
   const pulled = await pullChunked({
     store,
     layout,
@@ -161,13 +187,18 @@ export async function pullImage(pull: PullImage, ctx: PullContext): Promise<Pull
     log: ctx.log,
     progress: ctx.progress,
     ...(ctx.signal ? { signal: ctx.signal } : {}),
+    ...(peers ? { peers } : {}),
   });
+  const report = pulled.peerReport;
   return {
     uuid: pulled.received.image.uuid,
     receivedUuid: pulled.received.image.receivedUuid ?? "",
     bytesTransferred: pulled.bytesTransferred,
     alreadyPresent: false,
     resumedFrom: pulled.resumedFrom,
+    // Who served a bad chunk (never used again in this transfer), and how much came from peers.
+    ...(report && report.badPeers.length > 0 ? { badPeers: report.badPeers } : {}),
+    ...(report && report.bytesFromPeers > 0 ? { bytesFromPeers: report.bytesFromPeers } : {}),
   };
 }
 

@@ -66,6 +66,14 @@ export function registerAgentCommands(program: Command, ctx: CliContext): void {
     .option("--pool <path>", `btrfs pool for images, apps and data (default ${DEFAULT_AGENT_POOL})`)
     .option("--runtime <driver>", "container driver: auto|systemd|process (default auto)")
     .option("--max-download-rate <rate>", "limit image downloads, e.g. 50MiB (default none)")
+    .option(
+      "--peer-listen <addr:port>",
+      "serve verified image chunks to other hosts on this address, which they reach this host at (default off)",
+    )
+    .option(
+      "--peer-upload-rate <rate>",
+      "limit uploads to other hosts, all together, e.g. 50MiB (default none)",
+    )
     .option("--log-level <level>", "fatal|error|warn|info|debug|trace (default info)")
     .option(
       "--metrics-listen <addr>",
@@ -79,6 +87,8 @@ export function registerAgentCommands(program: Command, ctx: CliContext): void {
         pool?: string;
         runtime?: string;
         maxDownloadRate?: string;
+        peerListen?: string;
+        peerUploadRate?: string;
         logLevel?: string;
       }) => {
         const raw: RawAgentConfig = flags.config ? (readJsonConfigFile(flags.config) as RawAgentConfig) : {};
@@ -86,6 +96,8 @@ export function registerAgentCommands(program: Command, ctx: CliContext): void {
         if (flags.pool !== undefined) raw.pool = flags.pool;
         if (flags.runtime !== undefined) raw.runtime = flags.runtime;
         if (flags.maxDownloadRate !== undefined) raw.maxDownloadRate = flags.maxDownloadRate;
+        if (flags.peerListen !== undefined) raw.peerListen = flags.peerListen;
+        if (flags.peerUploadRate !== undefined) raw.peerUploadRate = flags.peerUploadRate;
         if (flags.logLevel !== undefined) raw.logLevel = flags.logLevel;
         if (flags.metricsListen !== undefined) raw.metricsListen = flags.metricsListen;
         const { agentExitCode, runAgent } = await import("@gild/agent");

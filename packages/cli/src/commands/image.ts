@@ -85,6 +85,15 @@ interface PushEvent {
   artifact?: { sizeBytes: number; parentVersion: number; streamVersion: number };
   error?: SerializedError;
   resumedFrom?: number;
+  bytesFromPeers?: number;
+  badPeers?: Array<{ host: string; reason: string }>;
+}
+
+/** ", 80 MiB from peers; bad peers: web-3 (chunk 4 ...)" when the host had help or met liars. */
+function peerNote(e: PushEvent): string {
+  const from = e.bytesFromPeers ? `, ${formatBytes(e.bytesFromPeers)} from peers` : "";
+  const bad = (e.badPeers ?? []).map((b) => `${b.host} (${b.reason})`).join(", ");
+  return `${from}${bad ? `; bad peers: ${bad}` : ""}`;
 }
 
 function pushLine(e: PushEvent): string {
@@ -99,7 +108,7 @@ function pushLine(e: PushEvent): string {
         ? `${e.host.padEnd(16)} ${formatProgress(e.progress.bytesDone, e.progress.bytesTotal, e.progress.rateBytesPerSecond)} ${e.progress.phase}`
         : `${e.host.padEnd(16)} starting (${kind}, ${formatBytes(e.artifact?.sizeBytes ?? 0)})`;
     case "done":
-      return `${e.host.padEnd(16)} done: ${kind}, ${formatBytes(e.artifact?.sizeBytes ?? 0)}${e.resumedFrom ? `, resumed at ${formatBytes(e.resumedFrom)}` : ""}`;
+      return `${e.host.padEnd(16)} done: ${kind}, ${formatBytes(e.artifact?.sizeBytes ?? 0)}${e.resumedFrom ? `, resumed at ${formatBytes(e.resumedFrom)}` : ""}${peerNote(e)}`;
     case "present":
       return `${e.host.padEnd(16)} already there`;
     case "failed":

@@ -133,7 +133,7 @@ export async function createFleet(options: FleetOptions): Promise<Fleet> {
       stateDir: join(hostDir, "state"),
       logFile: join(dir, "logs", `${name}.log`),
       labels: { ...options.hostLabels?.(index) },
-      agentArgs: [...(options.hostAgentArgs?.(index) ?? [])],
+      agentArgs: [...(options.hostAgentArgs?.(index, `${subnet}.${10 + index}`) ?? [])],
       agentEnv: { ...options.hostAgentEnv?.(index) },
       ...(options.hostCli?.(index) ? { cli: options.hostCli(index) as string } : {}),
     };

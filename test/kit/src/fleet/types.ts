@@ -18,8 +18,11 @@ export interface FleetOptions {
   controllerArgs?: string[];
   /** Extra `gild agent run` flags. */
   agentArgs?: string[];
-  /** Extra `gild agent run` flags for one host (by index, from 1), after agentArgs. */
-  hostAgentArgs?: (index: number) => string[];
+  /**
+   * Extra `gild agent run` flags for one host (by index, from 1, with its address on the fleet
+   * bridge: `--peer-listen <address>:7744`), after agentArgs.
+   */
+  hostAgentArgs?: (index: number, address: string) => string[];
   /** Environment for one host's agent (by index, from 1): a faked clock, say. */
   hostAgentEnv?: (index: number) => Record<string, string>;
   /**

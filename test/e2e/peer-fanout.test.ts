@@ -1,0 +1,430 @@
+import { createHash, createPrivateKey, type KeyObject, sign } from "node:crypto";
+import { copyFile, open, readFile } from "node:fs/promises";
+import { request } from "node:https";
+import { join } from "node:path";
+import {
+  ChunkFetcher,
+  type ChunkSourceSpec,
+  controllerRangeReader,
+  type HeldLayout,
+  PEER_TICKET_HEADER,
+  PeerHoldings,
+  PeerServer,
+  type PeerTls,
+  peerRangeReader,
+  ticketHeaderValue,
+} from "@gild/agent";
+import { openControllerRequest, readBody } from "@gild/api-client";
+import { silentLogger } from "@gild/core";
+import { encodePeerTicket, type PeerSource, peerTicketSignedBytes } from "@gild/protocol";
+import { createBusyboxImage, createFleet, type Fleet, type FleetHost, run } from "@gild/testkit";
+import { describeWith } from "@gild/testkit/gate";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+// Peer fan-out on a real fleet: the agents' peer servers (--peer-listen) with the certificates the
+// controller issued them, the real artifact socket of the controller, and the agent's chunk fetcher.
+// Until pulls are chunked (another part of issue 14), the controller's manifests carry no chunk digests,
+// so this test cuts the controller's artifact file into chunks itself, as the chunked artifact service
+// will, and signs tickets with the controller's key, as PeerSourcing does.
+
+const PEER_PORT = 7744;
+const CHUNK = 1024 * 1024;
+
+interface HostPeer {
+  host: FleetHost;
+  hostId: string;
+  credential: string;
+  tls: PeerTls;
+}
+
+async function hostPeer(host: FleetHost): Promise<HostPeer> {
+  const read = (name: string) => readFile(join(host.stateDir, name), "utf8");
+  const identity = JSON.parse(await read("identity.json")) as { hostId: string };
+  return {
+    host,
+    hostId: identity.hostId,
+    credential: (await read("credential")).trim(),
+    tls: {
+      certPem: await read("peer-cert.pem"),
+      keyPem: await read("peer-key.pem"),
+      caPem: await read("controller-ca.pem"),
+    },
+  };
+}
+
+/** A GET to a peer server: the status and the coded error, or the TLS failure. */
+function peerGet(
+  address: string,
+  path: string,
+  options: { tls?: Partial<PeerTls>; ticket?: string },
+): Promise<{ status: number; code?: string } | { tlsError: string }> {
+  const [hostname, port] = address.split(":");
+  return new Promise((resolve) => {
+    const req = request(
+      {
+        host: hostname,
+        port: Number(port),
+        path,
+        method: "GET",
+        agent: false,
+        rejectUnauthorized: false,
+        ...(options.tls?.certPem ? { cert: options.tls.certPem, key: options.tls.keyPem } : {}),
+        headers: options.ticket ? { [PEER_TICKET_HEADER]: options.ticket } : {},
+      },
+      (res) => {
+        let body = "";
+        res.on("data", (d: Buffer) => {
+          body += d.toString();
+        });
+        res.on("end", () => {
+          const code = (() => {
+            try {
+              return (JSON.parse(body) as { error?: { code?: string } }).error?.code;
+            } catch {
+              return undefined;
+            }
+          })();
+          resolve({ status: res.statusCode ?? 0, ...(code ? { code } : {}) });
+        });
+        res.on("error", (err) => resolve({ tlsError: err.message }));
+      },
+    );
+    req.on("error", (err) => resolve({ tlsError: err.message }));
+    req.end();
+  });
+}
+
+describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "peer fan-out", () => {
+  let fleet: Fleet;
+  let peers: HostPeer[];
+  let signingKey: KeyObject;
+  let artifact: { id: string; path: string; sizeBytes: number; sha256: string; chunks: Buffer[] };
+  const servers: PeerServer[] = [];
+
+  beforeAll(async () => {
+    fleet = await createFleet({
+      hosts: 4,
+      hostAgentArgs: (_index, address) => ["--peer-listen", `${address}:${PEER_PORT}`],
+    });
+    await createBusyboxImage(fleet, "web", {
+      marker: "fan-out v1",
+      payload: { path: "srv/payload.bin", bytes: 24 * 1024 * 1024 },
+    });
+    const push = await fleet.gild(["image", "push", "web@1", "--hosts", "host-1", "--json"], {
+      timeoutMs: 300_000,
+    });
+    const results = JSON.parse(push.stdout) as Array<{
+      state: string;
+      artifact?: { id: string; sizeBytes: number };
+    }>;
+    expect(results[0]?.state).toBe("done");
+    const id = results[0]?.artifact?.id as string;
+    const path = join(fleet.controllerDataDir, "artifacts", `${id}.stream`);
+    const bytes = await readFile(path);
+    const chunks: Buffer[] = [];
+    for (let at = 0; at < bytes.length; at += CHUNK)
+      chunks.push(
+        createHash("sha256")
+          .update(bytes.subarray(at, at + CHUNK))
+          .digest(),
+      );
+    artifact = {
+      id,
+      path,
+      sizeBytes: bytes.length,
+      sha256: createHash("sha256").update(bytes).digest("hex"),
+      chunks,
+    };
+    signingKey = createPrivateKey(await readFile(join(fleet.controllerDataDir, "signing.key"), "utf8"));
+    peers = await Promise.all(fleet.hosts.map(hostPeer));
+  }, 600_000);
+
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => s.close()));
+    await fleet?.destroy();
+  });
+
+  const layout = (): HeldLayout => ({
+    artifactId: artifact.id,
+    sizeBytes: artifact.sizeBytes,
+    chunkSize: CHUNK,
+  });
+
+  function ticket(
+    requester: string,
+    server: string,
+    options: { artifactId?: string; expiresAtMs?: number } = {},
+  ) {
+    const bytes = encodePeerTicket({
+      requesterHostId: requester,
+      artifactId: options.artifactId ?? artifact.id,
+      serverHostId: server,
+      expiresAtMs: options.expiresAtMs ?? Date.now() + 60_000,
+    });
+    return { ticket: bytes, ticketSignature: sign(null, peerTicketSignedBytes(bytes), signingKey) };
+  }
+
+  describe("an agent's peer server", () => {
+    const chunksPath = () => `/v1/peer/artifacts/${artifact.id}/chunks?from=0&to=1`;
+    const server = () => `${fleet.hosts[1]?.address}:${PEER_PORT}`;
+    const header = (t: ReturnType<typeof ticket>) => ticketHeaderValue(t.ticket, t.ticketSignature);
+
+    it("each agent got a certificate of the controller's CA naming its host id", () => {
+      for (const p of peers) expect(p.tls.certPem).toContain("BEGIN CERTIFICATE");
+    });
+
+    it("refuses a client without a certificate, or with one of another CA, at the TLS handshake", async () => {
+      const [a, b] = peers as [HostPeer, HostPeer];
+      const valid = header(ticket(a.hostId, b.hostId));
+      expect(await peerGet(server(), chunksPath(), { ticket: valid })).toHaveProperty("tlsError");
+      // A certificate naming a's host id, but made by another CA: what anyone can make.
+      const dir = fleet.dir;
+      await run("openssl", [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        `/CN=${a.hostId}`,
+        "-keyout",
+        join(dir, "other-ca.key"),
+        "-out",
+        join(dir, "other-ca.pem"),
+      ]);
+      const otherCa = {
+        certPem: await readFile(join(dir, "other-ca.pem"), "utf8"),
+        keyPem: await readFile(join(dir, "other-ca.key"), "utf8"),
+      };
+      expect(await peerGet(server(), chunksPath(), { tls: otherCa, ticket: valid })).toHaveProperty(
+        "tlsError",
+      );
+    });
+
+    it("refuses a ticket for another host, another artifact, another server, expired, or forged", async () => {
+      const [a, b, c] = peers as [HostPeer, HostPeer, HostPeer];
+      const as = (t: ReturnType<typeof ticket>) =>
+        peerGet(server(), chunksPath(), { tls: a.tls, ticket: header(t) });
+      const refused = { status: 403, code: "GILD_PEER_TICKET_INVALID" };
+      expect(await as(ticket(c.hostId, b.hostId))).toEqual(refused);
+      expect(await as(ticket(a.hostId, b.hostId, { artifactId: "f".repeat(32) }))).toEqual(refused);
+      expect(await as(ticket(a.hostId, c.hostId))).toEqual(refused);
+      expect(await as(ticket(a.hostId, b.hostId, { expiresAtMs: Date.now() - 1000 }))).toEqual(refused);
+      const forged = ticket(a.hostId, b.hostId);
+      forged.ticketSignature[0] = (forged.ticketSignature[0] as number) ^ 1;
+      expect(await as(forged)).toEqual(refused);
+      expect(await peerGet(server(), chunksPath(), { tls: a.tls })).toEqual(refused);
+      // A valid ticket gets past every check; this agent holds nothing of it (no pull registered it).
+      expect(await as(ticket(a.hostId, b.hostId))).toEqual({ status: 404, code: "GILD_PEER_NOT_HOLDING" });
+    });
+  });
+
+  describe("the chunk fetcher", () => {
+    /** A peer server (the agent's code) for `peer`'s certificate on loopback, holding `file`. */
+    async function servePeer(
+      peer: HostPeer,
+      file: string,
+      uploadRate = 0,
+    ): Promise<{ server: PeerServer; address: string }> {
+      const holdings = new PeerHoldings({
+        cacheDir: join(fleet.dir, `cache-${peer.hostId}`),
+        log: silentLogger,
+      });
+      holdings.downloading(layout(), file, artifact.chunks.length);
+      const server = new PeerServer({
+        hostId: peer.hostId,
+        tls: peer.tls,
+        holdings,
+        signingPublicKeyPem: await readFile(join(peer.host.stateDir, "controller-signing.pub"), "utf8"),
+        uploadRate,
+        log: silentLogger,
+      });
+      servers.push(server);
+      const bound = await server.listen("127.0.0.1", 0);
+      return { server, address: `127.0.0.1:${bound.port}` };
+    }
+
+    function source(requester: HostPeer, server: HostPeer, address: string): ChunkSourceSpec {
+      const spec: PeerSource = { hostId: server.hostId, address, ...ticket(requester.hostId, server.hostId) };
+      return { id: server.hostId, read: peerRangeReader(spec, artifact.id, CHUNK, requester.tls) };
+    }
+
+    function controllerSource(requester: HostPeer): ChunkSourceSpec {
+      return {
+        id: "controller",
+        read: controllerRangeReader({
+          controllerUrl: fleet.controllerUrl,
+          credential: requester.credential,
+          caPem: requester.tls.caPem,
+          artifactId: artifact.id,
+          sizeBytes: artifact.sizeBytes,
+        }),
+      };
+    }
+
+    async function fetchAll(fetcher: ChunkFetcher): Promise<string> {
+      const hash = createHash("sha256");
+      let expected = 0;
+      for await (const chunk of fetcher.chunks()) {
+        expect(chunk.index).toBe(expected++);
+        hash.update(chunk.data);
+      }
+      expect(expected).toBe(artifact.chunks.length);
+      return hash.digest("hex");
+    }
+
+    it("fetches every chunk from two peers at once, in order, nothing from the controller", async () => {
+      const [a, b, c] = peers as [HostPeer, HostPeer, HostPeer];
+      const pb = await servePeer(b, artifact.path);
+      const pc = await servePeer(c, artifact.path);
+      const fetcher = new ChunkFetcher({
+        layout: layout(),
+        chunkSha256: artifact.chunks,
+        firstChunk: 0,
+        peers: [source(a, b, pb.address), source(a, c, pc.address)],
+        controller: controllerSource(a),
+        rangeBytes: 2 * CHUNK,
+        log: silentLogger,
+      });
+      expect(await fetchAll(fetcher)).toBe(artifact.sha256);
+      const report = fetcher.report();
+      expect(report.bytesFromController).toBe(0);
+      expect(report.bytesFromPeers).toBe(artifact.sizeBytes);
+      expect(report.badPeers).toEqual([]);
+    });
+
+    it("a peer serving a flipped byte is reported bad and not used again; the transfer completes", async () => {
+      const [a, b, c] = peers as [HostPeer, HostPeer, HostPeer];
+      const lying = join(fleet.dir, "lying.stream");
+      await copyFile(artifact.path, lying);
+      const handle = await open(lying, "r+");
+      const at = 5 * CHUNK + 17;
+      const byte = Buffer.alloc(1);
+      await handle.read(byte, 0, 1, at);
+      byte[0] = (byte[0] as number) ^ 0xff;
+      await handle.write(byte, 0, 1, at);
+      await handle.close();
+      const pb = await servePeer(b, lying);
+      const pc = await servePeer(c, artifact.path);
+      const fetcher = new ChunkFetcher({
+        layout: layout(),
+        chunkSha256: artifact.chunks,
+        firstChunk: 0,
+        peers: [source(a, b, pb.address), source(a, c, pc.address)],
+        controller: controllerSource(a),
+        rangeBytes: 2 * CHUNK,
+        log: silentLogger,
+      });
+      expect(await fetchAll(fetcher)).toBe(artifact.sha256);
+      const report = fetcher.report();
+      expect(report.badPeers.map((p) => p.hostId)).toEqual([b.hostId]);
+      expect(report.badPeers[0]?.reason).toMatch(/chunk 5/);
+      // The honest peer carried the rest; the controller was not needed.
+      expect(report.bytesFromController).toBe(0);
+    });
+
+    it("a peer that dies mid-transfer is given up and the controller finishes it", async () => {
+      const [a, b] = peers as [HostPeer, HostPeer];
+      // Paced so that it is still sending when it goes.
+      const pb = await servePeer(b, artifact.path, 4 * CHUNK);
+      const fetcher = new ChunkFetcher({
+        layout: layout(),
+        chunkSha256: artifact.chunks,
+        firstChunk: 0,
+        peers: [source(a, b, pb.address)],
+        controller: controllerSource(a),
+        stallMs: 2_000,
+        log: silentLogger,
+      });
+      const hash = createHash("sha256");
+      let n = 0;
+      for await (const chunk of fetcher.chunks()) {
+        hash.update(chunk.data);
+        if (++n === 3) await pb.server.close();
+      }
+      expect(hash.digest("hex")).toBe(artifact.sha256);
+      const report = fetcher.report();
+      expect(report.badPeers).toEqual([]);
+      expect(report.unavailablePeers.map((p) => p.hostId)).toEqual([b.hostId]);
+      expect(report.bytesFromPeers).toBeGreaterThanOrEqual(3 * CHUNK);
+      expect(report.bytesFromController).toBeGreaterThan(0);
+      expect(report.bytesFromController + report.bytesFromPeers).toBe(artifact.sizeBytes);
+    });
+
+    it("a peer still downloading serves each chunk once it is verified (a pipeline)", async () => {
+      const [a, b] = peers as [HostPeer, HostPeer];
+      const holdings = new PeerHoldings({ cacheDir: join(fleet.dir, "cache-growing"), log: silentLogger });
+      holdings.downloading(layout(), artifact.path, 0);
+      const server = new PeerServer({
+        hostId: b.hostId,
+        tls: b.tls,
+        holdings,
+        signingPublicKeyPem: await readFile(join(b.host.stateDir, "controller-signing.pub"), "utf8"),
+        uploadRate: 0,
+        log: silentLogger,
+      });
+      servers.push(server);
+      const bound = await server.listen("127.0.0.1", 0);
+      const fetcher = new ChunkFetcher({
+        layout: layout(),
+        chunkSha256: artifact.chunks,
+        firstChunk: 0,
+        peers: [source(a, b, `127.0.0.1:${bound.port}`)],
+        controller: controllerSource(a),
+        log: silentLogger,
+      });
+      // The serving side verifies one chunk at a time, each only after the fetcher took the one before.
+      let verified = 1;
+      holdings.verified(artifact.id, verified);
+      const hash = createHash("sha256");
+      for await (const chunk of fetcher.chunks()) {
+        hash.update(chunk.data);
+        expect(chunk.index).toBeLessThan(verified);
+        holdings.verified(artifact.id, ++verified);
+      }
+      expect(hash.digest("hex")).toBe(artifact.sha256);
+      expect(fetcher.report().bytesFromController).toBe(0);
+    });
+  });
+
+  it("a push to every host: the controller sends about one copy, the hosts fetch the rest from each other", async () => {
+    await createBusyboxImage(fleet, "wide", {
+      marker: "fan-out wide",
+      payload: { path: "srv/payload.bin", bytes: 32 * 1024 * 1024 },
+    });
+    const all = fleet.hosts.map((h) => h.name).join(",");
+    const push = await fleet.gild(["image", "push", "wide@1", "--hosts", all, "--json"], {
+      timeoutMs: 300_000,
+    });
+    expect(push.code, push.stderr).toBe(0);
+    const results = JSON.parse(push.stdout) as Array<{
+      host: string;
+      state: string;
+      bytesFromPeers?: number;
+      badPeers?: unknown[];
+      artifact?: { sizeBytes: number };
+    }>;
+    expect(results.map((r) => r.state)).toEqual(fleet.hosts.map(() => "done"));
+    const size = results[0]?.artifact?.sizeBytes as number;
+    expect(size).toBeGreaterThan(30 * 1024 * 1024);
+    const fromPeers = results.reduce((n, r) => n + (r.bytesFromPeers ?? 0), 0);
+    expect(results.every((r) => (r.badPeers ?? []).length === 0)).toBe(true);
+    // What left the controller for this line, by its own count (GET /metrics).
+    const trust = { caPem: await readFile(join(fleet.controllerDataDir, "tls", "ca.pem"), "utf8") };
+    const token = (await readFile(join(fleet.controllerDataDir, "admin.token"), "utf8")).trim();
+    const res = await openControllerRequest("GET", `${fleet.controllerUrl}/metrics`, undefined, trust, {
+      authorization: `Bearer ${token}`,
+    });
+    const line = (await readBody(res))
+      .split("\n")
+      .find((l) => l.startsWith('gild_artifact_sent_bytes_total{line="wide"} '));
+    const sent = Number(line?.split(" ")[1]);
+    console.log(
+      `fan-out to ${results.length} hosts: the controller sent ${(sent / size).toFixed(2)} copies, peers ${(fromPeers / size).toFixed(2)}`,
+    );
+    expect(sent).toBeLessThanOrEqual(2 * size);
+    expect(fromPeers).toBeGreaterThanOrEqual((results.length - 2) * size);
+  });
+});
