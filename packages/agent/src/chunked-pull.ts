@@ -71,7 +71,8 @@ class ReceiveRun {
   fed = 0;
 
   constructor(store: ImageStore, expected: ExpectedStream) {
-    this.result = receive(store, this.source, expected);
+    // Only chunks that matched their signed digests are fed: no second, whole-stream hash.
+    this.result = receive(store, this.source, { ...expected, chunkVerified: true });
     // Awaited by whoever ends or abandons the run; never an unhandled rejection meanwhile.
     this.result.catch(() => undefined);
   }
