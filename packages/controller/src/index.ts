@@ -6,6 +6,7 @@ export {
   type RawControllerConfig,
   resolveControllerConfig,
 } from "./config.js";
+export { DashboardSessions } from "./dashboard-sessions.js";
 export {
   type CliConfigFile,
   createControllerLogger,
@@ -15,4 +16,5 @@ export {
   startController,
 } from "./main.js";
 export { certificateSerial } from "./pki.js";
+export { CONTENT_SECURITY_POLICY } from "./security-headers.js";
 export type { ControllerImageBuilder, ControllerImageStore } from "./services.js";

@@ -2,8 +2,12 @@ import Fastify from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { installAuth } from "../src/auth.js";
 import { ConnectionGate } from "../src/connection-gate.js";
+import { DashboardSessions } from "../src/dashboard-sessions.js";
+import type { RequestAudit } from "../src/request-audit.js";
 import { ROUTE_ROLES } from "../src/route-roles.js";
 import { hashSecret } from "../src/secrets.js";
+import type { SessionsRepo } from "../src/store/sessions-repo.js";
+import type { UsersRepo } from "../src/store/users-repo.js";
 import { buildTestApp, type TestApp } from "./support.js";
 
 type Role = "viewer" | "operator" | "admin";
@@ -42,10 +46,18 @@ describe("roles", () => {
 
   it("a route without a rule stops the app from building", async () => {
     const app = Fastify();
+    // The app is the package's build (dist), installAuth its source: the same classes, declared twice.
+    const store = c.controller.services.store as unknown as { users: UsersRepo; sessions: SessionsRepo };
     installAuth(app, {
       adminToken: "gadm_x",
-      users: c.controller.services.store.users,
-      audit: c.controller.services.audit,
+      users: store.users,
+      sessions: new DashboardSessions({
+        repo: store.sessions,
+        ttlMs: 60_000,
+        secure: true,
+        now: Date.now,
+      }),
+      audit: c.controller.services.audit as unknown as RequestAudit,
       connections: new ConnectionGate(app.server, {
         maxPending: 16,
         timeoutMs: 1000,
