@@ -85,7 +85,7 @@ describeWith(["root", "btrfs", "netns", "open-files"], "fault: a reconnect storm
     });
     const caPem = readFileSync(join(fleet.controllerDataDir, "tls", "ca.pem"), "utf8");
     const token = readFileSync(join(fleet.controllerDataDir, "admin.token"), "utf8").trim();
-    api = new ControllerClient({ url: fleet.controllerUrl, caPem, token, actor: "test" }, { keepAlive: 16 });
+    api = new ControllerClient({ url: fleet.controllerUrl, caPem, token }, { keepAlive: 16 });
     const names = Array.from({ length: HOSTS }, (_, i) => `storm-${String(i).padStart(4, "0")}`);
     const t0 = Date.now();
     const { joined } = await joinHostsByApi(api, names, { concurrency: 16, labels: LABELS });
