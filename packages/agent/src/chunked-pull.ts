@@ -279,6 +279,7 @@ async function settle(writer: Writable): Promise<void> {
 export async function pullChunked(options: ChunkedPullOptions): Promise<ChunkedPullResult> {
   const { layout, progress } = options;
   const size = layout.sizeBytes;
+  const started = Date.now();
   const spooled = await trimSpoolToVerified(options.spool, layout);
   progress.update(spooled, size, "download");
   const pipe = await SpoolAndReceive.open(options, spooled);
@@ -332,9 +333,22 @@ export async function pullChunked(options: ChunkedPullOptions): Promise<ChunkedP
       }
     }
     progress.update(size, size, "receive");
+    const downloaded = Date.now();
     const received = await pipe.finish();
     await pipe.close();
     await rm(options.spool, { force: true });
+    // How long receive ran on after the last byte arrived: the part of it pipelining did not hide.
+    options.log.info(
+      {
+        artifact: options.artifactId,
+        bytes: size,
+        transferred,
+        resumedFrom,
+        ms: Date.now() - started,
+        receiveTailMs: Date.now() - downloaded,
+      },
+      "pull received",
+    );
     return { received, bytesTransferred: transferred, resumedFrom };
   } catch (err) {
     options.log.warn(

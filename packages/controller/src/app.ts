@@ -19,10 +19,12 @@ import { installErrorHandling } from "./http-errors.js";
 import { ImageService } from "./image-service.js";
 import { syncInventories } from "./inventory-sync.js";
 import { ControllerMetrics } from "./metrics.js";
+import { installOpenApi } from "./openapi.js";
 import type { TlsMaterial } from "./pki.js";
 import { RequestAudit } from "./request-audit.js";
 import { RolloutExecutor } from "./rollout-executor.js";
 import { RolloutOperations } from "./rollout-operations.js";
+import { errorResponses, jsonResponses } from "./route-schemas.js";
 import { appRoutes } from "./routes/apps.js";
 import { auditRoutes } from "./routes/audit.js";
 import { dashboardRoutes, locateDashboard } from "./routes/dashboard.js";
@@ -137,7 +139,12 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     signingKeyPem: deps.signing.privatePem,
     log,
   });
-  const transfers = new TransferServer({ artifacts, log, rateLimitBytesPerSecond: config.transferRateLimit });
+  const transfers = new TransferServer({
+    artifacts,
+    log,
+    rateLimitBytesPerSecond: config.transferRateLimit,
+    onSent: (line, bytes) => metrics.artifactBytesSent(line, bytes),
+  });
   const images = new ImageService({
     store,
     images: deps.imageStore,
@@ -225,11 +232,42 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     connections,
     ...clock,
   });
-  app.get("/healthz", async () => ({ ok: true, version: GILD_VERSION }));
-  app.get("/metrics", async (_req, reply) => {
-    const { contentType, body } = await metrics.text();
-    return reply.type(contentType).send(body);
-  });
+  await installOpenApi(app);
+  app.get(
+    "/healthz",
+    {
+      schema: {
+        summary: "Whether the controller answers, and its version",
+        tags: ["meta"],
+        response: jsonResponses("alive", {
+          type: "object",
+          required: ["ok", "version"],
+          properties: { ok: { type: "boolean" }, version: { type: "string" } },
+        }),
+      },
+    },
+    async () => ({ ok: true, version: GILD_VERSION }),
+  );
+  app.get(
+    "/metrics",
+    {
+      schema: {
+        summary: "Prometheus metrics of the controller",
+        description:
+          "The Prometheus text format; the scrape token (metrics.token in the data directory) opens this route and nothing else.",
+        tags: ["meta"],
+        produces: ["text/plain"],
+        response: {
+          200: { description: "the metrics", content: { "text/plain": { schema: { type: "string" } } } },
+          ...errorResponses,
+        },
+      },
+    },
+    async (_req, reply) => {
+      const { contentType, body } = await metrics.text();
+      return reply.type(contentType).send(body);
+    },
+  );
   // Each route group is a plugin given only what it uses.
   await app.register(enrollRoutes, { enrollment, log, tls: deps.tls });
   await app.register(hostRoutes, { hub, store });

@@ -1,3 +1,4 @@
+export { describeApi } from "./api-document.js";
 export { buildController, type Controller, type ControllerDeps } from "./app.js";
 export {
   type ControllerConfig,

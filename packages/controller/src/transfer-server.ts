@@ -64,7 +64,13 @@ export class TransferServer {
   private readonly pacers = new Map<string, HostPacer>();
 
   constructor(
-    private readonly deps: { artifacts: ArtifactService; log: Logger; rateLimitBytesPerSecond: number },
+    private readonly deps: {
+      artifacts: ArtifactService;
+      log: Logger;
+      rateLimitBytesPerSecond: number;
+      /** Bytes written to a host's socket, by image line (the metrics). */
+      onSent?: (line: string, bytes: number) => void;
+    },
   ) {
     this.log = deps.log.child({ component: "transfers" });
   }
@@ -181,6 +187,7 @@ export class TransferServer {
     }
     while (inFlight > 0 && !closed) await new Promise<void>((r) => (wake = r));
     if (!closed) ws.close(CloseCode.normal, "complete");
+    this.deps.onSent?.(artifact.line, sent);
     this.log.info(
       { hostId, artifact: artifact.id, offset, bytes: sent, complete: !closed, ms: Date.now() - started },
       closed ? "transfer cut by the peer" : "transfer sent",

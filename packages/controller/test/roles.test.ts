@@ -3,11 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { installAuth } from "../src/auth.js";
 import { ConnectionGate } from "../src/connection-gate.js";
 import { DashboardSessions } from "../src/dashboard-sessions.js";
-import type { RequestAudit } from "../src/request-audit.js";
 import { ROUTE_ROLES } from "../src/route-roles.js";
 import { hashSecret } from "../src/secrets.js";
-import type { SessionsRepo } from "../src/store/sessions-repo.js";
-import type { UsersRepo } from "../src/store/users-repo.js";
 import { buildTestApp, type TestApp } from "./support.js";
 
 type Role = "viewer" | "operator" | "admin";
@@ -46,8 +43,12 @@ describe("roles", () => {
 
   it("a route without a rule stops the app from building", async () => {
     const app = Fastify();
-    // The app is the package's build (dist), installAuth its source: the same classes, declared twice.
-    const store = c.controller.services.store as unknown as { users: UsersRepo; sessions: SessionsRepo };
+    // The app under test is the built package; installAuth here is the source's: same classes.
+    type AuthDeps = Parameters<typeof installAuth>[1];
+    const store = c.controller.services.store as unknown as {
+      users: AuthDeps["users"];
+      sessions: ConstructorParameters<typeof DashboardSessions>[0]["repo"];
+    };
     installAuth(app, {
       adminToken: "gadm_x",
       users: store.users,
@@ -57,7 +58,7 @@ describe("roles", () => {
         secure: true,
         now: Date.now,
       }),
-      audit: c.controller.services.audit as unknown as RequestAudit,
+      audit: c.controller.services.audit as unknown as AuthDeps["audit"],
       connections: new ConnectionGate(app.server, {
         maxPending: 16,
         timeoutMs: 1000,

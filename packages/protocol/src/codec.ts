@@ -1,6 +1,6 @@
 import { GildError } from "@gild/core";
 import { gild } from "./gen/agent.js";
-import { MAX_FRAME_BYTES, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from "./limits.js";
+import { MAX_FRAME_BYTES, MAX_MANIFEST_BYTES, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from "./limits.js";
 import type {
   AgentMessage,
   ArtifactManifest,
@@ -143,7 +143,7 @@ export function encodeManifest(manifest: ArtifactManifest): Uint8Array {
 }
 
 export function decodeManifest(bytes: Uint8Array): ArtifactManifest {
-  checkSize(bytes, 64 * 1024, "manifest");
+  checkSize(bytes, MAX_MANIFEST_BYTES, "manifest");
   return decodeWith("artifact manifest", () => gild.v2.ArtifactManifest.decode(bytes));
 }
 

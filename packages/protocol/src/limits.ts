@@ -41,6 +41,12 @@ export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
 export const MAX_CHUNKS = 16384;
 
 /**
+ * Largest manifest an agent decodes: MAX_CHUNKS digests plus the rest, under the frame it travels in.
+ * (Agents before chunked transfers took 64 KiB: about 1900 chunks, so streams up to ~7.4 GiB.)
+ */
+export const MAX_MANIFEST_BYTES = 640 * 1024;
+
+/**
  * The chunk size for a stream of `sizeBytes`: DEFAULT_CHUNK_BYTES, doubled until the stream has at
  * most MAX_CHUNKS chunks (4 MiB up to 64 GiB, 8 MiB up to 128 GiB, ...).
  */

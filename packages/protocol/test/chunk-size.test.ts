@@ -2,9 +2,11 @@ import {
   chunkCount,
   chunkSizeFor,
   DEFAULT_CHUNK_BYTES,
+  decodeManifest,
   encodeManifest,
   MAX_CHUNKS,
   MAX_FRAME_BYTES,
+  MAX_MANIFEST_BYTES,
 } from "@gild/protocol";
 import { describe, expect, it } from "vitest";
 
@@ -53,5 +55,8 @@ describe("chunkSizeFor", () => {
       chunkSha256: Array.from({ length: MAX_CHUNKS }, () => new Uint8Array(32).fill(0xff)),
     });
     expect(manifest.length).toBeLessThan(MAX_FRAME_BYTES * 0.6);
+    // ... and an agent decodes it (the limit once was 64 KiB: streams over ~7.4 GiB were refused).
+    expect(manifest.length).toBeLessThanOrEqual(MAX_MANIFEST_BYTES);
+    expect(decodeManifest(manifest).chunkSha256).toHaveLength(MAX_CHUNKS);
   });
 });

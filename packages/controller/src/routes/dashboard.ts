@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { GildError } from "@gild/core";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
+import { errorResponses, pathParams } from "../route-schemas.js";
 
 /** What these routes use. */
 export interface DashboardRouteDeps {
@@ -62,23 +63,58 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardRoute
       hint: "build it (pnpm build builds packages/dashboard) and restart the controller; the API and the CLI work without it",
     });
 
-  app.get("/", async (_req, reply) => {
-    if (!index) throw missing();
-    return reply
-      .type(TYPES[".html"] as string)
-      .header("cache-control", "no-cache")
-      .send(index);
+  const page = (description: string) => ({
+    200: { description, content: { "text/html": { schema: { type: "string" } } } },
+    ...errorResponses,
   });
+  app.get(
+    "/",
+    {
+      schema: {
+        summary: "The web dashboard",
+        description:
+          "One HTML page (hash routes); it signs in with POST /v1/session and reads the API with the cookie. 503 GILD_UNAVAILABLE when the controller was built without it.",
+        tags: ["dashboard"],
+        produces: ["text/html"],
+        response: page("the page"),
+      },
+    },
+    async (_req, reply) => {
+      if (!index) throw missing();
+      return reply
+        .type(TYPES[".html"] as string)
+        .header("cache-control", "no-cache")
+        .send(index);
+    },
+  );
 
-  app.get<{ Params: { "*": string } }>("/assets/*", async (req, reply) => {
-    const name = req.params["*"];
-    const asset = assets.get(name);
-    if (!asset) throw new GildError("GILD_NOT_FOUND", "no such dashboard file");
-    // Vite's names carry their content's hash (index-C1HV-z5n.css): such a file never changes.
-    const hashed = /-[\w-]{8}\.\w+$/.test(name);
-    return reply
-      .type(asset.type)
-      .header("cache-control", hashed ? "public, max-age=31536000, immutable" : "no-cache")
-      .send(asset.body);
-  });
+  app.get<{ Params: { "*": string } }>(
+    "/assets/*",
+    {
+      schema: {
+        summary: "The dashboard's scripts, styles and images",
+        description: "Files named by their content's hash are cached for good.",
+        tags: ["dashboard"],
+        params: pathParams({ "*": "a file name from the page" }),
+        response: {
+          200: {
+            description: "the file, with its type",
+            content: { "*/*": { schema: { type: "string" } } },
+          },
+          ...errorResponses,
+        },
+      },
+    },
+    async (req, reply) => {
+      const name = req.params["*"];
+      const asset = assets.get(name);
+      if (!asset) throw new GildError("GILD_NOT_FOUND", "no such dashboard file");
+      // Vite's names carry their content's hash (index-C1HV-z5n.css): such a file never changes.
+      const hashed = /-[\w-]{8}\.\w+$/.test(name);
+      return reply
+        .type(asset.type)
+        .header("cache-control", hashed ? "public, max-age=31536000, immutable" : "no-cache")
+        .send(asset.body);
+    },
+  );
 }

@@ -3,7 +3,9 @@ import { formatMaintenanceWindow, GildError, parseMaintenanceWindows } from "@gi
 import type { FastifyInstance } from "fastify";
 import { hostByName, isLabelSelector } from "../host-selection.js";
 import { effectiveWindows } from "../maintenance-windows.js";
+import { jsonResponses, pathParams, removedSchema } from "../route-schemas.js";
 import type { Services } from "../services.js";
+import { exactObject, windowRuleSchema } from "../view-schemas.js";
 
 /** What these routes use. */
 export type WindowRouteDeps = Pick<Services, "store" | "rolloutExecutor" | "hostUpdateExecutor"> & {
@@ -38,29 +40,73 @@ function checkTarget(services: Pick<WindowRouteDeps, "store">, target: string): 
  * with the hosts each rule governs now.
  */
 export async function windowRoutes(app: FastifyInstance, services: WindowRouteDeps): Promise<void> {
-  app.get("/v1/maintenance-windows", async (): Promise<WindowRulesView> => {
-    const rules = services.store.windows.list();
-    const hosts = services.store.hosts.list();
-    const governed = new Map<string, string[]>();
-    for (const host of hosts)
-      for (const rule of effectiveWindows(host, rules).rules)
-        governed.set(rule.target, [...(governed.get(rule.target) ?? []), host.name]);
-    return {
-      rules: rules.map(
-        (r): WindowRuleView => ({
-          target: r.target,
-          kind: isLabelSelector(r.target) ? "label" : "host",
-          spec: r.spec,
-          hosts: governed.get(r.target) ?? [],
-          setBy: r.setBy,
-          setAt: r.setAt,
-        }),
-      ),
-    };
-  });
+  const tags = ["maintenance-windows"];
+  const params = pathParams({ target: "a host's name, or a label selector key=value" });
+  app.get(
+    "/v1/maintenance-windows",
+    {
+      schema: {
+        summary: "List maintenance window rules",
+        description:
+          "Each rule with the hosts it governs now (a host with a rule of its own ignores label rules).",
+        tags,
+        response: jsonResponses(
+          "the rules",
+          exactObject({ rules: { type: "array", items: windowRuleSchema } }),
+        ),
+      },
+    },
+    async (): Promise<WindowRulesView> => {
+      const rules = services.store.windows.list();
+      const hosts = services.store.hosts.list();
+      const governed = new Map<string, string[]>();
+      for (const host of hosts)
+        for (const rule of effectiveWindows(host, rules).rules)
+          governed.set(rule.target, [...(governed.get(rule.target) ?? []), host.name]);
+      return {
+        rules: rules.map(
+          (r): WindowRuleView => ({
+            target: r.target,
+            kind: isLabelSelector(r.target) ? "label" : "host",
+            spec: r.spec,
+            hosts: governed.get(r.target) ?? [],
+            setBy: r.setBy,
+            setAt: r.setAt,
+          }),
+        ),
+      };
+    },
+  );
 
   app.put<{ Params: { target: string }; Body: { spec?: unknown } }>(
     "/v1/maintenance-windows/:target",
+    {
+      schema: {
+        summary: "Set the maintenance windows of a host or label",
+        description:
+          "Replaces the target's windows; rollouts and host updates plan again at once. The spec is stored in its canonical form.",
+        tags,
+        params,
+        response: jsonResponses("set", exactObject({ target: { type: "string" }, spec: { type: "string" } })),
+      },
+      // Checked by the handler (GILD_INVALID_SPEC, with the problem's path): documented only.
+      config: {
+        documented: {
+          body: {
+            type: "object",
+            required: ["spec"],
+            properties: {
+              spec: {
+                type: "string",
+                maxLength: 1000,
+                description: "one or more windows, comma-separated",
+                examples: ["Sat 02:00-05:00 UTC"],
+              },
+            },
+          },
+        },
+      },
+    },
     async (req) => {
       const { target } = req.params;
       checkTarget(services, target);
@@ -80,14 +126,25 @@ export async function windowRoutes(app: FastifyInstance, services: WindowRouteDe
     },
   );
 
-  app.delete<{ Params: { target: string } }>("/v1/maintenance-windows/:target", async (req) => {
-    const { target } = req.params;
-    if (!services.store.windows.remove(target))
-      throw new GildError("GILD_NOT_FOUND", `${target} has no maintenance window`, {
-        hint: "list them with `gild host window ls`",
-      });
-    pokeAll(services);
-    req.auditSummary = `removed the maintenance window of ${target}`;
-    return { removed: target };
-  });
+  app.delete<{ Params: { target: string } }>(
+    "/v1/maintenance-windows/:target",
+    {
+      schema: {
+        summary: "Remove the maintenance windows of a host or label",
+        tags,
+        params,
+        response: jsonResponses("removed", removedSchema("the target")),
+      },
+    },
+    async (req) => {
+      const { target } = req.params;
+      if (!services.store.windows.remove(target))
+        throw new GildError("GILD_NOT_FOUND", `${target} has no maintenance window`, {
+          hint: "list them with `gild host window ls`",
+        });
+      pokeAll(services);
+      req.auditSummary = `removed the maintenance window of ${target}`;
+      return { removed: target };
+    },
+  );
 }

@@ -1,16 +1,82 @@
-import { isCanaryWave, isTerminalRolloutState, ROLLOUT_VERB_NAMES, type RolloutEvent } from "@gild/core";
+import {
+  isCanaryWave,
+  isTerminalRolloutState,
+  ROLLOUT_VERB_NAMES,
+  ROLLOUT_VERBS,
+  type RolloutEvent,
+} from "@gild/core";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { ProgressUpdate } from "../command-service.js";
 import { openEventStream } from "../event-stream.js";
 import type { RolloutUpdate } from "../rollout-feed.js";
 import type { RolloutRequest } from "../rollout-request.js";
 import { rolloutView } from "../rollout-view.js";
+import { eventStreamResponses, jsonResponses, pathParams } from "../route-schemas.js";
 import type { Services } from "../services.js";
 import type { StoredRollout } from "../store/rollouts-repo.js";
+import { exactObject, rolloutPlanSchema, rolloutSchema, withEvents } from "../view-schemas.js";
 
 // Only "an object": the fields are checked as a whole by checkRolloutRequest, which lists every
-// problem (unknown fields, image, strategy, hosts, apps) with its path in one answer.
+// problem (unknown fields, image, strategy, hosts, apps) with its path in one answer. The document
+// shows what it takes (requestDoc).
 const requestSchema = { type: "object" } as const;
+
+const count = {
+  oneOf: [{ type: "integer" }, { type: "string" }],
+  description: 'a count, or a percent ("10%")',
+};
+const duration = {
+  oneOf: [{ type: "string" }, { type: "integer" }],
+  description: "a duration (5m, 90s) or ms",
+};
+
+/** What POST /v1/rollouts (and /plan) take (RolloutRequestBody in @gild/api-client). */
+const requestDoc = {
+  type: "object",
+  required: ["image"],
+  additionalProperties: false,
+  properties: {
+    image: { type: "string", description: "an image version, line@version (php@3)" },
+    strategy: {
+      type: "object",
+      additionalProperties: false,
+      description: "every field optional, the defaults apply (README.md, Rollouts)",
+      properties: {
+        canary: {
+          oneOf: [{ type: "integer" }, { type: "string" }, { type: "array", items: { type: "string" } }],
+          description: "canary host count, or the canary hosts (a list, or comma-separated)",
+        },
+        waves: { type: "array", items: count, description: "batch sizes after the canary; the last repeats" },
+        maxParallel: { oneOf: [{ type: "integer" }, { type: "string" }, { type: "null" }] },
+        prefetch: { type: "boolean" },
+        minHealthy: duration,
+        healthyDeadline: duration,
+        progressDeadline: duration,
+        bake: duration,
+        canaryBake: duration,
+        maxFailures: count,
+        promote: { type: "string", enum: ["manual", "auto"] },
+        onFailure: { type: "string", enum: ["rollback", "pause"] },
+        rollbackMaxParallel: { oneOf: [{ type: "integer" }, { type: "string" }, { type: "null" }] },
+      },
+    },
+    hosts: {
+      type: "array",
+      items: { type: "string" },
+      description: "only these hosts (names or label selectors)",
+    },
+    apps: { type: "array", items: { type: "string" }, description: "only the hosts of these apps" },
+  },
+};
+const tags = ["rollouts"];
+const params = pathParams({ id: "the rollout's id, or current" });
+const verbSummaries: Record<(typeof ROLLOUT_VERB_NAMES)[number], string> = {
+  pause: "Pause a rollout",
+  resume: "Resume a rollout",
+  promote: "Promote a rollout",
+  abort: "Abort a rollout",
+  rollback: "Roll a rollout back",
+};
 
 /** What these routes use. */
 export type RolloutRouteDeps = Pick<Services, "hub" | "rollouts" | "store">;
@@ -26,14 +92,47 @@ export async function rolloutRoutes(app: FastifyInstance, services: RolloutRoute
     });
   const resolveId = (id: string) => (id === "current" ? executor.defaultId() : id);
 
-  app.get<{ Querystring: { limit?: string } }>("/v1/rollouts", async (req) => {
-    const limit = Math.min(Math.max(Number(req.query.limit ?? 50) || 50, 1), 1000);
-    return { rollouts: services.store.rollouts.list(limit).map(view) };
-  });
+  app.get<{ Querystring: { limit?: string } }>(
+    "/v1/rollouts",
+    {
+      schema: {
+        summary: "List rollouts",
+        tags,
+        response: jsonResponses(
+          "the latest rollouts, newest first",
+          exactObject({ rollouts: { type: "array", items: rolloutSchema } }),
+        ),
+      },
+      // Read leniently by the handler (a bad number means the default): documented only.
+      config: {
+        documented: {
+          querystring: {
+            type: "object",
+            properties: {
+              limit: { type: "integer", minimum: 1, maximum: 1000, description: "at most this many [50]" },
+            },
+          },
+        },
+      },
+    },
+    async (req) => {
+      const limit = Math.min(Math.max(Number(req.query.limit ?? 50) || 50, 1), 1000);
+      return { rollouts: services.store.rollouts.list(limit).map(view) };
+    },
+  );
 
   app.post<{ Body: RolloutRequest }>(
     "/v1/rollouts/plan",
-    { schema: { body: requestSchema } },
+    {
+      schema: {
+        summary: "Plan a rollout without starting it",
+        description: "Its waves and an estimated timeline; the request is checked as a start would check it.",
+        tags,
+        body: requestSchema,
+        response: jsonResponses("the plan", rolloutPlanSchema),
+      },
+      config: { documented: { body: requestDoc } },
+    },
     async (req) => {
       const { record, timeline } = executor.plan(req.body);
       const names = services.store.hosts.names();
@@ -60,33 +159,83 @@ export async function rolloutRoutes(app: FastifyInstance, services: RolloutRoute
     },
   );
 
-  app.post<{ Body: RolloutRequest }>("/v1/rollouts", { schema: { body: requestSchema } }, async (req) => {
-    const stored = executor.start(req.body, req.actor);
-    req.auditSummary = `rollout ${stored.record.id} of ${req.body.image} started`;
-    await executor.settled(stored.record.id);
-    return view(executor.get(stored.record.id));
-  });
+  app.post<{ Body: RolloutRequest }>(
+    "/v1/rollouts",
+    {
+      schema: {
+        summary: "Start a rollout",
+        description:
+          "Answers once the rollout has taken its first steps; follow it with GET /v1/rollouts/{id}/events.",
+        tags,
+        body: requestSchema,
+        response: jsonResponses("the rollout", rolloutSchema),
+      },
+      config: { documented: { body: requestDoc } },
+    },
+    async (req) => {
+      const stored = executor.start(req.body, req.actor);
+      req.auditSummary = `rollout ${stored.record.id} of ${req.body.image} started`;
+      await executor.settled(stored.record.id);
+      return view(executor.get(stored.record.id));
+    },
+  );
 
-  app.get<{ Params: { id: string } }>("/v1/rollouts/:id", async (req) => {
-    const stored = executor.get(resolveId(req.params.id));
-    return { ...view(stored), events: services.store.rollouts.events(stored.record.id).slice(-200) };
-  });
+  app.get<{ Params: { id: string } }>(
+    "/v1/rollouts/:id",
+    {
+      schema: {
+        summary: "Show a rollout",
+        tags,
+        params,
+        response: jsonResponses("the rollout and its last events", withEvents(rolloutSchema)),
+      },
+    },
+    async (req) => {
+      const stored = executor.get(resolveId(req.params.id));
+      return { ...view(stored), events: services.store.rollouts.events(stored.record.id).slice(-200) };
+    },
+  );
 
-  app.get<{ Params: { id: string } }>("/v1/rollouts/:id/events", async (req, reply) => {
-    const stored = executor.get(resolveId(req.params.id));
-    streamRollout(reply, stored, services, view);
-  });
+  app.get<{ Params: { id: string } }>(
+    "/v1/rollouts/:id/events",
+    {
+      schema: {
+        summary: "Follow a rollout live",
+        tags,
+        params,
+        response: eventStreamResponses(
+          "a snapshot (the rollout and its last 50 events), then the rollout, its events and transfer progress as they change, until it is over",
+          ["snapshot", "rollout", "event", "progress"],
+        ),
+      },
+    },
+    async (req, reply) => {
+      const stored = executor.get(resolveId(req.params.id));
+      streamRollout(reply, stored, services, view);
+    },
+  );
 
   for (const verb of ROLLOUT_VERB_NAMES) {
     app.post<{ Params: { id: string }; Body: { maxParallel?: number } }>(
       `/v1/rollouts/:id/${verb}`,
       {
         schema: {
+          summary: verbSummaries[verb],
+          description: `${ROLLOUT_VERBS[verb].description}.`,
+          tags,
+          params,
           body: {
             type: "object",
             additionalProperties: false,
-            properties: { maxParallel: { type: "integer", minimum: 1 } },
+            properties: {
+              maxParallel: {
+                type: "integer",
+                minimum: 1,
+                description: "rollback: hosts rolled back at once",
+              },
+            },
           },
+          response: jsonResponses("the rollout, once the verb took effect", rolloutSchema),
         },
       },
       async (req) => {

@@ -3,9 +3,11 @@ import { formatDuration, GildError, MAX_DURATION_MS, parseDuration } from "@gild
 import type { FastifyInstance } from "fastify";
 import { RESERVED_ACTORS } from "../auth.js";
 import type { DashboardSessions } from "../dashboard-sessions.js";
+import { jsonResponses, pathParams, removedSchema } from "../route-schemas.js";
 import { hashSecret, newSecret } from "../secrets.js";
 import type { Services } from "../services.js";
 import { ROLES, type Role, type UserRecord } from "../store/users-repo.js";
+import { exactObject, userSchema } from "../view-schemas.js";
 
 /** What these routes use. */
 export interface UserRouteDeps extends Pick<Services, "store"> {
@@ -49,6 +51,16 @@ function expiryOf(expires: unknown, now: number): number | null {
   return now + ms;
 }
 
+const expiresDoc = {
+  type: "string",
+  description: "how long the token works (90d), or never [never]",
+  examples: ["90d", "never"],
+};
+const withToken = exactObject({
+  user: userSchema,
+  token: { type: "string", description: "the user's token (gusr_...), shown this once" },
+});
+
 function userToken(): { token: string; tokenHash: string } {
   const token = `gusr_${newSecret()}`;
   return { token, tokenHash: hashSecret(token) };
@@ -69,10 +81,52 @@ export async function userRoutes(app: FastifyInstance, deps: UserRouteDeps): Pro
     return user;
   };
 
-  app.get("/v1/users", async () => ({ users: users.list().map(view) }));
+  const tags = ["users"];
+  const params = pathParams({ name: "the user's name" });
+  app.get(
+    "/v1/users",
+    {
+      schema: {
+        summary: "List users",
+        tags,
+        response: jsonResponses(
+          "every user (never a token)",
+          exactObject({ users: { type: "array", items: userSchema } }),
+        ),
+      },
+    },
+    async () => ({ users: users.list().map(view) }),
+  );
 
   app.post<{ Body: { name?: unknown; role?: unknown; expires?: unknown } }>(
     "/v1/users",
+    {
+      schema: {
+        summary: "Add a user",
+        description: "Makes a named operator with a role and a token, shown once in the answer.",
+        tags,
+        response: jsonResponses("the user and its token", withToken, 201),
+      },
+      // Checked by the handler (GILD_BAD_REQUEST with what a name, role or expiry must be): documented only.
+      config: {
+        documented: {
+          body: {
+            type: "object",
+            required: ["name", "role"],
+            additionalProperties: false,
+            properties: {
+              name: {
+                type: "string",
+                pattern: "^[a-z][a-z0-9._-]{0,62}$",
+                description: "not admin, metrics, anonymous or unauthenticated",
+              },
+              role: { type: "string", enum: [...ROLES] },
+              expires: expiresDoc,
+            },
+          },
+        },
+      },
+    },
     async (req, reply) => {
       const body = req.body ?? {};
       const name = typeof body.name === "string" ? body.name : "";
@@ -111,6 +165,20 @@ export async function userRoutes(app: FastifyInstance, deps: UserRouteDeps): Pro
 
   app.post<{ Params: { name: string }; Body: { expires?: unknown } }>(
     "/v1/users/:name/token",
+    {
+      schema: {
+        summary: "Give a user a new token",
+        description: "The old token stops working at once; the new one is shown once in the answer.",
+        tags,
+        params,
+        response: jsonResponses("the user and its new token", withToken),
+      },
+      config: {
+        documented: {
+          body: { type: "object", additionalProperties: false, properties: { expires: expiresDoc } },
+        },
+      },
+    },
     async (req) => {
       const user = find(req.params.name);
       const now = deps.now();
@@ -123,11 +191,23 @@ export async function userRoutes(app: FastifyInstance, deps: UserRouteDeps): Pro
     },
   );
 
-  app.delete<{ Params: { name: string } }>("/v1/users/:name", async (req) => {
-    const user = find(req.params.name);
-    users.delete(user.name);
-    deps.sessions.endFor(user.name);
-    req.auditSummary = `removed user ${user.name}`;
-    return { removed: user.name };
-  });
+  app.delete<{ Params: { name: string } }>(
+    "/v1/users/:name",
+    {
+      schema: {
+        summary: "Remove a user",
+        description: "Its token stops working at once.",
+        tags,
+        params,
+        response: jsonResponses("removed", removedSchema("the user's name")),
+      },
+    },
+    async (req) => {
+      const user = find(req.params.name);
+      users.delete(user.name);
+      deps.sessions.endFor(user.name);
+      req.auditSummary = `removed user ${user.name}`;
+      return { removed: user.name };
+    },
+  );
 }
