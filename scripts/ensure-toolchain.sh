@@ -37,5 +37,6 @@ ensure_built() {
 GILD_APT_PACKAGES=(btrfs-progs systemd-container debootstrap busybox-static iproute2 attr util-linux)
 # What only the tests need: shellcheck (the installers), faketime (agents with a skewed clock),
 # stress-ng (the second e2e pass, with every core busy), prometheus (promtool checks the /metrics text;
-# without systemd as PID 1 its daemon is not started).
-GILD_TEST_APT_PACKAGES=(shellcheck faketime stress-ng prometheus)
+# without systemd as PID 1 its daemon is not started), chromium (the dashboard's tests drive it headless;
+# no browser is ever downloaded by npm).
+GILD_TEST_APT_PACKAGES=(shellcheck faketime stress-ng prometheus chromium)

@@ -130,7 +130,7 @@ check_systemd() {
 check_source() {
   local missing=()
   local f
-  for f in package.json pnpm-lock.yaml pnpm-workspace.yaml packages/cli/package.json \
+  for f in package.json pnpm-lock.yaml pnpm-workspace.yaml packages/cli/package.json packages/dashboard/package.json \
     "deploy/systemd/$UNIT_NAME" "deploy/config/$ROLE.example.json"; do
     [ -f "$SRC_DIR/$f" ] || missing+=("$f")
   done
@@ -731,6 +731,11 @@ apply_release() {
     find . -name node_modules -type d -prune -exec rm -rf {} +
     pnpm install --frozen-lockfile --prod --store-dir "$store"
     "$NODE_BIN" packages/cli/dist/bin.js --version >/dev/null
+    # The controller serves the dashboard from here (pnpm build made it; --prod keeps build outputs).
+    [ -f packages/dashboard/dist/index.html ] || {
+      echo "the build made no dashboard (packages/dashboard/dist/index.html)" >&2
+      exit 1
+    }
   )
   printf '%s\n' "$RELEASE_ID" >"$partial/.gild-release"
   rm -rf -- "$RELEASE_DIR"

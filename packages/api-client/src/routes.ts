@@ -25,6 +25,7 @@ import type {
   RolloutPlanView,
   RolloutRequestBody,
   RolloutView,
+  SessionView,
   TokenView,
   UserView,
   WindowRulesView,
@@ -38,6 +39,10 @@ export interface JsonRoutes {
     body: { token: string; name: string; labels?: Record<string, string> };
     response: JoinAnswer;
   };
+  /** The dashboard's session: a user's token traded for an HttpOnly cookie (see SessionView). */
+  "POST /v1/session": { body: { token: string }; response: SessionView };
+  "GET /v1/session": { response: SessionView };
+  "DELETE /v1/session": { response: { signedOut: boolean } };
   "GET /v1/hosts": { response: { hosts: HostView[] } };
   "GET /v1/hosts/:name": { params: { name: string }; response: HostView };
   "DELETE /v1/hosts/:name": { params: { name: string }; response: { removed: string; id: string } };

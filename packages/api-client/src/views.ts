@@ -257,6 +257,18 @@ export interface JoinAnswer {
   signingPublicKeyPem: string;
 }
 
+/**
+ * A signed-in dashboard session (POST /v1/session): who, with what role, until when, and the CSRF
+ * token every mutation made with the session cookie must carry in `x-gild-csrf` (null when the
+ * caller authenticated with a bearer token, which needs none).
+ */
+export interface SessionView {
+  user: string;
+  role: "viewer" | "operator" | "admin";
+  expiresAt: number | null;
+  csrfToken: string | null;
+}
+
 export interface AuditEntry {
   id: number;
   at: number;

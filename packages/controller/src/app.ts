@@ -11,6 +11,7 @@ import { installAuth } from "./auth.js";
 import { CommandService } from "./command-service.js";
 import type { ControllerConfig } from "./config.js";
 import { ConnectionGate } from "./connection-gate.js";
+import { DashboardSessions } from "./dashboard-sessions.js";
 import { Enrollment } from "./enrollment.js";
 import { authenticateHost } from "./host-auth.js";
 import { HostUpdateExecutor } from "./host-update-executor.js";
@@ -28,6 +29,7 @@ import { RolloutOperations } from "./rollout-operations.js";
 import { errorResponses, jsonResponses } from "./route-schemas.js";
 import { appRoutes } from "./routes/apps.js";
 import { auditRoutes } from "./routes/audit.js";
+import { dashboardRoutes, locateDashboard } from "./routes/dashboard.js";
 import { enrollRoutes } from "./routes/enroll.js";
 import { hostUpdateRoutes } from "./routes/host-updates.js";
 import { hostRoutes } from "./routes/hosts.js";
@@ -35,8 +37,10 @@ import { imageRoutes } from "./routes/images.js";
 import { windowRoutes } from "./routes/maintenance-windows.js";
 import { peerRoutes } from "./routes/peer.js";
 import { rolloutRoutes } from "./routes/rollouts.js";
+import { sessionRoutes } from "./routes/session.js";
 import { tokenRoutes } from "./routes/tokens.js";
 import { userRoutes } from "./routes/users.js";
+import { installSecurityHeaders } from "./security-headers.js";
 import type { ControllerImageBuilder, ControllerImageStore, Services } from "./services.js";
 import type { Store } from "./store/store.js";
 import { TransferServer } from "./transfer-server.js";
@@ -57,6 +61,8 @@ export interface ControllerDeps {
   signing: { privatePem: string; publicPem: string };
   /** The clock (tests move it to expire tokens); Date.now by default. */
   now?: () => number;
+  /** The dashboard's built files; by default the @gild/dashboard package's dist, null for none. */
+  dashboardDir?: string | null;
 }
 
 export interface Controller {
@@ -203,11 +209,19 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     hostUpdateExecutor.pokeHost(hostId);
   });
 
+  const sessions = new DashboardSessions({
+    repo: store.sessions,
+    ttlMs: config.sessionTtlMs,
+    secure: !config.insecureDev,
+    now: deps.now ?? Date.now,
+  });
   installErrorHandling(app);
+  installSecurityHeaders(app);
   installAuth(app, {
     adminToken: deps.adminToken,
     ...(deps.metricsToken ? { metricsToken: deps.metricsToken } : {}),
     users: store.users,
+    sessions,
     audit,
     connections,
     ...clock,
@@ -259,7 +273,18 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
   await app.register(hostUpdateRoutes, { hub, hostUpdates, hostUpdateExecutor, store });
   await app.register(auditRoutes, { audit, store });
   await app.register(peerRoutes, { config, store, tls: deps.tls, now: deps.now ?? Date.now });
-  await app.register(userRoutes, { store, now: deps.now ?? Date.now });
+  await app.register(userRoutes, { store, sessions, now: deps.now ?? Date.now });
+  await app.register(sessionRoutes, {
+    store,
+    audit,
+    sessions,
+    adminToken: deps.adminToken,
+    now: deps.now ?? Date.now,
+  });
+  await app.register(dashboardRoutes, {
+    dir: deps.dashboardDir === undefined ? locateDashboard() : deps.dashboardDir,
+    log,
+  });
 
   app.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => socket.destroy());

@@ -1,10 +1,12 @@
 import { GildError } from "@gild/core";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ConnectionGate } from "./connection-gate.js";
+import { type DashboardSessions, sameOrigin } from "./dashboard-sessions.js";
 import type { RequestAudit } from "./request-audit.js";
 import { ROUTE_ROLES, roleAllows, routeKey } from "./route-roles.js";
 import { bearerSecret, hashSecret, secretMatches } from "./secrets.js";
 import type { Role, UsersRepo } from "./store/users-repo.js";
+import { type Identity, identifyToken } from "./token-identity.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -18,6 +20,8 @@ declare module "fastify" {
     role: Role | null;
     /** One line for the audit log about what a mutating request did. */
     auditSummary: string | undefined;
+    /** The dashboard session's cookie id when the request was authenticated by it, else "". */
+    sessionId: string;
   }
 }
 
@@ -29,7 +33,9 @@ export const RESERVED_ACTORS = new Set(["admin", "metrics", "anonymous", "unauth
 /**
  * Every route has an access rule in ROUTE_ROLES (route-roles.ts; a route without one makes the app
  * fail to build). A caller presents a token (Authorization: Bearer): the bootstrap admin token
- * (admin.token), a user's token (its role), or on GET /metrics the scrape token. A role below the
+ * (admin.token), a user's token (its role), or on GET /metrics the scrape token; or the dashboard's
+ * session cookie (dashboard-sessions.ts), which holds while the token it was opened with does, and
+ * whose mutations must carry the session's CSRF token and come from this origin. A role below the
  * route's is refused with 403 GILD_FORBIDDEN. Every mutating request that got past it is recorded in
  * the audit log with the authenticated caller, what, when and the result.
  */
@@ -39,6 +45,7 @@ export function installAuth(
     adminToken: string;
     metricsToken?: string;
     users: UsersRepo;
+    sessions: DashboardSessions;
     audit: RequestAudit;
     connections: ConnectionGate;
     now?: () => number;
@@ -50,12 +57,27 @@ export function installAuth(
   app.decorateRequest("actor", "");
   app.decorateRequest("role", null);
   app.decorateRequest("auditSummary", undefined);
+  app.decorateRequest("sessionId", "");
   app.addHook("onRoute", (route) => {
     for (const method of [route.method].flat()) {
       if (!ROUTE_ROLES[routeKey(method, route.url)])
         throw new Error(`route ${method} ${route.url} has no access rule in route-roles.ts`);
     }
   });
+  /** Who a token's hash stands for, or why it stands for nobody. */
+  const identify = (hash: string, isAdmin: boolean): Identity | string =>
+    identifyToken(hash, isAdmin, { adminHash: admin, users: deps.users, now });
+  /** A session's identity, as long as its user still has the token it was opened with and that role. */
+  const sessionIdentity = (sessionId: string): Identity | string => {
+    const session = deps.sessions.find(sessionId);
+    if (!session) return "the session ended: sign in again";
+    const identity = identify(session.tokenHash, session.actor === "admin" && session.tokenHash === admin);
+    if (typeof identity === "string" || identity.actor !== session.actor || identity.role !== session.role) {
+      deps.sessions.close(sessionId);
+      return "the session ended (its user was removed or given a new token): sign in again";
+    }
+    return identity;
+  };
   const refuse = (req: FastifyRequest, message: string): never => {
     req.actor = "unauthenticated";
     deps.audit.refusedRequest(req.socket.remoteAddress);
@@ -74,25 +96,40 @@ export function installAuth(
       return;
     }
     const presented = bearerSecret(req.headers.authorization);
-    if (presented.length === 0) return refuse(req, "no token presented");
-    const hash = hashSecret(presented);
-    if (access === "metrics" && scraper && secretMatches(presented, scraper)) {
-      req.actor = "metrics";
-      deps.connections.authenticated(req.socket);
-      return;
-    }
-    let role: Role;
-    if (secretMatches(presented, admin)) {
-      req.actor = "admin";
-      role = "admin";
+    let identity: Identity | string;
+    if (presented.length > 0) {
+      if (access === "metrics" && scraper && secretMatches(presented, scraper)) {
+        req.actor = "metrics";
+        deps.connections.authenticated(req.socket);
+        return;
+      }
+      identity = identify(hashSecret(presented), secretMatches(presented, admin));
     } else {
-      const user = deps.users.byTokenHash(hash);
-      if (!user) return refuse(req, "unknown token");
-      if (user.expiresAt !== null && user.expiresAt <= now())
-        return refuse(req, `the token of user ${user.name} expired`);
-      req.actor = user.name;
-      role = user.role;
+      const sessionId = deps.sessions.cookieOf(req);
+      if (sessionId.length === 0) return refuse(req, "no token presented");
+      identity = sessionIdentity(sessionId);
+      if (typeof identity !== "string") {
+        req.sessionId = sessionId;
+        // The cookie goes with every request to this origin, wherever the page that makes it came from:
+        // a change must also prove it comes from the dashboard itself.
+        if (
+          MUTATING.has(req.method) &&
+          !(deps.sessions.csrfMatches(sessionId, req.headers["x-gild-csrf"]) && sameOrigin(req))
+        ) {
+          req.actor = identity.actor;
+          throw new GildError(
+            "GILD_CSRF_REJECTED",
+            "a change made with the dashboard's session must come from the dashboard and carry its x-gild-csrf token",
+            {
+              hint: "reload the dashboard; scripts use a token (Authorization: Bearer) instead of the cookie",
+            },
+          );
+        }
+      }
     }
+    if (typeof identity === "string") return refuse(req, identity);
+    req.actor = identity.actor;
+    const role = identity.role;
     req.role = role;
     deps.connections.authenticated(req.socket);
     const needed = access === "metrics" ? "viewer" : access;

@@ -15,6 +15,9 @@ import {
 /** Audit entries are kept 90 days unless the config says otherwise (at most a year). */
 const DEFAULT_AUDIT_RETENTION_MS = 90 * 86_400_000;
 
+/** A dashboard sign-in lasts a working day unless the config says otherwise (at most 30 days). */
+const DEFAULT_SESSION_TTL_MS = 12 * 3_600_000;
+
 export interface RawControllerConfig {
   dataDir?: string;
   pool?: string;
@@ -33,6 +36,8 @@ export interface RawControllerConfig {
   /** Default lifetime of join tokens. */
   tokenTtl?: string | number;
   auditRetention?: string | number;
+  /** How long a dashboard sign-in lasts (never past its token's expiry). */
+  sessionTtl?: string | number;
   /** How long a new connection may take for its TLS handshake and its first request. */
   handshakeTimeout?: string | number;
   /** How many connections may be open without having authenticated yet; more are closed at once. */
@@ -58,6 +63,8 @@ export interface ControllerConfig {
   tokenTtlMs: number;
   /** How long audit entries are kept. */
   auditRetentionMs: number;
+  /** How long a dashboard session lasts. */
+  sessionTtlMs: number;
   handshakeTimeoutMs: number;
   maxPendingConnections: number;
   transferRateLimit: number;
@@ -101,6 +108,7 @@ const KNOWN_SETTINGS = [
   "offlineGrace",
   "tokenTtl",
   "auditRetention",
+  "sessionTtl",
   "handshakeTimeout",
   "maxPendingConnections",
   "transferRateLimit",
@@ -171,6 +179,13 @@ export function resolveControllerConfig(raw: RawControllerConfig): ControllerCon
       "auditRetention",
       problems,
       MAX_DURATION_MS,
+    ),
+    sessionTtlMs: durationField(
+      raw.sessionTtl,
+      DEFAULT_SESSION_TTL_MS,
+      "sessionTtl",
+      problems,
+      DURATION_LIMITS.tokenTtl,
     ),
     handshakeTimeoutMs: durationField(
       raw.handshakeTimeout,

@@ -7,6 +7,7 @@ export {
   type RawControllerConfig,
   resolveControllerConfig,
 } from "./config.js";
+export { DashboardSessions } from "./dashboard-sessions.js";
 export { HOST_CERT_VALIDITY_MS, issueHostCertificate } from "./host-certificates.js";
 export {
   type CliConfigFile,
@@ -18,4 +19,5 @@ export {
 } from "./main.js";
 export { PEER_TICKET_TTL_MS, PeerSourcing } from "./peer-sourcing.js";
 export { certificateSerial } from "./pki.js";
+export { CONTENT_SECURITY_POLICY } from "./security-headers.js";
 export type { ControllerImageBuilder, ControllerImageStore } from "./services.js";

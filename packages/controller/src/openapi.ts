@@ -24,6 +24,7 @@ export const API_TAGS = [
   },
   { name: "tokens", description: "One-time join tokens." },
   { name: "users", description: "Named operators and their roles." },
+  { name: "session", description: "The dashboard's sign-in: a token traded for a session cookie." },
   { name: "images", description: "Golden image and code lines: make, update, push, evict, remove versions." },
   { name: "apps", description: "Apps in systemd-nspawn: definitions, deploys, hosts, rollbacks, logs." },
   { name: "rollouts", description: "Canary rollouts of an image version across the fleet." },
@@ -31,6 +32,7 @@ export const API_TAGS = [
   { name: "maintenance-windows", description: "When hosts may be switched, updated or rebooted." },
   { name: "audit", description: "Who changed what." },
   { name: "meta", description: "Health, metrics and this document." },
+  { name: "dashboard", description: "The web dashboard's page and files (no data)." },
 ];
 
 /** Why a route fails to build: what its schema lacks for the document, or undefined. */
@@ -71,7 +73,7 @@ export async function installOpenApi(app: FastifyInstance): Promise<void> {
         title: "gild controller API",
         version: GILD_VERSION,
         description:
-          "The HTTP API the gild CLI drives. Every request but the public ones presents a token (Authorization: Bearer): a user's (gild user add), the bootstrap admin token, or on /metrics the scrape token. `x-gild-access` says who may call an operation: public, metrics, or the least role (viewer < operator < admin). Errors answer `{error: {code, message, hint?, details?}}` with the code's HTTP status (docs/errors.md).",
+          "The HTTP API the gild CLI drives. Every request but the public ones presents a token (Authorization: Bearer): a user's (gild user add), the bootstrap admin token, or on /metrics the scrape token; the dashboard sends its session cookie instead, with x-gild-csrf on changes. `x-gild-access` says who may call an operation: public, metrics, or the least role (viewer < operator < admin). Errors answer `{error: {code, message, hint?, details?}}` with the code's HTTP status (docs/errors.md).",
         license: { name: "Apache-2.0", identifier: "Apache-2.0" },
       },
       components: {

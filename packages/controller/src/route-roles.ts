@@ -16,6 +16,14 @@ export const ROUTE_ROLES: Readonly<Record<string, RouteAccess>> = {
   "GET /metrics": "metrics",
   "POST /v1/agent/certificate": "host",
 
+  // The dashboard's page and files hold no data (what they show comes from the routes below); sign-in
+  // carries its own credential, the token in its body.
+  "GET /": "public",
+  "GET /assets/*": "public",
+  "POST /v1/session": "public",
+  "GET /v1/session": "viewer",
+  "DELETE /v1/session": "viewer",
+
   "GET /v1/hosts": "viewer",
   "GET /v1/hosts/:name": "viewer",
   "DELETE /v1/hosts/:name": "admin",

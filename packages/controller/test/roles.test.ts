@@ -2,6 +2,7 @@ import Fastify from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { installAuth } from "../src/auth.js";
 import { ConnectionGate } from "../src/connection-gate.js";
+import { DashboardSessions } from "../src/dashboard-sessions.js";
 import { ROUTE_ROLES } from "../src/route-roles.js";
 import { hashSecret } from "../src/secrets.js";
 import { buildTestApp, type TestApp } from "./support.js";
@@ -44,9 +45,19 @@ describe("roles", () => {
     const app = Fastify();
     // The app under test is the built package; installAuth here is the source's: same classes.
     type AuthDeps = Parameters<typeof installAuth>[1];
+    const store = c.controller.services.store as unknown as {
+      users: AuthDeps["users"];
+      sessions: ConstructorParameters<typeof DashboardSessions>[0]["repo"];
+    };
     installAuth(app, {
       adminToken: "gadm_x",
-      users: c.controller.services.store.users as unknown as AuthDeps["users"],
+      users: store.users,
+      sessions: new DashboardSessions({
+        repo: store.sessions,
+        ttlMs: 60_000,
+        secure: true,
+        now: Date.now,
+      }),
       audit: c.controller.services.audit as unknown as AuthDeps["audit"],
       connections: new ConnectionGate(app.server, {
         maxPending: 16,

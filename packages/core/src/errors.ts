@@ -18,6 +18,10 @@ export const errorCodes = {
   },
   GILD_UNAUTHENTICATED: { status: 401, doc: "No valid credential was presented." },
   GILD_FORBIDDEN: { status: 403, doc: "The credential is valid but may not do this." },
+  GILD_CSRF_REJECTED: {
+    status: 403,
+    doc: "A change made with the dashboard's session cookie lacked the session's CSRF token or came from another origin.",
+  },
   GILD_UNAVAILABLE: { status: 503, doc: "A dependency (controller, host, pool) is not reachable right now." },
   GILD_TIMEOUT: { status: 504, doc: "An operation did not finish within its deadline." },
   GILD_CONFIG_INVALID: {

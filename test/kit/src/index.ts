@@ -1,6 +1,7 @@
 export * from "./booted-network.js";
 export * from "./booted-systemd.js";
 export * from "./busybox-image.js";
+export * from "./chromium.js";
 export * from "./cleanup-registry.js";
 export * from "./fake-fleet/fake-fleet.js";
 export * from "./fake-fleet/join-hosts.js";

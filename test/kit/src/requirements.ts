@@ -16,7 +16,11 @@ export type Requirement =
   | "setpriv"
   | "faketime"
   | "promtool"
+  | "chromium"
   | "open-files";
+
+/** Debian's Chromium (apt-get install chromium), which the dashboard's browser tests drive. */
+export const CHROMIUM = "/usr/bin/chromium";
 
 /** libfaketime, which fault tests preload into an agent to move its wall clock (Debian's faketime). */
 export const FAKETIME_LIBRARY = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
@@ -64,6 +68,14 @@ const checks: Record<Requirement, () => string | undefined> = {
   faketime: () =>
     existsSync(FAKETIME_LIBRARY) ? undefined : "libfaketime is missing (apt-get install faketime)",
   promtool: () => (hasProgram("promtool") ? undefined : "promtool is missing (apt-get install prometheus)"),
+  chromium: () => {
+    try {
+      accessSync(CHROMIUM, constants.X_OK);
+      return undefined;
+    } catch {
+      return `Chromium is missing at ${CHROMIUM} (apt-get install chromium)`;
+    }
+  },
   "open-files": () => {
     const { hard } = openFileLimits();
     return hard >= MANY_OPEN_FILES || mayRaiseHardLimits()

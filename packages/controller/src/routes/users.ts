@@ -2,6 +2,7 @@ import type { UserView } from "@gild/api-client";
 import { formatDuration, GildError, MAX_DURATION_MS, parseDuration } from "@gild/core";
 import type { FastifyInstance } from "fastify";
 import { RESERVED_ACTORS } from "../auth.js";
+import type { DashboardSessions } from "../dashboard-sessions.js";
 import { jsonResponses, pathParams, removedSchema } from "../route-schemas.js";
 import { hashSecret, newSecret } from "../secrets.js";
 import type { Services } from "../services.js";
@@ -10,6 +11,8 @@ import { exactObject, userSchema } from "../view-schemas.js";
 
 /** What these routes use. */
 export interface UserRouteDeps extends Pick<Services, "store"> {
+  /** A user removed or given a new token is signed out of the dashboard too. */
+  sessions: DashboardSessions;
   now: () => number;
 }
 
@@ -182,6 +185,7 @@ export async function userRoutes(app: FastifyInstance, deps: UserRouteDeps): Pro
       const expiresAt = expiryOf(req.body?.expires, now);
       const { token, tokenHash } = userToken();
       users.setToken(user.name, { tokenHash, tokenCreatedAt: now, expiresAt });
+      deps.sessions.endFor(user.name);
       req.auditSummary = `new token for user ${user.name}`;
       return { user: view({ ...user, tokenHash, tokenCreatedAt: now, expiresAt }), token };
     },
@@ -201,6 +205,7 @@ export async function userRoutes(app: FastifyInstance, deps: UserRouteDeps): Pro
     async (req) => {
       const user = find(req.params.name);
       users.delete(user.name);
+      deps.sessions.endFor(user.name);
       req.auditSummary = `removed user ${user.name}`;
       return { removed: user.name };
     },

@@ -176,6 +176,20 @@ const MIGRATIONS: readonly string[] = [
     expires_at INTEGER
   );
   `,
+  // Dashboard sessions (issue 15): the sha256 of the cookie's random id, never the id or the user's
+  // token. token_hash is the hash of the token the session was opened with: a session holds only
+  // while its user still has that token (removed or rotated: it ends).
+  `
+  CREATE TABLE sessions (
+    id_hash TEXT PRIMARY KEY,
+    actor TEXT NOT NULL,
+    role TEXT NOT NULL,
+    token_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+  CREATE INDEX sessions_by_actor ON sessions (actor);
+  `,
 ];
 
 /** Open (or create) the controller database: WAL, foreign keys, migrations applied. */

@@ -7,6 +7,7 @@ import { HostUpdatesRepo } from "./host-updates-repo.js";
 import { HostsRepo } from "./hosts-repo.js";
 import { ImagesRepo } from "./images-repo.js";
 import { RolloutsRepo } from "./rollouts-repo.js";
+import { SessionsRepo } from "./sessions-repo.js";
 import { TokensRepo } from "./tokens-repo.js";
 import { UsersRepo } from "./users-repo.js";
 import { WindowsRepo } from "./windows-repo.js";
@@ -16,6 +17,7 @@ export class Store {
   readonly hosts: HostsRepo;
   readonly tokens: TokensRepo;
   readonly users: UsersRepo;
+  readonly sessions: SessionsRepo;
   readonly images: ImagesRepo;
   readonly artifacts: ArtifactsRepo;
   readonly commands: CommandsRepo;
@@ -29,6 +31,7 @@ export class Store {
     this.hosts = new HostsRepo(db);
     this.tokens = new TokensRepo(db);
     this.users = new UsersRepo(db);
+    this.sessions = new SessionsRepo(db);
     this.images = new ImagesRepo(db);
     this.artifacts = new ArtifactsRepo(db);
     this.commands = new CommandsRepo(db);
