@@ -9,7 +9,7 @@
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { openControllerRequest, type PushEvent, readBody } from "@gild/api-client";
-import { buildBusyboxRoot, createFleet, type Fleet, readFleetState, run } from "@gild/testkit";
+import { buildBusyboxRoot, createFleet, type Fleet, readFleetState, run, waitFor } from "@gild/testkit";
 import { coldCaches, writePayload } from "./machine.js";
 import { fmt, median } from "./stats.js";
 
@@ -96,7 +96,15 @@ async function unshape(shaped: Shaped): Promise<void> {
 async function freshTransferState(fleet: Fleet): Promise<void> {
   await fleet.stopController();
   await fleet.startController();
-  await fleet.waitHostsOnline();
+  // Connected, not "online": a restarted controller shows the state it stored until an agent is back,
+  // and a host not connected yet when the pulls are planned serves nobody (the tree thins out).
+  await waitFor(
+    async () => {
+      const hosts = await fleet.hostStatuses();
+      return hosts.length === HOSTS && hosts.every((h) => h.connected === true);
+    },
+    { what: "every agent connected to the restarted controller", timeoutMs: 60_000 },
+  );
 }
 
 async function evict(fleet: Fleet, hosts: string[]): Promise<void> {
