@@ -6,7 +6,9 @@
 // Prints, as medians over BENCH_RUNS: the time to all 8 over one host's time (target <= 1 + log2 8 = 4)
 // and the bytes the controller sent over the artifact's size (target <= 2). BENCH_IMAGE_MIB sizes the
 // image (default 256). Namespaces, qdiscs, mounts, loop devices and processes go even on failure.
+import { readFileSync } from "node:fs";
 import { readFile, rm } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { openControllerRequest, type PushEvent, readBody } from "@gild/api-client";
 import { buildBusyboxRoot, createFleet, type Fleet, readFleetState, run, waitFor } from "@gild/testkit";
@@ -17,6 +19,8 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const IMAGE_MIB = Number(process.env.BENCH_IMAGE_MIB ?? 256);
 const LINK_MBIT = Number(process.env.BENCH_LINK_MBIT ?? 100);
 const HOSTS = 8;
+const cpus = () => availableParallelism();
+const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
 const PEER_PORT = 7744;
 const LINE = "fanout";
 
@@ -114,23 +118,38 @@ async function evict(fleet: Fleet, hosts: string[]): Promise<void> {
   if (res.code !== 0) throw new Error(`evict from ${hosts.join(",")}: ${res.stderr}`);
 }
 
-/** Seconds of one measured push from cold caches, and the controller's bytes sent during it. */
+/** Busy and total jiffies of all CPUs so far (/proc/stat): the fleet shares this machine's cores. */
+function cpuJiffies(): { busy: number; total: number } {
+  const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
+  const fields = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  // Not busy: idle and iowait.
+  return { busy: total - (fields[3] ?? 0) - (fields[4] ?? 0), total };
+}
+
+/**
+ * Seconds of one measured push from cold caches, the controller's bytes sent during it, and how busy
+ * the machine's CPUs were meanwhile (8 agents, the controller and their btrfs receives share them).
+ */
 async function measure(
   fleet: Fleet,
   hosts: string[],
-): Promise<{ seconds: number; sent: number; fromPeers: number }> {
+): Promise<{ seconds: number; sent: number; fromPeers: number; cpuBusy: number }> {
   await freshTransferState(fleet);
   await coldCaches();
   const sent0 = await controllerSent(fleet);
+  const cpu0 = cpuJiffies();
   const t0 = performance.now();
   const results = await push(fleet, `${LINE}@1`, hosts);
   const seconds = (performance.now() - t0) / 1000;
+  const cpu1 = cpuJiffies();
+  const cpuBusy = (cpu1.busy - cpu0.busy) / Math.max(1, cpu1.total - cpu0.total);
   const sent = (await controllerSent(fleet)) - sent0;
   const fromPeers = results.reduce((n, r) => n + (r.bytesFromPeers ?? 0), 0);
   const bad = results.flatMap((r) => r.badPeers ?? []);
   if (bad.length > 0) throw new Error(`bad peers in a clean run: ${JSON.stringify(bad)}`);
   await evict(fleet, hosts);
-  return { seconds, sent, fromPeers };
+  return { seconds, sent, fromPeers, cpuBusy };
 }
 
 async function main(): Promise<void> {
@@ -171,6 +190,7 @@ async function main(): Promise<void> {
     const all: number[] = [];
     const sentCopies: number[] = [];
     const peerCopies: number[] = [];
+    const busy: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       const solo = await measure(fleet, ["host-1"]);
       const wide = await measure(fleet, names);
@@ -178,16 +198,17 @@ async function main(): Promise<void> {
       all.push(wide.seconds);
       sentCopies.push(wide.sent / size);
       peerCopies.push(wide.fromPeers / size);
+      busy.push(wide.cpuBusy);
       process.stdout.write(
-        `run ${i + 1}: one host ${fmt(solo.seconds, 2)} s (${fmt(size / 1024 ** 2 / solo.seconds, 1)} MiB/s, controller sent ${fmt(solo.sent / size, 2)} copies); ` +
-          `all ${HOSTS} ${fmt(wide.seconds, 2)} s, controller sent ${fmt(wide.sent / size, 2)} copies, peers ${fmt(wide.fromPeers / size, 2)}\n`,
+        `run ${i + 1}: one host ${fmt(solo.seconds, 2)} s (${fmt(size / 1024 ** 2 / solo.seconds, 1)} MiB/s, controller sent ${fmt(solo.sent / size, 2)} copies, CPUs ${pct(solo.cpuBusy)} busy); ` +
+          `all ${HOSTS} ${fmt(wide.seconds, 2)} s, controller sent ${fmt(wide.sent / size, 2)} copies, peers ${fmt(wide.fromPeers / size, 2)}, CPUs ${pct(wide.cpuBusy)} busy\n`,
       );
     }
     const ratio = median(all) / median(one);
     const copies = median(sentCopies);
     process.stdout.write(
       `\nfan-out to ${HOSTS} hosts, ${LINK_MBIT} Mbit/s links, ${(size / 1024 ** 2).toFixed(1)} MiB artifact (medians of ${RUNS} runs)\n` +
-        `  one host ${fmt(median(one), 2)} s, all ${HOSTS} ${fmt(median(all), 2)} s; peers carried ${fmt(median(peerCopies), 2)} copies\n` +
+        `  one host ${fmt(median(one), 2)} s, all ${HOSTS} ${fmt(median(all), 2)} s; peers carried ${fmt(median(peerCopies), 2)} copies; CPUs busy ${pct(median(busy))} of ${cpus()} during the fan-out\n` +
         `  time to all ${HOSTS} / one host             ${fmt(ratio, 2).padStart(6)}x   target <= 4x   ${ratio <= 4 ? "met" : "MISSED"}\n` +
         `  controller bytes sent / artifact size  ${fmt(copies, 2).padStart(6)}x   target <= 2x   ${copies <= 2 ? "met" : "MISSED"}\n`,
     );
