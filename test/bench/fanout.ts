@@ -4,7 +4,8 @@
 // download) and its eth0 inside the namespace (its upload), and the fleet bridge, which carries all the
 // controller sends. Per run: one host's full transfer of the image, then the same image to all 8.
 // Prints, as medians over BENCH_RUNS: the time to all 8 over one host's time (target <= 1 + log2 8 = 4)
-// and the bytes the controller sent over the artifact's size (target <= 2). BENCH_IMAGE_MIB sizes the
+// and the bytes the controller sent over the artifact's size (target <= 2), with how busy the machine's
+// CPUs were (the fleet shares them: a fan-out can wait on CPU, not links). BENCH_IMAGE_MIB sizes the
 // image (default 256). Namespaces, qdiscs, mounts, loop devices and processes go even on failure.
 import { readFileSync } from "node:fs";
 import { readFile, rm } from "node:fs/promises";
