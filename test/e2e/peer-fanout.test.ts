@@ -17,7 +17,19 @@ import {
 import { openControllerRequest, readBody } from "@gild/api-client";
 import { silentLogger } from "@gild/core";
 import { encodePeerTicket, type PeerSource, peerTicketSignedBytes } from "@gild/protocol";
-import { createBusyboxImage, createFleet, type Fleet, type FleetHost, run } from "@gild/testkit";
+import {
+  createBusyboxApp,
+  createBusyboxImage,
+  createFleet,
+  deployApp,
+  type Fleet,
+  type FleetHost,
+  type RolloutStatusView,
+  rolloutStatus,
+  run,
+  updateImage,
+  watchRollout,
+} from "@gild/testkit";
 import { describeWith } from "@gild/testkit/gate";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -427,4 +439,74 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "peer fan-out", ()
     expect(sent).toBeLessThanOrEqual(2 * size);
     expect(fromPeers).toBeGreaterThanOrEqual((results.length - 2) * size);
   });
+
+  it("a peer that serves a bad chunk is named by `gild image push`, rollout status and its events", async () => {
+    const id = Object.fromEntries(peers.map((p) => [p.host.name, p.hostId]));
+    const name = Object.fromEntries(peers.map((p) => [p.hostId, p.host.name]));
+    /** Flip one byte of what a host keeps for its peers: it then serves a chunk the manifest refutes. */
+    const spoil = async (host: FleetHost, artifactId: string) => {
+      const handle = await open(join(host.poolPath, ".peer-cache", `${artifactId}.stream`), "r+");
+      const byte = Buffer.alloc(1);
+      await handle.read(byte, 0, 1, 1000);
+      byte[0] = (byte[0] as number) ^ 0xff;
+      await handle.write(byte, 0, 1, 1000);
+      await handle.close();
+    };
+    await createBusyboxImage(fleet, "relay", { marker: "relay v1" });
+    const all = fleet.hosts.map((h) => h.name).join(",");
+    await createBusyboxApp(fleet, { app: "relay", image: "relay", hosts: all, port: 8090 });
+    await deployApp(fleet, "relay", "relay@1", 300_000);
+    await updateImage(fleet, "relay", "head -c 6000000 /dev/urandom > /more.bin");
+
+    // host-1 takes relay@2 from the controller and keeps it for peers; host-2 is given host-1 as its
+    // source, which now lies.
+    const first = await fleet.gild(["image", "push", "relay@2", "--hosts", "host-1", "--json"]);
+    expect(first.code, first.stderr).toBe(0);
+    const artifactId = (JSON.parse(first.stdout) as Array<{ artifact: { id: string } }>)[0]?.artifact
+      .id as string;
+    await spoil(fleet.hosts[0] as FleetHost, artifactId);
+    const second = await fleet.gild(["image", "push", "relay@2", "--hosts", "host-2"], {
+      timeoutMs: 300_000,
+    });
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toMatch(/host-2\s+done: .*; bad peers: host-1 \(chunk 0/);
+
+    // host-1 is quarantined now; host-2 holds relay@2 and is the rollout's source for the others. It
+    // lies too.
+    await spoil(fleet.hosts[1] as FleetHost, artifactId);
+    const started = await fleet.gildJson<RolloutStatusView>([
+      "rollout",
+      "start",
+      "relay@2",
+      "--canary",
+      "0",
+      "--waves",
+      "100%",
+      "--promote",
+      "auto",
+      "--min-healthy",
+      "1s",
+      "--bake",
+      "1s",
+      "--healthy-deadline",
+      "60s",
+    ]);
+    const done = await watchRollout(fleet, started.id);
+    expect(done.code, done.stderr).toBe(0);
+    const view = await rolloutStatus(fleet, started.id);
+    const reported = view.waves.flatMap((w) => w.hosts).filter((h) => (h.badPeers ?? []).length > 0);
+    // host-3 and host-4 both fetched from host-2 (host-1 and host-2 had the image already).
+    expect(reported.map((h) => h.name).sort()).toEqual(["host-3", "host-4"]);
+    for (const h of reported)
+      expect(h.badPeers).toEqual([
+        { hostId: id["host-2"], host: "host-2", reason: expect.stringMatching(/chunk 0/) },
+      ]);
+    const events = (view.events ?? []).filter((e) => e.kind === "bad-peer");
+    expect(events.map((e) => name[e.hostId ?? ""]).sort()).toEqual(["host-3", "host-4"]);
+    // Events name hosts as the operator knows them.
+    for (const e of events) expect(e.message).toContain("peer host-2 served a chunk");
+    // The operator's view says it too.
+    const text = await fleet.gild(["rollout", "status", started.id]);
+    expect(text.stdout).toMatch(/host-3\s+healthy\s+.*bad peer: host-2/);
+  }, 600_000);
 });

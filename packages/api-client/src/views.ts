@@ -185,6 +185,8 @@ export interface RolloutHostView extends HostStep {
   name: string;
   online: boolean;
   progress: ProgressUpdate | null;
+  /** Peers that served this host a bad chunk in its fetch (never used again), by name; absent: none. */
+  badPeers?: Array<{ hostId: string; host: string; reason: string }>;
 }
 
 /** A rollout as the API, `gild rollout status` and the live view show it. */

@@ -72,10 +72,12 @@ export class PeerSourcing {
   private canServe(hostId: string): boolean {
     const host = this.deps.host(hostId);
     const until = this.quarantined.get(hostId) ?? 0;
+    // A peer server presents the host's certificate, the one peer_fetch says the host has.
     return (
       host !== undefined &&
       host.protocolVersion >= 2 &&
       (host.facts[PEER_ADDRESS_FACT] ?? "") !== "" &&
+      host.facts[PEER_FETCH_FACT] === "1" &&
       until <= this.now() &&
       this.deps.isOnline(hostId)
     );

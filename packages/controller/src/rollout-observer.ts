@@ -10,6 +10,7 @@ import type {
 import type { AppInstance } from "@gild/protocol";
 import type { AgentHub } from "./agent-hub.js";
 import { hostHasVersion } from "./image-service.js";
+import { badPeersOf } from "./peer-sourcing.js";
 import type { CommandRecord } from "./store/commands-repo.js";
 import type { HostInventory, HostRecord } from "./store/hosts-repo.js";
 
@@ -127,12 +128,14 @@ export function observeRollout(
       .filter((p) => p.id?.kind === "fetch")
       .sort((a, b) => Number(b.id?.arg) - Number(a.id?.arg));
     const newestFetch = fetches[0];
+    const badPeers = newestFetch ? badPeersOf(newestFetch.row.result) : [];
     const fetch: FetchObservation | null = newestFetch
       ? {
           state: newestFetch.row.state,
           rolledBack: false,
           reason: newestFetch.row.state === "failed" ? errorReason(newestFetch.row) : null,
           attempt: Number(newestFetch.id?.arg),
+          ...(badPeers.length > 0 ? { badPeers } : {}),
         }
       : null;
     const switches = parsed.filter((p) => p.id?.kind === "switch").map((p) => p.row);

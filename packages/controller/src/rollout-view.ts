@@ -18,9 +18,12 @@ export function rolloutView(
   // One query for the names, not one per host: a rollout may cover thousands.
   const names = deps.store.hosts.names();
   const host = (id: string): RolloutHostView => {
-    const step = r.hosts[id] as HostStep;
+    const { badPeers, ...step } = r.hosts[id] as HostStep;
     return {
       ...step,
+      ...(badPeers
+        ? { badPeers: badPeers.map((b) => ({ ...b, host: names.get(b.hostId) ?? b.hostId })) }
+        : {}),
       name: names.get(id) ?? id,
       online: deps.isOnline(id),
       progress: deps.progress?.get(id) ?? null,

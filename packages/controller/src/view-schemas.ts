@@ -301,6 +301,12 @@ export const rolloutSchema: JsonSchema = exactObject({
           state: str,
           online: bool,
           progress: { ...progressSchema, type: ["object", "null"] },
+          badPeers: {
+            type: "array",
+            description:
+              "peers that served this host a chunk not matching the signed manifest in its fetch (absent: none)",
+            items: exactObject({ hostId: str, host: str, reason: str }),
+          },
         }),
       },
     }),

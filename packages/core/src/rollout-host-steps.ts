@@ -1,4 +1,4 @@
-import type { HostObservation, HostStep } from "./rollout-model.js";
+import type { BadPeerReport, HostObservation, HostStep } from "./rollout-model.js";
 import { emit, moveHost, observed, type PlanContext } from "./rollout-plan-context.js";
 import { MAX_FETCH_ATTEMPTS, rollbackDeadlineMs } from "./rollout-rules.js";
 import { formatDuration } from "./units.js";
@@ -9,6 +9,9 @@ import { formatDuration } from "./units.js";
  */
 export function observeHost(ctx: PlanContext, host: HostStep, watch: boolean): void {
   const obs = observed(ctx, host.hostId);
+  // In any state: the image may show in the inventory before the fetch's result is observed.
+  if (obs.fetch?.badPeers && obs.fetch.attempt === host.fetchAttempts)
+    noteBadPeers(ctx, host, obs.fetch.badPeers);
   switch (host.state) {
     case "pending":
       if (obs.hasImage) moveHost(ctx, host, "staged", "the image is already on the host");
@@ -75,6 +78,27 @@ export function observeHost(ctx: PlanContext, host: HostStep, watch: boolean): v
     case "rollback-failed":
       return;
   }
+}
+
+/**
+ * Record the peers a fetch reported for serving bad chunks, with an event for each one not recorded
+ * before: a fetch's result is observed on every step until the host moves on, or again after a retry.
+ */
+function noteBadPeers(ctx: PlanContext, host: HostStep, reported: readonly BadPeerReport[]): void {
+  const known = host.badPeers ?? [];
+  const fresh = reported.filter(
+    (b, i) =>
+      !known.some((k) => k.hostId === b.hostId) && reported.findIndex((r) => r.hostId === b.hostId) === i,
+  );
+  if (fresh.length === 0) return;
+  host.badPeers = [...known, ...fresh.map((b) => ({ hostId: b.hostId, reason: b.reason }))];
+  for (const bad of fresh)
+    emit(ctx, {
+      kind: "bad-peer",
+      hostId: host.hostId,
+      wave: host.wave,
+      message: `host ${host.hostId}: peer ${bad.hostId} served a chunk that did not match the signed manifest (${bad.reason || "no reason given"}); not used again for this transfer`,
+    });
 }
 
 /**

@@ -114,6 +114,18 @@ export interface HostStep {
    * not been issued yet (held back by rollback parallelism, or because the rollout was paused).
    */
   rollbackPending: boolean;
+  /**
+   * Peers that served this host a chunk that did not match the signed manifest while it fetched the
+   * image (peer fan-out), each once; absent when none did. Replaced whole, never changed in place
+   * (copyRecord copies host steps shallowly).
+   */
+  badPeers?: readonly BadPeerReport[];
+}
+
+/** A peer a host reported for serving it a bad chunk, and the host's reason. */
+export interface BadPeerReport {
+  hostId: string;
+  reason: string;
 }
 
 /** Why a rollout is paused: the operator's verb, a wave failure (onFailure pause), or readiness. */
@@ -210,6 +222,8 @@ export interface AppObservation {
 export interface FetchObservation extends CommandObservation {
   /** RolloutCommand.attempt of the fetch this result belongs to. */
   attempt: number;
+  /** Peers the host reported for serving it a bad chunk in this fetch (PullResult.bad_peers). */
+  badPeers?: readonly BadPeerReport[];
 }
 
 export interface FleetObservation {
@@ -231,6 +245,8 @@ export type RolloutEventKind =
   | "bake-started"
   | "host-state"
   | "deadline-exceeded"
+  /** A host's fetch met a peer that served a chunk not matching the signed manifest. */
+  | "bad-peer"
   /** What the failed hosts share that the healthy ones do not (failure-clusters.ts), when it changed. */
   | "failure-cluster";
 

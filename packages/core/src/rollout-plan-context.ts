@@ -39,7 +39,8 @@ export function newPlanContext(
 }
 
 /**
- * A deep copy of a record. Host steps hold only scalars, so each is copied with a spread: for a rollout
+ * A deep copy of a record. Host steps hold scalars (and badPeers, which the planner replaces whole and
+ * never changes in place), so each is copied with a spread: for a rollout
  * over 10,000 hosts this is several times faster than structuredClone, and the planner runs on every
  * step.
  */

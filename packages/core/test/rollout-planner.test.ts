@@ -148,6 +148,77 @@ describe("planRollout: one host through its steps (canary h1, prefetch on)", () 
       },
     },
     {
+      name: "a fetch that met a bad peer stages the host, names the peer on it once, with an event",
+      record: r3fetching,
+      obs: fleetObs(r3, {
+        h1: {
+          fetch: {
+            ...fetched(1),
+            badPeers: [
+              { hostId: b, reason: "chunk 5: sha256 mismatch" },
+              { hostId: b, reason: "chunk 9: sha256 mismatch" },
+            ],
+          },
+        },
+      }),
+      now: t,
+      commands: ["switch:h1"],
+      hosts: { h1: "switching" },
+      check: (res) => {
+        expect(res.rollout.hosts.h1?.badPeers).toEqual([{ hostId: b, reason: "chunk 5: sha256 mismatch" }]);
+        const events = res.events.filter((e) => e.kind === "bad-peer");
+        expect(events).toEqual([
+          {
+            at: t,
+            kind: "bad-peer",
+            hostId: "h1",
+            wave: 0,
+            message: `host h1: peer ${b} served a chunk that did not match the signed manifest (chunk 5: sha256 mismatch); not used again for this transfer`,
+          },
+        ]);
+        // Observed again, the same result adds nothing.
+        const again = plan(
+          res.rollout,
+          fleetObs(r3, { h1: { fetch: { ...fetched(1), badPeers: [{ hostId: b, reason: "x" }] } } }),
+          t,
+        );
+        expect(again.events.filter((e) => e.kind === "bad-peer")).toEqual([]);
+      },
+    },
+    {
+      name: "a failed fetch's bad peer is recorded, the retry's new one added after it",
+      record: withHosts(r3fetching, {
+        h1: { fetchAttempts: 2, badPeers: [{ hostId: a, reason: "chunk 1" }] },
+      }),
+      obs: fleetObs(r3, {
+        h1: {
+          fetch: {
+            ...fetched(2),
+            state: "failed",
+            reason: "reset",
+            badPeers: [
+              { hostId: a, reason: "chunk 3" },
+              { hostId: b, reason: "chunk 4" },
+            ],
+          },
+        },
+      }),
+      now: t,
+      commands: ["fetch:h1"],
+      hosts: { h1: "fetching" },
+      check: (res, input) => {
+        expect(res.rollout.hosts.h1?.badPeers).toEqual([
+          { hostId: a, reason: "chunk 1" },
+          { hostId: b, reason: "chunk 4" },
+        ]);
+        expect(res.events.filter((e) => e.kind === "bad-peer").map((e) => e.message)).toEqual([
+          expect.stringContaining(`peer ${b} served`),
+        ]);
+        // The planner replaces the list, never changes the input's in place.
+        expect(input.hosts.h1?.badPeers).toEqual([{ hostId: a, reason: "chunk 1" }]);
+      },
+    },
+    {
       name: "the result of an older fetch attempt is ignored",
       record: withHosts(r3fetching, { h1: { fetchAttempts: 2 } }),
       obs: fleetObs(r3, { h1: { fetch: { ...fetched(1), state: "failed", reason: "reset" } } }),

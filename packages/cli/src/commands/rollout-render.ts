@@ -55,9 +55,9 @@ export function renderRollout(
         ) {
           return `deadline ${countdown(h.deadlineAt, now, paused)}`;
         }
-        if (h.reason) return h.reason;
-        if (h.fromVersion) return `from @${h.fromVersion}`;
-        return "";
+        const bad = h.badPeers?.length ? `bad peer: ${h.badPeers.map((b) => b.host).join(", ")}` : "";
+        const note = h.reason || (h.fromVersion ? `from @${h.fromVersion}` : "");
+        return [note, bad].filter((s) => s !== "").join("; ");
       },
       events,
     ),
