@@ -10,6 +10,7 @@ import { RolloutsRepo } from "./rollouts-repo.js";
 import { TokensRepo } from "./tokens-repo.js";
 import { UsersRepo } from "./users-repo.js";
 import { WindowsRepo } from "./windows-repo.js";
+import { type TakenWrites, WriteBatch } from "./write-batch.js";
 
 /** The controller's state in SQLite, one repo per table. */
 export class Store {
@@ -24,14 +25,20 @@ export class Store {
   readonly rollouts: RolloutsRepo;
   readonly hostUpdates: HostUpdatesRepo;
   readonly windows: WindowsRepo;
+  /** Writes that wait for the end of the event-loop turn (write-batch.ts): statuses, inventories, commands. */
+  readonly batch: WriteBatch;
 
   constructor(readonly db: Db) {
-    this.hosts = new HostsRepo(db);
+    this.batch = new WriteBatch({
+      transaction: (fn) => this.transaction(fn),
+      onFailure: (err, retryInMs) => this.onBatchFailure?.(err, retryInMs),
+    });
+    this.hosts = new HostsRepo(db, this.batch);
     this.tokens = new TokensRepo(db);
     this.users = new UsersRepo(db);
     this.images = new ImagesRepo(db);
     this.artifacts = new ArtifactsRepo(db);
-    this.commands = new CommandsRepo(db);
+    this.commands = new CommandsRepo(db, this.batch);
     this.audit = new AuditRepo(db);
     this.apps = new AppsRepo(db);
     this.rollouts = new RolloutsRepo(db);
@@ -46,17 +53,43 @@ export class Store {
   /** Told how long each transaction took, committed or not (seconds): the metrics' write latency. */
   onTransaction: ((seconds: number) => void) | undefined;
 
-  /** Run `fn` in one transaction: everything it writes lands together or not at all. */
+  /** Told when writing the batched writes failed; they wait and are tried again in retryInMs. */
+  onBatchFailure: ((err: unknown, retryInMs: number) => void) | undefined;
+
+  /**
+   * Run `fn` in one transaction: everything it writes lands together or not at all. The batched writes
+   * waiting now land first, in the same transaction (none is committed after a later write), and what
+   * waited for them to be on disk runs once it commits.
+   */
   transaction<T>(fn: () => T): T {
+    // Nested: a savepoint of the transaction that is open, which writes the batch itself.
+    if (this.db.inTransaction) return this.db.transaction(fn)();
     const started = performance.now();
+    const taken: TakenWrites = { taken: [], after: [] };
+    let result: T;
     try {
-      return this.db.transaction(fn)();
+      result = this.db.transaction(() => {
+        this.batch.writeWaiting(taken);
+        return fn();
+      })();
+    } catch (err) {
+      this.batch.rolledBack(taken);
+      // The hosts kept in memory may hold a write that was just taken back.
+      this.hosts.forget();
+      throw err;
     } finally {
       this.onTransaction?.((performance.now() - started) / 1000);
     }
+    this.batch.committed(taken);
+    return result;
   }
 
+  /** Write what waits, then close the database. */
   close(): void {
-    this.db.close();
+    try {
+      this.batch.close();
+    } finally {
+      this.db.close();
+    }
   }
 }
