@@ -120,6 +120,35 @@ describe("writes batched per event-loop turn", () => {
     expect(onDisk(store, "c2")?.state).toBe("failed");
   });
 
+  it("keeps a job's commands in memory, current with every write, and reads a body only when asked", async () => {
+    const job = "ro_00000000aa";
+    issue(`${job}:${HOST}:fetch:1`);
+    await turn();
+    const again = Store.open(join(dir, "gild.db"));
+    try {
+      expect(again.commands.forRollout(job).map((c) => c.state)).toEqual(["pending"]);
+      const [read] = again.commands.forRollout(job);
+      expect(read?.command.commandId).toBe(`${job}:${HOST}:fetch:1`);
+      again.commands.insertIfAbsent({
+        id: `${job}:${HOST}:switch:blog`,
+        hostId: HOST,
+        kind: "deployApp",
+        command: { commandId: `${job}:${HOST}:switch:blog` } as never,
+        rolloutId: job,
+        now: 6,
+      });
+      again.commands.finish(`${job}:${HOST}:fetch:1`, "succeeded", null, null, 7);
+      expect(again.commands.forRollout(job).map((c) => [c.id, c.state])).toEqual([
+        [`${job}:${HOST}:fetch:1`, "succeeded"],
+        [`${job}:${HOST}:switch:blog`, "pending"],
+      ]);
+      again.commands.deleteForHost(HOST);
+      expect(again.commands.forRollout(job).map((c) => c.state)).toEqual(["succeeded"]);
+    } finally {
+      again.close();
+    }
+  });
+
   it("writes what waits when the store closes", () => {
     issue("c1");
     const path = join(dir, "gild.db");

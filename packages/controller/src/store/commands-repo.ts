@@ -32,6 +32,8 @@ interface CommandRow {
   rollout_id: string | null;
   created_at: number;
   updated_at: number;
+  /** Read without payload and body (they are read when the command is asked for). */
+  lazy?: boolean;
 }
 
 /** A stored command's body as the model (rows from before protocol 2 have only their protocol-1 encoding). */
@@ -41,7 +43,12 @@ function commandOf(row: CommandRow): Command {
   return row.payload.length > 0 ? decodeLegacyCommand(row.payload) : ({ commandId: row.id } as Command);
 }
 
-function fromRow(row: CommandRow): CommandRecord {
+const EMPTY = Buffer.alloc(0);
+
+/** How many jobs' commands CommandsRepo keeps in memory (the active ones, and a few more). */
+const KEPT_JOBS = 8;
+
+function fromRow(row: CommandRow, db?: Db): CommandRecord {
   let command: Command | undefined;
   return {
     id: row.id,
@@ -50,7 +57,16 @@ function fromRow(row: CommandRow): CommandRecord {
     // Decoded when asked for: a planning step reads every command of a rollout (20,000 at 10,000
     // hosts) for their states, and sends none of them.
     get command(): Command {
-      command ??= commandOf(row);
+      if (command === undefined) {
+        // A row read without its body (a job's, kept in memory) reads it now.
+        const full =
+          row.lazy && db
+            ? (db.prepare("SELECT payload, body FROM commands WHERE id = ?").get(row.id) as
+                | Pick<CommandRow, "payload" | "body">
+                | undefined)
+            : undefined;
+        command = commandOf(full ? { ...row, ...full } : row);
+      }
       return command;
     },
     state: row.state as CommandRowState,
@@ -79,6 +95,12 @@ const byCreation = (a: CommandRecord, b: CommandRecord) =>
 export class CommandsRepo {
   /** Commands written since the last flush, by id, as they are now. */
   private waiting = new Map<string, WaitingCommand>();
+  /**
+   * The commands of the jobs (rollouts, host updates) read lately, by job id, then command id, in the
+   * order they were made: read once, then kept current by every write here (only this repository
+   * writes commands). A planning step reads all of its job's, 20,000 at 10,000 hosts, on every step.
+   */
+  private readonly jobs = new Map<string, Map<string, CommandRecord>>();
 
   constructor(
     private readonly db: Db,
@@ -130,14 +152,37 @@ export class CommandsRepo {
   private hold(record: CommandRecord, body?: string | null): void {
     const before = this.waiting.get(record.id);
     this.waiting.set(record.id, body !== undefined ? { record, body } : { record, body: before?.body });
+    if (record.rolloutId !== null) this.jobs.get(record.rolloutId)?.set(record.id, record);
     this.batch.schedule();
+  }
+
+  /** A job's commands, read once and kept (the few jobs read last). */
+  private jobCommands(jobId: string): Map<string, CommandRecord> {
+    let commands = this.jobs.get(jobId);
+    if (commands === undefined) {
+      // Without their bodies: a step looks at states and results; a body is read when asked for.
+      const rows = this.db
+        .prepare(
+          `SELECT id, host_id, kind, state, error, result, rollout_id, created_at, updated_at
+           FROM commands WHERE rollout_id = ? ORDER BY created_at, id`,
+        )
+        .all(jobId) as CommandRow[];
+      const records = this.merged(
+        rows.map((row) => ({ ...row, payload: EMPTY, body: null, lazy: true })),
+        (c) => c.rolloutId === jobId,
+      );
+      commands = new Map(records.map((c) => [c.id, c]));
+      this.jobs.set(jobId, commands);
+      if (this.jobs.size > KEPT_JOBS) this.jobs.delete(this.jobs.keys().next().value as string);
+    }
+    return commands;
   }
 
   /** Rows read from the database with what waits put over them, in the order of creation. */
   private merged(rows: CommandRow[], keep: (c: CommandRecord) => boolean): CommandRecord[] {
-    if (this.waiting.size === 0) return rows.map(fromRow).filter(keep);
+    if (this.waiting.size === 0) return rows.map((row) => fromRow(row, this.db)).filter(keep);
     const out = new Map<string, CommandRecord>();
-    for (const row of rows) out.set(row.id, this.waiting.get(row.id)?.record ?? fromRow(row));
+    for (const row of rows) out.set(row.id, this.waiting.get(row.id)?.record ?? fromRow(row, this.db));
     for (const { record } of this.waiting.values()) if (keep(record)) out.set(record.id, record);
     return [...out.values()].filter(keep).sort(byCreation);
   }
@@ -177,6 +222,9 @@ export class CommandsRepo {
   get(id: string): CommandRecord | undefined {
     const waiting = this.waiting.get(id);
     if (waiting) return waiting.record;
+    // A job's command ids begin with the job's id (`<rollout>:<host>:switch:<app>`).
+    const kept = this.jobs.get(id.slice(0, id.indexOf(":")))?.get(id);
+    if (kept) return kept;
     const row = this.db.prepare("SELECT * FROM commands WHERE id = ?").get(id) as CommandRow | undefined;
     return row && fromRow(row);
   }
@@ -191,11 +239,9 @@ export class CommandsRepo {
     return this.merged(rows, (c) => c.hostId === hostId && (c.state === "pending" || c.state === "running"));
   }
 
+  /** A job's commands (a rollout's, a host update's), in the order they were made. */
   forRollout(rolloutId: string): CommandRecord[] {
-    const rows = this.db
-      .prepare("SELECT * FROM commands WHERE rollout_id = ? ORDER BY created_at, id")
-      .all(rolloutId) as CommandRow[];
-    return this.merged(rows, (c) => c.rolloutId === rolloutId);
+    return [...this.jobCommands(rolloutId).values()];
   }
 
   setRunning(id: string, now: number): void {
@@ -258,9 +304,11 @@ export class CommandsRepo {
   }
 
   deleteForHost(hostId: string): void {
-    for (const [id, { record }] of this.waiting)
-      if (record.hostId === hostId && (record.state === "pending" || record.state === "running"))
-        this.waiting.delete(id);
+    const open = (c: CommandRecord) =>
+      c.hostId === hostId && (c.state === "pending" || c.state === "running");
+    for (const [id, { record }] of this.waiting) if (open(record)) this.waiting.delete(id);
+    for (const commands of this.jobs.values())
+      for (const [id, record] of commands) if (open(record)) commands.delete(id);
     this.db.prepare("DELETE FROM commands WHERE host_id = ? AND state IN ('pending', 'running')").run(hostId);
   }
 }
