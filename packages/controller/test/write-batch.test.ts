@@ -64,6 +64,8 @@ describe("writes batched per event-loop turn", () => {
 
     await turn();
     expect(transactions).toBe(1);
+    // Reports alone are committed without a sync of their own; the setting comes back after.
+    expect(store.db.pragma("synchronous", { simple: true })).toBe(2);
     expect(onDisk(store, "c1")?.state).toBe("running");
     expect(onDisk(store, "c2")?.state).toBe("succeeded");
     expect(store.commands.get("c2")?.result).toEqual({ ok: true });

@@ -30,7 +30,7 @@ export class Store {
 
   constructor(readonly db: Db) {
     this.batch = new WriteBatch({
-      transaction: (fn) => this.transaction(fn),
+      transaction: (fn, durable) => this.transaction(fn, { durable }),
       onFailure: (err, retryInMs) => this.onBatchFailure?.(err, retryInMs),
     });
     this.hosts = new HostsRepo(db, this.batch);
@@ -57,13 +57,17 @@ export class Store {
   onBatchFailure: ((err: unknown, retryInMs: number) => void) | undefined;
 
   /**
-   * Run `fn` in one transaction: everything it writes lands together or not at all. The batched writes
-   * waiting now land first, in the same transaction (none is committed after a later write), and what
-   * waited for them to be on disk runs once it commits.
+   * Run `fn` in one transaction: everything it writes lands together or not at all, on disk when this
+   * returns (unless `durable: false`). The batched writes waiting now land first, in the same
+   * transaction (none is committed after a later write), and what waited for them runs once it commits.
    */
-  transaction<T>(fn: () => T): T {
+  transaction<T>(fn: () => T, options: { durable?: boolean } = {}): T {
     // Nested: a savepoint of the transaction that is open, which writes the batch itself.
     if (this.db.inTransaction) return this.db.transaction(fn)();
+    // Not durable: committed without its own fsync of the WAL (synchronous=NORMAL); the next durable
+    // commit makes it durable too (the WAL is one sequence). Only for what agents report again.
+    const durable = options.durable ?? true;
+    if (!durable) this.db.pragma("synchronous = NORMAL");
     const started = performance.now();
     const taken: TakenWrites = { taken: [], after: [] };
     let result: T;
@@ -78,6 +82,7 @@ export class Store {
       this.hosts.forget();
       throw err;
     } finally {
+      if (!durable) this.db.pragma("synchronous = FULL");
       this.onTransaction?.((performance.now() - started) / 1000);
     }
     this.batch.committed(taken);
