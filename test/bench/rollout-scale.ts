@@ -198,7 +198,19 @@ async function waitForInventories(api: ControllerClient, n: number): Promise<voi
 async function readRolloutView(db: string, id: string): Promise<RolloutView> {
   const row = (await sqliteJson<{ record: string }>(db, `SELECT record FROM rollouts WHERE id = '${id}'`))[0];
   if (!row) throw new Error(`no rollout ${id} in ${db}`);
-  const record = JSON.parse(row.record) as RolloutRecord;
+  // The rollouts row holds the record's rest; its host steps and waves are rows of rollout_hosts.
+  const rest = JSON.parse(row.record) as Omit<RolloutRecord, "hosts" | "waves"> & { waveCount: number };
+  const hostRows = await sqliteJson<{ host_id: string; wave: number; step: string }>(
+    db,
+    `SELECT host_id, wave, step FROM rollout_hosts WHERE rollout_id = '${id}' ORDER BY wave, position`,
+  );
+  const record: RolloutRecord = {
+    ...rest,
+    hosts: Object.fromEntries(hostRows.map((h) => [h.host_id, JSON.parse(h.step)])),
+    waves: Array.from({ length: rest.waveCount }, (_, w) =>
+      hostRows.filter((h) => h.wave === w).map((h) => h.host_id),
+    ),
+  };
   const names = new Map(
     (await sqliteJson<{ id: string; name: string }>(db, "SELECT id, name FROM hosts")).map((h) => [
       h.id,
@@ -398,7 +410,8 @@ async function runScale(n: number): Promise<ScaleResult> {
         (
           await sqliteJson<{ n: number }>(
             db,
-            `SELECT length(record) AS n FROM rollouts WHERE id = '${view.id}'`,
+            `SELECT length(record) + (SELECT COALESCE(SUM(length(step)), 0) FROM rollout_hosts
+               WHERE rollout_id = '${view.id}') AS n FROM rollouts WHERE id = '${view.id}'`,
           )
         )[0]?.n ?? Number.NaN;
     } catch (err) {

@@ -41,6 +41,8 @@ interface Session {
   /** When the last inventory was handled, and the newest one waiting for its turn (coalesced). */
   inventoryAt: number;
   inventoryWaiting: Inventory | undefined;
+  /** A command's final status came since the last inventory was handled: the next one is its answer. */
+  answered: boolean;
   inventoryTimer: NodeJS.Timeout | undefined;
 }
 
@@ -204,6 +206,7 @@ export class AgentHub {
       helloTimer: undefined,
       inventoryAt: 0,
       inventoryWaiting: undefined,
+      answered: false,
       inventoryTimer: undefined,
     };
     this.refuseBareCloses(session);
@@ -299,6 +302,8 @@ export class AgentHub {
         // What the agent reported before a command's result is known first: a waiting inventory is
         // handled before the status (a deploy's answer then finds the inventory it changed).
         this.flushInventory(session);
+        const state = message.commandStatus.state;
+        if (state === "succeeded" || state === "failed") session.answered = true;
         for (const l of this.listeners) l.onCommandStatus?.(session.hostId, message.commandStatus);
       }
     } catch (err) {
@@ -409,6 +414,17 @@ export class AgentHub {
       const gild = toGildError(err);
       this.log.warn({ hostId: session.hostId, err: gild.message }, "invalid inventory from agent; closing");
       this.refuse(session, CloseCode.policyViolation, gild);
+      return;
+    }
+    // The inventory that follows a command's result shows what the command changed (a switched app,
+    // healthy): a rollout's wave may wait for just that, so it is handled at once. Only as often as
+    // commands finish: the interval still holds every other report back.
+    if (session.answered) {
+      session.answered = false;
+      clearTimeout(session.inventoryTimer);
+      session.inventoryTimer = undefined;
+      session.inventoryWaiting = undefined;
+      this.handleInventory(session, inventory);
       return;
     }
     const due = session.inventoryAt + INVENTORY_INTERVAL_MS - this.now();

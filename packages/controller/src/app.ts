@@ -43,6 +43,7 @@ import { userRoutes } from "./routes/users.js";
 import { installSecurityHeaders } from "./security-headers.js";
 import type { ControllerImageBuilder, ControllerImageStore, Services } from "./services.js";
 import type { Store } from "./store/store.js";
+import { storeFailure } from "./store/store-errors.js";
 import { TransferServer } from "./transfer-server.js";
 
 export interface ControllerDeps {
@@ -116,6 +117,13 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
     controllerVersion: GILD_VERSION,
   });
   const commands = new CommandService({ store, hub, log });
+  // Batched writes that could not be written wait and are tried again; what waits on them (a command's
+  // send) waits too.
+  store.onBatchFailure = (err, retryInMs) => {
+    const unwritable = storeFailure(err);
+    if (unwritable) log.warn({ code: unwritable.code, retryInMs }, "batched writes not stored; retrying");
+    else log.error({ err, retryInMs }, "batched writes failed; retrying");
+  };
   const metrics = new ControllerMetrics({ store, hub, commands, connections });
   const artifacts = new ArtifactService({
     store,

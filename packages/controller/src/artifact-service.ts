@@ -56,6 +56,8 @@ async function chunkDigestsOf(path: string, chunkSize: number): Promise<Buffer[]
  */
 export class ArtifactService {
   private readonly building = new Map<string, Promise<ArtifactRecord>>();
+  /** Checks of an artifact in progress, by line, version, parent and stream version (ensure). */
+  private readonly checking = new Map<string, Promise<ArtifactRecord>>();
   private readonly key: KeyObject;
   private readonly log: Logger;
 
@@ -78,8 +80,27 @@ export class ArtifactService {
     return join(this.deps.dir, `${id}.stream`);
   }
 
-  /** The artifact for sending `version` (full when parent is null), made now if it does not exist. */
-  async ensure(
+  /**
+   * The artifact for sending `version` (full when parent is null), made now if it does not exist.
+   * Callers at the same time share one answer: a wave's pulls ask for the same artifact thousands of
+   * times in one planning step, and each check reads the image's metadata and stats the file.
+   */
+  ensure(
+    line: string,
+    version: number,
+    parent: number | null,
+    streamVersion: 1 | 2,
+  ): Promise<ArtifactRecord> {
+    const key = `${line}@${version}:${parent ?? "-"}:${streamVersion}`;
+    let answer = this.checking.get(key);
+    if (answer === undefined) {
+      answer = this.ensureNow(line, version, parent, streamVersion).finally(() => this.checking.delete(key));
+      this.checking.set(key, answer);
+    }
+    return answer;
+  }
+
+  private async ensureNow(
     line: string,
     version: number,
     parent: number | null,

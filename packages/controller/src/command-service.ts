@@ -114,7 +114,9 @@ export class CommandService {
       rolloutId: options.rolloutId ?? null,
       now: this.now(),
     });
-    if (inserted) this.send(options.hostId, command);
+    // Sent once it is on disk (the batch commits it at the end of this turn, with the others issued
+    // in it): a controller killed now has either stored it, or not sent it.
+    if (inserted) this.deps.store.batch.afterCommit(() => this.send(options.hostId, command));
     return id;
   }
 
@@ -170,7 +172,11 @@ export class CommandService {
 
   /** Send again every command of a host that has no final result (on each new connection). */
   resendOpen(hostId: string): void {
-    for (const record of this.deps.store.commands.openForHost(hostId)) this.send(hostId, record.command);
+    // After the batch commits: an open command may be one issued in this turn, not yet on disk (an
+    // agent answers an id it has seen with its journaled result, so sending one twice costs nothing).
+    this.deps.store.batch.afterCommit(() => {
+      for (const record of this.deps.store.commands.openForHost(hostId)) this.send(hostId, record.command);
+    });
   }
 
   /** Resolve when the command is final; `onProgress` sees transfer progress meanwhile. */

@@ -177,7 +177,8 @@ export class RolloutExecutor {
     if (record !== before || events.length > 0 || plan.markVersion) {
       // The transition, its events and the version's status land together, before any command goes out.
       this.deps.store.transaction(() => {
-        this.deps.store.rollouts.save(record);
+        // Only the hosts this step changed are written (a wave's worth at most, not the fleet).
+        this.deps.store.rollouts.save(record, before);
         this.deps.store.rollouts.appendEvents(rolloutId, events);
         if (plan.markVersion) this.deps.images.setStatus(record.line, record.version, plan.markVersion);
         // Proven on every host: what the apps run at from now on (and what a host added to one gets).

@@ -79,7 +79,7 @@ export class RolloutOperations {
           apps: apps.map((a) => ({ name: a.name, version: versionOnLine(a, line) ?? 0 })),
         });
     }
-    const active = this.deps.store.rollouts.active(line).map((r) => r.record.id);
+    const active = this.deps.store.rollouts.activeIds(line);
     const record = createRollout(
       { id, line, version, strategy, targets, activeRolloutIds: active },
       this.now(),
@@ -152,7 +152,7 @@ export class RolloutOperations {
       message: `${verb} by ${actor}: ${before.state} -> ${record.state}`,
     };
     this.deps.store.transaction(() => {
-      this.deps.store.rollouts.save(record);
+      this.deps.store.rollouts.save(record, before);
       this.deps.store.rollouts.appendEvents(rolloutId, [event]);
     });
     this.log.info({ rollout: rolloutId, verb, actor, state: record.state }, "rollout verb");

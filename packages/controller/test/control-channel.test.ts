@@ -484,5 +484,36 @@ describeWith(["root", "btrfs"], "control channel", () => {
       peer.ws.close();
       await peer.closed;
     });
+
+    it("handles the inventory that follows a command's result at once: a wave may wait for it", async () => {
+      const peer = await session("answering");
+      const seen: number[] = [];
+      c.controller.services.hub.addListener({
+        onInventory: (_hostId, inv) => seen.push(inv.poolFreeBytes),
+      });
+      peer.ws.send(encodeAgentMessage({ inventory: inventory({ poolFreeBytes: 1 }) }, PROTOCOL_VERSION, 2));
+      await waitFor(() => seen.includes(1), { what: "the first inventory handled" });
+      // Held back by the interval, on a clock a minute behind: without the answer it would wait that long.
+      c.clock.offsetMs -= 60_000;
+      try {
+        peer.ws.send(encodeAgentMessage({ inventory: inventory({ poolFreeBytes: 2 }) }, PROTOCOL_VERSION, 3));
+        const status = {
+          commandId: "no-such-command",
+          state: "succeeded" as const,
+          progress: null,
+          error: null,
+          replayed: false,
+        };
+        peer.ws.send(encodeAgentMessage({ commandStatus: status }, PROTOCOL_VERSION, 4));
+        peer.ws.send(encodeAgentMessage({ inventory: inventory({ poolFreeBytes: 3 }) }, PROTOCOL_VERSION, 5));
+        await waitFor(() => seen.includes(3), { what: "the answer's inventory handled", timeoutMs: 10_000 });
+        // The one waiting went first, with the status (as before).
+        expect(seen).toEqual([1, 2, 3]);
+      } finally {
+        c.clock.offsetMs += 60_000;
+      }
+      peer.ws.close();
+      await peer.closed;
+    });
   });
 });

@@ -190,6 +190,27 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX sessions_by_actor ON sessions (actor);
   `,
+  // A rollout's host steps as rows (issue 16): a planning step writes the hosts it changed and the
+  // record's small rest, instead of the whole record (2.4 MiB at 10,000 hosts). `wave` and `position`
+  // keep RolloutRecord.waves, so the record column holds neither hosts nor waves from here on (only
+  // waveCount: a wave may be empty).
+  `
+  CREATE TABLE rollout_hosts (
+    rollout_id TEXT NOT NULL,
+    host_id TEXT NOT NULL,
+    wave INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    step TEXT NOT NULL,
+    PRIMARY KEY (rollout_id, host_id)
+  ) WITHOUT ROWID;
+  INSERT INTO rollout_hosts (rollout_id, host_id, wave, position, step)
+    SELECT r.id, h.value, CAST(w.key AS INTEGER), CAST(h.key AS INTEGER),
+           json_extract(r.record, '$.hosts."' || h.value || '"')
+    FROM rollouts r, json_each(r.record, '$.waves') w, json_each(w.value) h
+    WHERE json_extract(r.record, '$.hosts."' || h.value || '"') IS NOT NULL;
+  UPDATE rollouts SET record = json_remove(
+    json_set(record, '$.waveCount', json_array_length(record, '$.waves')), '$.hosts', '$.waves');
+  `,
 ];
 
 /** Open (or create) the controller database: WAL, foreign keys, migrations applied. */

@@ -1,5 +1,6 @@
 import type { AppInstance, Inventory } from "@gild/protocol";
 import type { Db } from "./db.js";
+import type { WriteBatch } from "./write-batch.js";
 
 /**
  * What a host reported of its pool and apps, as stored: the agent's Inventory with each app's health
@@ -60,9 +61,71 @@ function fromRow(row: HostRow): HostRecord {
   };
 }
 
-/** Joined hosts and their hashed credentials. */
+/** Every host as stored, read once: by id, ids by name, and ids in name order (made when asked for). */
+interface HostCache {
+  byId: Map<string, HostRecord>;
+  byName: Map<string, string>;
+  order: string[] | undefined;
+}
+
+/**
+ * Joined hosts and their hashed credentials. Every host is kept in memory as stored (read once; only
+ * this repository writes the table, and only this process the database), so a planning step that
+ * looks at 10,000 hosts parses none of them. Inventories wait in memory for the store's batch
+ * (write-batch.ts), which writes them once per event-loop turn.
+ */
 export class HostsRepo {
-  constructor(private readonly db: Db) {}
+  /** Inventories stored since the last flush, by host id. */
+  private waiting = new Map<string, HostInventory>();
+  private cache: HostCache | undefined;
+
+  constructor(
+    private readonly db: Db,
+    private readonly batch: WriteBatch,
+  ) {
+    batch.register<Map<string, HostInventory>>({
+      take: () => {
+        const taken = this.waiting;
+        this.waiting = new Map();
+        return taken;
+      },
+      write: (taken) => {
+        const update = this.db.prepare("UPDATE hosts SET inventory = ? WHERE id = ?");
+        for (const [id, inventory] of taken) update.run(JSON.stringify(inventory), id);
+      },
+      restore: (taken) => {
+        for (const [id, inventory] of taken) if (!this.waiting.has(id)) this.waiting.set(id, inventory);
+      },
+    });
+  }
+
+  private hosts(): HostCache {
+    if (this.cache === undefined) {
+      const rows = this.db.prepare("SELECT * FROM hosts ORDER BY name").all() as HostRow[];
+      const byId = new Map<string, HostRecord>();
+      const byName = new Map<string, string>();
+      for (const row of rows) {
+        const host = fromRow(row);
+        const waiting = this.waiting.get(host.id);
+        byId.set(host.id, waiting === undefined ? host : { ...host, inventory: waiting });
+        byName.set(host.name, host.id);
+      }
+      this.cache = { byId, byName, order: rows.map((r) => r.id) };
+    }
+    return this.cache;
+  }
+
+  /** A write was committed (or is certain to be): the host's record as it is now. */
+  private update(id: string, change: Partial<HostRecord>): void {
+    const cache = this.cache;
+    const host = cache?.byId.get(id);
+    if (cache && host) cache.byId.set(id, { ...host, ...change });
+  }
+
+  /** Forget what is kept in memory (a transaction that wrote to hosts rolled back): read it again. */
+  forget(): void {
+    this.cache = undefined;
+  }
 
   insert(host: {
     id: string;
@@ -76,16 +139,22 @@ export class HostsRepo {
         "INSERT INTO hosts (id, name, labels, credential_hash, joined_at) VALUES (@id, @name, @labels, @credentialHash, @joinedAt)",
       )
       .run({ ...host, labels: JSON.stringify(host.labels) });
+    const cache = this.cache;
+    if (cache === undefined) return;
+    const row = this.db.prepare("SELECT * FROM hosts WHERE id = ?").get(host.id) as HostRow;
+    cache.byId.set(host.id, fromRow(row));
+    cache.byName.set(host.name, host.id);
+    cache.order = undefined;
   }
 
   byId(id: string): HostRecord | undefined {
-    const row = this.db.prepare("SELECT * FROM hosts WHERE id = ?").get(id) as HostRow | undefined;
-    return row && fromRow(row);
+    return this.hosts().byId.get(id);
   }
 
   byName(name: string): HostRecord | undefined {
-    const row = this.db.prepare("SELECT * FROM hosts WHERE name = ?").get(name) as HostRow | undefined;
-    return row && fromRow(row);
+    const cache = this.hosts();
+    const id = cache.byName.get(name);
+    return id === undefined ? undefined : cache.byId.get(id);
   }
 
   /** Host id -> name for every host, without reading the rest of each row. */
@@ -105,8 +174,13 @@ export class HostsRepo {
     return new Map(rows.map((r) => [r.k, r.n]));
   }
 
+  /** Every host, by name. */
   list(): HostRecord[] {
-    return (this.db.prepare("SELECT * FROM hosts ORDER BY name").all() as HostRow[]).map(fromRow);
+    const cache = this.hosts();
+    cache.order ??= [...cache.byId.values()]
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .map((h) => h.id);
+    return cache.order.map((id) => cache.byId.get(id) as HostRecord);
   }
 
   credentialHash(id: string): string | undefined {
@@ -120,6 +194,7 @@ export class HostsRepo {
   /** Write online/offline and last seen; callers only call it when the state changes. */
   setState(id: string, state: HostState, lastSeen: number): void {
     this.db.prepare("UPDATE hosts SET state = ?, last_seen = ? WHERE id = ?").run(state, lastSeen, id);
+    this.update(id, { state, lastSeen });
   }
 
   setHello(
@@ -146,13 +221,26 @@ export class HostsRepo {
         JSON.stringify(hello.facts),
         id,
       );
+    this.update(id, {
+      agentVersion: hello.agentVersion,
+      protocolVersion: hello.protocolVersion,
+      kernelVersion: hello.kernelVersion,
+      btrfsProgsVersion: hello.btrfsProgsVersion,
+      maxStreamVersion: hello.maxStreamVersion,
+      facts: { ...hello.facts },
+    });
   }
 
+  /** Keep a host's inventory; the batch writes it at the end of this event-loop turn. */
   setInventory(id: string, inventory: HostInventory): void {
-    this.db.prepare("UPDATE hosts SET inventory = ? WHERE id = ?").run(JSON.stringify(inventory), id);
+    this.waiting.set(id, inventory);
+    this.update(id, { inventory });
+    this.batch.schedule();
   }
 
   delete(id: string): boolean {
+    this.waiting.delete(id);
+    this.cache = undefined;
     return this.db.prepare("DELETE FROM hosts WHERE id = ?").run(id).changes === 1;
   }
 }

@@ -11,6 +11,7 @@ import { SessionsRepo } from "./sessions-repo.js";
 import { TokensRepo } from "./tokens-repo.js";
 import { UsersRepo } from "./users-repo.js";
 import { WindowsRepo } from "./windows-repo.js";
+import { type TakenWrites, WriteBatch } from "./write-batch.js";
 
 /** The controller's state in SQLite, one repo per table. */
 export class Store {
@@ -26,15 +27,21 @@ export class Store {
   readonly rollouts: RolloutsRepo;
   readonly hostUpdates: HostUpdatesRepo;
   readonly windows: WindowsRepo;
+  /** Writes that wait for the end of the event-loop turn (write-batch.ts): statuses, inventories, commands. */
+  readonly batch: WriteBatch;
 
   constructor(readonly db: Db) {
-    this.hosts = new HostsRepo(db);
+    this.batch = new WriteBatch({
+      transaction: (fn, durable) => this.transaction(fn, { durable }),
+      onFailure: (err, retryInMs) => this.onBatchFailure?.(err, retryInMs),
+    });
+    this.hosts = new HostsRepo(db, this.batch);
     this.tokens = new TokensRepo(db);
     this.users = new UsersRepo(db);
     this.sessions = new SessionsRepo(db);
     this.images = new ImagesRepo(db);
     this.artifacts = new ArtifactsRepo(db);
-    this.commands = new CommandsRepo(db);
+    this.commands = new CommandsRepo(db, this.batch);
     this.audit = new AuditRepo(db);
     this.apps = new AppsRepo(db);
     this.rollouts = new RolloutsRepo(db);
@@ -49,17 +56,48 @@ export class Store {
   /** Told how long each transaction took, committed or not (seconds): the metrics' write latency. */
   onTransaction: ((seconds: number) => void) | undefined;
 
-  /** Run `fn` in one transaction: everything it writes lands together or not at all. */
-  transaction<T>(fn: () => T): T {
+  /** Told when writing the batched writes failed; they wait and are tried again in retryInMs. */
+  onBatchFailure: ((err: unknown, retryInMs: number) => void) | undefined;
+
+  /**
+   * Run `fn` in one transaction: everything it writes lands together or not at all, on disk when this
+   * returns (unless `durable: false`). The batched writes waiting now land first, in the same
+   * transaction (none is committed after a later write), and what waited for them runs once it commits.
+   */
+  transaction<T>(fn: () => T, options: { durable?: boolean } = {}): T {
+    // Nested: a savepoint of the transaction that is open, which writes the batch itself.
+    if (this.db.inTransaction) return this.db.transaction(fn)();
+    // Not durable: committed without its own fsync of the WAL (synchronous=NORMAL); the next durable
+    // commit makes it durable too (the WAL is one sequence). Only for what agents report again.
+    const durable = options.durable ?? true;
+    if (!durable) this.db.pragma("synchronous = NORMAL");
     const started = performance.now();
+    const taken: TakenWrites = { taken: [], after: [] };
+    let result: T;
     try {
-      return this.db.transaction(fn)();
+      result = this.db.transaction(() => {
+        this.batch.writeWaiting(taken);
+        return fn();
+      })();
+    } catch (err) {
+      this.batch.rolledBack(taken);
+      // The hosts kept in memory may hold a write that was just taken back.
+      this.hosts.forget();
+      throw err;
     } finally {
+      if (!durable) this.db.pragma("synchronous = FULL");
       this.onTransaction?.((performance.now() - started) / 1000);
     }
+    this.batch.committed(taken);
+    return result;
   }
 
+  /** Write what waits, then close the database. */
   close(): void {
-    this.db.close();
+    try {
+      this.batch.close();
+    } finally {
+      this.db.close();
+    }
   }
 }

@@ -1,0 +1,145 @@
+/**
+ * Writes of one kind that wait in memory for the batch: a repository keeps them (and answers reads
+ * from them), `take` hands them over to be written in the batch's transaction, `restore` takes back
+ * what a transaction that failed did not keep.
+ */
+export interface DeferredWrites<T = unknown> {
+  /** Hand over what waits now (the repository forgets it: it is about to be in the database). */
+  take(): T;
+  /** Write what `take` handed over, inside the batch's transaction. */
+  write(taken: T): void;
+  /** The transaction that wrote `taken` rolled back: keep it waiting again, under anything newer. */
+  restore(taken: T): void;
+}
+
+/** What one transaction of the store took from the batch. */
+export interface TakenWrites {
+  taken: unknown[];
+  after: Array<() => void>;
+}
+
+/**
+ * Writes batched per event-loop turn (issue 16). The reports that dominate a big fleet (command
+ * statuses, inventories, new commands) each cost a transaction and an fsync when written alone: at
+ * 10,000 hosts the report that completes a wave waited behind thousands of them. Instead a repository
+ * records the write in memory (where its reads see it at once) and asks for a flush; the flush, on
+ * setImmediate, writes everything waiting in one transaction. What must be durable before something
+ * happens (a command before it is sent) runs in `afterCommit`, only once its write is on disk.
+ * Any explicit transaction of the store writes what waits first, so nothing waiting is ever
+ * committed after a later write.
+ */
+export class WriteBatch {
+  private readonly sources: Array<DeferredWrites<unknown>> = [];
+  private after: Array<() => void> = [];
+  private scheduled = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private failures = 0;
+  private closed = false;
+
+  constructor(
+    private readonly deps: {
+      /**
+       * Run `fn` in one transaction of the store (committed when it returns; on disk then if `durable`,
+       * else with the next durable commit).
+       */
+      transaction: (fn: () => void, durable: boolean) => void;
+      /** A flush failed (a full disk, say); everything stays waiting and is tried again in retryInMs. */
+      onFailure: (err: unknown, retryInMs: number) => void;
+    },
+  ) {}
+
+  register<T>(source: DeferredWrites<T>): void {
+    this.sources.push(source as DeferredWrites<unknown>);
+  }
+
+  /** Something waits: flush at the end of this event-loop turn. */
+  schedule(): void {
+    if (this.scheduled || this.retryTimer !== undefined || this.closed) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flushOrRetry();
+    });
+  }
+
+  /** Run `fn` once everything waiting now (and what waits when the next flush begins) is committed. */
+  afterCommit(fn: () => void): void {
+    this.after.push(fn);
+    this.schedule();
+  }
+
+  /**
+   * Write what waits, in the transaction already open, recording what was taken in `batch` (so that
+   * a rollback, also one in the middle of this, can give it back); the caller commits, then calls
+   * `committed`, or `rolledBack`.
+   */
+  writeWaiting(batch: TakenWrites): void {
+    batch.after = this.after;
+    this.after = [];
+    for (const source of this.sources) {
+      const taken = source.take();
+      batch.taken.push(taken);
+      source.write(taken);
+    }
+  }
+
+  /** The transaction that wrote `batch` committed: run what waited for it (every one, even if one throws). */
+  committed(batch: TakenWrites): void {
+    let first: unknown;
+    for (const fn of batch.after) {
+      try {
+        fn();
+      } catch (err) {
+        first ??= err;
+      }
+    }
+    if (first !== undefined) throw first;
+  }
+
+  /** The transaction that wrote `batch` rolled back: everything in it waits again. */
+  rolledBack(batch: TakenWrites): void {
+    batch.taken.forEach((taken, i) => {
+      this.sources[i]?.restore(taken);
+    });
+    this.after = [...batch.after, ...this.after];
+    if (batch.after.length > 0 || batch.taken.length > 0) this.schedule();
+  }
+
+  /**
+   * Write everything waiting now, in one transaction (throws what the store threw; nothing is lost).
+   * Only when something waits for the commit (a command to send) is it synced to disk at once: reports
+   * alone (statuses, inventories) are what agents send again, and they are made durable by the next
+   * synced commit, which at 10,000 hosts saves most of the fsyncs.
+   */
+  flush(): void {
+    this.deps.transaction(() => {
+      // Nothing of its own: the store's transaction writes what waits before running this.
+    }, this.after.length > 0);
+  }
+
+  /** Flush now, at the end of the store's life (what cannot be written then is lost, as in a crash). */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.deps.transaction(() => {
+      // Nothing of its own, as flush; synced, since nothing comes after it.
+    }, true);
+  }
+
+  private flushOrRetry(): void {
+    try {
+      this.flush();
+      this.failures = 0;
+    } catch (err) {
+      this.failures++;
+      const retryInMs = Math.min(30_000, 1000 * 2 ** (this.failures - 1));
+      this.deps.onFailure(err, retryInMs);
+      if (this.closed) return;
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        this.flushOrRetry();
+      }, retryInMs);
+    }
+  }
+}

@@ -1,0 +1,161 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { HostInventory } from "../src/store/hosts-repo.js";
+import { Store } from "../src/store/store.js";
+
+const HOST = "h_00000000000000a1";
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** What the database itself holds of a command, bypassing the repository (and what waits in it). */
+const onDisk = (store: Store, id: string) =>
+  store.db.prepare("SELECT state, body FROM commands WHERE id = ?").get(id) as
+    | { state: string; body: string | null }
+    | undefined;
+
+const inventory = (freeBytes: number): HostInventory =>
+  ({
+    hostId: HOST,
+    reportedAtMs: 0,
+    poolFreeBytes: freeBytes,
+    images: [],
+    apps: [],
+  }) as unknown as HostInventory;
+
+describe("writes batched per event-loop turn", () => {
+  let dir: string;
+  let store: Store;
+  let transactions: number;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "gild-write-batch-"));
+    store = Store.open(join(dir, "gild.db"));
+    store.hosts.insert({ id: HOST, name: "web-1", labels: {}, credentialHash: "x", joinedAt: 1 });
+    transactions = 0;
+    store.onTransaction = () => transactions++;
+  });
+  afterEach(async () => {
+    store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const issue = (id: string, rolloutId: string | null = "ro_00000000aa") =>
+    store.commands.insertIfAbsent({
+      id,
+      hostId: HOST,
+      kind: "pullImage",
+      command: { commandId: id } as never,
+      rolloutId,
+      now: 5,
+    });
+
+  it("reads see a write at once; the database gets every write of the turn in one transaction", async () => {
+    for (let i = 0; i < 100; i++) expect(issue(`c${i}`)).toBe(true);
+    expect(issue("c0")).toBe(false);
+    store.commands.setRunning("c1", 6);
+    expect(store.commands.finish("c2", "succeeded", { ok: true }, null, 7)).toBe(true);
+    expect(store.commands.finish("c2", "failed", null, null, 8)).toBe(false);
+    store.hosts.setInventory(HOST, inventory(1));
+    expect(store.commands.get("c1")?.state).toBe("running");
+    expect(store.commands.forRollout("ro_00000000aa").map((c) => c.id)).toHaveLength(100);
+    expect(store.commands.openForHost(HOST)).toHaveLength(99);
+    expect(store.hosts.byId(HOST)?.inventory?.poolFreeBytes).toBe(1);
+    expect(onDisk(store, "c0")).toBeUndefined();
+
+    await turn();
+    expect(transactions).toBe(1);
+    // Reports alone are committed without a sync of their own; the setting comes back after.
+    expect(store.db.pragma("synchronous", { simple: true })).toBe(2);
+    expect(onDisk(store, "c1")?.state).toBe("running");
+    expect(onDisk(store, "c2")?.state).toBe("succeeded");
+    expect(store.commands.get("c2")?.result).toEqual({ ok: true });
+    expect(store.hosts.list()[0]?.inventory?.poolFreeBytes).toBe(1);
+  });
+
+  it("runs what waits for a write only once it is committed", async () => {
+    issue("c1");
+    let seen: unknown = "not yet";
+    store.batch.afterCommit(() => {
+      seen = onDisk(store, "c1")?.state;
+    });
+    expect(seen).toBe("not yet");
+    await turn();
+    expect(seen).toBe("pending");
+  });
+
+  it("writes what waits before an explicit transaction's own writes, in it", () => {
+    issue("c1");
+    store.transaction(() => {
+      expect(onDisk(store, "c1")?.state).toBe("pending");
+    });
+    expect(transactions).toBe(1);
+  });
+
+  it("keeps what a failed transaction took, and writes it with the next one", async () => {
+    issue("c1");
+    const afterCommit: string[] = [];
+    store.batch.afterCommit(() => afterCommit.push("sent"));
+    expect(() =>
+      store.transaction(() => {
+        throw new Error("the disk is full");
+      }),
+    ).toThrow("the disk is full");
+    expect(onDisk(store, "c1")).toBeUndefined();
+    expect(store.commands.get("c1")?.state).toBe("pending");
+    expect(afterCommit).toEqual([]);
+    await turn();
+    expect(onDisk(store, "c1")?.body).not.toBeNull();
+    expect(afterCommit).toEqual(["sent"]);
+  });
+
+  it("withdraws pending commands that wait in the batch and those on disk alike", async () => {
+    issue("c1");
+    await turn();
+    issue("c2");
+    expect(store.commands.cancelPending("ro_00000000aa", HOST, 9, ["pullImage"]).sort()).toEqual([
+      "c1",
+      "c2",
+    ]);
+    expect(store.commands.get("c2")?.error?.code).toBe("GILD_COMMAND_CANCELLED");
+    await turn();
+    expect(onDisk(store, "c1")?.state).toBe("failed");
+    expect(onDisk(store, "c2")?.state).toBe("failed");
+  });
+
+  it("keeps a job's commands in memory, current with every write, and reads a body only when asked", async () => {
+    const job = "ro_00000000aa";
+    issue(`${job}:${HOST}:fetch:1`);
+    await turn();
+    const again = Store.open(join(dir, "gild.db"));
+    try {
+      expect(again.commands.forRollout(job).map((c) => c.state)).toEqual(["pending"]);
+      const [read] = again.commands.forRollout(job);
+      expect(read?.command.commandId).toBe(`${job}:${HOST}:fetch:1`);
+      again.commands.insertIfAbsent({
+        id: `${job}:${HOST}:switch:blog`,
+        hostId: HOST,
+        kind: "deployApp",
+        command: { commandId: `${job}:${HOST}:switch:blog` } as never,
+        rolloutId: job,
+        now: 6,
+      });
+      again.commands.finish(`${job}:${HOST}:fetch:1`, "succeeded", null, null, 7);
+      expect(again.commands.forRollout(job).map((c) => [c.id, c.state])).toEqual([
+        [`${job}:${HOST}:fetch:1`, "succeeded"],
+        [`${job}:${HOST}:switch:blog`, "pending"],
+      ]);
+      again.commands.deleteForHost(HOST);
+      expect(again.commands.forRollout(job).map((c) => c.state)).toEqual(["succeeded"]);
+    } finally {
+      again.close();
+    }
+  });
+
+  it("writes what waits when the store closes", () => {
+    issue("c1");
+    const path = join(dir, "gild.db");
+    store.close();
+    store = Store.open(path);
+    expect(store.commands.get("c1")?.state).toBe("pending");
+  });
+});
