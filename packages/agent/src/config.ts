@@ -72,7 +72,8 @@ const KNOWN_SETTINGS = [
  * the controller gives them): a wildcard (0.0.0.0, ::) names no host, so it is refused.
  */
 function peerListenField(value: unknown, problems: FieldProblem[]): AgentConfig["peerListen"] {
-  if (value === undefined) return null;
+  // Absent or "" (as in the example config): off.
+  if (value === undefined || value === "") return null;
   const m =
     typeof value === "string" ? /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(value) : null;
   const host = m?.[1] ?? m?.[2];
