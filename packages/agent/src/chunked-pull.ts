@@ -144,6 +144,14 @@ class SpoolAndReceive {
   }
 
   async append(chunk: VerifiedChunk): Promise<void> {
+    // The spool write and the receive's feed run side by side: a chunk costs the slower of the two,
+    // not their sum. A receive that is gone is replaced once the chunk is spooled, and its successor
+    // is fed this chunk from the spool.
+    const [, fed] = await Promise.all([this.writeSpool(chunk), this.run.write(chunk.buffers)]);
+    if (!fed) await this.restart();
+  }
+
+  private async writeSpool(chunk: VerifiedChunk): Promise<void> {
     let position = chunk.offset;
     // writev may write less than asked (a signal, a quota): write the rest.
     let pending = chunk.buffers;
@@ -153,8 +161,6 @@ class SpoolAndReceive {
       pending = skipBytes(pending, bytesWritten);
     }
     this.spooled = chunk.offset + chunk.bytes;
-    // A receive that is gone is replaced, and its successor is fed this chunk from the spool.
-    if (!(await this.run.write(chunk.buffers))) await this.restart();
   }
 
   /** Every byte is spooled: end the receive's stream and wait for its checks and promotion. */

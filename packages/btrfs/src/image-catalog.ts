@@ -83,6 +83,15 @@ export class ImageStore {
     }
   }
 
+  /**
+   * Remember what the caller just checked of a version it promoted (receive reads its subvolume before
+   * promoting it): the next inventory needs no second `btrfs subvolume show`.
+   */
+  async remember(info: ImageVersionInfo): Promise<void> {
+    const dir = await lstat(this.pool.imageDir(info.line, info.version));
+    this.cache.set(this.pool.rootfsPath(info.line, info.version), { ino: dir.ino, info });
+  }
+
   async exists(line: string, version: number): Promise<boolean> {
     return isSubvolume(this.pool.rootfsPath(line, version));
   }

@@ -391,7 +391,9 @@ async function verifyAndPromote(
       `image ${expected.line}@${expected.version} appeared while receiving`,
     );
   }
-  // What was just checked is what was promoted: no second `btrfs subvolume show`.
+  // What was just checked is what was promoted: no second `btrfs subvolume show`, now or in the
+  // inventory that follows.
   const image: ImageVersionInfo = { ...meta, uuid: info.uuid, receivedUuid: info.receivedUuid };
+  await store.remember(image);
   return { image, bytes, sha256 };
 }

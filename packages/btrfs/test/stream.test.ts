@@ -97,6 +97,9 @@ describeWith(["root", "btrfs", "busybox"], "send and receive between pools", () 
     });
     expect(got2.image.receivedUuid).toBe(v2.uuid);
     expect(got2.image.parent).toBe(1);
+    // What the catalog remembers of a received version is what reading it from disk says.
+    expect(await target.get("img", 2)).toEqual(got2.image);
+    expect(await new Store(target.pool).get("img", 2)).toEqual(got2.image);
     const digest = await treeDigest(target.pool.rootfsPath("img", 2));
     expect(digest).toEqual(await treeDigest(source.pool.rootfsPath("img", 2)));
     expect(digest["srv/sample/to-delete.txt"]).toBeUndefined();
