@@ -1,11 +1,5 @@
 import { createPrivateKey, type KeyObject, sign } from "node:crypto";
-import {
-  DEFAULT_PEER_DEGREE,
-  type Logger,
-  type PeerParticipant,
-  type PeerSourceRef,
-  planPeerSources,
-} from "@gild/core";
+import { DEFAULT_PEER_DEGREE, type Logger, PeerTree } from "@gild/core";
 import {
   type BadPeer,
   decodeManifest,
@@ -27,20 +21,14 @@ const BAD_PEER_QUARANTINE_MS = 3_600_000;
 export const PEER_ADDRESS_FACT = "peer_address";
 export const PEER_FETCH_FACT = "peer_fetch";
 
-interface Member extends PeerParticipant {
-  sources: PeerSourceRef[];
-  /** Finished with every chunk verified: a holder from now on. */
-  done: boolean;
-}
-
 interface Swarm {
-  members: Member[];
+  tree: PeerTree;
   touchedAt: number;
 }
 
 /**
- * The peer sources each pull carries (docs/architecture.md, Peer fan-out). Per artifact it remembers
- * who was given what, in order, and asks core's planPeerSources where a new host goes; each peer
+ * The peer sources each pull carries (docs/architecture.md, Peer fan-out). Per artifact it keeps
+ * core's PeerTree (who was given what, who finished), which says where a new host goes; each peer
  * source gets a ticket signed with the controller's key. Only in memory: after a restart transfers
  * begin a new tree, which costs the controller at most one more copy.
  */
@@ -87,28 +75,19 @@ export class PeerSourcing {
   sourcesFor(artifactId: string, host: HostRecord): PeerSource[] {
     this.expire();
     const now = this.now();
-    const swarm = this.swarms.get(artifactId) ?? { members: [], touchedAt: now };
-    this.swarms.set(artifactId, swarm);
+    let swarm = this.swarms.get(artifactId);
+    if (!swarm) {
+      // Whether a host may serve is looked at when it would be named: one that went away or was
+      // reported bad feeds nobody new.
+      const tree = new PeerTree(this.deps.maxDegree ?? DEFAULT_PEER_DEGREE, (id) => this.canServe(id));
+      swarm = { tree, touchedAt: now };
+      this.swarms.set(artifactId, swarm);
+    }
     swarm.touchedAt = now;
-    const existing = swarm.members.find((m) => m.hostId === host.id);
     // A host that pulls again (a retry) goes to the end, planned anew.
-    if (existing) swarm.members.splice(swarm.members.indexOf(existing), 1);
-    // Whether each may serve is looked at now: one that went away or was reported bad feeds nobody new.
-    const holders = swarm.members
-      .filter((m) => m.done)
-      .map((m) => ({ hostId: m.hostId, canServe: this.canServe(m.hostId) }));
-    const assigned = swarm.members
-      .filter((m) => !m.done)
-      .map((m) => ({ hostId: m.hostId, canServe: this.canServe(m.hostId), sources: m.sources }));
+    swarm.tree.remove(host.id);
     const canFetch = host.protocolVersion >= 2 && host.facts[PEER_FETCH_FACT] === "1";
-    const plan = planPeerSources({
-      holders,
-      assigned,
-      newcomers: [{ hostId: host.id, canServe: this.canServe(host.id), canFetch }],
-      maxDegree: this.deps.maxDegree ?? DEFAULT_PEER_DEGREE,
-    });
-    const sources = plan.get(host.id) ?? [{ kind: "controller" }];
-    swarm.members.push({ hostId: host.id, canServe: this.canServe(host.id), sources, done: false });
+    const sources = swarm.tree.add({ hostId: host.id, canServe: this.canServe(host.id), canFetch });
     return sources.flatMap((s) =>
       s.kind === "peer" ? [this.ticketed(artifactId, host.id, s.hostId, now)] : [],
     );
@@ -132,10 +111,9 @@ export class PeerSourcing {
   /** A host's pull ended: a success makes it a holder; bad peers it reports feed nobody for a while. */
   finished(artifactId: string, hostId: string, succeeded: boolean, badPeers: readonly BadPeer[] = []): void {
     const swarm = this.swarms.get(artifactId);
-    const member = swarm?.members.find((m) => m.hostId === hostId);
-    if (swarm && member) {
-      if (succeeded) member.done = true;
-      else swarm.members.splice(swarm.members.indexOf(member), 1);
+    if (swarm?.tree.has(hostId)) {
+      if (succeeded) swarm.tree.done(hostId);
+      else swarm.tree.remove(hostId);
       swarm.touchedAt = this.now();
     }
     for (const bad of badPeers) {

@@ -1,4 +1,4 @@
-import { type PeerPlanInput, type PeerSourceRef, planPeerSources } from "@gild/core";
+import { type PeerPlanInput, type PeerSourceRef, PeerTree, planPeerSources } from "@gild/core";
 import { describe, expect, it } from "vitest";
 import { rng } from "./seeded-random.js";
 
@@ -157,5 +157,55 @@ describe("planPeerSources", () => {
       return first?.kind === "peer" ? 1 + depth(first.hostId) : 0;
     };
     expect(Math.max(...[...plan.keys()].map(depth))).toBe(7);
+  });
+});
+
+describe("PeerTree", () => {
+  const short = (sources: PeerSourceRef[]) =>
+    sources.map((s) => (s.kind === "controller" ? "c" : `p:${s.hostId}`)).join(",");
+  const newcomer = (hostId: string) => ({ hostId, canServe: true, canFetch: true });
+
+  it("a host that finished frees its parent's slot and feeds the next hosts first", () => {
+    const tree = new PeerTree(1, () => true);
+    expect(short(tree.add(newcomer("a")))).toBe("c");
+    expect(short(tree.add(newcomer("b")))).toBe("p:a,c");
+    // a is full (degree 1): c goes below b.
+    expect(short(tree.add(newcomer("c")))).toBe("p:b,p:a,c");
+    tree.done("b");
+    // b holds every chunk now and no longer loads a: a has room again; b, a holder, is the alternate.
+    expect(short(tree.add(newcomer("d")))).toBe("p:a,p:b,c");
+    tree.done("c");
+    // The holders come first: b (c no longer loads it), with c as the alternate (b's is taken).
+    expect(short(tree.add(newcomer("e")))).toBe("p:b,p:c,c");
+  });
+
+  it("skips a host that cannot serve now, and names it again once it can", () => {
+    const down = new Set<string>();
+    const tree = new PeerTree(2, (id) => !down.has(id));
+    tree.add(newcomer("a"));
+    down.add("a");
+    expect(short(tree.add(newcomer("b")))).toBe("c");
+    down.delete("a");
+    expect(short(tree.add(newcomer("c")))).toBe("p:a,c");
+  });
+
+  it("a host that left frees its parent's slot; one that pulls again is planned anew", () => {
+    const tree = new PeerTree(1, () => true);
+    tree.add(newcomer("a"));
+    expect(short(tree.add(newcomer("b")))).toBe("p:a,c");
+    tree.remove("b");
+    expect(short(tree.add(newcomer("b")))).toBe("p:a,c");
+    expect(() => tree.add(newcomer("b"))).toThrow(/planned twice/);
+  });
+
+  it("plans a wave of 10,000 hosts looking at each server a bounded number of times", () => {
+    let asked = 0;
+    const tree = new PeerTree(2, () => {
+      asked++;
+      return true;
+    });
+    for (let i = 0; i < 10_000; i++) tree.add(newcomer(`h${i}`));
+    // Planning each host against the whole wave would ask about 50 million times.
+    expect(asked).toBeLessThan(4 * 10_000);
   });
 });
