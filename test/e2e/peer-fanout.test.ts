@@ -368,6 +368,39 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "peer fan-out", ()
       expect(report.bytesFromController + report.bytesFromPeers).toBe(artifact.sizeBytes);
     });
 
+    it("a peer keeps everything it uploads, to all its requesters together, to its --peer-upload-rate", async () => {
+      const [a, b, c] = peers as [HostPeer, HostPeer, HostPeer];
+      // About three seconds for the two copies the test asks of it.
+      const rate = Math.max(256 * 1024, Math.floor((2 * artifact.sizeBytes) / 3));
+      const pb = await servePeer(b, artifact.path, rate);
+      const fetchFromB = async (requester: HostPeer) => {
+        const fetcher = new ChunkFetcher({
+          layout: layout(),
+          chunkSha256: artifact.chunks,
+          firstChunk: 0,
+          peers: [source(requester, b, pb.address)],
+          controller: controllerSource(requester),
+          log: silentLogger,
+        });
+        const digest = await fetchAll(fetcher);
+        return { digest, report: fetcher.report() };
+      };
+      const started = performance.now();
+      const [fromA, fromC] = await Promise.all([fetchFromB(a), fetchFromB(c)]);
+      const seconds = (performance.now() - started) / 1000;
+      for (const got of [fromA, fromC]) {
+        expect(got.digest).toBe(artifact.sha256);
+        expect(got.report.bytesFromController).toBe(0);
+        expect(got.report.bytesFromPeers).toBe(artifact.sizeBytes);
+      }
+      // The first chunk goes at once; every later byte waits its turn at the one rate.
+      const paced = 2 * artifact.sizeBytes - CHUNK;
+      process.stdout.write(
+        `peer upload limit ${(rate / 1024).toFixed(0)} KiB/s: two copies of ${artifact.sizeBytes} bytes in ${seconds.toFixed(2)} s, ${(paced / seconds / 1024).toFixed(0)} KiB/s after the first chunk\n`,
+      );
+      expect(paced / seconds).toBeLessThanOrEqual(rate * 1.05);
+    });
+
     it("a peer still downloading serves each chunk once it is verified (a pipeline)", async () => {
       const [a, b] = peers as [HostPeer, HostPeer];
       const holdings = new PeerHoldings({ cacheDir: join(fleet.dir, "cache-growing"), log: silentLogger });
