@@ -45,13 +45,50 @@ export function isRetryable(err: unknown): boolean {
   return err instanceof GildError && (err.code === "GILD_TRANSFER_FAILED" || err.code === "GILD_UNAVAILABLE");
 }
 
+/** The controller's artifact socket (/v1/artifacts/<id>?offset=N): a TransferHeader frame, then raw frames. */
+export function openArtifactSocket(options: {
+  controllerUrl: string;
+  credential: string;
+  caPem: string | null;
+  artifactId: string;
+  offset: number;
+}): WebSocket {
+  const url = `${options.controllerUrl.replace(/^http/, "ws")}/v1/artifacts/${options.artifactId}?offset=${options.offset}`;
+  return new WebSocket(url, {
+    headers: { authorization: `Bearer ${options.credential}` },
+    maxPayload: MAX_FRAME_BYTES + 4096,
+    perMessageDeflate: false,
+    handshakeTimeout: 15_000,
+    ...tlsOptions({ caPem: options.caPem }),
+  });
+}
+
+/**
+ * True when an artifact socket's first frame is the header of what was asked for, as the signed
+ * manifest says; a frame that does not decode is not.
+ */
+export function isExpectedHeader(
+  frame: Buffer,
+  expected: { artifactId: string; offset: number; sizeBytes: number },
+): boolean {
+  try {
+    const h = decodeTransferHeader(frame);
+    return (
+      h.artifactId === expected.artifactId &&
+      Number(h.offset) === expected.offset &&
+      Number(h.sizeBytes) === expected.sizeBytes
+    );
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Fetch an artifact from `offset` over its own WebSocket: a TransferHeader, then raw frames. The
  * socket is paused whenever a sink pushes back, so memory stays bounded whatever the artifact size.
  * Resolves when all `size` bytes arrived and the controller closed normally.
  */
 export function downloadArtifact(options: DownloadOptions): Promise<void> {
-  const url = `${options.controllerUrl.replace(/^http/, "ws")}/v1/artifacts/${options.artifactId}?offset=${options.offset}`;
   return new Promise((resolve, reject) => {
     let received = options.offset;
     let header = false;
@@ -72,13 +109,7 @@ export function downloadArtifact(options: DownloadOptions): Promise<void> {
       }
       ws.resume();
     };
-    const ws = new WebSocket(url, {
-      headers: { authorization: `Bearer ${options.credential}` },
-      maxPayload: MAX_FRAME_BYTES + 4096,
-      perMessageDeflate: false,
-      handshakeTimeout: 15_000,
-      ...tlsOptions({ caPem: options.caPem }),
-    });
+    const ws = openArtifactSocket(options);
     const fail = (err: GildError) => {
       if (settled) return;
       settled = true;
@@ -105,12 +136,7 @@ export function downloadArtifact(options: DownloadOptions): Promise<void> {
       if (!isBinary) return fail(new GildError("GILD_TRANSFER_FAILED", "text frame on an artifact socket"));
       if (!header) {
         header = true;
-        const h = decodeTransferHeader(data);
-        if (
-          h.artifactId !== options.artifactId ||
-          h.offset !== options.offset ||
-          h.sizeBytes !== options.size
-        ) {
+        if (!isExpectedHeader(data, { ...options, sizeBytes: options.size })) {
           return fail(
             new GildError("GILD_TRANSFER_FAILED", "the transfer header does not match the signed manifest"),
           );

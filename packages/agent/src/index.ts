@@ -1,5 +1,6 @@
 export { type ObservedApp, planReconcile, type ReconcileStep } from "./apps/reconcile-plan.js";
 export type { SwitchIntent, SwitchOutcome } from "./apps/switch-intent.js";
+export { isExpectedHeader } from "./artifact-download.js";
 export {
   ChunkAssembler,
   type ChunkLayout,

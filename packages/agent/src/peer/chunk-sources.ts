@@ -1,10 +1,10 @@
 import type { IncomingMessage } from "node:http";
 import { request } from "node:https";
 import type { PeerCertificate } from "node:tls";
-import { errorFromResponse, tlsOptions } from "@gild/api-client";
+import { errorFromResponse } from "@gild/api-client";
 import { GildError } from "@gild/core";
-import { decodeTransferHeader, MAX_FRAME_BYTES, type PeerSource } from "@gild/protocol";
-import WebSocket from "ws";
+import type { PeerSource } from "@gild/protocol";
+import { isExpectedHeader, openArtifactSocket } from "../artifact-download.js";
 import type { PeerTls } from "./peer-server.js";
 import { ticketHeaderValue } from "./peer-ticket.js";
 
@@ -85,14 +85,7 @@ export function controllerRangeReader(options: {
   sizeBytes: number;
 }): RangeReader {
   return async function* (range, signal) {
-    const url = `${options.controllerUrl.replace(/^http/, "ws")}/v1/artifacts/${options.artifactId}?offset=${range.start}`;
-    const ws = new WebSocket(url, {
-      headers: { authorization: `Bearer ${options.credential}` },
-      maxPayload: MAX_FRAME_BYTES + 4096,
-      perMessageDeflate: false,
-      handshakeTimeout: 15_000,
-      ...tlsOptions({ caPem: options.caPem }),
-    });
+    const ws = openArtifactSocket({ ...options, offset: range.start });
     // Frames queue here and the socket pauses while the consumer is behind.
     const queue: Buffer[] = [];
     let failure: GildError | undefined;
@@ -121,12 +114,7 @@ export function controllerRangeReader(options: {
         failure ??= gone("text frame on an artifact socket");
       } else if (!header) {
         header = true;
-        const h = decodeTransferHeader(data);
-        if (
-          h.artifactId !== options.artifactId ||
-          Number(h.offset) !== range.start ||
-          Number(h.sizeBytes) !== options.sizeBytes
-        )
+        if (!isExpectedHeader(data, { ...options, offset: range.start }))
           failure ??= gone("the transfer header does not match the signed manifest");
       } else {
         queue.push(data);
