@@ -359,7 +359,7 @@ export async function pullChunked(options: ChunkedPullOptions): Promise<ChunkedP
       const offset = pipe.spooled;
       resumedFrom = offset;
       const writer = new ChunkWriter(new ChunkAssembler(layout, offset / layout.chunkSize), spoolChunk);
-      let held = offset;
+      let reached = offset;
       try {
         await downloadArtifact({
           ...options.download,
@@ -369,7 +369,7 @@ export async function pullChunked(options: ChunkedPullOptions): Promise<ChunkedP
           sinks: [writer],
           rateLimit: options.download.maxDownloadRate,
           onBytes: (n: number) => {
-            held = n;
+            reached = n;
             progress.update(n, size, "download");
           },
           ...(options.signal ? { signal: options.signal } : {}),
@@ -393,7 +393,7 @@ export async function pullChunked(options: ChunkedPullOptions): Promise<ChunkedP
           ...(options.signal ? { signal: options.signal } : {}),
         }).catch(() => undefined);
       } finally {
-        transferred += held - offset;
+        transferred += reached - offset;
       }
     }
     progress.update(size, size, "receive");
