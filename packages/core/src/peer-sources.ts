@@ -243,10 +243,7 @@ export function planPeerSources(input: PeerPlanInput): Map<string, PeerSourceRef
   for (const h of input.holders) if (h.canServe) tree.addHolder(h.hostId);
   for (const a of input.assigned) tree.addAssigned(a.hostId, a.canServe, a.sources);
   const out = new Map<string, PeerSourceRef[]>();
-  for (const host of input.newcomers) {
-    if (out.has(host.hostId) || tree.has(host.hostId))
-      throw new Error(`host ${host.hostId} is planned twice`);
-    out.set(host.hostId, tree.add(host));
-  }
+  // The tree refuses a host planned twice.
+  for (const host of input.newcomers) out.set(host.hostId, tree.add(host));
   return out;
 }
