@@ -276,6 +276,23 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "peer fan-out", ()
       };
     }
 
+    /** A fetcher of the whole artifact for `requester`: `from` first, the controller last. */
+    function fetcherFor(
+      requester: HostPeer,
+      from: ChunkSourceSpec[],
+      options: { rangeBytes?: number; stallMs?: number } = {},
+    ): ChunkFetcher {
+      return new ChunkFetcher({
+        layout: layout(),
+        chunkSha256: artifact.chunks,
+        firstChunk: 0,
+        peers: from,
+        controller: controllerSource(requester),
+        log: silentLogger,
+        ...options,
+      });
+    }
+
     async function fetchAll(fetcher: ChunkFetcher): Promise<string> {
       const hash = createHash("sha256");
       let expected = 0;
@@ -291,14 +308,8 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "peer fan-out", ()
       const [a, b, c] = peers as [HostPeer, HostPeer, HostPeer];
       const pb = await servePeer(b, artifact.path);
       const pc = await servePeer(c, artifact.path);
-      const fetcher = new ChunkFetcher({
-        layout: layout(),
-        chunkSha256: artifact.chunks,
-        firstChunk: 0,
-        peers: [source(a, b, pb.address), source(a, c, pc.address)],
-        controller: controllerSource(a),
+      const fetcher = fetcherFor(a, [source(a, b, pb.address), source(a, c, pc.address)], {
         rangeBytes: 2 * CHUNK,
-        log: silentLogger,
       });
       expect(await fetchAll(fetcher)).toBe(artifact.sha256);
       const report = fetcher.report();
@@ -323,14 +334,8 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "peer fan-out", ()
       await handle.close();
       const pb = await servePeer(b, lying);
       const pc = await servePeer(c, artifact.path);
-      const fetcher = new ChunkFetcher({
-        layout: layout(),
-        chunkSha256: artifact.chunks,
-        firstChunk: 0,
-        peers: [source(a, b, pb.address), source(a, c, pc.address)],
-        controller: controllerSource(a),
+      const fetcher = fetcherFor(a, [source(a, b, pb.address), source(a, c, pc.address)], {
         rangeBytes: 2 * CHUNK,
-        log: silentLogger,
       });
       expect(await fetchAll(fetcher)).toBe(artifact.sha256);
       const report = fetcher.report();
@@ -344,15 +349,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "peer fan-out", ()
       const [a, b] = peers as [HostPeer, HostPeer];
       // Paced so that it is still sending when it goes.
       const pb = await servePeer(b, artifact.path, 4 * CHUNK);
-      const fetcher = new ChunkFetcher({
-        layout: layout(),
-        chunkSha256: artifact.chunks,
-        firstChunk: 0,
-        peers: [source(a, b, pb.address)],
-        controller: controllerSource(a),
-        stallMs: 2_000,
-        log: silentLogger,
-      });
+      const fetcher = fetcherFor(a, [source(a, b, pb.address)], { stallMs: 2_000 });
       const hash = createHash("sha256");
       let n = 0;
       for await (const chunk of fetcher.chunks()) {
@@ -374,14 +371,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "peer fan-out", ()
       const rate = Math.max(256 * 1024, Math.floor((2 * artifact.sizeBytes) / 3));
       const pb = await servePeer(b, artifact.path, rate);
       const fetchFromB = async (requester: HostPeer) => {
-        const fetcher = new ChunkFetcher({
-          layout: layout(),
-          chunkSha256: artifact.chunks,
-          firstChunk: 0,
-          peers: [source(requester, b, pb.address)],
-          controller: controllerSource(requester),
-          log: silentLogger,
-        });
+        const fetcher = fetcherFor(requester, [source(requester, b, pb.address)]);
         const digest = await fetchAll(fetcher);
         return { digest, report: fetcher.report() };
       };
@@ -415,14 +405,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "peer fan-out", ()
       });
       servers.push(server);
       const bound = await server.listen("127.0.0.1", 0);
-      const fetcher = new ChunkFetcher({
-        layout: layout(),
-        chunkSha256: artifact.chunks,
-        firstChunk: 0,
-        peers: [source(a, b, `127.0.0.1:${bound.port}`)],
-        controller: controllerSource(a),
-        log: silentLogger,
-      });
+      const fetcher = fetcherFor(a, [source(a, b, `127.0.0.1:${bound.port}`)]);
       // The serving side verifies one chunk at a time, each only after the fetcher took the one before.
       let verified = 1;
       holdings.verified(artifact.id, verified);
