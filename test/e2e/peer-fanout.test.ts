@@ -258,9 +258,52 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "peer fan-out", ()
       return { server, address: `127.0.0.1:${bound.port}` };
     }
 
-    function source(requester: HostPeer, server: HostPeer, address: string): ChunkSourceSpec {
-      const spec: PeerSource = { hostId: server.hostId, address, ...ticket(requester.hostId, server.hostId) };
+    function source(
+      requester: HostPeer,
+      server: HostPeer,
+      address: string,
+      options: { downloading?: boolean } = {},
+    ): ChunkSourceSpec {
+      const spec: PeerSource = {
+        hostId: server.hostId,
+        address,
+        ...ticket(requester.hostId, server.hostId),
+        ...options,
+      };
       return { id: server.hostId, read: peerRangeReader(spec, artifact.id, CHUNK, requester.tls) };
+    }
+
+    /** `spec`, counting the heartbeats it passes on (empty pieces: the peer waits, its download moves). */
+    function countingHeartbeats(spec: ChunkSourceSpec, onHeartbeat: (n: number) => void): ChunkSourceSpec {
+      let heartbeats = 0;
+      return {
+        id: spec.id,
+        read: async function* (range, signal) {
+          for await (const data of spec.read(range, signal)) {
+            if (data.length === 0) onHeartbeat(++heartbeats);
+            yield data;
+          }
+        },
+      };
+    }
+
+    /** A peer server for `peer` over `holdings` (the test moves its download by hand). */
+    async function serveHoldings(
+      peer: HostPeer,
+      holdings: PeerHoldings,
+      log = silentLogger,
+    ): Promise<string> {
+      const server = new PeerServer({
+        hostId: peer.hostId,
+        tls: peer.tls,
+        holdings,
+        signingPublicKeyPem: await readFile(join(peer.host.stateDir, "controller-signing.pub"), "utf8"),
+        uploadRate: 0,
+        log,
+      });
+      servers.push(server);
+      const bound = await server.listen("127.0.0.1", 0);
+      return `127.0.0.1:${bound.port}`;
     }
 
     function controllerSource(requester: HostPeer): ChunkSourceSpec {
@@ -417,6 +460,75 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "peer fan-out", ()
       }
       expect(hash.digest("hex")).toBe(artifact.sha256);
       expect(fetcher.report().bytesFromController).toBe(0);
+    });
+
+    it("a source the controller named while it downloads, asked before its pull began, is asked again and serves it all", async () => {
+      const [a, b] = peers as [HostPeer, HostPeer];
+      const holdings = new PeerHoldings({ cacheDir: join(fleet.dir, "cache-late"), log: silentLogger });
+      // The serving host's pull begins only after it refused this host once (its command came later).
+      let refusals = 0;
+      const log = {
+        ...silentLogger,
+        info: (fields: unknown) => {
+          if ((fields as { code?: string }).code !== "GILD_PEER_NOT_HOLDING") return;
+          if (++refusals === 1) holdings.downloading(layout(), artifact.path, artifact.chunks.length);
+        },
+      };
+      log.child = () => log;
+      const address = await serveHoldings(b, holdings, log);
+      const fetcher = fetcherFor(a, [source(a, b, address, { downloading: true })]);
+      expect(await fetchAll(fetcher)).toBe(artifact.sha256);
+      expect(refusals).toBe(1);
+      expect(fetcher.report().bytesFromController).toBe(0);
+      expect(fetcher.report().unavailablePeers).toEqual([]);
+      // A holder (not named as downloading) that holds nothing is given up at once.
+      const empty = new PeerHoldings({ cacheDir: join(fleet.dir, "cache-empty"), log: silentLogger });
+      const holder = fetcherFor(a, [source(a, b, await serveHoldings(b, empty))]);
+      expect(await fetchAll(holder)).toBe(artifact.sha256);
+      expect(holder.report().unavailablePeers.map((p) => p.hostId)).toEqual([b.hostId]);
+      expect(holder.report().bytesFromController).toBe(artifact.sizeBytes);
+    });
+
+    it("a peer waiting on its own download keeps the fetcher waiting past its stall time while that download moves", async () => {
+      const [a, b] = peers as [HostPeer, HostPeer];
+      const stallMs = 5_000;
+      const holdings = new PeerHoldings({ cacheDir: join(fleet.dir, "cache-slow"), log: silentLogger });
+      holdings.downloading(layout(), artifact.path, 0);
+      const address = await serveHoldings(b, holdings);
+      // Its download gets bytes all along, but its first chunk is verified only after three
+      // heartbeats, more than the stall time after the request began.
+      const moving = setInterval(() => holdings.moving(artifact.id), 200);
+      try {
+        const spec = countingHeartbeats(source(a, b, address), (n) => {
+          if (n === 3) holdings.verified(artifact.id, artifact.chunks.length);
+        });
+        const started = performance.now();
+        const fetcher = fetcherFor(a, [spec], { stallMs });
+        expect(await fetchAll(fetcher)).toBe(artifact.sha256);
+        expect(performance.now() - started).toBeGreaterThan(stallMs);
+        expect(fetcher.report().bytesFromController).toBe(0);
+        expect(fetcher.report().unavailablePeers).toEqual([]);
+      } finally {
+        clearInterval(moving);
+      }
+      // A peer whose own download stopped moving sends no heartbeat: given up after the stall time.
+      let clock = Date.now();
+      const stuck = new PeerHoldings({
+        cacheDir: join(fleet.dir, "cache-stuck"),
+        log: silentLogger,
+        now: () => clock,
+      });
+      stuck.downloading(layout(), artifact.path, 0);
+      clock += 60_000;
+      let heartbeats = 0;
+      const spec = countingHeartbeats(source(a, b, await serveHoldings(b, stuck)), (n) => {
+        heartbeats = n;
+      });
+      const fetcher = fetcherFor(a, [spec], { stallMs: 3_000 });
+      expect(await fetchAll(fetcher)).toBe(artifact.sha256);
+      expect(heartbeats).toBe(0);
+      expect(fetcher.report().unavailablePeers.map((p) => p.hostId)).toEqual([b.hostId]);
+      expect(fetcher.report().bytesFromController).toBe(artifact.sizeBytes);
     });
   });
 

@@ -326,6 +326,8 @@ export async function pullChunked(options: ChunkedPullOptions): Promise<ChunkedP
         firstChunk: offset / layout.chunkSize,
         peers: peers.sources,
         controller: peers.controller,
+        // Hosts fetching from this one wait for it while its own sources keep sending.
+        onProgress: () => peers.holdings.moving(options.artifactId),
         log: options.log,
         ...(options.signal ? { signal: options.signal } : {}),
       });
@@ -370,6 +372,7 @@ export async function pullChunked(options: ChunkedPullOptions): Promise<ChunkedP
           rateLimit: options.download.maxDownloadRate,
           onBytes: (n: number) => {
             reached = n;
+            peers?.holdings.moving(options.artifactId);
             progress.update(n, size, "download");
           },
           ...(options.signal ? { signal: options.signal } : {}),

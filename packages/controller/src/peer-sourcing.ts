@@ -88,12 +88,19 @@ export class PeerSourcing {
     swarm.tree.remove(host.id);
     const canFetch = host.protocolVersion >= 2 && host.facts[PEER_FETCH_FACT] === "1";
     const sources = swarm.tree.add({ hostId: host.id, canServe: this.canServe(host.id), canFetch });
+    const tree = swarm.tree;
     return sources.flatMap((s) =>
-      s.kind === "peer" ? [this.ticketed(artifactId, host.id, s.hostId, now)] : [],
+      s.kind === "peer" ? [this.ticketed(artifactId, host.id, s.hostId, now, !tree.holds(s.hostId))] : [],
     );
   }
 
-  private ticketed(artifactId: string, requester: string, server: string, now: number): PeerSource {
+  private ticketed(
+    artifactId: string,
+    requester: string,
+    server: string,
+    now: number,
+    downloading: boolean,
+  ): PeerSource {
     const ticket = encodePeerTicket({
       requesterHostId: requester,
       artifactId,
@@ -105,6 +112,8 @@ export class PeerSourcing {
       address: this.deps.host(server)?.facts[PEER_ADDRESS_FACT] ?? "",
       ticket,
       ticketSignature: sign(null, peerTicketSignedBytes(ticket), this.key),
+      // Its own pull may not have begun yet when this host asks: "holds nothing" then means not yet.
+      ...(downloading ? { downloading: true } : {}),
     };
   }
 

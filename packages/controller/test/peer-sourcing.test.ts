@@ -119,6 +119,22 @@ describe("PeerSourcing", () => {
     expect(peersOf("h1")).toEqual(["h2"]);
   });
 
+  it("marks a source that still downloads (its pull may not have begun when asked), not a holder", () => {
+    const sourcesOf = (id: string) =>
+      sourcing
+        .sourcesFor(ARTIFACT, hosts.get(id) as HostRecord)
+        .map((s) => [s.hostId, s.downloading ?? false]);
+    sourcesOf("h1");
+    expect(sourcesOf("h2")).toEqual([["h1", true]]);
+    sourcing.finished(ARTIFACT, "h1", true);
+    expect(sourcesOf("h3")).toEqual([["h1", false]]);
+    // h4's parent still downloads; its alternate, h1, holds it all.
+    expect(sourcesOf("h4")).toEqual([
+      ["h2", true],
+      ["h1", false],
+    ]);
+  });
+
   it("keeps one tree per artifact", () => {
     peersOf("h1");
     expect(peersOf("h2", OTHER_ARTIFACT)).toEqual([]);

@@ -133,6 +133,11 @@ export class PeerTree {
     return this.members.has(hostId);
   }
 
+  /** The host holds every chunk (a holder, or done); false while it still downloads, or unknown. */
+  holds(hostId: string): boolean {
+    return this.members.get(hostId)?.done === true;
+  }
+
   /** A host that holds every chunk already (before this tree knew it). */
   addHolder(hostId: string): void {
     this.members.set(hostId, { sources: [], server: true, done: true });

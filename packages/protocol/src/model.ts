@@ -120,6 +120,11 @@ export interface PeerSource {
   /** A PeerTicket's encoding, and the controller's signature over PEER_TICKET_CONTEXT + it. */
   ticket: Uint8Array;
   ticketSignature: Uint8Array;
+  /**
+   * The source still pulls the artifact itself in this transfer: its refusal that it holds nothing
+   * (GILD_PEER_NOT_HOLDING) means not yet, and the fetcher asks it again for a while.
+   */
+  downloading?: boolean;
 }
 
 /** What lets requesterHostId fetch artifactId's chunks from serverHostId until expiresAtMs. */

@@ -47,6 +47,7 @@ interface CommandFields<Health, Logs> {
         address?: Opt<string>;
         ticket?: Opt<Uint8Array>;
         ticketSignature?: Opt<Uint8Array>;
+        downloading?: Opt<boolean>;
       }>
     >;
   }>;
@@ -132,6 +133,7 @@ export function decodeCommandWith<Health, Logs>(
         address: str(s.address),
         ticket: bytes(s.ticket),
         ticketSignature: bytes(s.ticketSignature),
+        ...(s.downloading ? { downloading: true } : {}),
       }));
       return {
         commandId,

@@ -527,6 +527,14 @@ describe("peer fan-out on the wire", () => {
       ),
       ticketSignature: Uint8Array.from([9, 9]),
     },
+    {
+      hostId: "h3",
+      address: "10.0.0.13:7744",
+      ticket: Uint8Array.from([1]),
+      ticketSignature: Uint8Array.from([8]),
+      // Still downloading itself: the flag goes over the wire; absent above, it stays absent.
+      downloading: true,
+    },
   ];
   const pull: ControllerMessage = {
     command: {

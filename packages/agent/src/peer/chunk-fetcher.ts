@@ -30,6 +30,8 @@ export interface ChunkFetchOptions {
   windowBytes?: number;
   /** Bytes one peer request asks for. Default 8 MiB. */
   rangeBytes?: number;
+  /** Called whenever a source sends bytes or word that bytes are coming (a peer's heartbeat). */
+  onProgress?: () => void;
   signal?: AbortSignal;
   log: Logger;
 }
@@ -55,7 +57,8 @@ type ChunkState = "free" | "claimed" | "ready";
  * Fetch an artifact's chunks from several sources at once and hand them out strictly in order, each
  * only after its sha256 matched the signed manifest (docs/architecture.md, Peer fan-out). Peers work
  * side by side on ranges of chunks; a peer that serves a bad chunk is bad for the rest of the transfer
- * and reported; one that is slow (no byte within stallMs), gone or refusing is given up without blame;
+ * and reported; one that is slow (no byte or heartbeat within stallMs), gone or refusing is given up
+ * without blame; one whose answer ends short after a chunk or more (it has no more yet) is asked again;
  * the controller is asked only while no peer is left working. Memory stays within windowBytes plus the
  * ranges in flight, and nothing is fetched beyond the window while the consumer is behind.
  */
@@ -223,7 +226,9 @@ export class ChunkFetcher {
       const start = range.first * layout.chunkSize;
       const end = range.last * layout.chunkSize + chunkLength(layout, range.last);
       for await (const data of source.read({ start, end }, signal)) {
+        // An empty piece is a heartbeat: the peer waits for its own download, which moves.
         arm();
+        this.options.onProgress?.();
         let rest = data;
         while (rest.length > 0 && index <= range.last) {
           const want = chunkLength(layout, index) - held;
@@ -244,7 +249,9 @@ export class ChunkFetcher {
             `${source.id} sent more bytes than chunks ${range.first}-${range.last}`,
           );
       }
-      if (index <= range.last && !this.stop.signal.aborted)
+      // A peer still downloading ends its answer where its verified chunks end: it is asked again.
+      const short = index <= range.last && (index === range.first || source.id === "controller");
+      if (short && !this.stop.signal.aborted)
         throw new GildError(
           "GILD_TRANSFER_FAILED",
           `${source.id} ended its answer at chunk ${index} of ${range.first}-${range.last}`,

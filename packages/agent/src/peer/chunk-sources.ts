@@ -1,5 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import { request } from "node:https";
+import { setTimeout as delay } from "node:timers/promises";
 import type { PeerCertificate } from "node:tls";
 import { errorFromResponse } from "@gild/api-client";
 import { GildError } from "@gild/core";
@@ -22,10 +23,17 @@ function gone(what: string, err?: Error): GildError {
   );
 }
 
+/** How long a source still downloading itself is asked again after it said it holds nothing yet. */
+const NOT_YET_RETRY_MS = [100, 250, 500, 1_000, 2_000];
+
 /**
  * Chunks from a peer's server (peer-server.ts): TLS with this host's certificate, the peer's checked to
  * be of the controller's CA and to name the host the controller said serves there; the ticket in its
- * header. `range` is in bytes but always chunk-aligned.
+ * header. `range` is in bytes but always chunk-aligned. Each heartbeat the peer sends while it waits
+ * for its own download (102 Processing) comes out as an empty Buffer: word that bytes are coming. A
+ * source the controller named while it still downloads (`downloading`) may not have begun yet: its
+ * GILD_PEER_NOT_HOLDING is asked again after a pause, until the signal ends it (the fetcher's stall
+ * timer, which these pauses do not reset).
  */
 export function peerRangeReader(
   source: PeerSource,
@@ -34,42 +42,94 @@ export function peerRangeReader(
   tls: PeerTls,
 ): RangeReader {
   return async function* (range, signal) {
-    const from = range.start / chunkSize;
-    const to = Math.ceil(range.end / chunkSize);
-    const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = request(
-        {
-          host: source.address.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1"),
-          port: Number(/:(\d+)$/.exec(source.address)?.[1] ?? "0"),
-          method: "GET",
-          path: `/v1/peer/artifacts/${artifactId}/chunks?from=${from}&to=${to}`,
-          headers: { "x-gild-peer-ticket": ticketHeaderValue(source.ticket, source.ticketSignature) },
-          cert: tls.certPem,
-          key: tls.keyPem,
-          ca: [tls.caPem],
-          // The certificate must be the one the controller issued to the host it named, whatever the
-          // address: a certificate of the CA alone would let any enrolled host pose as any other.
-          checkServerIdentity: (_host: string, cert: PeerCertificate) =>
-            cert.subject?.CN === source.hostId
-              ? undefined
-              : new Error(`the peer's certificate names ${cert.subject?.CN}, not ${source.hostId}`),
-          signal,
-          agent: false,
-        },
-        (res) => {
-          if ((res.statusCode ?? 500) < 400) return resolve(res);
-          errorFromResponse(res, gone(`peer ${source.hostId} answered HTTP ${res.statusCode}`)).then(reject);
-        },
-      );
-      req.on("error", (err) => reject(gone(`peer ${source.hostId} at ${source.address}`, err)));
-      req.end();
-    });
+    const path = `/v1/peer/artifacts/${artifactId}/chunks?from=${range.start / chunkSize}&to=${Math.ceil(range.end / chunkSize)}`;
+    let res: IncomingMessage | undefined;
+    for (let attempt = 0; !res; attempt++) {
+      const answer = peerRequest(source, path, tls, signal);
+      try {
+        for await (const event of answer) {
+          if (event === "heartbeat") yield Buffer.alloc(0);
+          else res = event;
+        }
+      } catch (err) {
+        const notYet = source.downloading === true && (err as GildError).code === "GILD_PEER_NOT_HOLDING";
+        if (!notYet || signal.aborted) throw err;
+        const pause = NOT_YET_RETRY_MS[Math.min(attempt, NOT_YET_RETRY_MS.length - 1)] as number;
+        await delay(pause, undefined, { signal }).catch(() => undefined);
+        if (signal.aborted) throw err;
+      }
+    }
     try {
       for await (const data of res) yield data as Buffer;
     } catch (err) {
       throw gone(`peer ${source.hostId} cut the answer`, err as Error);
     }
   };
+}
+
+/** One request to a peer's server: its heartbeats while it waits, then its answer (an error for 4xx/5xx). */
+async function* peerRequest(
+  source: PeerSource,
+  path: string,
+  tls: PeerTls,
+  signal: AbortSignal,
+): AsyncGenerator<"heartbeat" | IncomingMessage> {
+  const events: Array<"heartbeat" | IncomingMessage> = [];
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  const push = (event: "heartbeat" | IncomingMessage) => {
+    events.push(event);
+    wake?.();
+  };
+  const req = request(
+    {
+      host: source.address.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1"),
+      port: Number(/:(\d+)$/.exec(source.address)?.[1] ?? "0"),
+      method: "GET",
+      path,
+      headers: { "x-gild-peer-ticket": ticketHeaderValue(source.ticket, source.ticketSignature) },
+      cert: tls.certPem,
+      key: tls.keyPem,
+      ca: [tls.caPem],
+      // The certificate must be the one the controller issued to the host it named, whatever the
+      // address: a certificate of the CA alone would let any enrolled host pose as any other.
+      checkServerIdentity: (_host: string, cert: PeerCertificate) =>
+        cert.subject?.CN === source.hostId
+          ? undefined
+          : new Error(`the peer's certificate names ${cert.subject?.CN}, not ${source.hostId}`),
+      signal,
+      agent: false,
+    },
+    (res) => {
+      if ((res.statusCode ?? 500) < 400) return push(res);
+      void errorFromResponse(res, gone(`peer ${source.hostId} answered HTTP ${res.statusCode}`)).then((e) => {
+        failure ??= e;
+        wake?.();
+      });
+    },
+  );
+  req.on("information", (info) => {
+    if (info.statusCode === 102) push("heartbeat");
+  });
+  req.on("error", (err) => {
+    failure ??= gone(`peer ${source.hostId} at ${source.address}`, err);
+    wake?.();
+  });
+  req.end();
+  for (;;) {
+    const event = events.shift();
+    if (event === "heartbeat") {
+      yield event;
+      continue;
+    }
+    if (event) {
+      yield event;
+      return;
+    }
+    if (failure) throw failure;
+    await new Promise<void>((resolve) => (wake = resolve));
+    wake = undefined;
+  }
 }
 
 /**

@@ -23,6 +23,8 @@ export interface Holding extends HeldLayout {
   verified: number;
   /** Still downloading: more chunks may come. False once complete, or abandoned. */
   growing: boolean;
+  /** When its download last got a byte (or word from its own source that bytes are coming), ms. */
+  movedAt: number;
 }
 
 interface Entry {
@@ -78,7 +80,7 @@ export class PeerHoldings {
     const entry = this.entries.get(layout.artifactId);
     if (entry?.keptAt !== undefined) return; // the cache holds it whole already
     this.entries.set(layout.artifactId, {
-      holding: { ...layout, path, verified, growing: true },
+      holding: { ...layout, path, verified, growing: true, movedAt: this.now() },
       waiters: entry?.waiters ?? new Set(),
     });
   }
@@ -88,7 +90,17 @@ export class PeerHoldings {
     const entry = this.entries.get(artifactId);
     if (!entry || verified <= entry.holding.verified) return;
     entry.holding.verified = Math.min(verified, heldChunks(entry.holding));
+    entry.holding.movedAt = this.now();
     this.wake(entry);
+  }
+
+  /**
+   * The download got bytes, or its own source said bytes are coming: its peer server tells the hosts
+   * waiting on it to keep waiting (peer-server.ts, heartbeats).
+   */
+  moving(artifactId: string): void {
+    const entry = this.entries.get(artifactId);
+    if (entry?.holding.growing) entry.holding.movedAt = this.now();
   }
 
   /** The download stopped without completing (the file may go): serve nothing more of it. */
@@ -125,6 +137,12 @@ export class PeerHoldings {
     entry.keptAt = this.now();
     this.wake(entry);
     await this.sweep();
+  }
+
+  /** Whether a download of the artifact is under way and got bytes within the last `withinMs`. */
+  isMoving(artifactId: string, withinMs: number): boolean {
+    const holding = this.entries.get(artifactId)?.holding;
+    return holding?.growing === true && this.now() - holding.movedAt < withinMs;
   }
 
   /** What this host holds of an artifact, or undefined. */

@@ -16,8 +16,14 @@ export interface PeerTls {
   caPem: string;
 }
 
-/** How long a request waits for a chunk its server has not verified yet before it ends the answer. */
+/** How long a request waits for its first chunk, not verified here yet, before it is refused. */
 export const CHUNK_WAIT_MS = 60_000;
+/** While a request waits for its first chunk, a heartbeat (102 Processing) goes out this often... */
+export const HEARTBEAT_MS = 2_000;
+/** ...when this host's own download got bytes within this long: the waiting host's stall timer. */
+const MOVING_MS = 10_000;
+/** Once an answer began, how long it waits for each next chunk before it ends short. */
+const NEXT_CHUNK_WAIT_MS = 2_000;
 /** Most chunks one request may ask for. */
 const MAX_CHUNKS_PER_REQUEST = 1024;
 /** Answers open at once; more are refused with 503 (the fetching host tries its next source). */
@@ -51,9 +57,12 @@ function sendError(res: ServerResponse, err: GildError): void {
  * hosts of the fleet (docs/architecture.md, Peer fan-out). TLS with a client certificate of the
  * controller's CA required, and per request a ticket the controller signed naming the client's host,
  * this host and the artifact. GET /v1/peer/artifacts/<id>/chunks?from=I&to=J answers the bytes of
- * chunks [I, J) in order, each sent only once this host verified it (a chunk still downloading is
- * waited for, up to CHUNK_WAIT_MS); writes wait for the socket to drain, and all uploads together keep
- * to `uploadRate`.
+ * chunks [I, J) in order, each sent only once this host verified it. The answer begins with chunk I
+ * verified: until then (up to CHUNK_WAIT_MS) a 102 Processing goes out every HEARTBEAT_MS while this
+ * host's own download moves, so the waiting host gives up on it only when the whole chain stalls.
+ * Within the answer each next chunk is waited for NEXT_CHUNK_WAIT_MS, then the answer ends short and
+ * the client asks again from there. Writes wait for the socket to drain, and all uploads together
+ * keep to `uploadRate`.
  */
 export class PeerServer {
   private readonly server: Server;
@@ -182,14 +191,24 @@ export class PeerServer {
     const onClose = () => gone.abort();
     res.on("close", onClose);
     this.closing.signal.addEventListener("abort", onClose, { once: true });
-    res.writeHead(200, { "content-type": "application/octet-stream" });
     let sent = 0;
     let file: FileHandle | undefined;
     let filePath = "";
     try {
+      const first = await this.waitForFirst(res, artifactId, from, gone.signal);
+      if (first !== true) {
+        if (!gone.signal.aborted) {
+          this.log.info({ requester, artifactId, code: first.code }, `chunk request ended: ${first.message}`);
+          sendError(res, first);
+        }
+        return;
+      }
+      res.writeHead(200, { "content-type": "application/octet-stream" });
       for (let index = from; index < to; index++) {
-        const wait = AbortSignal.any([gone.signal, AbortSignal.timeout(CHUNK_WAIT_MS)]);
-        if (!(await this.deps.holdings.waitFor(artifactId, index, wait))) break;
+        if (index > from) {
+          const wait = AbortSignal.any([gone.signal, AbortSignal.timeout(NEXT_CHUNK_WAIT_MS)]);
+          if (!(await this.deps.holdings.waitFor(artifactId, index, wait))) break;
+        }
         const holding = this.deps.holdings.get(artifactId);
         if (!holding) break;
         // The spool becomes the cache by a rename: open the file where it is now.
@@ -218,14 +237,43 @@ export class PeerServer {
           });
         }
       }
+      // An answer short of `to` tells the client this host has no more for now: it asks again from
+      // there, or another source.
+      if (gone.signal.aborted) res.destroy();
+      else res.end();
     } finally {
       await file?.close();
       this.closing.signal.removeEventListener("abort", onClose);
       res.off("close", onClose);
     }
-    // An answer short of `to` tells the client this host has no more for now: it asks another source.
-    if (gone.signal.aborted) res.destroy();
-    else res.end();
     this.log.debug({ requester, artifactId, from, to, bytes: sent }, "chunks served");
+  }
+
+  /**
+   * Wait until chunk `index` is verified: true then. Meanwhile a heartbeat goes out every HEARTBEAT_MS
+   * while this host's own download moves. A GildError when it never will be here (the download
+   * stopped) or not within CHUNK_WAIT_MS.
+   */
+  private async waitForFirst(
+    res: ServerResponse,
+    artifactId: string,
+    index: number,
+    gone: AbortSignal,
+  ): Promise<true | GildError> {
+    const { holdings } = this.deps;
+    const deadline = Date.now() + CHUNK_WAIT_MS;
+    for (;;) {
+      const left = deadline - Date.now();
+      const wait = AbortSignal.any([gone, AbortSignal.timeout(Math.max(1, Math.min(HEARTBEAT_MS, left)))]);
+      if (await holdings.waitFor(artifactId, index, wait)) return true;
+      if (!holdings.get(artifactId)?.growing)
+        return new GildError("GILD_PEER_NOT_HOLDING", `this host stopped downloading artifact ${artifactId}`);
+      if (gone.aborted || Date.now() >= deadline)
+        return new GildError(
+          "GILD_UNAVAILABLE",
+          `chunk ${index} of artifact ${artifactId} was not verified here within ${CHUNK_WAIT_MS / 1000} s`,
+        );
+      if (holdings.isMoving(artifactId, MOVING_MS)) res.writeProcessing();
+    }
   }
 }
