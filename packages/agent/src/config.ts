@@ -9,7 +9,7 @@ import {
   unknownFields,
 } from "@gild/core";
 
-import { type MetricsListen, parseMetricsListen } from "./metrics.js";
+import { type MetricsListen, parseMetricsListen } from "./metrics-listen.js";
 
 /** The agent's configuration as an operator writes it (config file and flags), all optional. */
 export interface RawAgentConfig {

@@ -19,7 +19,8 @@ export { backoffDelay } from "./connection.js";
 export { EXIT_REBOOT_BY_RESTART, HostMaintenance } from "./executors/host-maintenance.js";
 export { type JoinOptions, joinController } from "./join.js";
 export { type AgentTestHooks, agentExitCode, EXIT_REFUSED, type RunningAgent, runAgent } from "./main.js";
-export { AgentMetrics, type MetricsListen, parseMetricsListen } from "./metrics.js";
+export { AgentMetrics } from "./metrics.js";
+export { type MetricsListen, parseMetricsListen } from "./metrics-listen.js";
 export {
   ChunkFetcher,
   type ChunkFetchOptions,
