@@ -245,17 +245,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "peer fan-out", ()
         log: silentLogger,
       });
       holdings.downloading(layout(), file, artifact.chunks.length);
-      const server = new PeerServer({
-        hostId: peer.hostId,
-        tls: peer.tls,
-        holdings,
-        signingPublicKeyPem: await readFile(join(peer.host.stateDir, "controller-signing.pub"), "utf8"),
-        uploadRate,
-        log: silentLogger,
-      });
-      servers.push(server);
-      const bound = await server.listen("127.0.0.1", 0);
-      return { server, address: `127.0.0.1:${bound.port}` };
+      return serveHoldings(peer, holdings, { uploadRate });
     }
 
     function source(
@@ -287,23 +277,23 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "peer fan-out", ()
       };
     }
 
-    /** A peer server for `peer` over `holdings` (the test moves its download by hand). */
+    /** A peer server (the agent's code) for `peer`'s certificate on loopback, over `holdings`. */
     async function serveHoldings(
       peer: HostPeer,
       holdings: PeerHoldings,
-      log = silentLogger,
-    ): Promise<string> {
+      options: { uploadRate?: number; log?: typeof silentLogger } = {},
+    ): Promise<{ server: PeerServer; address: string }> {
       const server = new PeerServer({
         hostId: peer.hostId,
         tls: peer.tls,
         holdings,
         signingPublicKeyPem: await readFile(join(peer.host.stateDir, "controller-signing.pub"), "utf8"),
-        uploadRate: 0,
-        log,
+        uploadRate: options.uploadRate ?? 0,
+        log: options.log ?? silentLogger,
       });
       servers.push(server);
       const bound = await server.listen("127.0.0.1", 0);
-      return `127.0.0.1:${bound.port}`;
+      return { server, address: `127.0.0.1:${bound.port}` };
     }
 
     function controllerSource(requester: HostPeer): ChunkSourceSpec {
@@ -438,17 +428,8 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "peer fan-out", ()
       const [a, b] = peers as [HostPeer, HostPeer];
       const holdings = new PeerHoldings({ cacheDir: join(fleet.dir, "cache-growing"), log: silentLogger });
       holdings.downloading(layout(), artifact.path, 0);
-      const server = new PeerServer({
-        hostId: b.hostId,
-        tls: b.tls,
-        holdings,
-        signingPublicKeyPem: await readFile(join(b.host.stateDir, "controller-signing.pub"), "utf8"),
-        uploadRate: 0,
-        log: silentLogger,
-      });
-      servers.push(server);
-      const bound = await server.listen("127.0.0.1", 0);
-      const fetcher = fetcherFor(a, [source(a, b, `127.0.0.1:${bound.port}`)]);
+      const { address } = await serveHoldings(b, holdings);
+      const fetcher = fetcherFor(a, [source(a, b, address)]);
       // The serving side verifies one chunk at a time, each only after the fetcher took the one before.
       let verified = 1;
       holdings.verified(artifact.id, verified);
@@ -475,7 +456,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "peer fan-out", ()
         },
       };
       log.child = () => log;
-      const address = await serveHoldings(b, holdings, log);
+      const { address } = await serveHoldings(b, holdings, { log });
       const fetcher = fetcherFor(a, [source(a, b, address, { downloading: true })]);
       expect(await fetchAll(fetcher)).toBe(artifact.sha256);
       expect(refusals).toBe(1);
@@ -483,7 +464,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "peer fan-out", ()
       expect(fetcher.report().unavailablePeers).toEqual([]);
       // A holder (not named as downloading) that holds nothing is given up at once.
       const empty = new PeerHoldings({ cacheDir: join(fleet.dir, "cache-empty"), log: silentLogger });
-      const holder = fetcherFor(a, [source(a, b, await serveHoldings(b, empty))]);
+      const holder = fetcherFor(a, [source(a, b, (await serveHoldings(b, empty)).address)]);
       expect(await fetchAll(holder)).toBe(artifact.sha256);
       expect(holder.report().unavailablePeers.map((p) => p.hostId)).toEqual([b.hostId]);
       expect(holder.report().bytesFromController).toBe(artifact.sizeBytes);
@@ -494,7 +475,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "peer fan-out", ()
       const stallMs = 5_000;
       const holdings = new PeerHoldings({ cacheDir: join(fleet.dir, "cache-slow"), log: silentLogger });
       holdings.downloading(layout(), artifact.path, 0);
-      const address = await serveHoldings(b, holdings);
+      const { address } = await serveHoldings(b, holdings);
       // Its download gets bytes all along, but its first chunk is verified only after three
       // heartbeats, more than the stall time after the request began.
       const moving = setInterval(() => holdings.moving(artifact.id), 200);
@@ -521,7 +502,7 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "peer fan-out", ()
       stuck.downloading(layout(), artifact.path, 0);
       clock += 60_000;
       let heartbeats = 0;
-      const spec = countingHeartbeats(source(a, b, await serveHoldings(b, stuck)), (n) => {
+      const spec = countingHeartbeats(source(a, b, (await serveHoldings(b, stuck)).address), (n) => {
         heartbeats = n;
       });
       const fetcher = fetcherFor(a, [spec], { stallMs: 3_000 });
