@@ -4,7 +4,8 @@ import type { HostInventory } from "./store/hosts-repo.js";
 import type { Store } from "./store/store.js";
 
 // A healthy streak reported again moves by the link's delay and the agent's rounding: within this much
-// it is the same streak, and keeps the start it was first given.
+// it is the same streak, and keeps the start it was first given. Only for reports that do not name
+// their streak (an inventory stored before agentHealthSinceMs was kept, or a start the agent lacks).
 const SAME_STREAK_MS = 2_000;
 
 /**
@@ -12,6 +13,11 @@ const SAME_STREAK_MS = 2_000;
  * held (healthy_for_ms, measured on its monotonic clock), so the start is `receivedAt` minus that. Two
  * machines' wall clocks are never compared: an agent 10 minutes off cannot shorten or stretch
  * minHealthy. Agents without the field (older ones) report only their own wall-clock start.
+ *
+ * A streak reported again keeps the start it was first given. The agent names its streak by the start
+ * it gives it on its own clock (healthSinceMs): another start is another streak, however close in time
+ * (an agent restarted for a reboot starts its app again within a second). That compares two reports of
+ * one agent, never two machines.
  */
 function healthStart(
   app: AppInstance,
@@ -21,11 +27,12 @@ function healthStart(
   if (app.health !== "healthy") return 0;
   if (app.healthyForMs <= 0) return app.healthSinceMs;
   const start = receivedAt - app.healthyForMs;
-  const same =
-    before !== undefined &&
-    before.health === "healthy" &&
-    before.generation === app.generation &&
-    Math.abs(before.healthSinceMs - start) <= SAME_STREAK_MS;
+  if (before === undefined || before.health !== "healthy" || before.generation !== app.generation)
+    return start;
+  const named = app.healthSinceMs > 0 && (before.agentHealthSinceMs ?? 0) > 0;
+  const same = named
+    ? before.agentHealthSinceMs === app.healthSinceMs
+    : Math.abs(before.healthSinceMs - start) <= SAME_STREAK_MS;
   return same ? before.healthSinceMs : start;
 }
 
@@ -55,6 +62,7 @@ export function normalizeInventory(
         ...stored,
         healthDetail: clipDetail(stored.healthDetail),
         healthSinceMs: healthStart(app, receivedAt, before),
+        agentHealthSinceMs: app.healthSinceMs,
       };
     }),
   };

@@ -6,7 +6,14 @@ import type { WriteBatch } from "./write-batch.js";
  * What a host reported of its pool and apps, as stored: the agent's Inventory with each app's health
  * streak on the controller's clock (healthSinceMs; inventory-sync.ts turns healthyForMs into it).
  */
-export type HostInventory = Omit<Inventory, "apps"> & { apps: Array<Omit<AppInstance, "healthyForMs">> };
+export type HostInventory = Omit<Inventory, "apps"> & {
+  apps: Array<
+    Omit<AppInstance, "healthyForMs"> & {
+      /** The streak's start as the agent gave it, on its clock: which streak it is (inventory-sync.ts). */
+      agentHealthSinceMs?: number;
+    }
+  >;
+};
 
 export type HostState = "online" | "offline";
 
