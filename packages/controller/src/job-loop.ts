@@ -3,17 +3,11 @@ import type { AgentHub } from "./agent-hub.js";
 import type { CommandService } from "./command-service.js";
 import { storeFailure } from "./store/store-errors.js";
 
-/** How long news a job can wait for (JobLoop deps.canWait) may gather before the job plans again. */
-export const LATER_STEP_MS = 250;
-
 /**
  * The loop under every wave-job executor (rollouts, host updates): planning steps run one at a time per
  * job, soon after a poke (a burst of results costs one step), again at the job's next clock, and again
  * with backoff after a step that failed (nothing of it was stored). It also keeps which active jobs
- * cover which host, so an inventory or a link poke reaches only those. News of a host the job says can
- * wait (`canWait`: a rollout's later waves, prefetching) gathers for up to LATER_STEP_MS into one step,
- * so a fleet's prefetch results do not keep a step running back to back and the news that moves a
- * wave finds the loop free.
+ * cover which host, so an inventory or a link poke reaches only those.
  */
 export class JobLoop {
   /** Each job's next wake (its nearest clock), which may be weeks away (a long bake). */
@@ -26,8 +20,6 @@ export class JobLoop {
   private readonly byHost = new Map<string, Set<string>>();
   /** Failed planning steps in a row, per job (for the retry's backoff). */
   private readonly retries = new Map<string, number>();
-  /** Jobs with news that can wait: the step that takes it, at most LATER_STEP_MS away. */
-  private readonly later = new Map<string, NodeJS.Timeout>();
   private closed = false;
 
   constructor(
@@ -42,14 +34,12 @@ export class JobLoop {
       idPrefix: string;
       commands: Pick<CommandService, "addListener">;
       hub: Pick<AgentHub, "addListener">;
-      /** News of this host does not change what the job does next at once (default: it always may). */
-      canWait?: (jobId: string, hostId: string) => boolean;
     },
   ) {
     // A command's result, a host that comes or goes: the jobs they concern plan again.
     deps.commands.addListener({
       onFinished: (record) => {
-        if (record.rolloutId?.startsWith(deps.idPrefix)) this.news(record.rolloutId, record.hostId);
+        if (record.rolloutId?.startsWith(deps.idPrefix)) this.poke(record.rolloutId);
       },
     });
     deps.hub.addListener({
@@ -62,28 +52,11 @@ export class JobLoop {
     this.closed = true;
     for (const timer of this.timers.values()) timer.cancel();
     this.timers.clear();
-    for (const timer of this.later.values()) clearTimeout(timer);
-    this.later.clear();
   }
 
   /** An inventory changed or a host came or went: plan again the active jobs that cover the host. */
   pokeHost(hostId: string): void {
-    for (const jobId of this.byHost.get(hostId) ?? []) this.news(jobId, hostId);
-  }
-
-  /** Something of `hostId` changed for the job: plan it again now, or within LATER_STEP_MS. */
-  private news(jobId: string, hostId: string): void {
-    if (!this.deps.canWait?.(jobId, hostId)) {
-      this.poke(jobId);
-      return;
-    }
-    if (this.closed || this.later.has(jobId) || this.scheduled.has(jobId)) return;
-    const timer = setTimeout(() => {
-      this.later.delete(jobId);
-      this.poke(jobId);
-    }, LATER_STEP_MS);
-    timer.unref();
-    this.later.set(jobId, timer);
+    for (const jobId of this.byHost.get(hostId) ?? []) this.poke(jobId);
   }
 
   /** Keep the host -> active jobs index current: `active` adds the job to its hosts, else removes it. */
@@ -104,12 +77,6 @@ export class JobLoop {
    */
   poke(jobId: string): void {
     if (this.closed || this.scheduled.has(jobId)) return;
-    // The step this schedules (now, or after the one running) sees whatever news was waiting.
-    const later = this.later.get(jobId);
-    if (later !== undefined) {
-      clearTimeout(later);
-      this.later.delete(jobId);
-    }
     if (this.running.has(jobId)) {
       this.again.add(jobId);
       return;
@@ -169,8 +136,6 @@ export class JobLoop {
 
   /** Wait until the job's pending planning steps are done (tests, and verbs that answer with the state). */
   async settled(jobId: string): Promise<void> {
-    // News that could wait is planned now: settled means every piece of news was planned.
-    if (this.later.has(jobId)) this.poke(jobId);
     while (this.running.has(jobId)) await this.running.get(jobId);
   }
 }

@@ -68,7 +68,6 @@ export class RolloutExecutor {
       idPrefix: "ro_",
       commands: deps.commands,
       hub: deps.hub,
-      canWait: (rolloutId, hostId) => this.canWait(rolloutId, hostId),
     });
     this.dispatcher = new RolloutDispatcher({
       ...deps,
@@ -85,17 +84,6 @@ export class RolloutExecutor {
 
   private now(): number {
     return (this.deps.now ?? Date.now)();
-  }
-
-  /**
-   * News of a host in a wave after the current one of a running rollout (its prefetch, its inventory,
-   * its link) changes nothing before that wave starts: the step that starts it reads the host afresh.
-   */
-  private canWait(rolloutId: string, hostId: string): boolean {
-    const record = this.cache.get(rolloutId)?.record;
-    if (record?.state !== "running") return false;
-    const step = record.hosts[hostId];
-    return step !== undefined && step.wave > record.currentWave;
   }
 
   /** Resume every active rollout (at controller start). */
