@@ -158,8 +158,7 @@ export class ArtifactService {
     const partial = `${path}.partial`;
     const hash = createHash("sha256");
     // The size is known only at the end: hash chunks at the default size as the stream goes, and
-    // again from the file when the stream is small (at most 32 MiB, still in the page cache: smaller
-    // chunks) or too long for it (chunkSizeFor).
+    // again from the file in the rare case the stream is too long for it (chunkSizeFor).
     const chunkHasher = new ChunkHasher(DEFAULT_CHUNK_BYTES);
     let size = 0;
     const started = Date.now();

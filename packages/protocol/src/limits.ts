@@ -31,14 +31,8 @@ export const CloseCode = {
   replaced: 4003,
 } as const;
 
-/** Chunk size of an artifact's stream from 32 MiB up to 64 GiB (manifest chunk_size): see chunkSizeFor. */
+/** Chunk size of an artifact's stream before it grows (manifest chunk_size): see chunkSizeFor. */
 export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
-
-/** The smallest chunk: a stream up to 4 MiB (a small delta) is cut into 16 of them, or fewer. */
-export const MIN_CHUNK_BYTES = 256 * 1024;
-
-/** A stream under DEFAULT_CHUNK_BYTES times this many bytes gets smaller chunks, at most this many. */
-const SMALL_STREAM_CHUNKS = 16;
 
 /**
  * Most chunks one manifest lists: 16384 digests of 34 bytes each on the wire are 544 KiB, well under
@@ -53,15 +47,11 @@ export const MAX_CHUNKS = 16384;
 export const MAX_MANIFEST_BYTES = 640 * 1024;
 
 /**
- * The chunk size for a stream of `sizeBytes`. A small stream is cut into up to 16 chunks of at least
- * MIN_CHUNK_BYTES (256 KiB up to 4 MiB of stream, 512 KiB up to 8 MiB, ... 2 MiB up to 32 MiB): an
- * agent feeds `btrfs receive` each chunk once it is verified, so a small delta's receive begins after
- * its first sixteenth, not after all of it. From 32 MiB on, DEFAULT_CHUNK_BYTES, doubled until the
- * stream has at most MAX_CHUNKS chunks (4 MiB up to 64 GiB, 8 MiB up to 128 GiB, ...).
+ * The chunk size for a stream of `sizeBytes`: DEFAULT_CHUNK_BYTES, doubled until the stream has at
+ * most MAX_CHUNKS chunks (4 MiB up to 64 GiB, 8 MiB up to 128 GiB, ...).
  */
 export function chunkSizeFor(sizeBytes: number): number {
-  let chunk = MIN_CHUNK_BYTES;
-  while (chunk < DEFAULT_CHUNK_BYTES && sizeBytes > chunk * SMALL_STREAM_CHUNKS) chunk *= 2;
+  let chunk = DEFAULT_CHUNK_BYTES;
   while (Math.ceil(sizeBytes / chunk) > MAX_CHUNKS) chunk *= 2;
   return chunk;
 }

@@ -7,7 +7,6 @@ import {
   MAX_CHUNKS,
   MAX_FRAME_BYTES,
   MAX_MANIFEST_BYTES,
-  MIN_CHUNK_BYTES,
 } from "@gild/protocol";
 import { describe, expect, it } from "vitest";
 
@@ -16,14 +15,10 @@ const GIB = 1024 * MIB;
 
 describe("chunkSizeFor", () => {
   it.each([
-    [0, 256 * 1024, 0],
-    [1, 256 * 1024, 1],
-    // A small delta: 16 pieces, so receive begins after the first.
-    [4 * MIB, 256 * 1024, 16],
-    [4 * MIB + 1, 512 * 1024, 9],
-    [8 * MIB + 1, 1 * MIB, 9],
-    [32 * MIB, 2 * MIB, 16],
-    [32 * MIB + 1, 4 * MIB, 9],
+    [0, 4 * MIB, 0],
+    [1, 4 * MIB, 1],
+    [4 * MIB, 4 * MIB, 1],
+    [4 * MIB + 1, 4 * MIB, 2],
     [1 * GIB, 4 * MIB, 256],
     [64 * GIB, 4 * MIB, MAX_CHUNKS],
     [64 * GIB + 1, 8 * MIB, 8193],
@@ -34,15 +29,13 @@ describe("chunkSizeFor", () => {
     expect(chunkCount(size, chunkSizeFor(size))).toBe(count);
   });
 
-  it("is a power-of-two multiple of the smallest chunk and never makes more than MAX_CHUNKS", () => {
+  it("is a power-of-two multiple of the default and never makes more than MAX_CHUNKS", () => {
     for (let size = 1; size < 2 ** 50; size = Math.ceil(size * 1.37) + 12345) {
       const chunk = chunkSizeFor(size);
-      expect(Number.isInteger(Math.log2(chunk / MIN_CHUNK_BYTES))).toBe(true);
+      expect(Number.isInteger(Math.log2(chunk / DEFAULT_CHUNK_BYTES))).toBe(true);
       expect(chunkCount(size, chunk)).toBeLessThanOrEqual(MAX_CHUNKS);
-      // The smallest such size: half of it would make too many chunks (a large stream), or more
-      // than 16 (a small one).
+      // The smallest such size: half of it would make too many chunks.
       if (chunk > DEFAULT_CHUNK_BYTES) expect(chunkCount(size, chunk / 2)).toBeGreaterThan(MAX_CHUNKS);
-      else if (chunk > MIN_CHUNK_BYTES) expect(chunkCount(size, chunk / 2)).toBeGreaterThan(16);
     }
   });
 
