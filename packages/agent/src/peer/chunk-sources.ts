@@ -116,19 +116,26 @@ async function* peerRequest(
     wake?.();
   });
   req.end();
-  for (;;) {
-    const event = events.shift();
-    if (event === "heartbeat") {
-      yield event;
-      continue;
+  let answered = false;
+  try {
+    for (;;) {
+      const event = events.shift();
+      if (event === "heartbeat") {
+        yield event;
+        continue;
+      }
+      if (event) {
+        answered = true;
+        yield event;
+        return;
+      }
+      if (failure) throw failure;
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
     }
-    if (event) {
-      yield event;
-      return;
-    }
-    if (failure) throw failure;
-    await new Promise<void>((resolve) => (wake = resolve));
-    wake = undefined;
+  } finally {
+    // Left before its answer was taken (the caller stopped, or it failed): nothing may stay open.
+    if (!answered) req.destroy();
   }
 }
 
