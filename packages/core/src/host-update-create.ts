@@ -31,7 +31,8 @@ export function createHostUpdate(input: CreateHostUpdateInput, now: number): Hos
   const ids = input.targets.map((t) => t.hostId);
   if (new Set(ids).size !== ids.length) throw new Error("createHostUpdate: a host is listed twice");
   for (const job of input.active) {
-    const busy = ids.filter((id) => job.hostIds.includes(id));
+    const theirs = new Set(job.hostIds);
+    const busy = ids.filter((id) => theirs.has(id));
     if (busy.length > 0) {
       const names = busy.map((id) => input.targets.find((t) => t.hostId === id)?.hostName ?? id);
       throw new GildError(

@@ -56,9 +56,11 @@ export function createRollout(input: CreateRolloutInput, now: number): RolloutRe
   const { waves, hasCanary } = canaryFirstWaves(ordered, canaries, strategy.waves);
 
   const hosts: Record<string, HostStep> = {};
+  // By id, not a search per host: a rollout may cover 10,000 of them.
+  const targetOf = new Map(outdated.map((t) => [t.hostId, t]));
   waves.forEach((wave, index) => {
     for (const hostId of wave) {
-      const target = outdated.find((t) => t.hostId === hostId) as RolloutTarget;
+      const target = targetOf.get(hostId) as RolloutTarget;
       hosts[hostId] = {
         hostId,
         wave: index,
