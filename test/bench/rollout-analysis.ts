@@ -24,6 +24,14 @@ export interface StoredEventRow {
   message: string;
 }
 
+/** A rollout's switch command (deployApp) as the controller stored it: when issued, when its result came. */
+export interface StoredSwitchRow {
+  hostId: string;
+  state: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
 /** One wave transition, k -> k+1, timed at the fake agents. */
 export interface Transition {
   from: number;
@@ -48,6 +56,12 @@ export interface Transition {
   decisionMs: number;
   /** Hosts of wave k+1 that had their image (pull reported) at the trigger: prefetch done. */
   prefetchedAtTrigger: number;
+  /**
+   * On the controller's clock alone (no load tool in it): from the last switch result of wave k it
+   * recorded to its `wave-started` event for k+1, and to the first switch of wave k+1 it issued.
+   */
+  controllerDecisionMs: number;
+  controllerFirstSwitchMs: number;
 }
 
 function lastOf(values: Array<number | null>): number | null {
@@ -68,8 +82,12 @@ export function analyseTransitions(
   hostsByName: Map<string, FakeHost>,
   events: StoredEventRow[],
   endAt: number,
+  switches: StoredSwitchRow[] = [],
 ): Transition[] {
   const out: Transition[] = [];
+  const switchesOf = new Map<string, StoredSwitchRow[]>();
+  for (const row of switches) switchesOf.set(row.hostId, [...(switchesOf.get(row.hostId) ?? []), row]);
+  const rowsOfWave = (hostIds: string[]) => hostIds.flatMap((id) => switchesOf.get(id) ?? []);
   const completedAt = new Map<number, number>();
   const startedAt = new Map<number, number>();
   for (const e of events) {
@@ -104,6 +122,10 @@ export function analyseTransitions(
       }
     }
     const started = startedAt.get(k + 1);
+    const results = rowsOfWave(wave.hosts.map((h) => h.hostId)).filter((r) => r.state === "succeeded");
+    const lastResult = results.length > 0 ? Math.max(...results.map((r) => r.updatedAt)) : Number.NaN;
+    const issued = rowsOfWave(next.hosts.map((h) => h.hostId)).map((r) => r.createdAt);
+    const firstIssued = issued.length > 0 ? Math.min(...issued) : Number.NaN;
     out.push({
       from: k,
       to: k + 1,
@@ -116,6 +138,8 @@ export function analyseTransitions(
       lastSwitchMs: Number.isFinite(lastSwitch) ? lastSwitch - triggerAt : Number.NaN,
       decisionMs: started === undefined ? Number.NaN : started - triggerAt,
       prefetchedAtTrigger: prefetched,
+      controllerDecisionMs: started === undefined ? Number.NaN : started - lastResult,
+      controllerFirstSwitchMs: firstIssued - lastResult,
     });
   }
   return out;

@@ -4,7 +4,8 @@
 // process (real protocol: Hello, Inventory, Heartbeats, CommandStatus; commands succeed after a short
 // delay) and rolls the new version out in waves (canary 1, 1%, 10%, 100%; bake and minHealthy 0).
 // Reports join time, rollout time, the controller's RSS and CPU, and per wave transition the time from
-// the previous wave's last healthy report to the next wave's first command (target < 100 ms).
+// the previous wave's last healthy report to the next wave's first command (target < 100 ms); and the
+// same on the controller's clock alone, from its stored commands and events (no load tool in it).
 // Run by hand as root; not a test (this machine is shared and noisy).
 //
 // Environment: BENCH_HOSTS="1000,10000"  BENCH_JOIN_CONCURRENCY=32  BENCH_CONNECT_CONCURRENCY=200
@@ -42,6 +43,7 @@ import {
   analyseTransitions,
   type RolloutView,
   type StoredEventRow,
+  type StoredSwitchRow,
   type Transition,
 } from "./rollout-analysis.js";
 import { fmt, median } from "./stats.js";
@@ -388,6 +390,7 @@ async function runScale(n: number): Promise<ScaleResult> {
 
     // What the controller stored.
     let events: StoredEventRow[] = [];
+    let switchRows: StoredSwitchRow[] = [];
     const eventCounts: Record<string, number> = {};
     const commandCounts: Record<string, number> = {};
     let recordBytes = Number.NaN;
@@ -395,6 +398,11 @@ async function runScale(n: number): Promise<ScaleResult> {
       events = await sqliteJson<StoredEventRow>(
         db,
         `SELECT at, kind, wave, message FROM rollout_events WHERE rollout_id = '${view.id}' AND kind IN ('wave-started', 'wave-completed', 'bake-started', 'rollout-state') ORDER BY id`,
+      );
+      switchRows = await sqliteJson<StoredSwitchRow>(
+        db,
+        `SELECT host_id AS hostId, state, created_at AS createdAt, updated_at AS updatedAt FROM commands
+           WHERE rollout_id = '${view.id}' AND kind = 'deployApp'`,
       );
       for (const row of await sqliteJson<{ kind: string; n: number }>(
         db,
@@ -419,7 +427,7 @@ async function runScale(n: number): Promise<ScaleResult> {
     }
 
     const hostsByName = new Map<string, FakeHost>(fleet.hosts.map((h) => [h.name, h]));
-    const transitions = analyseTransitions(view, hostsByName, events, rolloutEnd);
+    const transitions = analyseTransitions(view, hostsByName, events, rolloutEnd, switchRows);
     const latencies = transitions.map((t) => t.firstCommandMs);
 
     let profile: ProfileSummary | null = null;
@@ -546,6 +554,14 @@ function printResult(r: ScaleResult, planner: PlannerCost | undefined): void {
       `  ${`${t.from} -> ${t.to}`.padEnd(9)}  ${`${t.fromHosts} -> ${t.toHosts}`.padEnd(12)} ${`${t.censored ? ">" : ""}${fmt(t.firstCommandMs, 1)}`.padStart(13)}  ${fmt(t.firstSwitchMs, 1).padStart(13)}  ${fmt(t.lastSwitchMs, 1).padStart(12)}  ${fmt(t.decisionMs, 1).padStart(26)}  ${`${t.prefetchedAtTrigger}/${t.toHosts}`.padStart(22)}`,
     );
   }
+  out(
+    "the same transitions on the controller's clock alone (ms from the last switch result of wave k it recorded):",
+  );
+  out("  k -> k+1   wave-started   first switch issued");
+  for (const t of r.transitions)
+    out(
+      `  ${`${t.from} -> ${t.to}`.padEnd(9)}  ${fmt(t.controllerDecisionMs, 1).padStart(12)}  ${fmt(t.controllerFirstSwitchMs, 1).padStart(20)}`,
+    );
   const bound = r.transitions.some((t) => t.censored)
     ? ' (">": no command had arrived by the end; a lower bound)'
     : "";
