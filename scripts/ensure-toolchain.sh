@@ -38,5 +38,7 @@ GILD_APT_PACKAGES=(btrfs-progs systemd-container debootstrap busybox-static ipro
 # What only the tests need: shellcheck (the installers), faketime (agents with a skewed clock),
 # stress-ng (the second e2e pass, with every core busy), prometheus (promtool checks the /metrics text;
 # without systemd as PID 1 its daemon is not started), chromium (the dashboard's tests drive it headless;
-# no browser is ever downloaded by npm).
-GILD_TEST_APT_PACKAGES=(shellcheck faketime stress-ng prometheus chromium)
+# no browser is ever downloaded by npm), postgresql-15 (the controller's tests run a second time against
+# a temporary cluster of it: scripts/test-postgres.sh; its packaged cluster is not started without
+# systemd, and nothing uses it).
+GILD_TEST_APT_PACKAGES=(shellcheck faketime stress-ng prometheus chromium postgresql-15)

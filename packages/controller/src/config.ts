@@ -10,6 +10,7 @@ import {
   sizeField,
   unknownFields,
 } from "@gild/core";
+import { type DatabaseLocation, isPostgresUrl } from "./store/db.js";
 
 /** The controller's configuration as an operator writes it (config file and flags), all optional. */
 /** Audit entries are kept 90 days unless the config says otherwise (at most a year). */
@@ -20,6 +21,8 @@ const DEFAULT_SESSION_TTL_MS = 12 * 3_600_000;
 
 export interface RawControllerConfig {
   dataDir?: string;
+  /** The store: a postgres:// URL, or the path of an SQLite file (default <dataDir>/gild.db). */
+  database?: string;
   pool?: string;
   /** host:port to listen on. */
   listen?: string;
@@ -52,6 +55,8 @@ export interface RawControllerConfig {
 /** The resolved, frozen configuration every part of the controller receives. */
 export interface ControllerConfig {
   dataDir: string;
+  /** Where the store lives (SQLite by default, at paths.database). */
+  database: DatabaseLocation;
   pool: string;
   listenHost: string;
   listenPort: number;
@@ -99,6 +104,7 @@ export const DEFAULT_CONTROLLER_PORT = 7443;
 
 const KNOWN_SETTINGS = [
   "dataDir",
+  "database",
   "pool",
   "listen",
   "publicUrl",
@@ -115,6 +121,29 @@ const KNOWN_SETTINGS = [
   "compressedStreams",
   "logLevel",
 ] as const satisfies ReadonlyArray<keyof RawControllerConfig>;
+
+/** The `database` setting: a postgres:// URL, or an absolute path of an SQLite file. */
+function databaseField(raw: unknown, sqliteDefault: string, problems: FieldProblem[]): DatabaseLocation {
+  if (raw === undefined) return { kind: "sqlite", path: sqliteDefault };
+  if (typeof raw !== "string" || raw === "") {
+    problems.push({ path: "database", message: "must be a postgres:// URL or an absolute path" });
+    return { kind: "sqlite", path: sqliteDefault };
+  }
+  if (isPostgresUrl(raw)) {
+    try {
+      new URL(raw);
+    } catch {
+      problems.push({ path: "database", message: "is not a valid postgres:// URL" });
+    }
+    return { kind: "postgres", url: raw };
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
+    problems.push({ path: "database", message: "only postgres:// (or postgresql://) URLs are supported" });
+  } else if (!isAbsolute(raw)) {
+    problems.push({ path: "database", message: "must be a postgres:// URL or an absolute path" });
+  }
+  return { kind: "sqlite", path: raw };
+}
 
 /** Validate the whole raw config at once (every problem listed), apply defaults, freeze. */
 export function resolveControllerConfig(raw: RawControllerConfig): ControllerConfig {
@@ -150,8 +179,10 @@ export function resolveControllerConfig(raw: RawControllerConfig): ControllerCon
   if (!Array.isArray(tlsNames) || tlsNames.some((n) => typeof n !== "string")) {
     problems.push({ path: "tlsNames", message: "must be a list of names" });
   }
+  const database = databaseField(raw.database, join(dataDir, "gild.db"), problems);
   const config: ControllerConfig = {
     dataDir,
+    database,
     pool,
     listenHost,
     listenPort,
@@ -205,7 +236,7 @@ export function resolveControllerConfig(raw: RawControllerConfig): ControllerCon
     compressedStreams: raw.compressedStreams ?? true,
     logLevel,
     paths: {
-      database: join(dataDir, "gild.db"),
+      database: database.kind === "sqlite" ? database.path : join(dataDir, "gild.db"),
       adminToken: join(dataDir, "admin.token"),
       metricsToken: join(dataDir, "metrics.token"),
       caCert: join(dataDir, "tls", "ca.pem"),

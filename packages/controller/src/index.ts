@@ -21,3 +21,6 @@ export { PEER_TICKET_TTL_MS, PeerSourcing } from "./peer-sourcing.js";
 export { certificateSerial } from "./pki.js";
 export { CONTENT_SECURITY_POLICY } from "./security-headers.js";
 export type { ControllerImageBuilder, ControllerImageStore } from "./services.js";
+export type { DatabaseLocation, Db } from "./store/db.js";
+export { openSqlite, SqliteDb } from "./store/sqlite-db.js";
+export { Store } from "./store/store.js";

@@ -53,7 +53,7 @@ export function openControllerState(config: ControllerConfig): {
   signing: { privatePem: string; publicPem: string };
 } {
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const store = Store.open(config.paths.database);
+  const store = Store.open(config.database);
   return {
     store,
     tls: ensureTls(config),

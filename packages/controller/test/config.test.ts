@@ -38,3 +38,34 @@ describe("controller config: connections that have not authenticated", () => {
       ]);
   });
 });
+
+describe("controller config: the database", () => {
+  it("is SQLite in the data dir unless told otherwise", () => {
+    const config = resolveControllerConfig({ dataDir: "/srv/gild" });
+    expect(config.database).toEqual({ kind: "sqlite", path: "/srv/gild/gild.db" });
+    expect(resolveControllerConfig({ database: "/data/state.db" }).database).toEqual({
+      kind: "sqlite",
+      path: "/data/state.db",
+    });
+  });
+
+  it("is PostgreSQL for a postgres:// or postgresql:// URL", () => {
+    for (const url of [
+      "postgres://gild@db.internal/gild",
+      "postgresql://gild:pw@10.0.0.5:5433/gild?sslmode=require",
+    ])
+      expect(resolveControllerConfig({ database: url }).database).toEqual({ kind: "postgres", url });
+  });
+
+  it("refuses a relative path, another kind of URL, and what is not text", () => {
+    expect(problemsOf({ database: "gild.db" })).toEqual([
+      { path: "database", message: "must be a postgres:// URL or an absolute path" },
+    ]);
+    expect(problemsOf({ database: "mysql://db/gild" })).toEqual([
+      { path: "database", message: "only postgres:// (or postgresql://) URLs are supported" },
+    ]);
+    expect(problemsOf({ database: 5 as never })).toEqual([
+      { path: "database", message: "must be a postgres:// URL or an absolute path" },
+    ]);
+  });
+});

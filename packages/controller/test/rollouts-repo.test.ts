@@ -1,10 +1,10 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { openSqlite, Store } from "@gild/controller";
 import { createRollout, type RolloutRecord, resolveStrategy } from "@gild/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { openDatabase } from "../src/store/db.js";
-import { Store } from "../src/store/store.js";
+import { createTestDatabase, TEST_POSTGRES_URL, type TestDatabase } from "./support.js";
 
 const hostId = (i: number) => `h_${i.toString(16).padStart(16, "0")}`;
 
@@ -31,13 +31,16 @@ const hostRows = (store: Store) =>
 
 describe("rollouts repo: host steps as rows", () => {
   let dir: string;
+  let database: TestDatabase;
   let store: Store;
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), "gild-rollouts-repo-"));
-    store = Store.open(join(dir, "gild.db"));
+    database = await createTestDatabase(dir);
+    store = Store.open(database.location);
   });
   afterEach(async () => {
     store.close();
+    await database.drop();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -80,25 +83,29 @@ describe("rollouts repo: host steps as rows", () => {
     expect(store.rollouts.get(record.id)?.record.waves).toEqual(empty.waves);
   });
 
-  it("moves a rollout stored whole (before the migration) into rows", () => {
-    const record = rollout(25);
-    const path = join(dir, "old.db");
-    const db = openDatabase(path);
-    // The database as the previous version left it: no rollout_hosts, the whole record as JSON.
-    const version = db.pragma("user_version", { simple: true }) as number;
-    db.exec("DROP TABLE rollout_hosts");
-    db.pragma(`user_version = ${version - 1}`);
-    db.prepare(
-      `INSERT INTO rollouts (id, line, version, state, record, apps, created_by, created_at, updated_at)
+  // PostgreSQL's schema began after this migration: it has no database to move.
+  it.skipIf(TEST_POSTGRES_URL)(
+    "moves a rollout stored whole (before the migration) into rows (SQLite)",
+    () => {
+      const record = rollout(25);
+      const path = join(dir, "old.db");
+      const db = openSqlite(path).raw;
+      // The database as the previous version left it: no rollout_hosts, the whole record as JSON.
+      const version = db.pragma("user_version", { simple: true }) as number;
+      db.exec("DROP TABLE rollout_hosts");
+      db.pragma(`user_version = ${version - 1}`);
+      db.prepare(
+        `INSERT INTO rollouts (id, line, version, state, record, apps, created_by, created_at, updated_at)
        VALUES (?, ?, ?, ?, ?, NULL, 'admin', ?, ?)`,
-    ).run(record.id, record.line, record.version, record.state, JSON.stringify(record), 1_000, 1_000);
-    db.close();
-    const migrated = Store.open(path);
-    try {
-      expect(migrated.rollouts.get(record.id)?.record).toEqual(record);
-      expect(hostRows(migrated)).toBe(25);
-    } finally {
-      migrated.close();
-    }
-  });
+      ).run(record.id, record.line, record.version, record.state, JSON.stringify(record), 1_000, 1_000);
+      db.close();
+      const migrated = Store.open(path);
+      try {
+        expect(migrated.rollouts.get(record.id)?.record).toEqual(record);
+        expect(hostRows(migrated)).toBe(25);
+      } finally {
+        migrated.close();
+      }
+    },
+  );
 });

@@ -15,6 +15,55 @@ import {
 } from "@gild/controller";
 import { GildError } from "@gild/core";
 import { createLoopBtrfs, type LoopBtrfs } from "@gild/testkit";
+import pg from "pg";
+import type { DatabaseLocation } from "../src/store/db.js";
+
+/**
+ * The database of a test's store. SQLite in `dir` by default; when GILD_TEST_POSTGRES_URL names a
+ * PostgreSQL server (test/run starts one for the second pass of the controller's tests), a database of
+ * its own on that server, dropped by `drop`.
+ */
+export interface TestDatabase {
+  location: DatabaseLocation;
+  /** The controller's `database` setting for it. */
+  setting: string;
+  drop(): Promise<void>;
+}
+
+export const TEST_POSTGRES_URL = process.env.GILD_TEST_POSTGRES_URL;
+
+export async function createTestDatabase(
+  dir: string,
+  serverUrl: string | undefined = TEST_POSTGRES_URL,
+): Promise<TestDatabase> {
+  if (serverUrl === undefined || serverUrl === "") {
+    const path = join(dir, "gild.db");
+    return { location: { kind: "sqlite", path }, setting: path, drop: async () => undefined };
+  }
+  const name = `gild_test_${process.pid}_${Math.random().toString(16).slice(2, 10)}`;
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return {
+    location: { kind: "postgres", url: url.toString() },
+    setting: url.toString(),
+    async drop() {
+      const client = new pg.Client({ connectionString: serverUrl });
+      await client.connect();
+      try {
+        await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
 
 export interface TestController extends RunningController {
   config: ControllerConfig;
@@ -31,9 +80,11 @@ export async function startTestController(
   const fs = await createLoopBtrfs({ sizeMiB: 512 });
   const dataDir = join(fs.dir, "data");
   await mkdir(dataDir, { recursive: true });
+  const database = await createTestDatabase(dataDir);
   const clock = { offsetMs: 0 };
   const config = resolveControllerConfig({
     dataDir,
+    database: database.setting,
     pool: join(fs.mountPoint, "pool"),
     listen: "127.0.0.1:0",
     logLevel: "silent",
@@ -50,6 +101,7 @@ export async function startTestController(
     fs,
     async destroy() {
       await running.close();
+      await database.drop();
       await fs.destroy();
     },
   };
@@ -96,8 +148,11 @@ const noBuilds: ControllerImageBuilder = {
  */
 export async function buildTestApp(): Promise<TestApp> {
   const dir = await mkdtemp(join(tmpdir(), "gild-api-"));
+  await mkdir(join(dir, "data"), { recursive: true });
+  const database = await createTestDatabase(join(dir, "data"));
   const config = resolveControllerConfig({
     dataDir: join(dir, "data"),
+    database: database.setting,
     pool: join(dir, "pool"),
     listen: "127.0.0.1:0",
     logLevel: "silent",
@@ -124,6 +179,7 @@ export async function buildTestApp(): Promise<TestApp> {
     async destroy() {
       await controller.close();
       state.store.close();
+      await database.drop();
       await rm(dir, { recursive: true, force: true });
     },
   };

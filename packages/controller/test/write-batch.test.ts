@@ -1,9 +1,11 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { SqliteDb } from "@gild/controller";
+import { Store } from "@gild/controller";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { HostInventory } from "../src/store/hosts-repo.js";
-import { Store } from "../src/store/store.js";
+import { createTestDatabase, type TestDatabase } from "./support.js";
 
 const HOST = "h_00000000000000a1";
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -13,6 +15,13 @@ const onDisk = (store: Store, id: string) =>
   store.db.prepare("SELECT state, body FROM commands WHERE id = ?").get(id) as
     | { state: string; body: string | null }
     | undefined;
+
+/** SQLite's synchronous pragma (2: FULL), or PostgreSQL's synchronous_commit, outside a transaction. */
+const durableSetting = (store: Store): unknown =>
+  store.db.kind === "sqlite"
+    ? (store.db as SqliteDb).raw.pragma("synchronous", { simple: true })
+    : (store.db.prepare("SHOW synchronous_commit").get() as { synchronous_commit: string })
+        .synchronous_commit;
 
 const inventory = (freeBytes: number): HostInventory =>
   ({
@@ -25,17 +34,20 @@ const inventory = (freeBytes: number): HostInventory =>
 
 describe("writes batched per event-loop turn", () => {
   let dir: string;
+  let database: TestDatabase;
   let store: Store;
   let transactions: number;
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), "gild-write-batch-"));
-    store = Store.open(join(dir, "gild.db"));
+    database = await createTestDatabase(dir);
+    store = Store.open(database.location);
     store.hosts.insert({ id: HOST, name: "web-1", labels: {}, credentialHash: "x", joinedAt: 1 });
     transactions = 0;
     store.onTransaction = () => transactions++;
   });
   afterEach(async () => {
     store.close();
+    await database.drop();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -65,7 +77,7 @@ describe("writes batched per event-loop turn", () => {
     await turn();
     expect(transactions).toBe(1);
     // Reports alone are committed without a sync of their own; the setting comes back after.
-    expect(store.db.pragma("synchronous", { simple: true })).toBe(2);
+    expect(durableSetting(store)).toBe(store.db.kind === "sqlite" ? 2 : "on");
     expect(onDisk(store, "c1")?.state).toBe("running");
     expect(onDisk(store, "c2")?.state).toBe("succeeded");
     expect(store.commands.get("c2")?.result).toEqual({ ok: true });
@@ -126,8 +138,11 @@ describe("writes batched per event-loop turn", () => {
     const job = "ro_00000000aa";
     issue(`${job}:${HOST}:fetch:1`);
     await turn();
-    const again = Store.open(join(dir, "gild.db"));
-    try {
+    // A store opened afresh reads the job's commands from the database (one controller at a time).
+    store.close();
+    const again = Store.open(database.location);
+    store = again;
+    {
       expect(again.commands.forRollout(job).map((c) => c.state)).toEqual(["pending"]);
       const [read] = again.commands.forRollout(job);
       expect(read?.command.commandId).toBe(`${job}:${HOST}:fetch:1`);
@@ -146,16 +161,13 @@ describe("writes batched per event-loop turn", () => {
       ]);
       again.commands.deleteForHost(HOST);
       expect(again.commands.forRollout(job).map((c) => c.state)).toEqual(["succeeded"]);
-    } finally {
-      again.close();
     }
   });
 
   it("writes what waits when the store closes", () => {
     issue("c1");
-    const path = join(dir, "gild.db");
     store.close();
-    store = Store.open(path);
+    store = Store.open(database.location);
     expect(store.commands.get("c1")?.state).toBe("pending");
   });
 });

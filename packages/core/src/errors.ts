@@ -47,7 +47,11 @@ export const errorCodes = {
   },
   GILD_STORE_UNAVAILABLE: {
     status: 503,
-    doc: "The controller cannot write its database (disk full, I/O error); nothing was half-written. Retry once it has space.",
+    doc: "The controller cannot write its database (disk full, I/O error, PostgreSQL down or unreachable); nothing was half-written. Retry once it has space or answers.",
+  },
+  GILD_STORE_BUSY: {
+    status: 409,
+    doc: "Another controller already uses this PostgreSQL database (it holds the database's lock); one controller per database.",
   },
   GILD_NO_SPACE: {
     status: 507,

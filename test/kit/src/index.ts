@@ -13,6 +13,7 @@ export { mapLimit } from "./fleet/parallel.js";
 export * from "./host-commands.js";
 export * from "./loop-btrfs.js";
 export * from "./open-files.js";
+export * from "./postgres.js";
 export * from "./process-usage.js";
 export { runQuickstartScript, type ScriptResult } from "./quickstart/script.js";
 export * from "./release-build.js";

@@ -17,10 +17,14 @@ export type Requirement =
   | "faketime"
   | "promtool"
   | "chromium"
+  | "postgres"
   | "open-files";
 
 /** Debian's Chromium (apt-get install chromium), which the dashboard's browser tests drive. */
 export const CHROMIUM = "/usr/bin/chromium";
+
+/** Debian's PostgreSQL 15 (apt-get install postgresql-15): a test starts a temporary cluster of it. */
+export const POSTGRES_INITDB = "/usr/lib/postgresql/15/bin/initdb";
 
 /** libfaketime, which fault tests preload into an agent to move its wall clock (Debian's faketime). */
 export const FAKETIME_LIBRARY = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
@@ -76,6 +80,8 @@ const checks: Record<Requirement, () => string | undefined> = {
       return `Chromium is missing at ${CHROMIUM} (apt-get install chromium)`;
     }
   },
+  postgres: () =>
+    existsSync(POSTGRES_INITDB) ? undefined : "postgresql-15 is missing (apt-get install postgresql-15)",
   "open-files": () => {
     const { hard } = openFileLimits();
     return hard >= MANY_OPEN_FILES || mayRaiseHardLimits()

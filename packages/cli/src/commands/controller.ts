@@ -12,6 +12,7 @@ interface RunFlags {
   publicUrl?: string;
   tlsName?: string[];
   insecureDev?: boolean;
+  database?: string;
   heartbeatInterval?: string;
   offlineGrace?: string;
   tokenTtl?: string;
@@ -31,6 +32,10 @@ export function registerControllerCommands(program: Command, _ctx: CliContext): 
     .description("run the controller (HTTP API, agent hub, image store) until SIGTERM")
     .option("--config <file>", "JSON config file; flags override it")
     .option("--data-dir <dir>", "state, keys and artifacts (default /var/lib/gild/controller)")
+    .option(
+      "--database <url|path>",
+      "the store: postgres://user@host/db, or an SQLite file (default <data-dir>/gild.db)",
+    )
     .option("--pool <path>", "btrfs pool for golden images (default <data-dir>/pool)")
     .option("--listen <host:port>", "address to listen on (default 0.0.0.0:7443)")
     .option("--public-url <url>", "URL agents and the CLI use (default from --listen)")
@@ -60,6 +65,7 @@ export function registerControllerCommands(program: Command, _ctx: CliContext): 
         : {};
       const raw: RawControllerConfig = { ...fromFile };
       if (flags.dataDir !== undefined) raw.dataDir = flags.dataDir;
+      if (flags.database !== undefined) raw.database = flags.database;
       if (flags.pool !== undefined) raw.pool = flags.pool;
       if (flags.listen !== undefined) raw.listen = flags.listen;
       if (flags.publicUrl !== undefined) raw.publicUrl = flags.publicUrl;

@@ -46,7 +46,7 @@ export class AppsRepo {
     return (
       this.db
         .prepare(
-          "INSERT OR IGNORE INTO apps (name, spec, created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+          "INSERT INTO apps (name, spec, created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         )
         .run(spec.name, JSON.stringify(spec), createdBy, now, now).changes === 1
     );

@@ -1,6 +1,6 @@
 import type { SerializedError } from "@gild/core";
 import { type Command, decodeLegacyCommand, modelFromJson, modelToJson } from "@gild/protocol";
-import type { Db } from "./db.js";
+import type { Db, SqlValue } from "./db.js";
 import type { WriteBatch } from "./write-batch.js";
 
 export type CommandRowState = "pending" | "running" | "succeeded" | "failed";
@@ -126,17 +126,13 @@ export class CommandsRepo {
 
   private write(taken: ReadonlyMap<string, WaitingCommand>): void {
     // An upsert: the insert for a new command, the state for one the database has.
-    const upsert = this.db.prepare(
-      `INSERT INTO commands (id, host_id, kind, payload, body, state, error, result, rollout_id, created_at, updated_at)
-       VALUES (?, ?, ?, x'', ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET state = excluded.state, error = excluded.error,
-         result = excluded.result, updated_at = excluded.updated_at`,
-    );
+    const rows: SqlValue[][] = [];
     for (const { record: c, body } of taken.values()) {
-      upsert.run(
+      rows.push([
         c.id,
         c.hostId,
         c.kind,
+        EMPTY,
         body ?? null,
         c.state,
         c.error === null ? null : JSON.stringify(c.error),
@@ -144,8 +140,15 @@ export class CommandsRepo {
         c.rolloutId,
         c.createdAt,
         c.updatedAt,
-      );
+      ]);
     }
+    this.db.runMany(
+      `INSERT INTO commands (id, host_id, kind, payload, body, state, error, result, rollout_id, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET state = excluded.state, error = excluded.error,
+         result = excluded.result, updated_at = excluded.updated_at`,
+      rows,
+    );
   }
 
   /** Keep a command's new state until the batch writes it. */

@@ -97,8 +97,10 @@ export class HostsRepo {
         return taken;
       },
       write: (taken) => {
-        const update = this.db.prepare("UPDATE hosts SET inventory = ? WHERE id = ?");
-        for (const [id, inventory] of taken) update.run(JSON.stringify(inventory), id);
+        this.db.runMany(
+          "UPDATE hosts SET inventory = ? WHERE id = ?",
+          Array.from(taken, ([id, inventory]) => [JSON.stringify(inventory), id]),
+        );
       },
       restore: (taken) => {
         for (const [id, inventory] of taken) if (!this.waiting.has(id)) this.waiting.set(id, inventory);

@@ -26,10 +26,10 @@ export class JobEventLog<E extends WaveJobEvent<string>> {
   ) {}
 
   append(jobId: string, events: readonly E[]): void {
-    const insert = this.db.prepare(
+    this.db.runMany(
       `INSERT INTO ${this.table} (${this.jobColumn}, at, kind, host_id, wave, message) VALUES (?, ?, ?, ?, ?, ?)`,
+      events.map((e) => [jobId, e.at, e.kind, e.hostId ?? null, e.wave ?? null, e.message]),
     );
-    for (const e of events) insert.run(jobId, e.at, e.kind, e.hostId ?? null, e.wave ?? null, e.message);
   }
 
   list(jobId: string, afterId = 0, limit = 1000): Array<StoredJobEvent<E>> {

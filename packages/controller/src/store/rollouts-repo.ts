@@ -1,5 +1,5 @@
 import { type HostStep, type RolloutEvent, type RolloutRecord, TERMINAL_ROLLOUT_STATES } from "@gild/core";
-import type { Db } from "./db.js";
+import type { Db, SqlValue } from "./db.js";
 import { JobEventLog } from "./job-events.js";
 
 /** A stored rollout: the planner's record plus who started it and which apps it covers. */
@@ -79,15 +79,17 @@ export class RolloutsRepo {
         r.updatedAt,
         r.finishedAt,
       );
-    const insert = this.db.prepare(
-      "INSERT INTO rollout_hosts (rollout_id, host_id, wave, position, step) VALUES (?, ?, ?, ?, ?)",
-    );
+    const rows: SqlValue[][] = [];
     r.waves.forEach((wave, w) => {
       wave.forEach((hostId, position) => {
         const step = r.hosts[hostId];
-        if (step) insert.run(r.id, hostId, w, position, JSON.stringify(step));
+        if (step) rows.push([r.id, hostId, w, position, JSON.stringify(step)]);
       });
     });
+    this.db.runMany(
+      "INSERT INTO rollout_hosts (rollout_id, host_id, wave, position, step) VALUES (?, ?, ?, ?, ?)",
+      rows,
+    );
   }
 
   /**
@@ -99,14 +101,13 @@ export class RolloutsRepo {
     this.db
       .prepare("UPDATE rollouts SET state = ?, record = ?, updated_at = ?, finished_at = ? WHERE id = ?")
       .run(record.state, rest(record), record.updatedAt, record.finishedAt, record.id);
-    const update = this.db.prepare("UPDATE rollout_hosts SET step = ? WHERE rollout_id = ? AND host_id = ?");
-    let written = 0;
+    const rows: SqlValue[][] = [];
     for (const [hostId, step] of Object.entries(record.hosts)) {
       if (previous && sameStep(step, previous.hosts[hostId])) continue;
-      update.run(JSON.stringify(step), record.id, hostId);
-      written++;
+      rows.push([JSON.stringify(step), record.id, hostId]);
     }
-    return written;
+    this.db.runMany("UPDATE rollout_hosts SET step = ? WHERE rollout_id = ? AND host_id = ?", rows);
+    return rows.length;
   }
 
   get(id: string): StoredRollout | undefined {

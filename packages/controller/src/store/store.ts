@@ -2,7 +2,7 @@ import { AppsRepo } from "./apps-repo.js";
 import { ArtifactsRepo } from "./artifacts-repo.js";
 import { AuditRepo } from "./audit-repo.js";
 import { CommandsRepo } from "./commands-repo.js";
-import { type Db, openDatabase } from "./db.js";
+import { type DatabaseLocation, type Db, openDatabase } from "./db.js";
 import { HostUpdatesRepo } from "./host-updates-repo.js";
 import { HostsRepo } from "./hosts-repo.js";
 import { ImagesRepo } from "./images-repo.js";
@@ -13,7 +13,7 @@ import { UsersRepo } from "./users-repo.js";
 import { WindowsRepo } from "./windows-repo.js";
 import { type TakenWrites, WriteBatch } from "./write-batch.js";
 
-/** The controller's state in SQLite, one repo per table. */
+/** The controller's state in SQLite or PostgreSQL (db.ts), one repo per table. */
 export class Store {
   readonly hosts: HostsRepo;
   readonly tokens: TokensRepo;
@@ -49,8 +49,11 @@ export class Store {
     this.windows = new WindowsRepo(db);
   }
 
-  static open(path: string): Store {
-    return new Store(openDatabase(path));
+  /** Open the store: an SQLite file at `location` (a path), or the database it names. */
+  static open(location: string | DatabaseLocation): Store {
+    return new Store(
+      openDatabase(typeof location === "string" ? { kind: "sqlite", path: location } : location),
+    );
   }
 
   /** Told how long each transaction took, committed or not (seconds): the metrics' write latency. */
@@ -66,11 +69,10 @@ export class Store {
    */
   transaction<T>(fn: () => T, options: { durable?: boolean } = {}): T {
     // Nested: a savepoint of the transaction that is open, which writes the batch itself.
-    if (this.db.inTransaction) return this.db.transaction(fn)();
-    // Not durable: committed without its own fsync of the WAL (synchronous=NORMAL); the next durable
-    // commit makes it durable too (the WAL is one sequence). Only for what agents report again.
+    if (this.db.inTransaction) return this.db.transaction(fn);
+    // Not durable: committed without waiting for the disk; the next durable commit makes it durable
+    // too. Only for what agents report again.
     const durable = options.durable ?? true;
-    if (!durable) this.db.pragma("synchronous = NORMAL");
     const started = performance.now();
     const taken: TakenWrites = { taken: [], after: [] };
     let result: T;
@@ -78,14 +80,13 @@ export class Store {
       result = this.db.transaction(() => {
         this.batch.writeWaiting(taken);
         return fn();
-      })();
+      }, durable);
     } catch (err) {
       this.batch.rolledBack(taken);
       // The hosts kept in memory may hold a write that was just taken back.
       this.hosts.forget();
       throw err;
     } finally {
-      if (!durable) this.db.pragma("synchronous = FULL");
       this.onTransaction?.((performance.now() - started) / 1000);
     }
     this.batch.committed(taken);

@@ -1,0 +1,159 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Store } from "@gild/controller";
+import { GildError } from "@gild/core";
+import { startTestPostgres, type TestPostgres } from "@gild/testkit";
+import { describeWith } from "@gild/testkit/gate";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { translatePlaceholders } from "../src/store/postgres-db.js";
+import { storeFailure } from "../src/store/store-errors.js";
+import { createTestDatabase, type TestDatabase } from "./support.js";
+
+const HOST = "h_00000000000000a1";
+
+describe("SQL for PostgreSQL", () => {
+  it("numbers ? parameters, names @ parameters once each, and leaves quoted text alone", () => {
+    expect(translatePlaceholders("UPDATE t SET a = ?, b = '?' WHERE c = ?")).toEqual({
+      text: "UPDATE t SET a = $1, b = '?' WHERE c = $2",
+      names: null,
+    });
+    expect(translatePlaceholders("UPDATE t SET a = @name, b = @id WHERE c = @name")).toEqual({
+      text: "UPDATE t SET a = $1, b = $2 WHERE c = $1",
+      names: ["name", "id"],
+    });
+    expect(translatePlaceholders(`SELECT '@x', "a?b" FROM t WHERE x = @x`)).toEqual({
+      text: `SELECT '@x', "a?b" FROM t WHERE x = $1`,
+      names: ["x"],
+    });
+    expect(() => translatePlaceholders("SELECT ? , @x")).toThrow(/mixed/);
+  });
+});
+
+describeWith(["postgres"], "the store in PostgreSQL", () => {
+  let server: TestPostgres;
+  let dir: string;
+  let database: TestDatabase;
+  const opened: Store[] = [];
+  const open = () => {
+    const store = Store.open(database.location);
+    opened.push(store);
+    return store;
+  };
+
+  beforeAll(() => {
+    server = startTestPostgres();
+  });
+  afterAll(() => {
+    server?.destroy();
+  });
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "gild-postgres-store-"));
+    database = await createTestDatabase(dir, server.url);
+  });
+  afterEach(async () => {
+    for (const store of opened.splice(0)) store.close();
+    await database.drop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("admits one controller per database, and the next once the first closed", () => {
+    const first = open();
+    first.hosts.insert({
+      id: HOST,
+      name: "web-1",
+      labels: { role: "web" },
+      credentialHash: "x",
+      joinedAt: 1,
+    });
+    let refused: unknown;
+    try {
+      open();
+    } catch (err) {
+      refused = err;
+    }
+    expect(refused).toBeInstanceOf(GildError);
+    expect((refused as GildError).code).toBe("GILD_STORE_BUSY");
+    first.close();
+    opened.splice(opened.indexOf(first), 1);
+    const next = open();
+    expect(next.hosts.byName("web-1")?.labels).toEqual({ role: "web" });
+  });
+
+  it("reports a stopped server as GILD_STORE_UNAVAILABLE, keeps batched writes, and writes them once it is back", async () => {
+    const store = open();
+    store.hosts.insert({ id: HOST, name: "web-1", labels: {}, credentialHash: "x", joinedAt: 1 });
+    // A report's write waits for the end of this turn; the server stops before it.
+    const batchFailure = new Promise<unknown>((resolve) => {
+      store.onBatchFailure = (err) => resolve(err);
+    });
+    expect(
+      store.commands.insertIfAbsent({
+        id: "c1",
+        hostId: HOST,
+        kind: "pullImage",
+        command: { commandId: "c1" } as never,
+        rolloutId: null,
+        now: 3,
+      }),
+    ).toBe(true);
+    const written = new Promise<void>((resolve) => store.batch.afterCommit(resolve));
+    server.pause();
+    try {
+      // An explicit write fails whole, as one the disk refused.
+      let failed: unknown;
+      try {
+        store.transaction(() => {
+          store.apps.insert({ name: "blog" } as never, "admin", 2);
+        });
+      } catch (err) {
+        failed = err;
+      }
+      expect(storeFailure(failed)?.code).toBe("GILD_STORE_UNAVAILABLE");
+      // The batched write waits, is retried, and what waits for it runs only once it is written.
+      expect(storeFailure(await batchFailure)?.code).toBe("GILD_STORE_UNAVAILABLE");
+      server.resume();
+      await written;
+    } finally {
+      // The server runs again for the other tests whatever happened here.
+      try {
+        server.resume();
+      } catch {
+        // Already running.
+      }
+    }
+    const row = store.db.prepare("SELECT state FROM commands WHERE id = ?").get("c1") as { state: string };
+    expect(row.state).toBe("pending");
+    expect(store.apps.get("blog")).toBeUndefined();
+    store.transaction(() => {
+      store.apps.insert({ name: "blog" } as never, "admin", 4);
+    });
+    expect(store.apps.get("blog")?.createdBy).toBe("admin");
+  });
+
+  it("stores what SQLite stores: integers past 32 bits, blobs, and names in byte order", () => {
+    const store = open();
+    const joinedAt = Date.UTC(2026, 11, 5);
+    for (const name of ["web-10", "Web-2", "web-1"])
+      store.hosts.insert({ id: `h_${name}`, name, labels: {}, credentialHash: "x", joinedAt });
+    expect(store.hosts.list().map((h) => h.name)).toEqual(["Web-2", "web-1", "web-10"]);
+    expect(store.hosts.byName("web-1")?.joinedAt).toBe(joinedAt);
+    const manifest = Buffer.from([0, 1, 2, 255]);
+    store.artifacts.insert({
+      id: "ar_1",
+      line: "php",
+      version: 2,
+      parentVersion: 1,
+      streamVersion: 2,
+      sizeBytes: 6 * 2 ** 32,
+      sha256: "ab",
+      manifest,
+      signature: Buffer.from("sig"),
+      createdAt: joinedAt,
+    });
+    const artifact = store.artifacts.byId("ar_1");
+    expect(Buffer.isBuffer(artifact?.manifest)).toBe(true);
+    expect(artifact?.manifest.equals(manifest)).toBe(true);
+    expect(artifact?.sizeBytes).toBe(6 * 2 ** 32);
+  });
+});
