@@ -34,6 +34,8 @@ export async function startBenchController(options: {
   pool: string;
   logFile: string;
   cpuProfileDir?: string;
+  /** The controller's `--database` (default: SQLite in the data dir). */
+  database?: string;
 }): Promise<BenchController> {
   const port = await freePort("127.0.0.1");
   const url = `https://127.0.0.1:${port}`;
@@ -51,6 +53,7 @@ export async function startBenchController(options: {
     `127.0.0.1:${port}`,
     "--log-level",
     "warn",
+    ...(options.database ? ["--database", options.database] : []),
   ];
   const spawnedAt = Date.now();
   const child = spawn(process.execPath, args, { stdio: ["ignore", log, log] });

@@ -12,7 +12,9 @@
 //   BENCH_COMMAND_DELAY_MS="50-200"  BENCH_STRATEGY='{"waves":["1%","10%","100%"],...}'
 //   BENCH_TIMEOUT_MIN=180  BENCH_CPU_PROFILE=1 (node --cpu-prof on the controller; the profile is kept
 //   in BENCH_PROFILE_DIR, default /tmp/gild-bench-rollout-profiles)  BENCH_JSON=<file> (raw results)
-//   BENCH_KEEP_DIR=<dir> (keep the controller's database and log there, for a closer look)
+//   BENCH_KEEP_DIR=<dir> (keep the controller's SQLite database and log there, for a closer look)
+//   BENCH_STORES="sqlite,postgres" (each N against each store; PostgreSQL is a temporary cluster of
+//   Debian's postgresql-15 that the bench starts and removes, scripts/test-postgres.sh)
 import { execFile, execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
@@ -32,9 +34,12 @@ import {
   openFileLimits,
   type ProcessUsage,
   readProcessUsage,
+  startTestPostgres,
+  type TestPostgres,
   UsageSampler,
   unmetRequirement,
 } from "@gild/testkit";
+import pg from "pg";
 import { startBenchController } from "./bench-controller.js";
 import { newestProfile, type ProfileSummary, summarizeProfile } from "./cpu-profile.js";
 import { cpuSecondsSoFar } from "./machine.js";
@@ -57,6 +62,11 @@ const TIMEOUT_MS = Number(env.BENCH_TIMEOUT_MIN ?? 180) * 60_000;
 const CPU_PROFILE = env.BENCH_CPU_PROFILE === "1";
 const PROFILE_DIR = env.BENCH_PROFILE_DIR ?? "/tmp/gild-bench-rollout-profiles";
 const KEEP_DIR = env.BENCH_KEEP_DIR;
+type BenchStore = "sqlite" | "postgres";
+const STORES = (env.BENCH_STORES ?? "sqlite,postgres").split(",").map((s) => s.trim()) as BenchStore[];
+for (const store of STORES)
+  if (store !== "sqlite" && store !== "postgres")
+    throw new Error(`BENCH_STORES: "${store}" is neither sqlite nor postgres`);
 const STRATEGY: RawStrategy = env.BENCH_STRATEGY
   ? (JSON.parse(env.BENCH_STRATEGY) as RawStrategy)
   : {
@@ -93,6 +103,7 @@ interface ScaleResult {
   inventorySyncMs: number;
   startAnswerMs: number;
   rolloutMs: number;
+  store: BenchStore;
   rolloutState: string;
   /** Hosts switched to the new version when the measurement ended. */
   switched: number;
@@ -147,6 +158,62 @@ function describeBuild(): string {
   return `commit ${git(["rev-parse", "--short", "HEAD"])}${dirty}; node ${process.version}; ${cpus().length} CPUs, load average ${load}`;
 }
 
+/** Read the controller's store: SQL both stores answer alike (counts and sizes as numbers). */
+type Query = <T>(sql: string) => Promise<T[]>;
+
+/** The controller's store as the bench reads it, and what it costs on disk. */
+interface StoreReader {
+  query: Query;
+  bytes(): Promise<{ db: number; wal: number }>;
+  close(): Promise<void>;
+}
+
+function sqliteReader(db: string): StoreReader {
+  return {
+    query: (sql) => sqliteJson(db, sql),
+    bytes: async () => ({ db: fileSize(db), wal: fileSize(`${db}-wal`) }),
+    close: async () => undefined,
+  };
+}
+
+/** BIGINT and NUMERIC (COUNT, SUM) as numbers, as sqlite3 -json gives them. */
+const numericTypes = {
+  getTypeParser: ((oid: number, format?: string) =>
+    oid === 20 || oid === 1700
+      ? (text: string) => Number(text)
+      : pg.types.getTypeParser(oid, format as "text")) as pg.CustomTypesConfig["getTypeParser"],
+};
+
+async function postgresReader(url: string): Promise<StoreReader> {
+  const client = new pg.Client({ connectionString: url, types: numericTypes });
+  await client.connect();
+  return {
+    query: async <T>(sql: string) => (await client.query(sql)).rows as T[],
+    bytes: async () => {
+      const row = (await client.query("SELECT pg_database_size(current_database()) AS n")).rows[0] as {
+        n: number;
+      };
+      return { db: row.n, wal: Number.NaN };
+    },
+    close: () => client.end(),
+  };
+}
+
+/** A database of its own for one run, on the bench's PostgreSQL server. */
+async function createBenchDatabase(serverUrl: string, name: string): Promise<string> {
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
 function sqliteJson<T>(db: string, sql: string): Promise<T[]> {
   return new Promise((resolve, reject) => {
     execFile("sqlite3", ["-readonly", "-json", db, sql], { maxBuffer: 256 * MIB }, (err, stdout, stderr) => {
@@ -197,13 +264,12 @@ async function waitForInventories(api: ControllerClient, n: number): Promise<voi
 }
 
 /** A rollout read from the controller's store (not its API, which a busy controller answers late). */
-async function readRolloutView(db: string, id: string): Promise<RolloutView> {
-  const row = (await sqliteJson<{ record: string }>(db, `SELECT record FROM rollouts WHERE id = '${id}'`))[0];
-  if (!row) throw new Error(`no rollout ${id} in ${db}`);
+async function readRolloutView(query: Query, id: string): Promise<RolloutView> {
+  const row = (await query<{ record: string }>(`SELECT record FROM rollouts WHERE id = '${id}'`))[0];
+  if (!row) throw new Error(`no rollout ${id} in the controller's store`);
   // The rollouts row holds the record's rest; its host steps and waves are rows of rollout_hosts.
   const rest = JSON.parse(row.record) as Omit<RolloutRecord, "hosts" | "waves"> & { waveCount: number };
-  const hostRows = await sqliteJson<{ host_id: string; wave: number; step: string }>(
-    db,
+  const hostRows = await query<{ host_id: string; wave: number; step: string }>(
     `SELECT host_id, wave, step FROM rollout_hosts WHERE rollout_id = '${id}' ORDER BY wave, position`,
   );
   const record: RolloutRecord = {
@@ -214,10 +280,7 @@ async function readRolloutView(db: string, id: string): Promise<RolloutView> {
     ),
   };
   const names = new Map(
-    (await sqliteJson<{ id: string; name: string }>(db, "SELECT id, name FROM hosts")).map((h) => [
-      h.id,
-      h.name,
-    ]),
+    (await query<{ id: string; name: string }>("SELECT id, name FROM hosts")).map((h) => [h.id, h.name]),
   );
   return {
     id: record.id,
@@ -250,7 +313,7 @@ async function readRolloutView(db: string, id: string): Promise<RolloutView> {
  * recorded of it (the difference is its backlog).
  */
 async function waitForRollout(
-  db: string,
+  query: Query,
   id: string,
   fleet: FakeFleet,
   pid: number,
@@ -263,8 +326,7 @@ async function waitForRollout(
       const usage = readProcessUsage(pid);
       const busy = ((usage?.cpuSeconds ?? last.cpu) - last.cpu) / ((Date.now() - last.at) / 1000);
       last = { at: Date.now(), cpu: usage?.cpuSeconds ?? last.cpu };
-      const done = await sqliteJson<{ kind: string; n: number }>(
-        db,
+      const done = await query<{ kind: string; n: number }>(
         `SELECT kind, COUNT(*) AS n FROM commands WHERE rollout_id = '${id}' AND state = 'succeeded' GROUP BY kind`,
       ).catch(() => []);
       const recorded = (kind: string) => done.find((d) => d.kind === kind)?.n ?? 0;
@@ -276,15 +338,13 @@ async function waitForRollout(
   try {
     for (;;) {
       await delay(250);
-      const row = (
-        await sqliteJson<{ state: string }>(db, `SELECT state FROM rollouts WHERE id = '${id}'`)
-      )[0];
-      if (row && TERMINAL.has(row.state)) return { view: await readRolloutView(db, id), timedOut: false };
+      const row = (await query<{ state: string }>(`SELECT state FROM rollouts WHERE id = '${id}'`))[0];
+      if (row && TERMINAL.has(row.state)) return { view: await readRolloutView(query, id), timedOut: false };
       if (elapsed(t0) > TIMEOUT_MS) {
         out(
           `  stopped waiting after ${seconds(TIMEOUT_MS)} (BENCH_TIMEOUT_MIN): measuring the rollout as far as it got`,
         );
-        return { view: await readRolloutView(db, id), timedOut: true };
+        return { view: await readRolloutView(query, id), timedOut: true };
       }
     }
   } finally {
@@ -292,17 +352,27 @@ async function waitForRollout(
   }
 }
 
-async function runScale(n: number): Promise<ScaleResult> {
-  out(`\n=== N = ${n} hosts ===`);
+async function runScale(
+  n: number,
+  store: BenchStore,
+  postgres: TestPostgres | undefined,
+): Promise<ScaleResult> {
+  out(`\n=== N = ${n} hosts, ${store} ===`);
   const fs = await createLoopBtrfs({ sizeMiB: 1024, label: "gild-bench" });
   const dataDir = join(fs.dir, "data");
   const profileDir = join(fs.dir, "profile");
   mkdirSync(dataDir, { recursive: true });
   let fleet: FakeFleet | undefined;
   let api: ControllerClient | undefined;
+  let reader: StoreReader | undefined;
+  const database =
+    store === "postgres"
+      ? await createBenchDatabase((postgres as TestPostgres).url, `gild_bench_${n}`)
+      : undefined;
   const controller = await startBenchController({
     cli: gildCliPath(),
     dataDir,
+    ...(database ? { database } : {}),
     pool: join(fs.mountPoint, "pool"),
     logFile: join(fs.dir, "controller.log"),
     ...(CPU_PROFILE ? { cpuProfileDir: profileDir } : {}),
@@ -375,8 +445,9 @@ async function runScale(n: number): Promise<ScaleResult> {
     out(`rolling out ${LINE}@2 with ${JSON.stringify(STRATEGY)} ...`);
     const started = await api.call("POST /v1/rollouts", { body: { image: `${LINE}@2`, strategy: STRATEGY } });
     const startAnswerMs = elapsed(rolloutStart);
-    const db = join(dataDir, "gild.db");
-    const { view, timedOut } = await waitForRollout(db, started.id, fleet, pid, n);
+    reader = database ? await postgresReader(database) : sqliteReader(join(dataDir, "gild.db"));
+    const query = reader.query;
+    const { view, timedOut } = await waitForRollout(query, started.id, fleet, pid, n);
     const rolloutEnd = Date.now();
     lag.disable();
     const loadToolCpuSeconds = cpuSecondsSoFar() - loadCpu0;
@@ -395,29 +466,24 @@ async function runScale(n: number): Promise<ScaleResult> {
     const commandCounts: Record<string, number> = {};
     let recordBytes = Number.NaN;
     try {
-      events = await sqliteJson<StoredEventRow>(
-        db,
+      events = await query<StoredEventRow>(
         `SELECT at, kind, wave, message FROM rollout_events WHERE rollout_id = '${view.id}' AND kind IN ('wave-started', 'wave-completed', 'bake-started', 'rollout-state') ORDER BY id`,
       );
-      switchRows = await sqliteJson<StoredSwitchRow>(
-        db,
+      switchRows = await query<StoredSwitchRow>(
         `SELECT host_id AS hostId, state, created_at AS createdAt, updated_at AS updatedAt FROM commands
            WHERE rollout_id = '${view.id}' AND kind = 'deployApp'`,
       );
-      for (const row of await sqliteJson<{ kind: string; n: number }>(
-        db,
+      for (const row of await query<{ kind: string; n: number }>(
         `SELECT kind, COUNT(*) AS n FROM rollout_events WHERE rollout_id = '${view.id}' GROUP BY kind`,
       ))
         eventCounts[row.kind] = row.n;
-      for (const row of await sqliteJson<{ kind: string; state: string; n: number }>(
-        db,
+      for (const row of await query<{ kind: string; state: string; n: number }>(
         `SELECT kind, state, COUNT(*) AS n FROM commands WHERE rollout_id = '${view.id}' GROUP BY kind, state`,
       ))
         commandCounts[`${row.kind} ${row.state}`] = row.n;
       recordBytes =
         (
-          await sqliteJson<{ n: number }>(
-            db,
+          await query<{ n: number }>(
             `SELECT length(record) + (SELECT COALESCE(SUM(length(step)), 0) FROM rollout_hosts
                WHERE rollout_id = '${view.id}') AS n FROM rollouts WHERE id = '${view.id}'`,
           )
@@ -426,6 +492,7 @@ async function runScale(n: number): Promise<ScaleResult> {
       out(`  (no controller-side event timing: ${(err as Error).message})`);
     }
 
+    const storeBytes = await reader.bytes();
     const hostsByName = new Map<string, FakeHost>(fleet.hosts.map((h) => [h.name, h]));
     const transitions = analyseTransitions(view, hostsByName, events, rolloutEnd, switchRows);
     const latencies = transitions.map((t) => t.firstCommandMs);
@@ -453,6 +520,7 @@ async function runScale(n: number): Promise<ScaleResult> {
     }
     return {
       hosts: n,
+      store,
       joinMs: join1.ms,
       tokenMsMedian: join1.tokenMsMedian,
       enrollMsMedian: join1.enrollMsMedian,
@@ -479,8 +547,8 @@ async function runScale(n: number): Promise<ScaleResult> {
       maxFds: sampler.max("openFds"),
       writeBytesRollout: end.writeBytes - begin.writeBytes,
       writeSyscallsRollout: end.writeSyscalls - begin.writeSyscalls,
-      dbBytes: fileSize(db),
-      walBytes: fileSize(`${db}-wal`),
+      dbBytes: storeBytes.db,
+      walBytes: storeBytes.wal,
       recordBytes,
       events: eventCounts,
       commands: commandCounts,
@@ -510,12 +578,13 @@ async function runScale(n: number): Promise<ScaleResult> {
     }
     fleet?.close();
     api?.close();
+    await reader?.close();
     await fs.destroy();
   }
 }
 
 function printResult(r: ScaleResult, planner: PlannerCost | undefined): void {
-  out(`\n--- N = ${r.hosts}: results ---`);
+  out(`\n--- N = ${r.hosts}, ${r.store}: results ---`);
   out(
     `rollout: ${r.rolloutState}${r.rolloutReason ? ` (${r.rolloutReason})` : ""}, waves ${r.waves.join(" + ")}`,
   );
@@ -591,9 +660,13 @@ function printResult(r: ScaleResult, planner: PlannerCost | undefined): void {
 }
 
 async function main(): Promise<void> {
-  const unmet = unmetRequirement(["root", "btrfs"]);
+  const unmet = unmetRequirement([
+    "root",
+    "btrfs",
+    ...(STORES.includes("postgres") ? (["postgres"] as const) : []),
+  ]);
   if (unmet) throw new Error(`bench:rollout ${unmet}`);
-  if (!existsSync("/usr/bin/sqlite3") && !existsSync("/bin/sqlite3"))
+  if (STORES.includes("sqlite") && !existsSync("/usr/bin/sqlite3") && !existsSync("/bin/sqlite3"))
     throw new Error(
       "bench:rollout reads the controller's store with the sqlite3 CLI: apt-get install sqlite3",
     );
@@ -610,10 +683,17 @@ async function main(): Promise<void> {
   const results: ScaleResult[] = [];
   const planners = new Map<number, PlannerCost>();
   for (const n of HOSTS) planners.set(n, measurePlannerCost(n, STRATEGY));
-  for (const n of HOSTS) {
-    const result = await runScale(n);
-    results.push(result);
-    printResult(result, planners.get(n));
+  // One PostgreSQL server for the whole run (a temporary cluster, as test/run starts), a database per N.
+  const postgres = STORES.includes("postgres") ? startTestPostgres() : undefined;
+  try {
+    for (const n of HOSTS)
+      for (const store of STORES) {
+        const result = await runScale(n, store, postgres);
+        results.push(result);
+        printResult(result, planners.get(n));
+      }
+  } finally {
+    postgres?.destroy();
   }
   if (env.BENCH_JSON)
     writeFileSync(
@@ -623,11 +703,11 @@ async function main(): Promise<void> {
 
   out(`\n=== summary (${build}) ===`);
   out(
-    "hosts    join      rollout    RSS peak / end        CPU s   transition median / max   target < 100 ms",
+    "hosts    store     join      rollout    RSS peak / end        CPU s   transition median / max   target < 100 ms",
   );
   for (const r of results) {
     out(
-      `${String(r.hosts).padEnd(8)} ${seconds(r.joinMs).padEnd(9)} ${seconds(r.rolloutMs).padEnd(10)} ${`${mib(r.rss.vmHwm)} / ${mib(r.rss.end)}`.padEnd(21)} ${fmt(r.cpuSecondsRollout, 1).padStart(6)}   ${`${fmt(r.transitionMedianMs, 1)} / ${r.transitions.some((t) => t.censored) ? ">" : ""}${fmt(r.transitionMaxMs, 1)} ms`.padEnd(25)} ${r.transitionMaxMs < TARGET_MS ? "met" : "NOT met"}${r.rolloutState === "succeeded" ? "" : ` (rollout ${r.rolloutState}; ${r.switched}/${r.hosts} switched, ${r.transitions.length} transitions measured)`}`,
+      `${String(r.hosts).padEnd(8)} ${r.store.padEnd(9)} ${seconds(r.joinMs).padEnd(9)} ${seconds(r.rolloutMs).padEnd(10)} ${`${mib(r.rss.vmHwm)} / ${mib(r.rss.end)}`.padEnd(21)} ${fmt(r.cpuSecondsRollout, 1).padStart(6)}   ${`${fmt(r.transitionMedianMs, 1)} / ${r.transitions.some((t) => t.censored) ? ">" : ""}${fmt(r.transitionMaxMs, 1)} ms`.padEnd(25)} ${r.transitionMaxMs < TARGET_MS ? "met" : "NOT met"}${r.rolloutState === "succeeded" ? "" : ` (rollout ${r.rolloutState}; ${r.switched}/${r.hosts} switched, ${r.transitions.length} transitions measured)`}`,
     );
   }
 }
