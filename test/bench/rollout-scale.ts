@@ -470,7 +470,7 @@ async function runScale(
         `SELECT at, kind, wave, message FROM rollout_events WHERE rollout_id = '${view.id}' AND kind IN ('wave-started', 'wave-completed', 'bake-started', 'rollout-state') ORDER BY id`,
       );
       switchRows = await query<StoredSwitchRow>(
-        `SELECT host_id AS hostId, state, created_at AS createdAt, updated_at AS updatedAt FROM commands
+        `SELECT host_id AS "hostId", state, created_at AS "createdAt", updated_at AS "updatedAt" FROM commands
            WHERE rollout_id = '${view.id}' AND kind = 'deployApp'`,
       );
       for (const row of await query<{ kind: string; n: number }>(

@@ -156,4 +156,29 @@ describeWith(["postgres"], "the store in PostgreSQL", () => {
     expect(artifact?.manifest.equals(manifest)).toBe(true);
     expect(artifact?.sizeBytes).toBe(6 * 2 ** 32);
   });
+
+  it("writes many rows at once with every value as it was: quotes, backslashes, $1, bytes, null", () => {
+    const store = open();
+    const texts = ["it's", "back\\slash\\", "$1 and ?", "line\nbreak", "ünïcödé ✓", "", "E'x'"];
+    store.db.runMany(
+      "INSERT INTO maintenance_windows (target, spec, set_by, set_at) VALUES (?, ?, ?, ?)",
+      texts.map((text, i) => [`t${i}`, text, i % 2 === 0 ? null : text, 2 ** 40 + i]),
+    );
+    const rows = store.db.prepare("SELECT * FROM maintenance_windows ORDER BY set_at").all() as Array<{
+      spec: string;
+      set_by: string | null;
+      set_at: number;
+    }>;
+    expect(rows.map((r) => r.spec)).toEqual(texts);
+    expect(rows.map((r) => r.set_by)).toEqual(texts.map((t, i) => (i % 2 === 0 ? null : t)));
+    expect(rows[6]?.set_at).toBe(2 ** 40 + 6);
+    const bytes = [Buffer.alloc(0), Buffer.from([0, 39, 92, 255])];
+    store.db.runMany(
+      `INSERT INTO artifacts (id, line, version, parent_version, stream_version, size_bytes, sha256, manifest, signature, created_at)
+       VALUES (?, 'php', 1, 0, 2, 1, 'ab', ?, ?, 1)`,
+      bytes.map((b, i) => [`ar_${i}`, b, b]),
+    );
+    for (const [i, b] of bytes.entries())
+      expect(store.artifacts.byId(`ar_${i}`)?.manifest.equals(b)).toBe(true);
+  });
 });
