@@ -6,6 +6,7 @@ import { GildError } from "@gild/core";
 import { startTestPostgres, type TestPostgres } from "@gild/testkit";
 import { describeWith } from "@gild/testkit/gate";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { batchTexts } from "../src/store/postgres-batch.js";
 import { translatePlaceholders } from "../src/store/postgres-db.js";
 import { storeFailure } from "../src/store/store-errors.js";
 import { createTestDatabase, type TestDatabase } from "./support.js";
@@ -27,6 +28,39 @@ describe("SQL for PostgreSQL", () => {
       names: ["x"],
     });
     expect(() => translatePlaceholders("SELECT ? , @x")).toThrow(/mixed/);
+  });
+});
+
+describe("batches for PostgreSQL", () => {
+  it("writes an INSERT's rows as one VALUES list, an UPDATE's as one UPDATE ... FROM VALUES", () => {
+    expect(
+      batchTexts("INSERT INTO t (a, b, c) VALUES ($1, 'x', $2) ON CONFLICT (a) DO NOTHING", [
+        ["k1", 1],
+        ["k2", null],
+      ]),
+    ).toEqual([
+      "INSERT INTO t (a, b, c) VALUES ('k1', 'x', 1),\n('k2', 'x', NULL) ON CONFLICT (a) DO NOTHING",
+    ]);
+    const [update] = batchTexts("UPDATE t SET s = $1 WHERE r = $2 AND h = $3", [
+      ["it's", "r1", "h1"],
+      ["b", "r1", "h2"],
+    ]);
+    expect(update?.replace(/\s+/g, " ")).toBe(
+      "UPDATE t AS t SET s = v.p1 FROM (VALUES ('it''s', 'r1', 'h1'), ('b', 'r1', 'h2')) AS v(p1, p2, p3) WHERE t.r = v.p2 AND t.h = v.p3",
+    );
+    // A NULL has no type in a VALUES list: statements, one text.
+    expect(
+      batchTexts("UPDATE t SET s = $1 WHERE r = $2", [
+        [null, "r1"],
+        ["b", "r2"],
+      ]),
+    ).toEqual(["UPDATE t SET s = NULL WHERE r = 'r1';\nUPDATE t SET s = 'b' WHERE r = 'r2'"]);
+    expect(
+      batchTexts(
+        "DELETE FROM t WHERE a = $1",
+        Array.from({ length: 501 }, (_, i) => [i]),
+      ),
+    ).toHaveLength(2);
   });
 });
 

@@ -7,6 +7,7 @@
  */
 import { type MessagePort, workerData } from "node:worker_threads";
 import pg from "pg";
+import { batchTexts } from "./postgres-batch.js";
 
 export type WorkerRequest =
   | { id: number; op: "open" }
@@ -31,27 +32,6 @@ const { url, port, flag, lockKey } = workerData as WorkerData;
 // BIGINT (int8) as a number, like SQLite's integers: the store's are milliseconds and counts, far
 // below 2^53.
 pg.types.setTypeParser(20, (text) => Number(text));
-
-/** How many statements of a runMany go to the server in one query. */
-const STATEMENTS_PER_TRIP = 500;
-
-/**
- * A value as an SQL literal, for runMany's texts: the store's values are text, whole numbers, bytes
- * and null. Text is quoted by node-postgres's escapeLiteral (quotes and backslashes doubled), bytes
- * are hex digits.
- */
-function literal(db: pg.Client, value: unknown): string {
-  if (value === null || value === undefined) return "NULL";
-  if (typeof value === "number") {
-    if (!Number.isFinite(value)) throw new Error(`cannot store the number ${value}`);
-    return String(value);
-  }
-  if (typeof value === "bigint") return String(value);
-  if (typeof value === "string") return db.escapeLiteral(value);
-  if (value instanceof Uint8Array)
-    return `decode('${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("hex")}', 'hex')`;
-  throw new Error(`cannot store a value of type ${typeof value}`);
-}
 
 let client: pg.Client | undefined;
 /** The connection broke (an error event): the next request outside a transaction connects again. */
@@ -111,16 +91,7 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
     case "many": {
       const db = await current(true);
       let rowCount = 0;
-      // One round trip per STATEMENTS_PER_TRIP statements: their values written into the text as
-      // literals, sent as one multi-statement query (node-postgres sends prepared statements one at a
-      // time, waiting for each: thousands of rows cost thousands of round trips).
-      for (let i = 0; i < request.rows.length; i += STATEMENTS_PER_TRIP) {
-        const text = request.rows
-          .slice(i, i + STATEMENTS_PER_TRIP)
-          .map((values) =>
-            request.text.replace(/\$(\d+)/g, (_, n: string) => literal(db, values[Number(n) - 1])),
-          )
-          .join(";\n");
+      for (const text of batchTexts(request.text, request.rows)) {
         const result = (await db.query(text)) as pg.QueryResult | pg.QueryResult[];
         for (const r of Array.isArray(result) ? result : [result]) rowCount += r.rowCount ?? 0;
       }
