@@ -52,8 +52,10 @@ function frameName(frame: CpuProfile["nodes"][number]["callFrame"]): string {
 /** The newest .cpuprofile in a directory, if any. */
 export function newestProfile(dir: string): string | undefined {
   try {
+    // The main thread's (thread id 0: CPU.<date>.<time>.<pid>.0.<seq>.cpuprofile), not a worker's
+    // (the PostgreSQL store's has its own).
     return readdirSync(dir)
-      .filter((f) => f.endsWith(".cpuprofile"))
+      .filter((f) => /\.0\.\d+\.cpuprofile$/.test(f))
       .sort()
       .map((f) => join(dir, f))
       .at(-1);

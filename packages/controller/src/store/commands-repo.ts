@@ -225,9 +225,11 @@ export class CommandsRepo {
   get(id: string): CommandRecord | undefined {
     const waiting = this.waiting.get(id);
     if (waiting) return waiting.record;
-    // A job's command ids begin with the job's id (`<rollout>:<host>:switch:<app>`).
-    const kept = this.jobs.get(id.slice(0, id.indexOf(":")))?.get(id);
-    if (kept) return kept;
+    // A job's command ids begin with the job's id (`<rollout>:<host>:switch:<app>`). A job kept in
+    // memory has every command of it there (read whole, then current with every write): one that is
+    // not there does not exist, without asking the database (a wave's 10,000 new pulls each asked).
+    const job = id.indexOf(":") > 0 ? this.jobs.get(id.slice(0, id.indexOf(":"))) : undefined;
+    if (job) return job.get(id);
     const row = this.db.prepare("SELECT * FROM commands WHERE id = ?").get(id) as CommandRow | undefined;
     return row && fromRow(row);
   }

@@ -35,9 +35,33 @@ const fromRow = (row: ImageRow): ImageRecord => ({
 });
 
 export class ImagesRepo {
+  /**
+   * Each line's versions as stored, read once: a wave's pulls each look at the line (10,000 reads of
+   * the same rows at a wave's start, each a round trip with PostgreSQL). Only this repository writes
+   * the table, and a write forgets its line; a transaction that rolls back forgets them all.
+   */
+  private readonly lines = new Map<string, readonly ImageRecord[]>();
+
   constructor(private readonly db: Db) {}
 
+  /** Forget what was read (a transaction that wrote some of it rolled back). */
+  forget(): void {
+    this.lines.clear();
+  }
+
+  private ofLine(line: string): readonly ImageRecord[] {
+    let versions = this.lines.get(line);
+    if (versions === undefined) {
+      versions = (
+        this.db.prepare("SELECT * FROM images WHERE line = ? ORDER BY version").all(line) as ImageRow[]
+      ).map(fromRow);
+      this.lines.set(line, versions);
+    }
+    return versions;
+  }
+
   upsert(image: ImageRecord): void {
+    this.lines.delete(image.line);
     this.db
       .prepare(
         `INSERT INTO images (line, version, kind, uuid, status, parent, size_bytes, origin, created_by, created_at)
@@ -50,10 +74,7 @@ export class ImagesRepo {
   }
 
   get(line: string, version: number): ImageRecord | undefined {
-    const row = this.db.prepare("SELECT * FROM images WHERE line = ? AND version = ?").get(line, version) as
-      | ImageRow
-      | undefined;
-    return row && fromRow(row);
+    return this.ofLine(line).find((image) => image.version === version);
   }
 
   /** How many there are in each status, for the metrics. */
@@ -68,26 +89,22 @@ export class ImagesRepo {
   }
 
   list(line?: string): ImageRecord[] {
-    const rows =
-      line === undefined
-        ? this.db.prepare("SELECT * FROM images ORDER BY line, version").all()
-        : this.db.prepare("SELECT * FROM images WHERE line = ? ORDER BY version").all(line);
-    return (rows as ImageRow[]).map(fromRow);
+    if (line !== undefined) return [...this.ofLine(line)];
+    return (this.db.prepare("SELECT * FROM images ORDER BY line, version").all() as ImageRow[]).map(fromRow);
   }
 
   /** The kind of a line (of its newest version), or undefined when the line has no version. */
   kindOf(line: string): LineKind | undefined {
-    const row = this.db
-      .prepare("SELECT kind FROM images WHERE line = ? ORDER BY version DESC LIMIT 1")
-      .get(line) as { kind: string } | undefined;
-    return row?.kind as LineKind | undefined;
+    return this.ofLine(line).at(-1)?.kind;
   }
 
   setStatus(line: string, version: number, status: ImageStatus): void {
+    this.lines.delete(line);
     this.db.prepare("UPDATE images SET status = ? WHERE line = ? AND version = ?").run(status, line, version);
   }
 
   delete(line: string, version: number): void {
+    this.lines.delete(line);
     this.db.prepare("DELETE FROM images WHERE line = ? AND version = ?").run(line, version);
   }
 }

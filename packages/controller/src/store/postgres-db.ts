@@ -6,6 +6,25 @@ import type { WorkerData, WorkerReply, WorkerRequest } from "./postgres-worker.j
 /** TEXT compared byte by byte, as SQLite does: names order the same whatever the cluster's locale. */
 const T = 'TEXT COLLATE "C"';
 
+/** Who made a wave job (rollouts, host_updates) and when it was made, changed and finished. */
+const JOB_CLOCKS = `created_by ${T},
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    finished_at BIGINT`;
+
+/** A wave job's event log (job-events.ts): the same columns for rollouts and host updates. */
+const eventLog = (table: string, jobColumn: string, index: string) => `
+  CREATE TABLE ${table} (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    ${jobColumn} ${T} NOT NULL,
+    at BIGINT NOT NULL,
+    kind ${T} NOT NULL,
+    host_id ${T},
+    wave BIGINT,
+    message ${T} NOT NULL
+  );
+  CREATE INDEX ${index} ON ${table} (${jobColumn}, id);`;
+
 /**
  * The schema in PostgreSQL, in migrations applied in order; gild_schema records how many ran. It is the
  * schema SQLite's migrations (sqlite-db.ts) arrive at, in PostgreSQL's types: BIGINT for every integer
@@ -105,22 +124,10 @@ const MIGRATIONS: readonly string[] = [
     state ${T} NOT NULL,
     record ${T} NOT NULL,
     apps ${T},
-    created_by ${T},
-    created_at BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL,
-    finished_at BIGINT
+    ${JOB_CLOCKS}
   );
   CREATE INDEX rollouts_by_line_state ON rollouts (line, state);
-  CREATE TABLE rollout_events (
-    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    rollout_id ${T} NOT NULL,
-    at BIGINT NOT NULL,
-    kind ${T} NOT NULL,
-    host_id ${T},
-    wave BIGINT,
-    message ${T} NOT NULL
-  );
-  CREATE INDEX rollout_events_by_rollout ON rollout_events (rollout_id, id);
+  ${eventLog("rollout_events", "rollout_id", "rollout_events_by_rollout")}
   CREATE TABLE rollout_hosts (
     rollout_id ${T} NOT NULL,
     host_id ${T} NOT NULL,
@@ -134,22 +141,10 @@ const MIGRATIONS: readonly string[] = [
     state ${T} NOT NULL,
     settled BIGINT NOT NULL DEFAULT 0,
     record ${T} NOT NULL,
-    created_by ${T},
-    created_at BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL,
-    finished_at BIGINT
+    ${JOB_CLOCKS}
   );
   CREATE INDEX host_updates_by_settled ON host_updates (settled, created_at);
-  CREATE TABLE host_update_events (
-    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    host_update_id ${T} NOT NULL,
-    at BIGINT NOT NULL,
-    kind ${T} NOT NULL,
-    host_id ${T},
-    wave BIGINT,
-    message ${T} NOT NULL
-  );
-  CREATE INDEX host_update_events_by_job ON host_update_events (host_update_id, id);
+  ${eventLog("host_update_events", "host_update_id", "host_update_events_by_job")}
   CREATE TABLE maintenance_windows (
     target ${T} PRIMARY KEY,
     spec ${T} NOT NULL,

@@ -83,8 +83,9 @@ export class Store {
       }, durable);
     } catch (err) {
       this.batch.rolledBack(taken);
-      // The hosts kept in memory may hold a write that was just taken back.
+      // The hosts and images kept in memory may hold a write that was just taken back.
       this.hosts.forget();
+      this.images.forget();
       throw err;
     } finally {
       this.onTransaction?.((performance.now() - started) / 1000);
