@@ -106,17 +106,19 @@ export class CommandService {
   issue(options: { hostId: string; body: CommandBody; id?: string; rolloutId?: string }): string {
     const id = options.id ?? randomUUID();
     const command = { ...options.body, commandId: id } as Command;
-    const inserted = this.deps.store.commands.insertIfAbsent({
-      id,
-      hostId: options.hostId,
-      kind: kindOf(options.body),
-      command,
-      rolloutId: options.rolloutId ?? null,
-      now: this.now(),
-    });
-    // Sent once it is on disk (the batch commits it at the end of this turn, with the others issued
-    // in it): a controller killed now has either stored it, or not sent it.
-    if (inserted) this.deps.store.batch.afterCommit(() => this.send(options.hostId, command));
+    // Sent once it is on disk (the batch commits it at the end of this turn, or a later one when a
+    // wave issued thousands): a controller killed now has either stored it, or not sent it.
+    this.deps.store.commands.insertIfAbsent(
+      {
+        id,
+        hostId: options.hostId,
+        kind: kindOf(options.body),
+        command,
+        rolloutId: options.rolloutId ?? null,
+        now: this.now(),
+      },
+      () => this.send(options.hostId, command),
+    );
     return id;
   }
 
@@ -174,8 +176,10 @@ export class CommandService {
   resendOpen(hostId: string): void {
     // After the batch commits: an open command may be one issued in this turn, not yet on disk (an
     // agent answers an id it has seen with its journaled result, so sending one twice costs nothing).
+    // One still waiting for the batch is sent when it is stored.
     this.deps.store.batch.afterCommit(() => {
-      for (const record of this.deps.store.commands.openForHost(hostId)) this.send(hostId, record.command);
+      for (const record of this.deps.store.commands.openForHost(hostId))
+        if (!this.deps.store.commands.unstored(record.id)) this.send(hostId, record.command);
     });
   }
 

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { SqliteDb } from "@gild/controller";
 import { Store } from "@gild/controller";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { NEW_COMMANDS_PER_FLUSH } from "../src/store/commands-repo.js";
 import type { HostInventory } from "../src/store/hosts-repo.js";
 import { createTestDatabase, type TestDatabase } from "./support.js";
 
@@ -162,6 +163,89 @@ describe("writes batched per event-loop turn", () => {
       again.commands.deleteForHost(HOST);
       expect(again.commands.forRollout(job).map((c) => c.state)).toEqual(["succeeded"]);
     }
+  });
+
+  it("writes a wave's new commands a slice per turn, and sends each only once it is on disk", async () => {
+    const count = 2 * NEW_COMMANDS_PER_FLUSH + 7;
+    const sent: string[] = [];
+    const sentBeforeStored: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const id = `c${i}`;
+      store.commands.insertIfAbsent(
+        { id, hostId: HOST, kind: "pullImage", command: { commandId: id } as never, rolloutId: null, now: 5 },
+        () => {
+          if (onDisk(store, id) === undefined) sentBeforeStored.push(id);
+          sent.push(id);
+        },
+      );
+    }
+    // A status of a command already stored rides with the first slice, whatever came before it.
+    store.commands.finish("c0", "succeeded", null, null, 6);
+    expect(store.commands.unstored("c0")).toBe(true);
+    await turn();
+    expect(transactions).toBe(1);
+    expect(sent).toHaveLength(NEW_COMMANDS_PER_FLUSH);
+    expect(onDisk(store, `c${NEW_COMMANDS_PER_FLUSH - 1}`)?.state).toBe("pending");
+    expect(onDisk(store, `c${NEW_COMMANDS_PER_FLUSH}`)).toBeUndefined();
+    expect(onDisk(store, "c0")?.state).toBe("succeeded");
+    expect(store.commands.unstored("c0")).toBe(false);
+    expect(store.commands.unstored(`c${NEW_COMMANDS_PER_FLUSH}`)).toBe(true);
+    // What waits is read as before.
+    expect(store.commands.get(`c${count - 1}`)?.state).toBe("pending");
+    const deadline = Date.now() + 10_000;
+    while (sent.length < count && Date.now() < deadline) await turn();
+    expect(transactions).toBe(3);
+    expect(sent).toEqual(Array.from({ length: count }, (_, i) => `c${i}`));
+    expect(sentBeforeStored).toEqual([]);
+  });
+
+  it("writes every waiting command in an explicit transaction, and sends them after it commits", () => {
+    const count = NEW_COMMANDS_PER_FLUSH + 1;
+    let sent = 0;
+    for (let i = 0; i < count; i++)
+      store.commands.insertIfAbsent(
+        {
+          id: `c${i}`,
+          hostId: HOST,
+          kind: "pullImage",
+          command: { commandId: `c${i}` } as never,
+          rolloutId: null,
+          now: 5,
+        },
+        () => sent++,
+      );
+    store.transaction(() => {
+      expect(onDisk(store, `c${count - 1}`)?.state).toBe("pending");
+      expect(sent).toBe(0);
+    });
+    expect(sent).toBe(count);
+  });
+
+  it("sends a command whose first write failed once a later one stores it", async () => {
+    let sent = 0;
+    store.commands.insertIfAbsent(
+      {
+        id: "c1",
+        hostId: HOST,
+        kind: "pullImage",
+        command: { commandId: "c1" } as never,
+        rolloutId: null,
+        now: 5,
+      },
+      () => sent++,
+    );
+    expect(() =>
+      store.transaction(() => {
+        throw new Error("the disk is full");
+      }),
+    ).toThrow("the disk is full");
+    // Its state changes meanwhile: it is still new, and still waits to be sent.
+    store.commands.setRunning("c1", 6);
+    expect(sent).toBe(0);
+    expect(store.commands.unstored("c1")).toBe(true);
+    await turn();
+    expect(onDisk(store, "c1")?.state).toBe("running");
+    expect(sent).toBe(1);
   });
 
   it("writes what waits when the store closes", () => {

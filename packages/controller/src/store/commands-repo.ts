@@ -83,7 +83,16 @@ interface WaitingCommand {
   record: CommandRecord;
   /** The body to insert (a new command; null for one that failed before it could be made); undefined for an update. */
   body?: string | null;
+  /** What waits for the new command to be on disk (its send). */
+  onStored?: () => void;
 }
+
+/**
+ * New commands one flush of a turn writes at most; the rest wait for the next turns. The step that
+ * starts a wave of 9,000 hosts (with the next wave's prefetches) issues 10,000 at once: written in one
+ * transaction, the first of them left only after all were on disk (about a second at 10,000 hosts).
+ */
+export const NEW_COMMANDS_PER_FLUSH = 500;
 
 const byCreation = (a: CommandRecord, b: CommandRecord) =>
   a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
@@ -107,21 +116,56 @@ export class CommandsRepo {
     private readonly batch: WriteBatch,
   ) {
     batch.register<Map<string, WaitingCommand>>({
-      take: () => {
-        const taken = this.waiting;
-        this.waiting = new Map();
-        return taken;
-      },
+      take: (limited) => this.take(limited),
       write: (taken) => this.write(taken),
       restore: (taken) => {
+        const restored = new Map<string, WaitingCommand>();
         for (const [id, older] of taken) {
           const newer = this.waiting.get(id);
-          if (newer === undefined) this.waiting.set(id, older);
+          if (newer === undefined) restored.set(id, older);
           // The newer state was read back from the insert that rolled back: it is new all the same.
-          else if (newer.body === undefined && older.body !== undefined) newer.body = older.body;
+          else if (newer.body === undefined && older.body !== undefined)
+            restored.set(id, { ...newer, body: older.body, onStored: older.onStored });
         }
+        // Back in front of what came later, in the order they were made.
+        for (const [id, newer] of this.waiting) if (!restored.has(id)) restored.set(id, newer);
+        this.waiting = restored;
+      },
+      committed: (taken) => {
+        for (const { onStored } of taken.values()) onStored?.();
+      },
+      awaitsCommit: () => {
+        for (const { onStored } of this.waiting.values()) if (onStored) return true;
+        return false;
       },
     });
+  }
+
+  /**
+   * What waits, for the batch. The flush of a turn (`limited`) takes every state change but only the
+   * first NEW_COMMANDS_PER_FLUSH new commands, in the order they were made; the rest are flushed in
+   * the turns after (reads see them meanwhile).
+   */
+  private take(limited: boolean): Map<string, WaitingCommand> {
+    const taken = this.waiting;
+    this.waiting = new Map();
+    if (!limited) return taken;
+    let inserts = 0;
+    for (const [id, waiting] of taken) {
+      if (waiting.body === undefined) continue;
+      if (inserts < NEW_COMMANDS_PER_FLUSH) inserts++;
+      else {
+        this.waiting.set(id, waiting);
+        taken.delete(id);
+      }
+    }
+    if (this.waiting.size > 0) this.batch.schedule();
+    return taken;
+  }
+
+  /** Is this a new command not yet on disk (its send waits for the batch)? */
+  unstored(id: string): boolean {
+    return this.waiting.get(id)?.body !== undefined;
   }
 
   private write(taken: ReadonlyMap<string, WaitingCommand>): void {
@@ -152,9 +196,14 @@ export class CommandsRepo {
   }
 
   /** Keep a command's new state until the batch writes it. */
-  private hold(record: CommandRecord, body?: string | null): void {
+  private hold(record: CommandRecord, body?: string | null, onStored?: () => void): void {
     const before = this.waiting.get(record.id);
-    this.waiting.set(record.id, body !== undefined ? { record, body } : { record, body: before?.body });
+    this.waiting.set(
+      record.id,
+      body !== undefined
+        ? { record, body, onStored }
+        : { record, body: before?.body, onStored: before?.onStored },
+    );
     if (record.rolloutId !== null) this.jobs.get(record.rolloutId)?.set(record.id, record);
     this.batch.schedule();
   }
@@ -192,17 +241,20 @@ export class CommandsRepo {
 
   /**
    * Insert unless a command with this id exists (ids are deterministic where re-issuing must be a
-   * no-op). It waits for the batch: whoever sends it does so once it is committed (WriteBatch.afterCommit).
+   * no-op). It waits for the batch: `onStored` (its send) runs once it is committed.
    */
-  insertIfAbsent(c: {
-    id: string;
-    hostId: string;
-    kind: string;
-    /** null for a command that failed before it could be made (no body to send). */
-    command: Command | null;
-    rolloutId: string | null;
-    now: number;
-  }): boolean {
+  insertIfAbsent(
+    c: {
+      id: string;
+      hostId: string;
+      kind: string;
+      /** null for a command that failed before it could be made (no body to send). */
+      command: Command | null;
+      rolloutId: string | null;
+      now: number;
+    },
+    onStored?: () => void,
+  ): boolean {
     if (this.get(c.id) !== undefined) return false;
     this.hold(
       {
@@ -218,6 +270,7 @@ export class CommandsRepo {
         updatedAt: c.now,
       },
       c.command === null ? null : modelToJson(c.command),
+      onStored,
     );
     return true;
   }

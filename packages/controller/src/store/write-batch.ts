@@ -4,12 +4,20 @@
  * what a transaction that failed did not keep.
  */
 export interface DeferredWrites<T = unknown> {
-  /** Hand over what waits now (the repository forgets it: it is about to be in the database). */
-  take(): T;
+  /**
+   * Hand over what waits now (the repository forgets it: it is about to be in the database). In the
+   * batch's own flush (`limited`) a source may hand over only a part and keep the rest waiting for the
+   * next turn; any other transaction takes everything, so that nothing waiting is committed after it.
+   */
+  take(limited: boolean): T;
   /** Write what `take` handed over, inside the batch's transaction. */
   write(taken: T): void;
   /** The transaction that wrote `taken` rolled back: keep it waiting again, under anything newer. */
   restore(taken: T): void;
+  /** The transaction that wrote `taken` committed: run what waited for exactly these writes. */
+  committed?(taken: T): void;
+  /** Does something wait for one of these writes to be on disk (a command to send)? */
+  awaitsCommit?(): boolean;
 }
 
 /** What one transaction of the store took from the batch. */
@@ -35,6 +43,11 @@ export class WriteBatch {
   private retryTimer: NodeJS.Timeout | undefined;
   private failures = 0;
   private closed = false;
+  /** The batch's own flush is running: what asks for another waits until it is over. */
+  private flushing = false;
+  private flushAgain = false;
+  /** Sources may hand over only part of what waits (the flush of a turn). */
+  private limited = false;
 
   constructor(
     private readonly deps: {
@@ -55,6 +68,11 @@ export class WriteBatch {
   /** Something waits: flush at the end of this event-loop turn. */
   schedule(): void {
     if (this.scheduled || this.retryTimer !== undefined || this.closed) return;
+    if (this.flushing) {
+      // After this flush, if it commits; if it fails, its retry writes everything anyway.
+      this.flushAgain = true;
+      return;
+    }
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -77,7 +95,7 @@ export class WriteBatch {
     batch.after = this.after;
     this.after = [];
     for (const source of this.sources) {
-      const taken = source.take();
+      const taken = source.take(this.limited);
       batch.taken.push(taken);
       source.write(taken);
     }
@@ -86,6 +104,13 @@ export class WriteBatch {
   /** The transaction that wrote `batch` committed: run what waited for it (every one, even if one throws). */
   committed(batch: TakenWrites): void {
     let first: unknown;
+    batch.taken.forEach((taken, i) => {
+      try {
+        this.sources[i]?.committed?.(taken);
+      } catch (err) {
+        first ??= err;
+      }
+    });
     for (const fn of batch.after) {
       try {
         fn();
@@ -112,9 +137,12 @@ export class WriteBatch {
    * synced commit, which at 10,000 hosts saves most of the fsyncs.
    */
   flush(): void {
-    this.deps.transaction(() => {
-      // Nothing of its own: the store's transaction writes what waits before running this.
-    }, this.after.length > 0);
+    this.deps.transaction(
+      () => {
+        // Nothing of its own: the store's transaction writes what waits before running this.
+      },
+      this.after.length > 0 || this.sources.some((s) => s.awaitsCommit?.() === true),
+    );
   }
 
   /** Flush now, at the end of the store's life (what cannot be written then is lost, as in a crash). */
@@ -127,7 +155,13 @@ export class WriteBatch {
     }, true);
   }
 
+  /**
+   * The flush of a turn: sources may keep part of what waits for the next turn (a wave's 10,000 new
+   * commands go out a slice at a time, the first slice after a small commit, not after all of them).
+   */
   private flushOrRetry(): void {
+    this.flushing = true;
+    this.limited = true;
     try {
       this.flush();
       this.failures = 0;
@@ -136,10 +170,18 @@ export class WriteBatch {
       const retryInMs = Math.min(30_000, 1000 * 2 ** (this.failures - 1));
       this.deps.onFailure(err, retryInMs);
       if (this.closed) return;
+      clearTimeout(this.retryTimer);
       this.retryTimer = setTimeout(() => {
         this.retryTimer = undefined;
         this.flushOrRetry();
       }, retryInMs);
+    } finally {
+      this.flushing = false;
+      this.limited = false;
+      if (this.flushAgain) {
+        this.flushAgain = false;
+        this.schedule();
+      }
     }
   }
 }
