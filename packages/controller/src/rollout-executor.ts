@@ -16,7 +16,7 @@ import { windowsByHost } from "./maintenance-windows.js";
 import type { ControllerMetrics } from "./metrics.js";
 import { RolloutDispatcher } from "./rollout-dispatcher.js";
 import { RolloutFeed } from "./rollout-feed.js";
-import { observeRollout } from "./rollout-observer.js";
+import { ObservationCache, observeRollout } from "./rollout-observer.js";
 import type { HostRecord } from "./store/hosts-repo.js";
 import type { StoredRollout } from "./store/rollouts-repo.js";
 import type { Store } from "./store/store.js";
@@ -40,6 +40,8 @@ export class RolloutExecutor {
    * from memory instead of parsing a record that grows with the fleet (hundreds of KiB at 1,000 hosts).
    */
   private readonly cache = new Map<string, StoredRollout>();
+  /** What the last planning step of each active rollout observed (rollout-observer.ts). */
+  private readonly observations = new Map<string, ObservationCache>();
   /** Who watches which rollout, live transfer progress, recent rates. */
   readonly feed = new RolloutFeed();
   private readonly log: Logger;
@@ -124,8 +126,19 @@ export class RolloutExecutor {
   }
 
   private remember(stored: StoredRollout): void {
-    if (isSettledRolloutState(stored.record.state)) this.cache.delete(stored.record.id);
-    else this.cache.set(stored.record.id, stored);
+    if (isSettledRolloutState(stored.record.state)) {
+      this.cache.delete(stored.record.id);
+      this.observations.delete(stored.record.id);
+    } else this.cache.set(stored.record.id, stored);
+  }
+
+  private observationCache(rolloutId: string): ObservationCache {
+    let cache = this.observations.get(rolloutId);
+    if (cache === undefined) {
+      cache = new ObservationCache();
+      this.observations.set(rolloutId, cache);
+    }
+    return cache;
   }
 
   /** Wait until the rollout's pending planning steps are done (tests, and verbs that answer with the state). */
@@ -146,6 +159,7 @@ export class RolloutExecutor {
     if (isSettledRolloutState(before.state)) {
       this.track(before);
       this.cache.delete(rolloutId);
+      this.observations.delete(rolloutId);
       this.deps.metrics?.jobEnded("rollout", rolloutId);
       return null;
     }
@@ -160,6 +174,7 @@ export class RolloutExecutor {
       known,
       rows,
       windows: windowsByHost(known.values(), this.deps.store.windows.list()),
+      cache: this.observationCache(rolloutId),
     });
     const now = this.now();
     const plan = planRollout(before, observation, now);

@@ -93,11 +93,55 @@ function aggregate(rows: CommandRecord[], kind: "switch" | "rollback"): CommandO
   return { state: "failed", rolledBack, rollbackUnhealthy, reason: failed.map(errorReason).join("; ") };
 }
 
+/** What observeRollout saw of one host, and what that depended on. */
+interface SeenHost {
+  host: HostRecord | undefined;
+  online: boolean;
+  /** The host's commands of the rollout (records are replaced, never changed, when their state changes). */
+  rows: readonly CommandRecord[];
+  /** Its step is rolling back, the rollback not pending: the one part of the step an observation reads. */
+  rollingBack: boolean;
+  observation: HostObservation;
+}
+
+const NO_ROWS: readonly CommandRecord[] = Object.freeze([]);
+
+const sameRows = (a: readonly CommandRecord[], b: readonly CommandRecord[]) =>
+  a.length === b.length && a.every((row, i) => row === b[i]);
+
+/**
+ * One rollout's observations from its last planning step (the executor keeps one per active rollout).
+ * A step at 10,000 hosts sees a wave's worth change at most: a host whose record (the hosts repository
+ * replaces it on every change), link, commands and rolling-back flag are all as they were keeps its
+ * observation, instead of taking its commands apart again (about 100 ms per step at 10,000 hosts).
+ */
+export class ObservationCache {
+  /** The rollout's line, version and apps the cached observations were made for. */
+  private scope = "";
+  private readonly hosts = new Map<string, SeenHost>();
+
+  /** The cached observations hold for this scope (else they are dropped). */
+  enter(scope: string): void {
+    if (scope === this.scope) return;
+    this.scope = scope;
+    this.hosts.clear();
+  }
+
+  get(hostId: string): SeenHost | undefined {
+    return this.hosts.get(hostId);
+  }
+
+  set(hostId: string, seen: SeenHost): void {
+    this.hosts.set(hostId, seen);
+  }
+}
+
 /**
  * What the executor sees of a rollout's hosts: liveness, image presence, rollback readiness, the
  * results of this rollout's commands, and the line's apps from each inventory. `known` (every host)
  * and `rows` (the rollout's commands) are read once per planning step by the caller, not once per
- * host: a rollout may cover thousands.
+ * host: a rollout may cover thousands. With a `cache`, a host nothing changed for keeps its last
+ * observation.
  */
 export function observeRollout(
   record: RolloutRecord,
@@ -109,8 +153,12 @@ export function observeRollout(
     rows: readonly CommandRecord[];
     /** Effective maintenance windows by host id (maintenance-windows.ts); a host absent is always open. */
     windows?: ReadonlyMap<string, readonly MaintenanceWindow[]>;
+    /** The observations of this rollout's last step. */
+    cache?: ObservationCache;
   },
 ): FleetObservation {
+  const cache = deps.cache;
+  cache?.enter(`${record.line}\n${record.version}\n${deps.versionUuid}\n${[...appNames].sort().join("\n")}`);
   const byHost = new Map<string, CommandRecord[]>();
   for (const row of deps.rows) {
     const list = byHost.get(row.hostId);
@@ -121,8 +169,24 @@ export function observeRollout(
   const known = deps.known;
   for (const hostId of Object.keys(record.hosts)) {
     const host = known.get(hostId);
+    const online = host ? deps.hub.isOnline(hostId) : false;
+    const mine = byHost.get(hostId) ?? NO_ROWS;
+    const step = record.hosts[hostId];
+    const rollingBack = step?.state === "rolling-back" && !step.rollbackPending;
+    const windows = deps.windows?.get(hostId);
+    const seen = cache?.get(hostId);
+    if (
+      seen !== undefined &&
+      windows === undefined &&
+      seen.host === host &&
+      seen.online === online &&
+      seen.rollingBack === rollingBack &&
+      sameRows(seen.rows, mine)
+    ) {
+      hosts[hostId] = seen.observation;
+      continue;
+    }
     const inventory = host?.inventory ?? null;
-    const mine = byHost.get(hostId) ?? [];
     const parsed = mine.map((row) => ({ row, id: parseRolloutCommandId(row.id) }));
     const fetches = parsed
       .filter((p) => p.id?.kind === "fetch")
@@ -141,15 +205,9 @@ export function observeRollout(
     const switches = parsed.filter((p) => p.id?.kind === "switch").map((p) => p.row);
     const rollbacks = parsed.filter((p) => p.id?.kind === "rollback").map((p) => p.row);
     const apps = appsInScope(inventory, record.line, appNames);
-    const step = record.hosts[hostId];
     let rollback = aggregate(rollbacks, "rollback");
     // A host to roll back with no app on the target (its switch never succeeded) has nothing to undo.
-    if (
-      rollback === null &&
-      step?.state === "rolling-back" &&
-      !step.rollbackPending &&
-      !switches.some((r) => r.state !== "failed")
-    ) {
+    if (rollback === null && rollingBack && !switches.some((r) => r.state !== "failed")) {
       rollback = { state: "succeeded", rolledBack: false, reason: null };
     }
     const appObservations: AppObservation[] = apps.map((a) => ({
@@ -158,8 +216,8 @@ export function observeRollout(
       health: a.health === "healthy" || a.health === "unhealthy" ? a.health : "unknown",
       healthySince: a.health === "healthy" && a.healthSinceMs > 0 ? a.healthSinceMs : null,
     }));
-    hosts[hostId] = {
-      online: host ? deps.hub.isOnline(hostId) : false,
+    const observation: HostObservation = {
+      online,
       hasImage: hostHasVersion(inventory, { line: record.line, uuid: deps.versionUuid }),
       rollbackReady:
         apps.length > 0 &&
@@ -169,8 +227,10 @@ export function observeRollout(
       rollback,
       apps: appObservations,
     };
-    const windows = deps.windows?.get(hostId);
-    if (windows !== undefined) hosts[hostId].windows = windows;
+    if (windows !== undefined) observation.windows = windows;
+    hosts[hostId] = observation;
+    // A host with maintenance windows is seen afresh each step (they are read anew each time).
+    if (windows === undefined) cache?.set(hostId, { host, online, rows: mine, rollingBack, observation });
   }
   return { hosts };
 }
