@@ -62,6 +62,12 @@ export class ImageService {
     },
   ) {
     this.log = deps.log.child({ component: "images" });
+    // A pull that failed may have met a damaged or missing artifact file: the next pull looks again.
+    deps.commands.addListener({
+      onFinished: (record) => {
+        if (record.kind === "pullImage" && record.state === "failed") deps.artifacts.forgetChecks();
+      },
+    });
   }
 
   /** Make the store agree with the pool (the pool is the truth about which versions exist). */

@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { GildError } from "@gild/core";
 import { chunkCount, chunkSizeFor, decodeManifest, encodeManifest } from "@gild/protocol";
 import { describeWith } from "@gild/testkit/gate";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -36,6 +37,26 @@ describeWith(["root", "btrfs"], "artifact chunk digests", () => {
         createHash("sha256").update(piece).digest("hex"),
       );
     });
+  });
+
+  it("trusts a file found whole for a while, and looks again once a pull failed", async () => {
+    const { artifacts, commands } = c.controller.services;
+    const first = await artifacts.ensure("t", 1, null, 1);
+    const file = artifacts.filePath(first.id);
+    await rm(file);
+    // Found whole a moment ago: not looked at again (a wave asks thousands of times).
+    expect((await artifacts.ensure("t", 1, null, 1)).id).toBe(first.id);
+    expect(existsSync(file)).toBe(false);
+    // A host's pull failed: the next ensure finds the file gone and makes it again.
+    commands.recordLocalFailure({
+      id: "pull-that-failed",
+      hostId: "h_00000000000000f1",
+      kind: "pullImage",
+      error: new GildError("GILD_TRANSFER_FAILED", "the stream ended early"),
+    });
+    const again = await artifacts.ensure("t", 1, null, 1);
+    expect(again.id).toBe(first.id);
+    expect(statSync(file).size).toBe(again.sizeBytes);
   });
 
   it("makes an artifact of an older controller (no chunk digests) again", async () => {
