@@ -41,6 +41,8 @@ export async function startBenchController(options: {
   const url = `https://127.0.0.1:${port}`;
   const log = openSync(options.logFile, "a");
   const args = [
+    // Node's own flags for the controller (--trace-gc, say), split at spaces.
+    ...(process.env.BENCH_CONTROLLER_NODE_ARGS ?? "").split(" ").filter((a) => a !== ""),
     ...(options.cpuProfileDir ? ["--cpu-prof", "--cpu-prof-dir", options.cpuProfileDir] : []),
     options.cli,
     "controller",

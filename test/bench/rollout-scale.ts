@@ -15,6 +15,8 @@
 //   BENCH_KEEP_DIR=<dir> (keep the controller's SQLite database and log there, for a closer look)
 //   BENCH_STORES="sqlite,postgres" (each N against each store; PostgreSQL is a temporary cluster of
 //   Debian's postgresql-15 that the bench starts and removes, scripts/test-postgres.sh)
+//   BENCH_CONTROLLER_NODE_ARGS="--trace-gc" (node's own flags for the controller; its output goes
+//   to the controller's log, kept with BENCH_KEEP_DIR)
 import { execFile, execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
