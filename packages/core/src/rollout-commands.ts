@@ -98,14 +98,18 @@ export function windowWakeAt(ctx: PlanContext): number | null {
  * `limit` hosts rolling back at once (null: no limit). Each gets a rollback deadline.
  */
 export function issueRollbacks(ctx: PlanContext, limit: number | null): void {
-  const hosts = ctx.rollout.waves.flatMap((_, wave) => hostsOfWave(ctx.rollout, wave));
-  const waiting = hosts.filter((h) => h.rollbackPending);
-  const ordered = [
-    ...waiting.filter((h) => h.state === "failed"),
-    ...waiting.filter((h) => h.state !== "failed"),
-  ];
-  let busy = hosts.filter((h) => h.state === "rolling-back").length;
-  for (const host of ordered) {
+  // One pass over the fleet in wave order (this runs on every step of a running rollout).
+  const failed: HostStep[] = [];
+  const others: HostStep[] = [];
+  let busy = 0;
+  for (const ids of ctx.rollout.waves) {
+    for (const id of ids) {
+      const h = ctx.rollout.hosts[id] as HostStep;
+      if (h.state === "rolling-back") busy += 1;
+      if (h.rollbackPending) (h.state === "failed" ? failed : others).push(h);
+    }
+  }
+  for (const host of [...failed, ...others]) {
     if (limit !== null && busy >= limit) return;
     startRollback(ctx, host);
     busy += 1;

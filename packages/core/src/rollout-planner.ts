@@ -3,9 +3,11 @@ import { commandsCalledFor, rolloutCommandKey } from "./rollout-dispatch.js";
 import { enforceHostDeadlines, failSwitchedHost, healthyAtTime, observeHost } from "./rollout-host-steps.js";
 import {
   type FleetObservation,
+  type HostStep,
   isSettledRolloutState,
   type PauseCause,
   type PlanResult,
+  type RolloutCommand,
   type RolloutRecord,
   type RolloutState,
 } from "./rollout-model.js";
@@ -57,12 +59,19 @@ export function planRollout(rollout: RolloutRecord, observation: FleetObservatio
 
   const changed = !sameRecord(r, rollout);
   if (changed) r.updatedAt = now;
-  // The commands this step calls for: what the new record calls for that the old one did not.
-  const before = new Set(commandsCalledFor(rollout).map(rolloutCommandKey));
-  const commands = changed ? commandsCalledFor(r).filter((c) => !before.has(rolloutCommandKey(c))) : [];
+  let commands: RolloutCommand[] | undefined;
   return {
     rollout: changed ? r : rollout,
-    commands,
+    // The commands this step calls for: what the new record calls for that the old one did not. Made
+    // when first read (the executor sends what the stored record calls for, and never reads this; at
+    // 10,000 hosts it cost two passes over the fleet per step). Records are never changed after a step.
+    get commands(): RolloutCommand[] {
+      if (commands === undefined) {
+        const before = new Set(commandsCalledFor(rollout).map(rolloutCommandKey));
+        commands = changed ? commandsCalledFor(r).filter((c) => !before.has(rolloutCommandKey(c))) : [];
+      }
+      return commands;
+    },
     events: ctx.events,
     markVersion: ctx.markVersion,
     nextWakeAt: nextWakeAt(ctx),
@@ -301,7 +310,8 @@ function nextWakeAt(ctx: PlanContext): number | null {
   // controller computes the same time from the same windows).
   const opens = windowWakeAt(ctx);
   if (opens !== null) clocks.push(opens);
-  for (const host of Object.values(r.hosts)) {
+  for (const id in r.hosts) {
+    const host = r.hosts[id] as HostStep;
     const forward = r.state !== "rolling-back" && (host.state === "switching" || host.state === "verifying");
     if (host.deadlineAt !== null && (forward || host.state === "rolling-back")) clocks.push(host.deadlineAt);
     if (r.state !== "rolling-back" && host.state === "verifying") {
@@ -309,6 +319,7 @@ function nextWakeAt(ctx: PlanContext): number | null {
       if (at !== null) clocks.push(at);
     }
   }
-  const future = clocks.filter((t) => t > ctx.now);
-  return future.length === 0 ? null : Math.min(...future);
+  let next: number | null = null;
+  for (const t of clocks) if (t > ctx.now && (next === null || t < next)) next = t;
+  return next;
 }
