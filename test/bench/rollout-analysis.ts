@@ -44,8 +44,10 @@ export interface Transition {
    */
   triggerAt: number;
   /**
-   * From the trigger to the first command of any kind that reached a host of wave k+1 after it; when
-   * none had arrived by the end of the measurement, the time until then (a lower bound: `censored`).
+   * From the trigger to the first command the transition caused that reached a host of wave k+1: a
+   * switch, or a pull the controller issued once wave k+1 had started (a prefetch pull issued during
+   * wave k and still on its way is not the transition's). When none had arrived by the end of the
+   * measurement, the time until then (a lower bound: `censored`).
    */
   firstCommandMs: number;
   censored: boolean;
@@ -83,6 +85,8 @@ export function analyseTransitions(
   events: StoredEventRow[],
   endAt: number,
   switches: StoredSwitchRow[] = [],
+  /** When the controller issued each of the rollout's pulls (its clock), by command id. */
+  pullsIssuedAt: ReadonlyMap<string, number> = new Map(),
 ): Transition[] {
   const out: Transition[] = [];
   const switchesOf = new Map<string, StoredSwitchRow[]>();
@@ -111,17 +115,21 @@ export function analyseTransitions(
     let firstSwitch = Number.POSITIVE_INFINITY;
     let lastSwitch = Number.NEGATIVE_INFINITY;
     let prefetched = 0;
+    const started = startedAt.get(k + 1);
+    const prefetch = (c: { kind: string; id: string }) => {
+      const issuedAt = pullsIssuedAt.get(c.id);
+      return c.kind === "pullImage" && issuedAt !== undefined && started !== undefined && issuedAt < started;
+    };
     for (const host of toHosts) {
       if (host.pullReportedAt !== null && host.pullReportedAt <= triggerAt) prefetched += 1;
       for (const c of host.received) {
-        if (c.at >= triggerAt && c.at < firstCommand) firstCommand = c.at;
+        if (c.at >= triggerAt && c.at < firstCommand && !prefetch(c)) firstCommand = c.at;
         if (c.kind === "deployApp") {
           firstSwitch = Math.min(firstSwitch, c.at);
           lastSwitch = Math.max(lastSwitch, c.at);
         }
       }
     }
-    const started = startedAt.get(k + 1);
     const results = rowsOfWave(wave.hosts.map((h) => h.hostId)).filter((r) => r.state === "succeeded");
     const lastResult = results.length > 0 ? Math.max(...results.map((r) => r.updatedAt)) : Number.NaN;
     const issued = rowsOfWave(next.hosts.map((h) => h.hostId)).map((r) => r.createdAt);

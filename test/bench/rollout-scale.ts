@@ -4,8 +4,8 @@
 // process (real protocol: Hello, Inventory, Heartbeats, CommandStatus; commands succeed after a short
 // delay) and rolls the new version out in waves (canary 1, 1%, 10%, 100%; bake and minHealthy 0).
 // Reports join time, rollout time, the controller's RSS and CPU, and per wave transition the time from
-// the previous wave's last healthy report to the next wave's first command (target < 100 ms); and the
-// same on the controller's clock alone, from its stored commands and events (no load tool in it).
+// the previous wave's last healthy report to the first command the transition caused (target: median
+// < 100 ms, max < 250 ms); and the same on the controller's clock alone, from its stored commands and events (no load tool in it).
 // Run by hand as root; not a test (this machine is shared and noisy).
 //
 // Environment: BENCH_HOSTS="1000,10000"  BENCH_JOIN_CONCURRENCY=32  BENCH_CONNECT_CONCURRENCY=200
@@ -82,7 +82,11 @@ const STRATEGY: RawStrategy = env.BENCH_STRATEGY
       healthyDeadline: "1h",
       progressDeadline: "1h",
     };
-const TARGET_MS = 100;
+/** The issue's target for wave transitions at 10,000 hosts: median under 100 ms, max under 250 ms. */
+const TARGET_MEDIAN_MS = 100;
+const TARGET_MAX_MS = 250;
+const targetMet = (r: { transitionMedianMs: number; transitionMaxMs: number }) =>
+  r.transitionMedianMs < TARGET_MEDIAN_MS && r.transitionMaxMs < TARGET_MAX_MS;
 const TERMINAL = new Set<string>(TERMINAL_ROLLOUT_STATES);
 /** Controller functions whose calls the CPU profile times one by one (each runs synchronously). */
 const PROFILED_CALLS = ["evaluate", "pokeHost", "spawn"];
@@ -464,6 +468,7 @@ async function runScale(
     // What the controller stored.
     let events: StoredEventRow[] = [];
     let switchRows: StoredSwitchRow[] = [];
+    const pullsIssuedAt = new Map<string, number>();
     const eventCounts: Record<string, number> = {};
     const commandCounts: Record<string, number> = {};
     let recordBytes = Number.NaN;
@@ -475,6 +480,10 @@ async function runScale(
         `SELECT host_id AS "hostId", state, created_at AS "createdAt", updated_at AS "updatedAt" FROM commands
            WHERE rollout_id = '${view.id}' AND kind = 'deployApp'`,
       );
+      for (const row of await query<{ id: string; createdAt: number }>(
+        `SELECT id, created_at AS "createdAt" FROM commands WHERE rollout_id = '${view.id}' AND kind = 'pullImage'`,
+      ))
+        pullsIssuedAt.set(row.id, Number(row.createdAt));
       for (const row of await query<{ kind: string; n: number }>(
         `SELECT kind, COUNT(*) AS n FROM rollout_events WHERE rollout_id = '${view.id}' GROUP BY kind`,
       ))
@@ -496,7 +505,7 @@ async function runScale(
 
     const storeBytes = await reader.bytes();
     const hostsByName = new Map<string, FakeHost>(fleet.hosts.map((h) => [h.name, h]));
-    const transitions = analyseTransitions(view, hostsByName, events, rolloutEnd, switchRows);
+    const transitions = analyseTransitions(view, hostsByName, events, rolloutEnd, switchRows, pullsIssuedAt);
     const latencies = transitions.map((t) => t.firstCommandMs);
 
     let profile: ProfileSummary | null = null;
@@ -637,7 +646,7 @@ function printResult(r: ScaleResult, planner: PlannerCost | undefined): void {
     ? ' (">": no command had arrived by the end; a lower bound)'
     : "";
   out(
-    `transition latency: median ${fmt(r.transitionMedianMs, 1)} ms, max ${fmt(r.transitionMaxMs, 1)} ms${bound}; target < ${TARGET_MS} ms: ${r.transitionMaxMs < TARGET_MS ? "MET" : "NOT MET"}`,
+    `transition latency: median ${fmt(r.transitionMedianMs, 1)} ms, max ${fmt(r.transitionMaxMs, 1)} ms${bound}; target median < ${TARGET_MEDIAN_MS} ms, max < ${TARGET_MAX_MS} ms: ${targetMet(r) ? "MET" : "NOT MET"}`,
   );
   if (planner) {
     out(
@@ -705,11 +714,11 @@ async function main(): Promise<void> {
 
   out(`\n=== summary (${build}) ===`);
   out(
-    "hosts    store     join      rollout    RSS peak / end        CPU s   transition median / max   target < 100 ms",
+    "hosts    store     join      rollout    RSS peak / end        CPU s   transition median / max   target median < 100, max < 250 ms",
   );
   for (const r of results) {
     out(
-      `${String(r.hosts).padEnd(8)} ${r.store.padEnd(9)} ${seconds(r.joinMs).padEnd(9)} ${seconds(r.rolloutMs).padEnd(10)} ${`${mib(r.rss.vmHwm)} / ${mib(r.rss.end)}`.padEnd(21)} ${fmt(r.cpuSecondsRollout, 1).padStart(6)}   ${`${fmt(r.transitionMedianMs, 1)} / ${r.transitions.some((t) => t.censored) ? ">" : ""}${fmt(r.transitionMaxMs, 1)} ms`.padEnd(25)} ${r.transitionMaxMs < TARGET_MS ? "met" : "NOT met"}${r.rolloutState === "succeeded" ? "" : ` (rollout ${r.rolloutState}; ${r.switched}/${r.hosts} switched, ${r.transitions.length} transitions measured)`}`,
+      `${String(r.hosts).padEnd(8)} ${r.store.padEnd(9)} ${seconds(r.joinMs).padEnd(9)} ${seconds(r.rolloutMs).padEnd(10)} ${`${mib(r.rss.vmHwm)} / ${mib(r.rss.end)}`.padEnd(21)} ${fmt(r.cpuSecondsRollout, 1).padStart(6)}   ${`${fmt(r.transitionMedianMs, 1)} / ${r.transitions.some((t) => t.censored) ? ">" : ""}${fmt(r.transitionMaxMs, 1)} ms`.padEnd(25)} ${targetMet(r) ? "met" : "NOT met"}${r.rolloutState === "succeeded" ? "" : ` (rollout ${r.rolloutState}; ${r.switched}/${r.hosts} switched, ${r.transitions.length} transitions measured)`}`,
     );
   }
 }
