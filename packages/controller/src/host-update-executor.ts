@@ -114,7 +114,7 @@ export class HostUpdateExecutor {
     const stored = this.deps.store.hostUpdates.get(jobId);
     if (!stored) return null;
     const before = stored.record;
-    const known = new Map(this.deps.store.hosts.list().map((h) => [h.id, h]));
+    const known = this.deps.store.hosts.byIdNow();
     const rows = this.deps.store.commands.forRollout(jobId);
     if (isSettledHostUpdate(before)) {
       this.loop.track(jobId, Object.keys(before.hosts), false);

@@ -166,7 +166,7 @@ export class RolloutExecutor {
     const appNames = this.appNames(stored);
     const image = this.deps.images.get(before.line, before.version);
     // Read once per step, not once per host: a rollout may cover thousands.
-    const known = new Map(this.deps.store.hosts.list().map((h) => [h.id, h]));
+    const known = this.deps.store.hosts.byIdNow();
     const rows = this.deps.store.commands.forRollout(rolloutId);
     const observation = observeRollout(before, appNames, {
       hub: this.deps.hub,

@@ -160,6 +160,14 @@ export class HostsRepo {
     return this.hosts().byId.get(id);
   }
 
+  /**
+   * Every host by id, as kept in memory: read it now, do not hold on to it (a later write replaces
+   * the record it holds; a forgotten cache is a new map). A planning step reads it once per step.
+   */
+  byIdNow(): ReadonlyMap<string, HostRecord> {
+    return this.hosts().byId;
+  }
+
   byName(name: string): HostRecord | undefined {
     const cache = this.hosts();
     const id = cache.byName.get(name);
