@@ -69,7 +69,7 @@ export class ArtifactService {
   /** Checks of an artifact in progress, by line, version, parent and stream version (ensure). */
   private readonly checking = new Map<string, Promise<ArtifactRecord>>();
   /** Artifacts found whole lately, by the same key: their id, and when. */
-  private readonly checked = new Map<string, { id: string; manifest: Buffer; at: number }>();
+  private readonly checked = new Map<string, { record: ArtifactRecord; at: number }>();
   private readonly key: KeyObject;
   private readonly log: Logger;
 
@@ -114,18 +114,16 @@ export class ArtifactService {
   ): Promise<ArtifactRecord> {
     const key = `${line}@${version}:${parent ?? "-"}:${streamVersion}`;
     const checked = this.checked.get(key);
-    if (checked !== undefined && this.now() - checked.at < ARTIFACT_CHECK_FRESH_MS) {
-      // Its record is gone once a host found the file damaged (or another took its place): then it
-      // is looked at again.
-      const record = this.deps.store.artifacts.byId(checked.id);
-      if (record?.manifest.equals(checked.manifest)) return Promise.resolve(record);
-    }
+    // Without a read of the database either: on PostgreSQL each is a round trip, 0.25 s for a wave's
+    // 900 pulls at 1,000 hosts. Whatever drops an artifact here forgets every check.
+    if (checked !== undefined && this.now() - checked.at < ARTIFACT_CHECK_FRESH_MS)
+      return Promise.resolve(checked.record);
     let answer = this.checking.get(key);
     if (answer === undefined) {
       const startedAt = this.now();
       answer = this.ensureNow(line, version, parent, streamVersion)
         .then((record) => {
-          this.checked.set(key, { id: record.id, manifest: Buffer.from(record.manifest), at: startedAt });
+          this.checked.set(key, { record, at: startedAt });
           return record;
         })
         .finally(() => this.checking.delete(key));
@@ -284,6 +282,7 @@ export class ArtifactService {
       { id, image: `${record.line}@${record.version}` },
       "artifact file is damaged; discarding it",
     );
+    this.forgetChecks();
     await rm(this.filePath(id), { force: true });
     this.deps.store.artifacts.delete(id);
     return false;
@@ -297,6 +296,7 @@ export class ArtifactService {
 
   /** Delete every artifact of a version (when the version is removed). */
   async removeForImage(line: string, version: number): Promise<void> {
+    this.forgetChecks();
     for (const artifact of this.deps.store.artifacts.forImage(line, version)) {
       await rm(this.filePath(artifact.id), { force: true });
       this.deps.store.artifacts.delete(artifact.id);
