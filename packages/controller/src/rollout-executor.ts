@@ -218,6 +218,9 @@ export class RolloutExecutor {
     }
     this.dispatcher.withdraw(record);
     this.dispatcher.dispatch({ ...stored, record }, appNames, known, rows);
+    // What this step issued goes out now, not after the next turn's reports (pulls are issued in
+    // microtasks queued before this one).
+    queueMicrotask(() => this.deps.store.batch.flushNow());
     return plan.nextWakeAt;
   }
 

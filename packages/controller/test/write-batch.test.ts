@@ -248,6 +248,31 @@ describe("writes batched per event-loop turn", () => {
     expect(sent).toBe(1);
   });
 
+  it("flushes within the turn when a send waits (a planning step issued commands), not for reports alone", () => {
+    store.commands.setRunning("c-none", 6);
+    store.hosts.setInventory(HOST, inventory(2));
+    store.batch.flushNow();
+    expect(transactions).toBe(0);
+    let sent = false;
+    store.commands.insertIfAbsent(
+      {
+        id: "c1",
+        hostId: HOST,
+        kind: "pullImage",
+        command: { commandId: "c1" } as never,
+        rolloutId: null,
+        now: 5,
+      },
+      () => {
+        sent = true;
+      },
+    );
+    store.batch.flushNow();
+    expect(transactions).toBe(1);
+    expect(sent).toBe(true);
+    expect(onDisk(store, "c1")?.state).toBe("pending");
+  });
+
   it("writes what waits when the store closes", () => {
     issue("c1");
     store.close();

@@ -80,6 +80,17 @@ export class WriteBatch {
     });
   }
 
+  /**
+   * Flush now, within this turn, if a send waits for a commit (a planning step that issued commands):
+   * the first of a wave's commands leave without waiting for the next turn's reports to be handled
+   * first. A flush that fails waits and is tried again with backoff, as the turn's own.
+   */
+  flushNow(): void {
+    if (this.closed || this.flushing || this.retryTimer !== undefined) return;
+    if (this.after.length === 0 && !this.sources.some((s) => s.awaitsCommit?.() === true)) return;
+    this.flushOrRetry();
+  }
+
   /** Run `fn` once everything waiting now (and what waits when the next flush begins) is committed. */
   afterCommit(fn: () => void): void {
     this.after.push(fn);
