@@ -49,12 +49,6 @@ async function chunkDigestsOf(path: string, chunkSize: number): Promise<Buffer[]
 }
 
 /**
- * Send streams written once to files, each with its size, sha256, a sha256 per chunk and a signed
- * manifest. Every host that needs the same (version, parent, stream version) is served the same file,
- * so a transfer has a true total, resumes at a chunk, and is verified by the agent chunk by chunk
- * before any of it is applied.
- */
-/**
  * How long an artifact whose file was found whole is trusted without looking again. A wave's pulls
  * come in several planning steps, and under a busy disk the look (the image's metadata, a stat of the
  * file, through libuv's thread pool) was seen to take 0.7 s at 10,000 hosts, holding up the next
@@ -64,11 +58,17 @@ async function chunkDigestsOf(path: string, chunkSize: number): Promise<Buffer[]
  */
 export const ARTIFACT_CHECK_FRESH_MS = 10_000;
 
+/**
+ * Send streams written once to files, each with its size, sha256, a sha256 per chunk and a signed
+ * manifest. Every host that needs the same (version, parent, stream version) is served the same file,
+ * so a transfer has a true total, resumes at a chunk, and is verified by the agent chunk by chunk
+ * before any of it is applied.
+ */
 export class ArtifactService {
   private readonly building = new Map<string, Promise<ArtifactRecord>>();
   /** Checks of an artifact in progress, by line, version, parent and stream version (ensure). */
   private readonly checking = new Map<string, Promise<ArtifactRecord>>();
-  /** Artifacts found whole lately, by the same key: their id, and when. */
+  /** Artifacts found whole lately, by the same key: their record, and when (ARTIFACT_CHECK_FRESH_MS). */
   private readonly checked = new Map<string, { record: ArtifactRecord; at: number }>();
   private readonly key: KeyObject;
   private readonly log: Logger;

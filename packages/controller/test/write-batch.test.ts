@@ -52,15 +52,11 @@ describe("writes batched per event-loop turn", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const issue = (id: string, rolloutId: string | null = "ro_00000000aa") =>
-    store.commands.insertIfAbsent({
-      id,
-      hostId: HOST,
-      kind: "pullImage",
-      command: { commandId: id } as never,
-      rolloutId,
-      now: 5,
-    });
+  const issue = (id: string, rolloutId: string | null = "ro_00000000aa", onStored?: () => void) =>
+    store.commands.insertIfAbsent(
+      { id, hostId: HOST, kind: "pullImage", command: { commandId: id } as never, rolloutId, now: 5 },
+      onStored,
+    );
 
   it("reads see a write at once; the database gets every write of the turn in one transaction", async () => {
     for (let i = 0; i < 100; i++) expect(issue(`c${i}`)).toBe(true);
@@ -171,13 +167,10 @@ describe("writes batched per event-loop turn", () => {
     const sentBeforeStored: string[] = [];
     for (let i = 0; i < count; i++) {
       const id = `c${i}`;
-      store.commands.insertIfAbsent(
-        { id, hostId: HOST, kind: "pullImage", command: { commandId: id } as never, rolloutId: null, now: 5 },
-        () => {
-          if (onDisk(store, id) === undefined) sentBeforeStored.push(id);
-          sent.push(id);
-        },
-      );
+      issue(id, null, () => {
+        if (onDisk(store, id) === undefined) sentBeforeStored.push(id);
+        sent.push(id);
+      });
     }
     // A status of a command already stored rides with the first slice, whatever came before it.
     store.commands.finish("c0", "succeeded", null, null, 6);
@@ -202,18 +195,7 @@ describe("writes batched per event-loop turn", () => {
   it("writes every waiting command in an explicit transaction, and sends them after it commits", () => {
     const count = NEW_COMMANDS_PER_FLUSH + 1;
     let sent = 0;
-    for (let i = 0; i < count; i++)
-      store.commands.insertIfAbsent(
-        {
-          id: `c${i}`,
-          hostId: HOST,
-          kind: "pullImage",
-          command: { commandId: `c${i}` } as never,
-          rolloutId: null,
-          now: 5,
-        },
-        () => sent++,
-      );
+    for (let i = 0; i < count; i++) issue(`c${i}`, null, () => sent++);
     store.transaction(() => {
       expect(onDisk(store, `c${count - 1}`)?.state).toBe("pending");
       expect(sent).toBe(0);
@@ -223,17 +205,7 @@ describe("writes batched per event-loop turn", () => {
 
   it("sends a command whose first write failed once a later one stores it", async () => {
     let sent = 0;
-    store.commands.insertIfAbsent(
-      {
-        id: "c1",
-        hostId: HOST,
-        kind: "pullImage",
-        command: { commandId: "c1" } as never,
-        rolloutId: null,
-        now: 5,
-      },
-      () => sent++,
-    );
+    issue("c1", null, () => sent++);
     expect(() =>
       store.transaction(() => {
         throw new Error("the disk is full");
@@ -254,19 +226,9 @@ describe("writes batched per event-loop turn", () => {
     store.batch.flushNow();
     expect(transactions).toBe(0);
     let sent = false;
-    store.commands.insertIfAbsent(
-      {
-        id: "c1",
-        hostId: HOST,
-        kind: "pullImage",
-        command: { commandId: "c1" } as never,
-        rolloutId: null,
-        now: 5,
-      },
-      () => {
-        sent = true;
-      },
-    );
+    issue("c1", null, () => {
+      sent = true;
+    });
     store.batch.flushNow();
     expect(transactions).toBe(1);
     expect(sent).toBe(true);

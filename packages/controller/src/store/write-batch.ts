@@ -86,9 +86,13 @@ export class WriteBatch {
    * first. A flush that fails waits and is tried again with backoff, as the turn's own.
    */
   flushNow(): void {
-    if (this.closed || this.flushing || this.retryTimer !== undefined) return;
-    if (this.after.length === 0 && !this.sources.some((s) => s.awaitsCommit?.() === true)) return;
+    if (this.closed || this.flushing || this.retryTimer !== undefined || !this.awaitsCommit()) return;
     this.flushOrRetry();
+  }
+
+  /** Does something wait for what waits now to be on disk (a send)? Then a flush is synced. */
+  private awaitsCommit(): boolean {
+    return this.after.length > 0 || this.sources.some((s) => s.awaitsCommit?.() === true);
   }
 
   /** Run `fn` once everything waiting now (and what waits when the next flush begins) is committed. */
@@ -148,12 +152,9 @@ export class WriteBatch {
    * synced commit, which at 10,000 hosts saves most of the fsyncs.
    */
   flush(): void {
-    this.deps.transaction(
-      () => {
-        // Nothing of its own: the store's transaction writes what waits before running this.
-      },
-      this.after.length > 0 || this.sources.some((s) => s.awaitsCommit?.() === true),
-    );
+    this.deps.transaction(() => {
+      // Nothing of its own: the store's transaction writes what waits before running this.
+    }, this.awaitsCommit());
   }
 
   /** Flush now, at the end of the store's life (what cannot be written then is lost, as in a crash). */
