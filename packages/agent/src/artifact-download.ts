@@ -1,9 +1,6 @@
-import type { IncomingMessage } from "node:http";
 import type { Writable } from "node:stream";
-import { errorFromResponse, tlsOptions } from "@gild/api-client";
 import { GildError } from "@gild/core";
-import { decodeTransferHeader, MAX_FRAME_BYTES } from "@gild/protocol";
-import WebSocket from "ws";
+import { readArtifact } from "./artifact-reader.js";
 
 export interface DownloadOptions {
   controllerUrl: string;
@@ -45,151 +42,36 @@ export function isRetryable(err: unknown): boolean {
   return err instanceof GildError && (err.code === "GILD_TRANSFER_FAILED" || err.code === "GILD_UNAVAILABLE");
 }
 
-/** The controller's artifact socket (/v1/artifacts/<id>?offset=N): a TransferHeader frame, then raw frames. */
-export function openArtifactSocket(options: {
-  controllerUrl: string;
-  credential: string;
-  caPem: string | null;
-  artifactId: string;
-  offset: number;
-}): WebSocket {
-  const url = `${options.controllerUrl.replace(/^http/, "ws")}/v1/artifacts/${options.artifactId}?offset=${options.offset}`;
-  return new WebSocket(url, {
-    headers: { authorization: `Bearer ${options.credential}` },
-    maxPayload: MAX_FRAME_BYTES + 4096,
-    perMessageDeflate: false,
-    handshakeTimeout: 15_000,
-    ...tlsOptions({ caPem: options.caPem }),
-  });
-}
-
 /**
- * True when an artifact socket's first frame is the header of what was asked for, as the signed
- * manifest says; a frame that does not decode is not.
+ * Fetch an artifact from `offset` into writable sinks (readArtifact, with a copy of each piece: a sink
+ * keeps what it was given until it is written). The socket is paused whenever a sink pushes back, so
+ * memory stays bounded whatever the artifact size. Resolves when all `size` bytes arrived and the
+ * controller closed normally.
  */
-export function isExpectedHeader(
-  frame: Buffer,
-  expected: { artifactId: string; offset: number; sizeBytes: number },
-): boolean {
+export async function downloadArtifact(options: DownloadOptions): Promise<void> {
+  const { sinks, onChunk, ...rest } = options;
+  let pending = 0;
+  const read = readArtifact({
+    ...rest,
+    onData: (piece) => {
+      const data = Buffer.from(piece);
+      onChunk?.(data);
+      for (const sink of sinks) {
+        if (sink.write(data)) continue;
+        if (pending++ === 0) read.pause();
+        sink.once("drain", () => {
+          if (--pending === 0) read.resume();
+        });
+      }
+    },
+  });
+  // A sink that cannot write (a full disk) ends the transfer with a coded error; without a listener
+  // its 'error' event would be unhandled and take the whole agent down.
+  const onError = (err: Error) => read.fail(sinkFailure(err));
+  for (const sink of sinks) sink.on("error", onError);
   try {
-    const h = decodeTransferHeader(frame);
-    return (
-      h.artifactId === expected.artifactId &&
-      Number(h.offset) === expected.offset &&
-      Number(h.sizeBytes) === expected.sizeBytes
-    );
-  } catch {
-    return false;
+    await read.done;
+  } finally {
+    for (const sink of sinks) sink.off("error", onError);
   }
-}
-
-/**
- * Fetch an artifact from `offset` over its own WebSocket: a TransferHeader, then raw frames. The
- * socket is paused whenever a sink pushes back, so memory stays bounded whatever the artifact size.
- * Resolves when all `size` bytes arrived and the controller closed normally.
- */
-export function downloadArtifact(options: DownloadOptions): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let received = options.offset;
-    let header = false;
-    let settled = false;
-    let pending = 0;
-    let holdUntil = 0;
-    const started = Date.now();
-    // The socket reads again only when every sink drained and the rate limit allows it. Timers may
-    // fire a little early, so a hold not yet over is waited out again rather than dropped.
-    let holdTimer: NodeJS.Timeout | undefined;
-    const maybeResume = () => {
-      if (settled || pending > 0) return;
-      const wait = holdUntil - Date.now();
-      if (wait > 0) {
-        clearTimeout(holdTimer);
-        holdTimer = setTimeout(maybeResume, Math.ceil(wait) + 1);
-        return;
-      }
-      ws.resume();
-    };
-    const ws = openArtifactSocket(options);
-    const fail = (err: GildError) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(holdTimer);
-      options.signal?.removeEventListener("abort", onAbort);
-      ws.terminate();
-      reject(err);
-    };
-    const onAbort = () =>
-      fail(new GildError("GILD_TRANSFER_FAILED", "transfer cancelled", { cause: options.signal?.reason }));
-    options.signal?.addEventListener("abort", onAbort, { once: true });
-    // A sink that cannot write (a full disk) ends the transfer with a coded error; without a listener
-    // its 'error' event would be unhandled and take the whole agent down.
-    for (const sink of options.sinks) sink.on("error", (err: Error) => fail(sinkFailure(err)));
-
-    ws.on("unexpected-response", (_req, res: IncomingMessage) => {
-      const fallback = new GildError(
-        "GILD_TRANSFER_FAILED",
-        `artifact request refused with HTTP ${res.statusCode}`,
-      );
-      void errorFromResponse(res, fallback).then(fail);
-    });
-    ws.on("message", (data: Buffer, isBinary) => {
-      if (!isBinary) return fail(new GildError("GILD_TRANSFER_FAILED", "text frame on an artifact socket"));
-      if (!header) {
-        header = true;
-        if (!isExpectedHeader(data, { ...options, sizeBytes: options.size })) {
-          return fail(
-            new GildError("GILD_TRANSFER_FAILED", "the transfer header does not match the signed manifest"),
-          );
-        }
-        return;
-      }
-      received += data.length;
-      if (received > options.size)
-        return fail(
-          new GildError("GILD_STREAM_SIZE_MISMATCH", "the controller sent more bytes than the manifest says"),
-        );
-      options.onChunk?.(data);
-      for (const sink of options.sinks) {
-        if (!sink.write(data)) {
-          pending++;
-          sink.once("drain", () => {
-            pending--;
-            maybeResume();
-          });
-        }
-      }
-      if (pending > 0) ws.pause();
-      options.onBytes?.(received);
-      if (options.rateLimit > 0) {
-        const ahead = ((received - options.offset) / options.rateLimit) * 1000 - (Date.now() - started);
-        if (ahead > 5) {
-          holdUntil = Date.now() + ahead;
-          ws.pause();
-          maybeResume();
-        }
-      }
-    });
-    ws.on("error", (err) =>
-      fail(new GildError("GILD_TRANSFER_FAILED", `artifact transfer error: ${err.message}`, { cause: err })),
-    );
-    ws.on("close", (code) => {
-      if (settled) return;
-      if (received === options.size && header) {
-        settled = true;
-        clearTimeout(holdTimer);
-        options.signal?.removeEventListener("abort", onAbort);
-        resolve();
-        return;
-      }
-      fail(
-        new GildError(
-          "GILD_TRANSFER_FAILED",
-          `artifact transfer cut at ${received} of ${options.size} bytes (close ${code})`,
-          {
-            hint: "it resumes from this offset when retried",
-          },
-        ),
-      );
-    });
-  });
 }

@@ -18,6 +18,11 @@ export interface VerifiedChunk {
   offset: number;
   bytes: number;
   buffers: Buffer[];
+  /**
+   * For a chunk in a buffer that is used again (ChunkFiller): call once nothing reads its buffers any
+   * more (spooled, and written to receive or dropped by it).
+   */
+  release?: () => void;
 }
 
 /**
@@ -111,6 +116,79 @@ export class ChunkAssembler {
       this.filled = 0;
     }
     return { chunks };
+  }
+}
+
+/**
+ * Cuts a stream into chunks and checks each as ChunkAssembler does, but copies the pieces into
+ * chunk-sized buffers that are used again once released: pieces may be views into a read buffer that
+ * the next read overwrites (artifact-reader.ts), and a pull makes no garbage whatever its size. A chunk
+ * is handed on only once whole and matched; a mismatch throws, after the chunks completed before it.
+ */
+export class ChunkFiller {
+  private index: number;
+  private hash: Hash = createHash("sha256");
+  private current: Buffer | null = null;
+  private filled = 0;
+  private readonly free: Buffer[] = [];
+  /** Chunks handed on and not yet released: what the caller weighs to pause its source. */
+  inUse = 0;
+
+  constructor(
+    private readonly layout: ChunkLayout,
+    startIndex: number,
+    private readonly onChunk: (chunk: VerifiedChunk) => void,
+  ) {
+    this.index = startIndex;
+  }
+
+  /** Bytes of the chunk under way (dropped when a transfer is cut). */
+  get partialBytes(): number {
+    return this.filled;
+  }
+
+  push(data: Buffer): void {
+    for (let at = 0; at < data.length; ) {
+      if (this.index >= this.layout.digests.length) {
+        throw new GildError(
+          "GILD_STREAM_SIZE_MISMATCH",
+          `the stream goes on past its ${this.layout.sizeBytes} bytes`,
+        );
+      }
+      const length = chunkLength(this.layout, this.index);
+      if (!this.current) this.current = this.free.pop() ?? Buffer.allocUnsafeSlow(this.layout.chunkSize);
+      const buffer = this.current;
+      const take = Math.min(length - this.filled, data.length - at);
+      data.copy(buffer, this.filled, at, at + take);
+      // What is checked is what is handed on: the copy, not the piece it came from.
+      this.hash.update(buffer.subarray(this.filled, this.filled + take));
+      this.filled += take;
+      at += take;
+      if (this.filled < length) continue;
+      const digest = this.hash.digest();
+      if (!digest.equals(this.layout.digests[this.index] as Uint8Array)) {
+        throw chunkMismatch(this.layout, this.index, digest);
+      }
+      this.current = null;
+      this.inUse++;
+      let released = false;
+      const chunk: VerifiedChunk = {
+        index: this.index,
+        offset: this.index * this.layout.chunkSize,
+        bytes: length,
+        buffers: [buffer.subarray(0, length)],
+        release: () => {
+          if (released) return;
+          released = true;
+          this.inUse--;
+          this.free.push(buffer);
+        },
+      };
+      this.index++;
+      this.hash = createHash("sha256");
+      this.filled = 0;
+      this.onChunk(chunk);
+    }
   }
 }
 

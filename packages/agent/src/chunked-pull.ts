@@ -1,16 +1,12 @@
 import { createReadStream } from "node:fs";
 import { type FileHandle, open, rm } from "node:fs/promises";
-import { PassThrough, Writable } from "node:stream";
+import { PassThrough } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import { type ExpectedStream, type ImageStore, type ReceiveResult, receive } from "@gild/btrfs";
 import { GildError, isGildError, type Logger } from "@gild/core";
-import { downloadArtifact, isRetryable, sinkFailure } from "./artifact-download.js";
-import {
-  ChunkAssembler,
-  type ChunkLayout,
-  trimSpoolToVerified,
-  type VerifiedChunk,
-} from "./chunk-assembler.js";
+import { isRetryable, sinkFailure } from "./artifact-download.js";
+import { type ArtifactRead, readArtifact } from "./artifact-reader.js";
+import { ChunkFiller, type ChunkLayout, trimSpoolToVerified, type VerifiedChunk } from "./chunk-assembler.js";
 import { ChunkFetcher, type ChunkFetchReport, type ChunkSourceSpec } from "./peer/chunk-fetcher.js";
 import type { PeerHoldings } from "./peer/peer-holdings.js";
 import type { ProgressReporter } from "./progress.js";
@@ -54,27 +50,47 @@ export interface ChunkedPullResult {
   resumedFrom: number;
 }
 
-// Frames the socket may have handed over but not yet verified and written: with the chunk being
-// assembled and the receive's buffer below, the agent holds a few chunks whatever the artifact size.
-const WRITER_BUFFER_BYTES = 8 * 1024 * 1024;
-// Verified bytes waiting for `btrfs receive` to read them: enough to keep it busy while the next
+// Verified chunks handed to the spool and the receive and not yet done with, beside the one being
+// filled: at least two, whatever the chunk size, so the download never waits on one chunk's write.
+const CHUNK_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
+// Verified chunks waiting for `btrfs receive` to read them: enough to keep it busy while the next
 // chunk downloads.
-const RECEIVE_BUFFER_BYTES = 8 * 1024 * 1024;
+const RECEIVE_BUFFER_CHUNKS = 2;
 /** Runs of `btrfs receive` one pull may start (the first, and again after it was killed). */
 const MAX_RECEIVE_STARTS = 4;
 
 /** One run of `btrfs receive` and the stream that feeds it. */
 class ReceiveRun {
-  readonly source = new PassThrough({ highWaterMark: RECEIVE_BUFFER_BYTES });
+  // Object mode: every buffer reaches receive's stdin as the same object it was written as, so the
+  // moment receive is done with a reused buffer is known (held, below).
+  readonly source = new PassThrough({ objectMode: true, highWaterMark: RECEIVE_BUFFER_CHUNKS });
   readonly result: Promise<ReceiveResult>;
   /** Bytes handed to it: verified chunks only, from the stream's start. */
   fed = 0;
+  /** Reused buffers handed over and not yet written to receive's stdin, with what frees them. */
+  private readonly held = new Map<Buffer, () => void>();
 
   constructor(store: ImageStore, expected: ExpectedStream) {
     // Only chunks that matched their signed digests are fed: no second, whole-stream hash.
-    this.result = receive(store, this.source, { ...expected, chunkVerified: true });
-    // Awaited by whoever ends or abandons the run; never an unhandled rejection meanwhile.
-    this.result.catch(() => undefined);
+    this.result = receive(store, this.source, {
+      ...expected,
+      chunkVerified: true,
+      onWritten: (buffer) => this.written(buffer),
+    });
+    // Awaited by whoever ends or abandons the run; never an unhandled rejection meanwhile. Once it
+    // ended nothing reads what it still held.
+    this.result
+      .catch(() => undefined)
+      .finally(() => {
+        for (const buffer of [...this.held.keys()]) this.written(buffer);
+      });
+  }
+
+  private written(buffer: Buffer): void {
+    const release = this.held.get(buffer);
+    if (!release) return;
+    this.held.delete(buffer);
+    release();
   }
 
   /** True once receive stopped reading (it failed, or was killed). */
@@ -82,14 +98,24 @@ class ReceiveRun {
     return this.source.destroyed;
   }
 
-  /** Hand verified bytes over; resolves when there is room for more, false if the receive is gone. */
-  async write(buffers: Buffer[]): Promise<boolean> {
+  /**
+   * Hand verified bytes over; resolves when there is room for more, false if the receive is gone.
+   * `release` runs once receive is done with the buffers (written, or the run ended).
+   */
+  async write(buffers: Buffer[], release?: () => void): Promise<boolean> {
     let room = true;
     for (const buffer of buffers) {
-      if (this.source.destroyed) return false;
+      if (this.source.destroyed) {
+        release?.();
+        return false;
+      }
       room = this.source.write(buffer);
       this.fed += buffer.length;
     }
+    // stdin writes complete in order: the last buffer written means all of them are.
+    const last = buffers.at(-1);
+    if (release && last) this.held.set(last, release);
+    else release?.();
     if (!room && !this.source.destroyed) {
       await new Promise<void>((resolve) => {
         const done = () => {
@@ -147,7 +173,15 @@ class SpoolAndReceive {
     // The spool write and the receive's feed run side by side: a chunk costs the slower of the two,
     // not their sum. A receive that is gone is replaced once the chunk is spooled, and its successor
     // is fed this chunk from the spool.
-    const [, fed] = await Promise.all([this.writeSpool(chunk), this.run.write(chunk.buffers)]);
+    // A reused buffer is free once it is spooled and receive is done with it.
+    let users = 2;
+    const done = () => {
+      if (--users === 0) chunk.release?.();
+    };
+    const [, fed] = await Promise.all([
+      this.writeSpool(chunk).finally(done),
+      this.run.write(chunk.buffers, done),
+    ]);
     if (!fed) await this.restart();
   }
 
@@ -253,44 +287,57 @@ function skipBytes(buffers: Buffer[], bytes: number): Buffer[] {
 }
 
 /**
- * The socket's sink for one download attempt: frames are cut into chunks, each checked against its
- * signed digest, and only a matched chunk goes on to the spool and the receive. Its buffer bounds
- * what the socket may hand over before it pauses.
+ * One download attempt from the controller, from `offset`: the socket's bytes are copied into chunk
+ * buffers, each chunk checked against its signed digest, and only a matched chunk goes on (`deliver`:
+ * the spool and the receive), one at a time and in order. The socket pauses while CHUNKS_IN_FLIGHT
+ * chunks are not yet released, so memory is bounded whatever the artifact size, and the buffers are
+ * used again: no garbage per byte. Whatever the end (a cut, a bad chunk), the chunks verified before it
+ * are delivered before this returns or throws.
  */
-class ChunkWriter extends Writable {
-  constructor(
-    private readonly assembler: ChunkAssembler,
-    private readonly deliver: (chunk: VerifiedChunk) => Promise<void>,
-  ) {
-    super({ highWaterMark: WRITER_BUFFER_BYTES });
-  }
-
-  override _write(frame: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
-    const { chunks, failure } = this.assembler.push(frame);
-    if (chunks.length === 0) {
-      callback(failure ?? null);
-      return;
-    }
-    void (async () => {
-      for (const chunk of chunks) await this.deliver(chunk);
-    })().then(
-      () => callback(failure ?? null),
-      (err: unknown) => callback(sinkFailure(err as NodeJS.ErrnoException)),
-    );
-  }
-}
-
-/** Let a writer handle what it was given, and throw what it failed with. */
-async function settle(writer: Writable): Promise<void> {
-  if (!writer.destroyed && !writer.writableFinished) {
-    await new Promise<void>((resolve) => {
-      writer.once("close", resolve);
-      writer.once("finish", resolve);
-      writer.once("error", () => resolve());
-      writer.end();
+async function downloadChunks(
+  options: ChunkedPullOptions,
+  offset: number,
+  deliver: (chunk: VerifiedChunk) => Promise<void>,
+  onBytes: (total: number) => void,
+): Promise<void> {
+  const { layout } = options;
+  const inFlight = Math.max(2, Math.floor(CHUNK_BYTES_IN_FLIGHT / layout.chunkSize));
+  let delivering: Promise<void> = Promise.resolve();
+  let deliveryFailure: GildError | undefined;
+  const filler = new ChunkFiller(layout, offset / layout.chunkSize, (chunk) => {
+    const release = chunk.release;
+    chunk.release = () => {
+      release?.();
+      if (filler.inUse < inFlight) read.resume();
+    };
+    if (filler.inUse >= inFlight) read.pause();
+    delivering = delivering.then(async () => {
+      if (deliveryFailure) return chunk.release?.();
+      try {
+        await deliver(chunk);
+      } catch (err) {
+        deliveryFailure = sinkFailure(err as NodeJS.ErrnoException);
+        read.fail(deliveryFailure);
+      }
     });
-  }
-  if (writer.errored) throw writer.errored;
+  });
+  const read: ArtifactRead = readArtifact({
+    ...options.download,
+    artifactId: options.artifactId,
+    offset,
+    size: layout.sizeBytes,
+    rateLimit: options.download.maxDownloadRate,
+    onData: (piece) => filler.push(piece),
+    onBytes,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  const outcome = await read.done.then(
+    () => undefined,
+    (err: unknown) => err as GildError,
+  );
+  await delivering;
+  if (deliveryFailure) throw deliveryFailure;
+  if (outcome) throw outcome;
 }
 
 /**
@@ -360,27 +407,15 @@ export async function pullChunked(options: ChunkedPullOptions): Promise<ChunkedP
       }
       const offset = pipe.spooled;
       resumedFrom = offset;
-      const writer = new ChunkWriter(new ChunkAssembler(layout, offset / layout.chunkSize), spoolChunk);
       let reached = offset;
       try {
-        await downloadArtifact({
-          ...options.download,
-          artifactId: options.artifactId,
-          offset,
-          size,
-          sinks: [writer],
-          rateLimit: options.download.maxDownloadRate,
-          onBytes: (n: number) => {
-            reached = n;
-            peers?.holdings.moving(options.artifactId);
-            progress.update(n, size, "download");
-          },
-          ...(options.signal ? { signal: options.signal } : {}),
+        // What the socket handed over before a cut is still checked and kept, whole chunks of it.
+        await downloadChunks(options, offset, spoolChunk, (n: number) => {
+          reached = n;
+          peers?.holdings.moving(options.artifactId);
+          progress.update(n, size, "download");
         });
-        await settle(writer);
       } catch (err) {
-        // What the socket handed over before the cut is still checked and kept, whole chunks of it.
-        await settle(writer).catch(() => undefined);
         if (!isRetryable(err) || attempt >= options.maxAttempts || options.signal?.aborted) throw err;
         options.log.warn(
           {

@@ -1,8 +1,15 @@
 export { type ObservedApp, planReconcile, type ReconcileStep } from "./apps/reconcile-plan.js";
 export type { SwitchIntent, SwitchOutcome } from "./apps/switch-intent.js";
-export { isExpectedHeader } from "./artifact-download.js";
+export { type DownloadOptions, downloadArtifact } from "./artifact-download.js";
+export {
+  type ArtifactRead,
+  type ArtifactReadOptions,
+  isExpectedHeader,
+  readArtifact,
+} from "./artifact-reader.js";
 export {
   ChunkAssembler,
+  ChunkFiller,
   type ChunkLayout,
   chunkLayoutOf,
   trimSpoolToVerified,

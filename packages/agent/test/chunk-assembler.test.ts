@@ -2,7 +2,14 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ChunkAssembler, type ChunkLayout, chunkLayoutOf, trimSpoolToVerified } from "@gild/agent";
+import {
+  ChunkAssembler,
+  ChunkFiller,
+  type ChunkLayout,
+  chunkLayoutOf,
+  trimSpoolToVerified,
+  type VerifiedChunk,
+} from "@gild/agent";
 import { isGildError } from "@gild/core";
 import { afterAll, describe, expect, it } from "vitest";
 
@@ -71,6 +78,64 @@ describe("ChunkAssembler", () => {
     const { chunks, failure } = assembler.push(Buffer.concat([stream, Buffer.from([0])]));
     expect(chunks.length).toBe(10);
     expect(isGildError(failure, "GILD_STREAM_SIZE_MISMATCH")).toBe(true);
+  });
+});
+
+describe("ChunkFiller", () => {
+  const stream = randomBytes(10_000);
+  const layout = layoutOf(stream, 1024);
+
+  it("copies each piece at once, so a piece may be a view into a buffer the next read overwrites", () => {
+    const seen: VerifiedChunk[] = [];
+    const filler = new ChunkFiller(layout, 0, (c) => seen.push(c));
+    const scratch = Buffer.alloc(700);
+    for (let at = 0; at < stream.length; at += 700) {
+      const n = stream.copy(scratch, 0, at, at + 700);
+      filler.push(scratch.subarray(0, n));
+      scratch.fill(0xee);
+    }
+    expect(seen.map((c) => c.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(Buffer.concat(seen.flatMap((c) => c.buffers)).equals(stream)).toBe(true);
+    expect(seen.at(-1)?.bytes).toBe(10_000 - 9 * 1024);
+    expect(filler.inUse).toBe(10);
+    expect(filler.partialBytes).toBe(0);
+  });
+
+  it("uses a released chunk's buffer again, and only a released one", () => {
+    const seen: VerifiedChunk[] = [];
+    const filler = new ChunkFiller(layout, 0, (c) => seen.push(c));
+    filler.push(stream.subarray(0, 2048));
+    const [first, second] = seen as [VerifiedChunk, VerifiedChunk];
+    expect(first.buffers[0]?.buffer).not.toBe(second.buffers[0]?.buffer);
+    first.release?.();
+    first.release?.(); // twice is once
+    expect(filler.inUse).toBe(1);
+    filler.push(stream.subarray(2048, 3072));
+    expect(seen[2]?.buffers[0]?.buffer).toBe(first.buffers[0]?.buffer);
+    expect(seen[2]?.buffers[0]?.equals(stream.subarray(2048, 3072))).toBe(true);
+    expect(second.buffers[0]?.equals(stream.subarray(1024, 2048))).toBe(true);
+    expect(filler.inUse).toBe(2);
+  });
+
+  it("starts at a chunk when resuming, and throws at a flipped byte after handing on the chunks before it", () => {
+    const bad = Buffer.from(stream);
+    bad[5 * 1024 + 17] = (bad[5 * 1024 + 17] as number) ^ 1;
+    const seen: number[] = [];
+    const filler = new ChunkFiller(layout, 3, (c) => seen.push(c.index));
+    let failure: unknown;
+    try {
+      filler.push(bad.subarray(3 * 1024));
+    } catch (err) {
+      failure = err;
+    }
+    expect(seen).toEqual([3, 4]);
+    expect(isGildError(failure, "GILD_STREAM_HASH_MISMATCH")).toBe(true);
+    expect((failure as Error).message).toMatch(/^chunk 5 of 10 /);
+  });
+
+  it("refuses bytes past the end", () => {
+    const filler = new ChunkFiller(layout, 0, () => undefined);
+    expect(() => filler.push(Buffer.concat([stream, Buffer.from([0])]))).toThrow(/past its 10000 bytes/);
   });
 });
 

@@ -56,7 +56,11 @@ export async function readBody(res: IncomingMessage): Promise<string> {
  * carries none (not JSON, or a proxy's page).
  */
 export async function errorFromResponse(res: IncomingMessage, fallback: GildError): Promise<GildError> {
-  const text = await readBody(res).catch(() => "");
+  return errorFromBody(await readBody(res).catch(() => ""), fallback);
+}
+
+/** The coded error a refused answer's body text carries ({error}), or `fallback`. */
+export function errorFromBody(text: string, fallback: GildError): GildError {
   try {
     const error = (JSON.parse(text) as { error?: SerializedError }).error;
     return error ? gildErrorFrom(error) : fallback;

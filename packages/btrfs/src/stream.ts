@@ -79,6 +79,11 @@ export interface ExpectedStream {
    * the whole-stream sha256 is not computed a second time. Size and the image checks still run.
    */
   chunkVerified?: boolean;
+  /**
+   * Called with each chunk of a Readable source once receive holds it no more: written to its stdin,
+   * or dropped (receive ended first). A caller that uses its buffers again waits for this.
+   */
+  onWritten?: (chunk: Buffer) => void;
   onProgress?: (bytesDone: number) => void;
   cancelSignal?: AbortSignal;
 }
@@ -205,11 +210,16 @@ async function runReceiveStream(
   // the agent's one thread that the download needs.
   const hash = expected.chunkVerified ? null : createHash("sha256");
   let bytes = 0;
-  const feed = feedReceive(source, subprocess.stdin, (chunk) => {
-    hash?.update(chunk);
-    bytes += chunk.length;
-    expected.onProgress?.(bytes);
-  });
+  const feed = feedReceive(
+    source,
+    subprocess.stdin,
+    (chunk) => {
+      hash?.update(chunk);
+      bytes += chunk.length;
+      expected.onProgress?.(bytes);
+    },
+    expected.onWritten,
+  );
   // A receive that fails stops the stream; one that succeeds lets the rest be hashed (see feedReceive).
   subprocess.catch(() => source.destroy());
   const [fed, exited] = await Promise.allSettled([feed, subprocess]);
@@ -283,7 +293,12 @@ function receiveFailure(
  * rest of the source is then still read (and hashed), not written, so the sha256 and size checks see
  * the whole stream. A source that fails ends stdin, so receive sees the stream break off.
  */
-function feedReceive(source: Readable, stdin: Writable, seen: (chunk: Buffer) => void): Promise<void> {
+function feedReceive(
+  source: Readable,
+  stdin: Writable,
+  seen: (chunk: Buffer) => void,
+  written?: (chunk: Buffer) => void,
+): Promise<void> {
   // Flowing mode, chunk by chunk: no buffering and concatenating of chunks (async iteration would
   // copy them into bigger buffers), which measured at a third of the CPU of this path.
   return new Promise<void>((resolve, reject) => {
@@ -297,7 +312,9 @@ function feedReceive(source: Readable, stdin: Writable, seen: (chunk: Buffer) =>
     stdin.on("drain", () => source.resume());
     source.on("data", (chunk: Buffer) => {
       seen(chunk);
-      if (!closed && !stdin.write(chunk)) source.pause();
+      if (closed) written?.(chunk);
+      // The write's callback runs once the pipe took the chunk, or with an error once stdin is gone.
+      else if (!stdin.write(chunk, written && (() => written(chunk)))) source.pause();
     });
     source.once("end", () => {
       if (!closed) stdin.end();

@@ -109,6 +109,20 @@ describeWith(["root", "btrfs", "busybox"], "send and receive between pools", () 
     expect(await readdir(target.pool.paths.staging)).toEqual([]);
   });
 
+  it("reports each piece of a Readable source once receive holds it no more, as the same object", async () => {
+    const pieces: Buffer[] = [];
+    for (let at = 0; at < full.length; at += 64 * 1024) pieces.push(full.subarray(at, at + 64 * 1024));
+    const written: Buffer[] = [];
+    await receive(empty, Readable.from(pieces), {
+      line: "pieces",
+      version: 1,
+      onWritten: (piece) => written.push(piece),
+    });
+    expect(written.length).toBe(pieces.length);
+    expect(written.every((piece, i) => piece === pieces[i])).toBe(true);
+    await empty.remove("pieces", 1);
+  });
+
   it("refuses an incremental stream whose parent is missing, before and inside btrfs receive", async () => {
     const v1 = await source.get("img", 1);
     await expectCode(

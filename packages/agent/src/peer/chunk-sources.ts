@@ -5,7 +5,7 @@ import type { PeerCertificate } from "node:tls";
 import { errorFromResponse } from "@gild/api-client";
 import { GildError } from "@gild/core";
 import type { PeerSource } from "@gild/protocol";
-import { isExpectedHeader, openArtifactSocket } from "../artifact-download.js";
+import { readArtifact } from "../artifact-reader.js";
 import type { PeerTls } from "./peer-server.js";
 import { ticketHeaderValue } from "./peer-ticket.js";
 
@@ -152,8 +152,8 @@ export function controllerRangeReader(options: {
   sizeBytes: number;
 }): RangeReader {
   return async function* (range, signal) {
-    const ws = openArtifactSocket({ ...options, offset: range.start });
-    // Frames queue here and the socket pauses while the consumer is behind.
+    // Pieces queue here (copies: the reader's are views into its read buffer) and the socket pauses
+    // while the consumer is behind.
     const queue: Buffer[] = [];
     let failure: GildError | undefined;
     let ended = false;
@@ -163,46 +163,34 @@ export function controllerRangeReader(options: {
       wake = undefined;
       w?.();
     };
-    let header = false;
-    const onAbort = () => {
-      failure ??= gone("cancelled");
-      ws.terminate();
-      notify();
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    ws.on("unexpected-response", (_req, res: IncomingMessage) => {
-      void errorFromResponse(res, gone(`artifact request refused with HTTP ${res.statusCode}`)).then((e) => {
-        failure ??= e;
+    const read = readArtifact({
+      ...options,
+      offset: range.start,
+      size: options.sizeBytes,
+      rateLimit: 0,
+      signal,
+      onData: (piece) => {
+        queue.push(Buffer.from(piece));
+        if (queue.length >= 4) read.pause();
         notify();
-      });
+      },
     });
-    ws.on("message", (data: Buffer, isBinary) => {
-      if (!isBinary) {
-        failure ??= gone("text frame on an artifact socket");
-      } else if (!header) {
-        header = true;
-        if (!isExpectedHeader(data, { ...options, offset: range.start }))
-          failure ??= gone("the transfer header does not match the signed manifest");
-      } else {
-        queue.push(data);
-        if (queue.length >= 4) ws.pause();
-      }
-      notify();
-    });
-    ws.on("error", (err) => {
-      failure ??= gone("artifact transfer error", err);
-      notify();
-    });
-    ws.on("close", () => {
-      ended = true;
-      notify();
-    });
+    read.done.then(
+      () => {
+        ended = true;
+        notify();
+      },
+      (err: GildError) => {
+        failure ??= err;
+        notify();
+      },
+    );
     let position = range.start;
     try {
       while (position < range.end) {
         const data = queue.shift();
         if (data) {
-          ws.resume();
+          read.resume();
           const want = range.end - position;
           const piece = data.length > want ? data.subarray(0, want) : data;
           position += piece.length;
@@ -214,8 +202,8 @@ export function controllerRangeReader(options: {
         await new Promise<void>((r) => (wake = r));
       }
     } finally {
-      signal.removeEventListener("abort", onAbort);
-      ws.terminate();
+      // The range is read (or its consumer left): the rest of the artifact is not wanted.
+      read.fail(gone("range read"));
     }
   };
 }
