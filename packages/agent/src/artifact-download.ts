@@ -1,25 +1,13 @@
 import type { Writable } from "node:stream";
 import { GildError } from "@gild/core";
-import { readArtifact } from "./artifact-reader.js";
+import { type ArtifactReadOptions, readArtifact } from "./artifact-reader.js";
 
-export interface DownloadOptions {
-  controllerUrl: string;
-  credential: string;
-  caPem: string | null;
-  artifactId: string;
-  /** Byte offset to start from (what is already spooled). */
-  offset: number;
-  /** Size of the whole artifact, from the signed manifest. */
-  size: number;
+/** readArtifact's options, with writable sinks in place of its view-lending onData. */
+export interface DownloadOptions extends Omit<ArtifactReadOptions, "onData"> {
   /** Where the bytes go, in order; the socket pauses until every sink drained. */
   sinks: Writable[];
-  /** Called with the total bytes held so far (offset included). */
-  onBytes?: (total: number) => void;
   /** Called with every chunk, in order, before it is written (to hash the stream as it arrives). */
   onChunk?: (chunk: Buffer) => void;
-  /** Bytes per second, 0 for no limit. */
-  rateLimit: number;
-  signal?: AbortSignal;
 }
 
 /**

@@ -54,76 +54,10 @@ export function chunkLength(layout: Pick<ChunkLayout, "sizeBytes" | "chunkSize">
 
 /**
  * Cuts a stream, arriving in pieces of any size, into chunks and checks each against its signed
- * sha256. A chunk is handed out only once whole and matched; pieces are kept as they came (no copy).
- * A failure is returned beside the chunks completed before it, so none of them is lost.
- */
-export class ChunkAssembler {
-  private index: number;
-  private hash: Hash = createHash("sha256");
-  private pieces: Buffer[] = [];
-  private filled = 0;
-  private failed = false;
-
-  constructor(
-    private readonly layout: ChunkLayout,
-    startIndex: number,
-  ) {
-    this.index = startIndex;
-  }
-
-  /** Bytes of the chunk under way (dropped when a transfer is cut). */
-  get partialBytes(): number {
-    return this.filled;
-  }
-
-  push(data: Buffer): { chunks: VerifiedChunk[]; failure?: GildError } {
-    const chunks: VerifiedChunk[] = [];
-    if (this.failed) throw new Error("ChunkAssembler used after a failure");
-    for (let at = 0; at < data.length; ) {
-      if (this.index >= this.layout.digests.length) {
-        this.failed = true;
-        return {
-          chunks,
-          failure: new GildError(
-            "GILD_STREAM_SIZE_MISMATCH",
-            `the stream goes on past its ${this.layout.sizeBytes} bytes`,
-          ),
-        };
-      }
-      const length = chunkLength(this.layout, this.index);
-      const take = Math.min(length - this.filled, data.length - at);
-      const piece = at === 0 && take === data.length ? data : data.subarray(at, at + take);
-      this.hash.update(piece);
-      this.pieces.push(piece);
-      this.filled += take;
-      at += take;
-      if (this.filled < length) continue;
-      const digest = this.hash.digest();
-      const expected = this.layout.digests[this.index] as Uint8Array;
-      if (!digest.equals(expected)) {
-        this.failed = true;
-        return { chunks, failure: chunkMismatch(this.layout, this.index, digest) };
-      }
-      chunks.push({
-        index: this.index,
-        offset: this.index * this.layout.chunkSize,
-        bytes: length,
-        buffers: this.pieces,
-      });
-      this.index++;
-      this.hash = createHash("sha256");
-      this.pieces = [];
-      this.filled = 0;
-    }
-    return { chunks };
-  }
-}
-
-/**
- * Cuts a stream into chunks and checks each as ChunkAssembler does, but copies the pieces into
- * chunk-sized buffers that are used again once released: pieces may be views into a read buffer that
- * the next read overwrites (artifact-reader.ts), and a pull makes no garbage whatever its size. A chunk
- * is handed on only once whole and matched; a mismatch throws, after the chunks completed before it.
+ * sha256. Pieces are copied at once into chunk-sized buffers that are used again once released: a
+ * piece may be a view into a read buffer that the next read overwrites (artifact-reader.ts), and a
+ * pull makes no garbage whatever its size. A chunk is handed on only once whole and matched; a
+ * mismatch throws, after the chunks completed before it were handed on.
  */
 export class ChunkFiller {
   private index: number;
@@ -217,13 +151,18 @@ export async function trimSpoolToVerified(path: string, layout: ChunkLayout): Pr
     },
   );
   if (size === 0) return 0;
-  const assembler = new ChunkAssembler(layout, 0);
   let good = 0;
-  for await (const piece of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
-    const { chunks, failure } = assembler.push(piece as Buffer);
-    const last = chunks.at(-1);
-    if (last) good = last.offset + last.bytes;
-    if (failure) break;
+  const filler = new ChunkFiller(layout, 0, (chunk) => {
+    good = chunk.offset + chunk.bytes;
+    chunk.release?.();
+  });
+  try {
+    for await (const piece of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
+      filler.push(piece as Buffer);
+    }
+  } catch (err) {
+    // A chunk that does not match, or bytes past the stream: the spool ends before them.
+    if (!(err instanceof GildError)) throw err;
   }
   if (good < size) await truncate(path, good);
   return good;

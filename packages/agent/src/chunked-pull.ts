@@ -289,8 +289,8 @@ function skipBytes(buffers: Buffer[], bytes: number): Buffer[] {
 /**
  * One download attempt from the controller, from `offset`: the socket's bytes are copied into chunk
  * buffers, each chunk checked against its signed digest, and only a matched chunk goes on (`deliver`:
- * the spool and the receive), one at a time and in order. The socket pauses while CHUNKS_IN_FLIGHT
- * chunks are not yet released, so memory is bounded whatever the artifact size, and the buffers are
+ * the spool and the receive), one at a time and in order. The socket pauses while CHUNK_BYTES_IN_FLIGHT
+ * of chunks are not yet released, so memory is bounded whatever the artifact size, and the buffers are
  * used again: no garbage per byte. Whatever the end (a cut, a bad chunk), the chunks verified before it
  * are delivered before this returns or throws.
  */

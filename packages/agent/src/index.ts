@@ -8,7 +8,6 @@ export {
   readArtifact,
 } from "./artifact-reader.js";
 export {
-  ChunkAssembler,
   ChunkFiller,
   type ChunkLayout,
   chunkLayoutOf,

@@ -72,17 +72,22 @@ async function sendStream(
   }
 }
 
+/** What every read here asks for: ARTIFACT from the start, no rate limit. */
+const target = (url: string, size: number) => ({
+  controllerUrl: url,
+  credential: "host-credential",
+  caPem: null,
+  artifactId: ARTIFACT,
+  offset: 0,
+  size,
+  rateLimit: 0,
+});
+
 function options(url: string, size: number, overrides: Partial<ArtifactReadOptions> = {}) {
   const pieces: Buffer[] = [];
   const totals: number[] = [];
   const read = readArtifact({
-    controllerUrl: url,
-    credential: "host-credential",
-    caPem: null,
-    artifactId: ARTIFACT,
-    offset: 0,
-    size,
-    rateLimit: 0,
+    ...target(url, size),
     // A piece is a view into the read buffer: keep a copy.
     onData: (piece) => pieces.push(Buffer.from(piece)),
     onBytes: (n) => totals.push(n),
@@ -232,13 +237,7 @@ describe("readArtifact", () => {
     let received = 0;
     let atPause = -1;
     const read = readArtifact({
-      controllerUrl: served.url,
-      credential: "c",
-      caPem: null,
-      artifactId: ARTIFACT,
-      offset: 0,
-      size: data.length,
-      rateLimit: 0,
+      ...target(served.url, data.length),
       onData: (piece) => {
         received += piece.length;
         if (atPause < 0) {
@@ -298,15 +297,9 @@ describe("downloadArtifact", () => {
     const b = slowSink();
     const hashed: Buffer[] = [];
     await downloadArtifact({
-      controllerUrl: served.url,
-      credential: "c",
-      caPem: null,
-      artifactId: ARTIFACT,
-      offset: 0,
-      size: data.length,
+      ...target(served.url, data.length),
       sinks: [a.sink, b.sink],
       onChunk: (chunk) => hashed.push(chunk),
-      rateLimit: 0,
     });
     // The read buffer was used again for every read: only copies come out whole.
     expect(Buffer.concat(a.kept).equals(data)).toBe(true);
@@ -322,18 +315,7 @@ describe("downloadArtifact", () => {
     });
     const full = Object.assign(new Error("no space left on device"), { code: "ENOSPC" });
     const { sink } = slowSink(full);
-    const err = await failureOf(
-      downloadArtifact({
-        controllerUrl: served.url,
-        credential: "c",
-        caPem: null,
-        artifactId: ARTIFACT,
-        offset: 0,
-        size: data.length,
-        sinks: [sink],
-        rateLimit: 0,
-      }),
-    );
+    const err = await failureOf(downloadArtifact({ ...target(served.url, data.length), sinks: [sink] }));
     expect(err.code).toBe("GILD_NO_SPACE");
   });
 });

@@ -3,7 +3,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  ChunkAssembler,
   ChunkFiller,
   type ChunkLayout,
   chunkLayoutOf,
@@ -33,57 +32,25 @@ function pieces(stream: Buffer, sizes: number[]): Buffer[] {
   return out;
 }
 
-describe("ChunkAssembler", () => {
+describe("ChunkFiller", () => {
   const stream = randomBytes(10_000);
   const layout = layoutOf(stream, 1024);
 
   it.each([[[1]], [[7, 1500, 3]], [[1024]], [[4096]], [[10_000]], [[333, 2048, 1]]])(
     "hands out every chunk once whole and matched, whatever the pieces (%j)",
     (sizes) => {
-      const assembler = new ChunkAssembler(layout, 0);
       const seen: Buffer[] = [];
-      for (const piece of pieces(stream, sizes)) {
-        const { chunks, failure } = assembler.push(piece);
-        expect(failure).toBeUndefined();
-        for (const c of chunks) {
-          expect(c.offset).toBe(c.index * 1024);
-          seen.push(Buffer.concat(c.buffers));
-          expect(Buffer.concat(c.buffers).length).toBe(c.bytes);
-        }
-      }
+      const filler = new ChunkFiller(layout, 0, (c) => {
+        expect(c.offset).toBe(c.index * 1024);
+        seen.push(Buffer.concat(c.buffers));
+        expect(Buffer.concat(c.buffers).length).toBe(c.bytes);
+      });
+      for (const piece of pieces(stream, sizes)) filler.push(piece);
       expect(seen.length).toBe(10);
       expect(Buffer.concat(seen).equals(stream)).toBe(true);
-      expect(assembler.partialBytes).toBe(0);
+      expect(filler.partialBytes).toBe(0);
     },
   );
-
-  it("starts at a chunk when resuming", () => {
-    const assembler = new ChunkAssembler(layout, 3);
-    const { chunks } = assembler.push(stream.subarray(3 * 1024));
-    expect(chunks.map((c) => c.index)).toEqual([3, 4, 5, 6, 7, 8, 9]);
-  });
-
-  it("refuses the chunk with a flipped byte, naming it, and keeps the chunks before it", () => {
-    const bad = Buffer.from(stream);
-    bad[5 * 1024 + 17] = (bad[5 * 1024 + 17] as number) ^ 1;
-    const assembler = new ChunkAssembler(layout, 0);
-    const { chunks, failure } = assembler.push(bad);
-    expect(chunks.map((c) => c.index)).toEqual([0, 1, 2, 3, 4]);
-    expect(isGildError(failure, "GILD_STREAM_HASH_MISMATCH")).toBe(true);
-    expect(failure?.message).toMatch(/^chunk 5 of 10 /);
-  });
-
-  it("refuses bytes past the end", () => {
-    const assembler = new ChunkAssembler(layout, 0);
-    const { chunks, failure } = assembler.push(Buffer.concat([stream, Buffer.from([0])]));
-    expect(chunks.length).toBe(10);
-    expect(isGildError(failure, "GILD_STREAM_SIZE_MISMATCH")).toBe(true);
-  });
-});
-
-describe("ChunkFiller", () => {
-  const stream = randomBytes(10_000);
-  const layout = layoutOf(stream, 1024);
 
   it("copies each piece at once, so a piece may be a view into a buffer the next read overwrites", () => {
     const seen: VerifiedChunk[] = [];
@@ -117,25 +84,46 @@ describe("ChunkFiller", () => {
     expect(filler.inUse).toBe(2);
   });
 
-  it("starts at a chunk when resuming, and throws at a flipped byte after handing on the chunks before it", () => {
+  it("starts at a chunk when resuming", () => {
+    const seen: number[] = [];
+    new ChunkFiller(layout, 3, (c) => seen.push(c.index)).push(stream.subarray(3 * 1024));
+    expect(seen).toEqual([3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  /** What push threw, after the chunks it handed on. */
+  function pushAll(filler: ChunkFiller, data: Buffer): unknown {
+    try {
+      filler.push(data);
+      return undefined;
+    } catch (err) {
+      return err;
+    }
+  }
+
+  it("refuses the chunk with a flipped byte, naming it, and hands on the chunks before it", () => {
     const bad = Buffer.from(stream);
     bad[5 * 1024 + 17] = (bad[5 * 1024 + 17] as number) ^ 1;
-    const seen: number[] = [];
-    const filler = new ChunkFiller(layout, 3, (c) => seen.push(c.index));
-    let failure: unknown;
-    try {
-      filler.push(bad.subarray(3 * 1024));
-    } catch (err) {
-      failure = err;
+    for (const start of [0, 3]) {
+      const seen: number[] = [];
+      const failure = pushAll(
+        new ChunkFiller(layout, start, (c) => seen.push(c.index)),
+        bad.subarray(start * 1024),
+      );
+      expect(seen).toEqual([0, 1, 2, 3, 4].slice(start));
+      expect(isGildError(failure, "GILD_STREAM_HASH_MISMATCH")).toBe(true);
+      expect((failure as Error).message).toMatch(/^chunk 5 of 10 /);
     }
-    expect(seen).toEqual([3, 4]);
-    expect(isGildError(failure, "GILD_STREAM_HASH_MISMATCH")).toBe(true);
-    expect((failure as Error).message).toMatch(/^chunk 5 of 10 /);
   });
 
   it("refuses bytes past the end", () => {
-    const filler = new ChunkFiller(layout, 0, () => undefined);
-    expect(() => filler.push(Buffer.concat([stream, Buffer.from([0])]))).toThrow(/past its 10000 bytes/);
+    let chunks = 0;
+    const failure = pushAll(
+      new ChunkFiller(layout, 0, () => chunks++),
+      Buffer.concat([stream, Buffer.from([0])]),
+    );
+    expect(chunks).toBe(10);
+    expect(isGildError(failure, "GILD_STREAM_SIZE_MISMATCH")).toBe(true);
+    expect((failure as Error).message).toMatch(/past its 10000 bytes/);
   });
 });
 
