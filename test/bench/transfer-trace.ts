@@ -2,7 +2,9 @@
 // time of every event the controller streams, the controller's and the agent's log lines of each
 // transfer, CPU seconds of each daemon, and optionally V8 CPU profiles of both (TRACE_CPU_PROFILE=1:
 // every gild process the fleet starts profiles itself, summarized per process at the end).
-//   node test/dist/bench/transfer-trace.js   (TRACE_IMAGE_MIB=512 TRACE_RUNS=3 TRACE_CPU_PROFILE=1 TRACE_DELTA=0)
+//   node test/dist/bench/transfer-trace.js   (TRACE_IMAGE_MIB=512 TRACE_RUNS=3 TRACE_CPU_PROFILE=1 TRACE_DELTA=0
+//   TRACE_COLD=0: keep the page cache between pushes; by default it is dropped before each, as
+//   pnpm bench:transfer does)
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -15,6 +17,10 @@ const IMAGE_MIB = Number(process.env.TRACE_IMAGE_MIB ?? 512);
 const RUNS = Number(process.env.TRACE_RUNS ?? 3);
 const PROFILE = process.env.TRACE_CPU_PROFILE === "1";
 const profileDir = "/tmp/gild-transfer-trace-profiles";
+const COLD = process.env.TRACE_COLD !== "0";
+const maybeColdCaches = async () => {
+  if (COLD) await coldCaches();
+};
 
 function printTrace(title: string, trace: PushTrace): void {
   process.stdout.write(`\n${title}: ${trace.totalMs.toFixed(1)} ms\n`);
@@ -78,7 +84,7 @@ try {
   const rootfs = (v: number) => join(fleet.controllerPool, "images", "bench", String(v), "rootfs");
 
   for (let i = 0; i < RUNS; i++) {
-    await coldCaches();
+    await maybeColdCaches();
     const c0 = cpuOf(fleet.controllerPid());
     const a0 = cpuOf(host.pid());
     const logOffset = statSync(fleet.controllerLogFile).size;
@@ -102,7 +108,7 @@ try {
     "head -c 4000000 /dev/urandom > /patch.bin && echo patched >> /etc/os-release",
   );
   for (let i = 0; i < RUNS; i++) {
-    await coldCaches();
+    await maybeColdCaches();
     const logOffset = statSync(fleet.controllerLogFile).size;
     const agentOffset = statSync(host.logFile).size;
     const trace = await pushTraced(fleet, "bench@2", host.name);
@@ -112,7 +118,7 @@ try {
     for (const l of logLines(host.logFile, agentOffset, ["command succeeded"]))
       process.stdout.write(`  agent: ${String(l.kind)} succeeded in ${String(l.ms)} ms\n`);
     await evict("bench@2");
-    await coldCaches();
+    await maybeColdCaches();
     const rawTarget = join(host.poolPath, "raw-trace");
     await mkdir(rawTarget, { recursive: true });
     const t0 = performance.now();
@@ -122,7 +128,7 @@ try {
     ]);
     process.stdout.write(`  raw incremental pipe: ${(performance.now() - t0).toFixed(1)} ms\n`);
     await run("btrfs", ["subvolume", "delete", join(rawTarget, "rootfs")]);
-    await coldCaches();
+    await maybeColdCaches();
     const c0 = performance.now();
     const cli = await fleet.gild(["image", "push", "bench@2", "--hosts", host.name]);
     if (cli.code !== 0) throw new Error(cli.stderr);
