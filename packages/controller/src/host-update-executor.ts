@@ -7,7 +7,7 @@ import {
 } from "@gild/core";
 import type { AgentHub } from "./agent-hub.js";
 import type { CommandService } from "./command-service.js";
-import { failureClusterEvent, hostUpdateFailureClusters, outcomesChanged } from "./failure-attributes.js";
+import { failureClusterChange, hostUpdateFailureClusters } from "./failure-attributes.js";
 import { HostUpdateDispatcher } from "./host-update-dispatcher.js";
 import { observeHostUpdate } from "./host-update-observer.js";
 import { JobFeed } from "./job-feed.js";
@@ -126,14 +126,8 @@ export class HostUpdateExecutor {
     const plan = planHostUpdate(before, observation, this.now());
     const record = plan.job;
     const events: HostUpdateEvent[] = plan.events.map((e) => named(e, known));
-    if (outcomesChanged(before.hosts, record.hosts)) {
-      const cluster = failureClusterEvent(
-        hostUpdateFailureClusters(before, known),
-        hostUpdateFailureClusters(record, known),
-        this.now(),
-      );
-      if (cluster) events.push(cluster);
-    }
+    const cluster = failureClusterChange(before, record, hostUpdateFailureClusters, known, this.now());
+    if (cluster) events.push(cluster);
     if (record !== before || events.length > 0) {
       // The transition and its events land together, before any command goes out.
       this.deps.store.transaction(() => {

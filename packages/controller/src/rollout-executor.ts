@@ -9,7 +9,7 @@ import {
 import type { AgentHub } from "./agent-hub.js";
 import type { AppService } from "./app-service.js";
 import type { CommandService } from "./command-service.js";
-import { failureClusterEvent, outcomesChanged, rolloutFailureClusters } from "./failure-attributes.js";
+import { failureClusterChange, rolloutFailureClusters } from "./failure-attributes.js";
 import type { ImageService } from "./image-service.js";
 import { JobLoop } from "./job-loop.js";
 import { windowsByHost } from "./maintenance-windows.js";
@@ -180,14 +180,8 @@ export class RolloutExecutor {
     const plan = planRollout(before, observation, now);
     const record = plan.rollout;
     const events = plan.events.map((e) => named(e, known));
-    if (outcomesChanged(before.hosts, record.hosts)) {
-      const cluster = failureClusterEvent(
-        rolloutFailureClusters(before, known),
-        rolloutFailureClusters(record, known),
-        now,
-      );
-      if (cluster) events.push(cluster);
-    }
+    const cluster = failureClusterChange(before, record, rolloutFailureClusters, known, now);
+    if (cluster) events.push(cluster);
     if (record.state !== before.state) this.track(record);
     if (record !== before || events.length > 0 || plan.markVersion) {
       // The transition, its events and the version's status land together, before any command goes out.

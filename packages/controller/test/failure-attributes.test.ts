@@ -1,6 +1,10 @@
 import { createRollout, type HostStep, type RolloutRecord, resolveStrategy } from "@gild/core";
 import { describe, expect, it } from "vitest";
-import { failureClusterEvent, outcomesChanged, rolloutFailureClusters } from "../src/failure-attributes.js";
+import {
+  failureClusterChange,
+  failureClusterEvent,
+  rolloutFailureClusters,
+} from "../src/failure-attributes.js";
 import type { HostRecord } from "../src/store/hosts-repo.js";
 
 const T0 = 1_700_000_000_000;
@@ -105,8 +109,15 @@ describe("failure clusters of a rollout", () => {
       "healthy",
       "healthy",
     ]);
-    expect(outcomesChanged(one.hosts, two.hosts)).toBe(true);
-    expect(outcomesChanged(two.hosts, structuredClone(two.hosts))).toBe(false);
+    const zero = rollout(Array<HostStep["state"]>(8).fill("healthy"));
+    // One failed host is no cluster: nothing to say, whatever changed.
+    expect(failureClusterChange(zero, one, rolloutFailureClusters, known, T0)).toBeNull();
+    // The second failure makes one.
+    expect(failureClusterChange(one, two, rolloutFailureClusters, known, T0)?.message).toMatch(
+      /^failures in common: 2 of 2 failed hosts have kernel 6\.1\.0-18/,
+    );
+    // The same outcomes: no event, even with clusters to tell of.
+    expect(failureClusterChange(two, structuredClone(two), rolloutFailureClusters, known, T0)).toBeNull();
     const before = rolloutFailureClusters(one, known);
     const after = rolloutFailureClusters(two, known);
     expect(before).toEqual([]);

@@ -46,7 +46,12 @@ export interface Withdrawal {
 export function withdrawalsFor(record: RolloutRecord): Withdrawal[] {
   const kinds = ["fetch", "switch"] as const;
   if (isTerminalRolloutState(record.state)) return [{ hostId: null, kinds }];
-  return Object.values(record.hosts)
-    .filter((h) => h.state === "failed" || h.state === "rolled-back" || h.state === "rollback-failed")
-    .map((h) => ({ hostId: h.hostId, kinds }));
+  const out: Withdrawal[] = [];
+  // for-in, not Object.values: this runs after every planning step, over every host.
+  for (const id in record.hosts) {
+    const h = record.hosts[id] as RolloutRecord["hosts"][string];
+    if (h.state === "failed" || h.state === "rolled-back" || h.state === "rollback-failed")
+      out.push({ hostId: h.hostId, kinds });
+  }
+  return out;
 }

@@ -39,11 +39,20 @@ function rest(record: RolloutRecord): string {
   return JSON.stringify({ ...small, waveCount: waves.length } satisfies RecordRest);
 }
 
-/** Did the planner change this host's step? Field by field: steps hold only scalars. */
+/**
+ * Did the planner change this host's step? Field by field: steps hold only scalars (and badPeers,
+ * which the planner replaces whole). Without key arrays: this runs for every host on every step.
+ */
 function sameStep(a: HostStep, b: HostStep | undefined): boolean {
   if (b === undefined) return false;
-  const keys = Object.keys(a) as (keyof HostStep)[];
-  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+  if (a === b) return true;
+  let fields = 0;
+  for (const k in a) {
+    fields += 1;
+    if (a[k as keyof HostStep] !== b[k as keyof HostStep]) return false;
+  }
+  for (const _ in b) fields -= 1;
+  return fields === 0;
 }
 
 const TERMINAL_SQL = TERMINAL_ROLLOUT_STATES.map((s) => `'${s}'`).join(", ");
@@ -102,7 +111,8 @@ export class RolloutsRepo {
       .prepare("UPDATE rollouts SET state = ?, record = ?, updated_at = ?, finished_at = ? WHERE id = ?")
       .run(record.state, rest(record), record.updatedAt, record.finishedAt, record.id);
     const rows: SqlValue[][] = [];
-    for (const [hostId, step] of Object.entries(record.hosts)) {
+    for (const hostId in record.hosts) {
+      const step = record.hosts[hostId] as HostStep;
       if (previous && sameStep(step, previous.hosts[hostId])) continue;
       rows.push([JSON.stringify(step), record.id, hostId]);
     }
