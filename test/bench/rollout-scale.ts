@@ -17,7 +17,7 @@
 //   Debian's postgresql-15 that the bench starts and removes, scripts/test-postgres.sh)
 //   BENCH_CONTROLLER_NODE_ARGS="--trace-gc" (node's own flags for the controller; its output goes
 //   to the controller's log, kept with BENCH_KEEP_DIR)
-import { execFile, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { cpus, loadavg } from "node:os";
@@ -41,6 +41,7 @@ import {
   UsageSampler,
   unmetRequirement,
 } from "@gild/testkit";
+import Database from "better-sqlite3";
 import pg from "pg";
 import { startBenchController } from "./bench-controller.js";
 import { newestProfile, type ProfileSummary, summarizeProfile } from "./cpu-profile.js";
@@ -174,15 +175,28 @@ interface StoreReader {
   close(): Promise<void>;
 }
 
-function sqliteReader(db: string): StoreReader {
+/**
+ * The controller's SQLite file, read in this process over a read-only connection (WAL: it never holds
+ * up the controller's writes). Not the sqlite3 program: the wait polls 4 times a second, and each spawn
+ * stalled the load tool's event loop for several ms, which the fake agents' timestamps took in.
+ */
+function sqliteReader(file: string): StoreReader {
+  let db: Database.Database | undefined;
+  const open = () => {
+    db ??= new Database(file, { readonly: true, fileMustExist: true });
+    return db;
+  };
   return {
-    query: (sql) => sqliteJson(db, sql),
-    bytes: async () => ({ db: fileSize(db), wal: fileSize(`${db}-wal`) }),
-    close: async () => undefined,
+    query: async <T>(sql: string) => open().prepare(sql).all() as T[],
+    bytes: async () => ({ db: fileSize(file), wal: fileSize(`${file}-wal`) }),
+    close: async () => {
+      db?.close();
+      db = undefined;
+    },
   };
 }
 
-/** BIGINT and NUMERIC (COUNT, SUM) as numbers, as sqlite3 -json gives them. */
+/** BIGINT and NUMERIC (COUNT, SUM) as numbers, as better-sqlite3 gives them. */
 const numericTypes = {
   getTypeParser: ((oid: number, format?: string) =>
     oid === 20 || oid === 1700
@@ -218,15 +232,6 @@ async function createBenchDatabase(serverUrl: string, name: string): Promise<str
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;
   return url.toString();
-}
-
-function sqliteJson<T>(db: string, sql: string): Promise<T[]> {
-  return new Promise((resolve, reject) => {
-    execFile("sqlite3", ["-readonly", "-json", db, sql], { maxBuffer: 256 * MIB }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`sqlite3: ${stderr.trim() || err.message}`));
-      else resolve(stdout.trim() === "" ? [] : (JSON.parse(stdout) as T[]));
-    });
-  });
 }
 
 function fileSize(path: string): number {
@@ -326,10 +331,10 @@ async function waitForRollout(
   n: number,
 ): Promise<{ view: RolloutView; timedOut: boolean }> {
   const t0 = Date.now();
-  let last = { at: t0, cpu: readProcessUsage(pid)?.cpuSeconds ?? 0 };
+  let last = { at: t0, cpu: readProcessUsage(pid, { fds: false })?.cpuSeconds ?? 0 };
   const progress = setInterval(() => {
     void (async () => {
-      const usage = readProcessUsage(pid);
+      const usage = readProcessUsage(pid, { fds: false });
       const busy = ((usage?.cpuSeconds ?? last.cpu) - last.cpu) / ((Date.now() - last.at) / 1000);
       last = { at: Date.now(), cpu: usage?.cpuSeconds ?? last.cpu };
       const done = await query<{ kind: string; n: number }>(
@@ -677,10 +682,6 @@ async function main(): Promise<void> {
     ...(STORES.includes("postgres") ? (["postgres"] as const) : []),
   ]);
   if (unmet) throw new Error(`bench:rollout ${unmet}`);
-  if (STORES.includes("sqlite") && !existsSync("/usr/bin/sqlite3") && !existsSync("/bin/sqlite3"))
-    throw new Error(
-      "bench:rollout reads the controller's store with the sqlite3 CLI: apt-get install sqlite3",
-    );
   const needed = Math.max(...HOSTS) + 512;
   // Node.js raises its soft limit to the hard one at start; the controller it spawns inherits both.
   const limit = openFileLimits().soft;
