@@ -88,6 +88,7 @@ export function createRollout(input: CreateRolloutInput, now: number): RolloutRe
     phase: "deploying",
     progressDeadlineAt: now + strategy.progressDeadlineMs,
     bakeUntil: null,
+    waveStartedAt: null,
     pausedAt: null,
     resumeState: null,
     pauseCause: null,

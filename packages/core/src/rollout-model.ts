@@ -154,6 +154,11 @@ export interface RolloutRecord {
   progressDeadlineAt: number | null;
   /** Absolute end of the current bake; null when not baking. */
   bakeUntil: number | null;
+  /**
+   * When the current wave started (the first wave: null, it starts with the rollout). Records stored
+   * before this field existed have none.
+   */
+  waveStartedAt?: number | null;
   /** When the rollout was paused; null when not paused. Resume shifts every clock by now - pausedAt. */
   pausedAt: number | null;
   /** State to return to on resume (running or awaiting-promotion). */

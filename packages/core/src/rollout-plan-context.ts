@@ -16,6 +16,8 @@ export interface PlanContext {
   readonly now: number;
   readonly events: RolloutEvent[];
   markVersion: "stable" | "bad" | null;
+  /** The next wave's prefetch was held back for the step after: plan again at once. */
+  prefetchDeferred: boolean;
 }
 
 /** What the planner assumes of a host the executor has no observation for: offline, nothing known. */
@@ -35,7 +37,14 @@ export function newPlanContext(
   observation: FleetObservation,
   now: number,
 ): PlanContext {
-  return { rollout: copyRecord(rollout), observation, now, events: [], markVersion: null };
+  return {
+    rollout: copyRecord(rollout),
+    observation,
+    now,
+    events: [],
+    markVersion: null,
+    prefetchDeferred: false,
+  };
 }
 
 /**

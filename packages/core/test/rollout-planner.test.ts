@@ -400,6 +400,29 @@ const baking = withRollout(
   { phase: "baking", bakeUntil: t + 30 * SEC, progressDeadlineAt: null },
 );
 
+describe("planRollout: a wave's start and the next wave's prefetch", () => {
+  it("the wave's switches go out alone; the prefetch follows in the step after, planned at once", () => {
+    const baked = withHosts(
+      withRollout(atWave(r7, 2), { currentWave: 1, phase: "baking", bakeUntil: t, progressDeadlineAt: null }),
+      Object.fromEntries(w2.map((id) => [id, { state: "staged" as const, fetchAttempts: 1 }])),
+    );
+    const obs = (r: RolloutRecord) => obsFor(r, Object.fromEntries(w2.map((id) => [id, { hasImage: true }])));
+    const start = plan(baked, obs(baked), t);
+    expect(start.events.map((e) => e.kind)).toContain("wave-started");
+    expect(kinds(start.commands)).toEqual(w2.map((id) => `switch:${id}`).sort());
+    for (const id of w3) expect(start.rollout.hosts[id]?.state).toBe("pending");
+    expect(start.nextWakeAt).toBe(t + 1);
+    // The step after, with nothing new observed: wave 3 prefetches, and that is all.
+    const after = plan(start.rollout, obs(start.rollout), t + 1);
+    expect(kinds(after.commands)).toEqual(w3.map((id) => `fetch:${id}`).sort());
+    for (const id of w3) expect(after.rollout.hosts[id]?.state).toBe("fetching");
+    expect(after.nextWakeAt).not.toBe(t + 2);
+    const again = plan(after.rollout, obs(after.rollout), t + 1);
+    expect(again.commands).toEqual([]);
+    expect(again.rollout).toEqual(after.rollout);
+  });
+});
+
 describe("planRollout: waves", () => {
   runRows([
     {
