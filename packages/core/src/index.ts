@@ -23,6 +23,7 @@ export * from "./peer-sources.js";
 export * from "./rollout-create.js";
 export * from "./rollout-dispatch.js";
 export * from "./rollout-model.js";
+export { sameFields } from "./rollout-plan-context.js";
 export * from "./rollout-planner.js";
 export { isCanaryWave, rolloutReasonCode } from "./rollout-rules.js";
 export * from "./rollout-strategy.js";

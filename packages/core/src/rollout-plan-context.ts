@@ -87,19 +87,27 @@ export function sameRecord<S extends object, R extends { hosts: Record<string, S
   let hostCount = 0;
   for (const id in hostsA) {
     hostCount += 1;
-    const x = hostsA[id] as S;
-    const y = hostsB[id];
-    if (y === undefined) return false;
-    let fields = 0;
-    for (const k in x) {
-      fields += 1;
-      if (x[k] !== y[k]) return false;
-    }
-    for (const _ in y) fields -= 1;
-    if (fields !== 0) return false;
+    if (!sameFields(hostsA[id] as S, hostsB[id])) return false;
   }
   for (const _ in hostsB) hostCount -= 1;
   return hostCount === 0;
+}
+
+/**
+ * Do two host steps hold the same fields with the same values? Steps hold scalars (and arrays the
+ * planner replaces whole, never changes in place), so `===` per field; no key arrays, as this runs for
+ * every host on every step.
+ */
+export function sameFields<S extends object>(a: S, b: S | undefined): boolean {
+  if (b === undefined) return false;
+  if (a === b) return true;
+  let fields = 0;
+  for (const k in a) {
+    fields += 1;
+    if (a[k] !== b[k]) return false;
+  }
+  for (const _ in b) fields -= 1;
+  return fields === 0;
 }
 
 /** The observation of one host, or an offline placeholder when the executor has none. */

@@ -140,9 +140,8 @@ function advanceOnce(ctx: PlanContext): boolean {
 function issueCommands(ctx: PlanContext): void {
   const r = ctx.rollout;
   let next = r.strategy.prefetch && r.currentWave + 1 < r.waves.length ? [r.currentWave + 1] : [];
-  // Records stored before waveStartedAt existed have none (undefined): nothing waits.
-  const startedNow = r.waveStartedAt !== undefined && r.waveStartedAt !== null && ctx.now <= r.waveStartedAt;
-  if (next.length > 0 && startedNow) {
+  // Records stored before waveStartedAt existed have none: nothing waits.
+  if (next.length > 0 && ctx.now <= (r.waveStartedAt ?? Number.NEGATIVE_INFINITY)) {
     next = [];
     ctx.prefetchDeferred = true;
   }

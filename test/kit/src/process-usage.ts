@@ -78,32 +78,31 @@ export function readProcessUsage(pid: number, options: { fds?: boolean } = {}): 
 }
 
 /**
- * Samples a process every `intervalMs` until stopped; keeps the series for peaks and averages. Its open
- * files are counted at most every `fdsEveryMs` (and in the first and last sample): the count blocks
- * this process's event loop for a while when the process holds thousands (see readProcessUsage), and a
- * load tool that stalls is late with everything it timestamps.
+ * Open files are counted at most this often by a sampler (and in its first and last sample): the count
+ * blocks this process's event loop for a while when the process holds thousands (readProcessUsage), and
+ * a load tool that stalls is late with everything it timestamps.
  */
+const FDS_EVERY_MS = 2000;
+
+/** Samples a process every `intervalMs` until stopped; keeps the series for peaks and averages. */
 export class UsageSampler {
   readonly samples: ProcessUsage[] = [];
   private readonly timer: NodeJS.Timeout;
-  private readonly fdsEveryMs: number;
   private fdsCountedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly pid: number,
     intervalMs = 500,
-    options: { fdsEveryMs?: number } = {},
   ) {
-    this.fdsEveryMs = options.fdsEveryMs ?? 2000;
     this.sample(true);
     this.timer = setInterval(() => this.sample(), intervalMs);
     this.timer.unref();
   }
 
-  /** One sample now; `countFds` counts open files whenever the last count was. */
+  /** One sample now; open files are counted when `countFds`, or when the last count is FDS_EVERY_MS old. */
   sample(countFds = false): ProcessUsage | undefined {
     const now = Date.now();
-    const fds = countFds || now - this.fdsCountedAt >= this.fdsEveryMs;
+    const fds = countFds || now - this.fdsCountedAt >= FDS_EVERY_MS;
     const usage = readProcessUsage(this.pid, { fds });
     if (fds) this.fdsCountedAt = now;
     if (usage) this.samples.push(usage);

@@ -1,4 +1,10 @@
-import { type HostStep, type RolloutEvent, type RolloutRecord, TERMINAL_ROLLOUT_STATES } from "@gild/core";
+import {
+  type HostStep,
+  type RolloutEvent,
+  type RolloutRecord,
+  sameFields,
+  TERMINAL_ROLLOUT_STATES,
+} from "@gild/core";
 import type { Db, SqlValue } from "./db.js";
 import { JobEventLog } from "./job-events.js";
 
@@ -37,22 +43,6 @@ type RecordRest = Omit<RolloutRecord, "hosts" | "waves"> & { waveCount: number }
 function rest(record: RolloutRecord): string {
   const { hosts: _hosts, waves, ...small } = record;
   return JSON.stringify({ ...small, waveCount: waves.length } satisfies RecordRest);
-}
-
-/**
- * Did the planner change this host's step? Field by field: steps hold only scalars (and badPeers,
- * which the planner replaces whole). Without key arrays: this runs for every host on every step.
- */
-function sameStep(a: HostStep, b: HostStep | undefined): boolean {
-  if (b === undefined) return false;
-  if (a === b) return true;
-  let fields = 0;
-  for (const k in a) {
-    fields += 1;
-    if (a[k as keyof HostStep] !== b[k as keyof HostStep]) return false;
-  }
-  for (const _ in b) fields -= 1;
-  return fields === 0;
 }
 
 const TERMINAL_SQL = TERMINAL_ROLLOUT_STATES.map((s) => `'${s}'`).join(", ");
@@ -113,7 +103,8 @@ export class RolloutsRepo {
     const rows: SqlValue[][] = [];
     for (const hostId in record.hosts) {
       const step = record.hosts[hostId] as HostStep;
-      if (previous && sameStep(step, previous.hosts[hostId])) continue;
+      // Only the steps the planner changed (field by field: core's sameFields).
+      if (previous && sameFields(step, previous.hosts[hostId])) continue;
       rows.push([JSON.stringify(step), record.id, hostId]);
     }
     this.db.runMany("UPDATE rollout_hosts SET step = ? WHERE rollout_id = ? AND host_id = ?", rows);
