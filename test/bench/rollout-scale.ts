@@ -17,6 +17,9 @@
 //   Debian's postgresql-15 that the bench starts and removes, scripts/test-postgres.sh)
 //   BENCH_CONTROLLER_NODE_ARGS="--trace-gc" (node's own flags for the controller; its output goes
 //   to the controller's log, kept with BENCH_KEEP_DIR)
+//   BENCH_REPEAT=3 (run every N and store that many times, in turn, and add the median of the runs to
+//   the summary: at 10,000 hosts the same code measured RSS peaks 200-300 MiB apart and transition
+//   medians from 0.5 to 2 s, so one run cannot tell a change from the noise)
 import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
@@ -65,6 +68,9 @@ const TIMEOUT_MS = Number(env.BENCH_TIMEOUT_MIN ?? 180) * 60_000;
 const CPU_PROFILE = env.BENCH_CPU_PROFILE === "1";
 const PROFILE_DIR = env.BENCH_PROFILE_DIR ?? "/tmp/gild-bench-rollout-profiles";
 const KEEP_DIR = env.BENCH_KEEP_DIR;
+const REPEAT = Number(env.BENCH_REPEAT ?? 1);
+if (!Number.isInteger(REPEAT) || REPEAT < 1)
+  throw new Error(`BENCH_REPEAT: "${env.BENCH_REPEAT}" is not a whole number of runs, 1 or more`);
 type BenchStore = "sqlite" | "postgres";
 const STORES = (env.BENCH_STORES ?? "sqlite,postgres").split(",").map((s) => s.trim()) as BenchStore[];
 for (const store of STORES)
@@ -367,8 +373,9 @@ async function runScale(
   n: number,
   store: BenchStore,
   postgres: TestPostgres | undefined,
+  run: number,
 ): Promise<ScaleResult> {
-  out(`\n=== N = ${n} hosts, ${store} ===`);
+  out(`\n=== N = ${n} hosts, ${store}${REPEAT > 1 ? `, run ${run} of ${REPEAT}` : ""} ===`);
   const fs = await createLoopBtrfs({ sizeMiB: 1024, label: "gild-bench" });
   const dataDir = join(fs.dir, "data");
   const profileDir = join(fs.dir, "profile");
@@ -585,7 +592,7 @@ async function runScale(
     fleet?.quiesce();
     await controller.stop(30_000);
     if (KEEP_DIR) {
-      const kept = join(KEEP_DIR, `n${n}`);
+      const kept = join(KEEP_DIR, REPEAT > 1 ? `n${n}-${store}-run${run}` : `n${n}`);
       mkdirSync(kept, { recursive: true });
       for (const file of ["gild.db", "gild.db-wal", "gild.db-shm"])
         if (existsSync(join(dataDir, file))) copyFileSync(join(dataDir, file), join(kept, file));
@@ -698,12 +705,15 @@ async function main(): Promise<void> {
   // One PostgreSQL server for the whole run (a temporary cluster, as test/run starts), a database per N.
   const postgres = STORES.includes("postgres") ? startTestPostgres() : undefined;
   try {
-    for (const n of HOSTS)
-      for (const store of STORES) {
-        const result = await runScale(n, store, postgres);
-        results.push(result);
-        printResult(result, planners.get(n));
-      }
+    // Runs of one N and store are spread over the whole bench, not back to back: a slow spell of this
+    // shared machine then weighs on every configuration alike.
+    for (let run = 1; run <= REPEAT; run++)
+      for (const n of HOSTS)
+        for (const store of STORES) {
+          const result = await runScale(n, store, postgres, run);
+          results.push(result);
+          printResult(result, planners.get(n));
+        }
   } finally {
     postgres?.destroy();
   }
@@ -722,6 +732,28 @@ async function main(): Promise<void> {
       `${String(r.hosts).padEnd(8)} ${r.store.padEnd(9)} ${seconds(r.joinMs).padEnd(9)} ${seconds(r.rolloutMs).padEnd(10)} ${`${mib(r.rss.vmHwm)} / ${mib(r.rss.end)}`.padEnd(21)} ${fmt(r.cpuSecondsRollout, 1).padStart(6)}   ${`${fmt(r.transitionMedianMs, 1)} / ${r.transitions.some((t) => t.censored) ? ">" : ""}${fmt(r.transitionMaxMs, 1)} ms`.padEnd(25)} ${targetMet(r) ? "met" : "NOT met"}${r.rolloutState === "succeeded" ? "" : ` (rollout ${r.rolloutState}; ${r.switched}/${r.hosts} switched, ${r.transitions.length} transitions measured)`}`,
     );
   }
+  if (REPEAT === 1) return;
+  out(`\nmedian of ${REPEAT} runs (each column on its own; a run whose rollout did not succeed counts too)`);
+  for (const n of HOSTS)
+    for (const store of STORES) {
+      const runs = results.filter((r) => r.hosts === n && r.store === store);
+      const m = (pick: (r: ScaleResult) => number) => median(runs.map(pick));
+      const transition = {
+        transitionMedianMs: m((r) => r.transitionMedianMs),
+        transitionMaxMs: m((r) => r.transitionMaxMs),
+      };
+      out(
+        `${String(n).padEnd(8)} ${store.padEnd(9)} ${seconds(m((r) => r.joinMs)).padEnd(9)} ${seconds(m((r) => r.rolloutMs)).padEnd(10)} ${`${mib(m((r) => r.rss.vmHwm))} / ${mib(m((r) => r.rss.end))}`.padEnd(21)} ${fmt(
+          m((r) => r.cpuSecondsRollout),
+          1,
+        ).padStart(
+          6,
+        )}   ${`${fmt(transition.transitionMedianMs, 1)} / ${fmt(transition.transitionMaxMs, 1)} ms`.padEnd(25)} ${targetMet(transition) ? "met" : "NOT met"}`,
+      );
+      const rss = runs.map((r) => mib(r.rss.vmHwm)).join(", ");
+      const medians = runs.map((r) => fmt(r.transitionMedianMs, 0)).join(", ");
+      out(`${"".padEnd(19)}runs: RSS peak ${rss}; transition median ${medians} ms`);
+    }
 }
 
 await main();
