@@ -728,8 +728,15 @@ async function main(): Promise<void> {
     "hosts    store     join      rollout    RSS peak / end        CPU s   transition median / max   target median < 100, max < 250 ms",
   );
   for (const r of results) {
+    const unfinished =
+      r.rolloutState === "succeeded"
+        ? ""
+        : ` (rollout ${r.rolloutState}; ${r.switched}/${r.hosts} switched, ${r.transitions.length} transitions measured)`;
     out(
-      `${String(r.hosts).padEnd(8)} ${r.store.padEnd(9)} ${seconds(r.joinMs).padEnd(9)} ${seconds(r.rolloutMs).padEnd(10)} ${`${mib(r.rss.vmHwm)} / ${mib(r.rss.end)}`.padEnd(21)} ${fmt(r.cpuSecondsRollout, 1).padStart(6)}   ${`${fmt(r.transitionMedianMs, 1)} / ${r.transitions.some((t) => t.censored) ? ">" : ""}${fmt(r.transitionMaxMs, 1)} ms`.padEnd(25)} ${targetMet(r) ? "met" : "NOT met"}${r.rolloutState === "succeeded" ? "" : ` (rollout ${r.rolloutState}; ${r.switched}/${r.hosts} switched, ${r.transitions.length} transitions measured)`}`,
+      summaryRow(
+        r,
+        r.transitions.some((t) => t.censored),
+      ) + unfinished,
     );
   }
   if (REPEAT === 1) return;
@@ -738,22 +745,40 @@ async function main(): Promise<void> {
     for (const store of STORES) {
       const runs = results.filter((r) => r.hosts === n && r.store === store);
       const m = (pick: (r: ScaleResult) => number) => median(runs.map(pick));
-      const transition = {
+      const medianRun = {
+        hosts: n,
+        store,
+        joinMs: m((r) => r.joinMs),
+        rolloutMs: m((r) => r.rolloutMs),
+        rss: { vmHwm: m((r) => r.rss.vmHwm), end: m((r) => r.rss.end) },
+        cpuSecondsRollout: m((r) => r.cpuSecondsRollout),
         transitionMedianMs: m((r) => r.transitionMedianMs),
         transitionMaxMs: m((r) => r.transitionMaxMs),
       };
-      out(
-        `${String(n).padEnd(8)} ${store.padEnd(9)} ${seconds(m((r) => r.joinMs)).padEnd(9)} ${seconds(m((r) => r.rolloutMs)).padEnd(10)} ${`${mib(m((r) => r.rss.vmHwm))} / ${mib(m((r) => r.rss.end))}`.padEnd(21)} ${fmt(
-          m((r) => r.cpuSecondsRollout),
-          1,
-        ).padStart(
-          6,
-        )}   ${`${fmt(transition.transitionMedianMs, 1)} / ${fmt(transition.transitionMaxMs, 1)} ms`.padEnd(25)} ${targetMet(transition) ? "met" : "NOT met"}`,
-      );
-      const rss = runs.map((r) => mib(r.rss.vmHwm)).join(", ");
+      out(summaryRow(medianRun, false));
+      const peaks = runs.map((r) => mib(r.rss.vmHwm)).join(", ");
       const medians = runs.map((r) => fmt(r.transitionMedianMs, 0)).join(", ");
-      out(`${"".padEnd(19)}runs: RSS peak ${rss}; transition median ${medians} ms`);
+      out(`${"".padEnd(19)}runs: RSS peak ${peaks}; transition median ${medians} ms`);
     }
+}
+
+/** One line of the summary table: a run, or the medians of the runs of one size and store. */
+function summaryRow(
+  r: Pick<
+    ScaleResult,
+    | "hosts"
+    | "store"
+    | "joinMs"
+    | "rolloutMs"
+    | "cpuSecondsRollout"
+    | "transitionMedianMs"
+    | "transitionMaxMs"
+  > & { rss: Pick<ScaleResult["rss"], "vmHwm" | "end"> },
+  censored: boolean,
+): string {
+  const rss = `${mib(r.rss.vmHwm)} / ${mib(r.rss.end)}`;
+  const transition = `${fmt(r.transitionMedianMs, 1)} / ${censored ? ">" : ""}${fmt(r.transitionMaxMs, 1)} ms`;
+  return `${String(r.hosts).padEnd(8)} ${r.store.padEnd(9)} ${seconds(r.joinMs).padEnd(9)} ${seconds(r.rolloutMs).padEnd(10)} ${rss.padEnd(21)} ${fmt(r.cpuSecondsRollout, 1).padStart(6)}   ${transition.padEnd(25)} ${targetMet(r) ? "met" : "NOT met"}`;
 }
 
 await main();
