@@ -23,11 +23,14 @@ function movedVersions(
     : { image: app.imageVersion, code: version };
 }
 
-import type { CommandRecord } from "./store/commands-repo.js";
+import { type CommandRecord, NEW_COMMANDS_PER_FLUSH } from "./store/commands-repo.js";
 import type { HostRecord } from "./store/hosts-repo.js";
 import type { StoredRollout } from "./store/rollouts-repo.js";
 import type { Store } from "./store/store.js";
 import { storeFailure } from "./store/store-errors.js";
+
+/** CommandService.issue, as a dispatch step calls it (it counts what it made). */
+type IssueCommand = (options: { id: string; hostId: string; rolloutId: string; body: CommandBody }) => void;
 
 /**
  * What a rollout's stored record calls for, sent to its hosts (docs/architecture.md, Rollouts): the
@@ -70,7 +73,9 @@ export class RolloutDispatcher {
   /**
    * Send every command the stored record calls for (core's commandsCalledFor, the rule the planner's
    * tests check), through one sender per kind. Ids are deterministic, so a command already issued is
-   * not issued again, also after a restart.
+   * not issued again, also after a restart. The first slice of a wave's switches is stored and sent as
+   * soon as it is made, while the rest are made: at 10,000 hosts making 9,000 took 150 ms, which the
+   * wave's first switch waited for.
    */
   dispatch(
     stored: StoredRollout,
@@ -83,6 +88,12 @@ export class RolloutDispatcher {
     const issued = new Map(rows.map((c) => [c.id, c]));
     // One body per app and versions, not one per host: a wave of 9,000 hosts runs the same few.
     const bodies = new Map<string, CommandBody>();
+    let made = 0;
+    const issue: IssueCommand = (options) => {
+      this.deps.commands.issue(options);
+      made += 1;
+      if (made === NEW_COMMANDS_PER_FLUSH) this.deps.store.batch.flushNow();
+    };
     const senders: {
       [K in RolloutCommand["kind"]]: (
         host: HostRecord,
@@ -90,8 +101,8 @@ export class RolloutDispatcher {
       ) => void;
     } = {
       fetch: (host, command) => this.sendFetch(record, host, command.attempt, issued),
-      switch: (host) => this.sendSwitches(record, host, appNames, issued, bodies),
-      rollback: (host) => this.sendRollbacks(record, host, appNames, issued),
+      switch: (host) => this.sendSwitches(record, host, appNames, issued, bodies, issue),
+      rollback: (host) => this.sendRollbacks(record, host, appNames, issued, issue),
     };
     for (const command of commandsCalledFor(record)) {
       const host = hosts.get(command.hostId);
@@ -149,6 +160,7 @@ export class RolloutDispatcher {
     appNames: ReadonlySet<string>,
     issued: ReadonlyMap<string, CommandRecord>,
     bodies: Map<string, CommandBody>,
+    issue: IssueCommand,
   ): void {
     for (const app of appsInScope(host.inventory, record.line, appNames)) {
       const id = rolloutCommandId.switch(record.id, host.id, app.name);
@@ -164,7 +176,7 @@ export class RolloutDispatcher {
         );
         bodies.set(key, body);
       }
-      this.deps.commands.issue({ id, hostId: host.id, rolloutId: record.id, body });
+      issue({ id, hostId: host.id, rolloutId: record.id, body });
     }
   }
 
@@ -179,6 +191,7 @@ export class RolloutDispatcher {
     host: HostRecord,
     appNames: ReadonlySet<string>,
     issued: ReadonlyMap<string, CommandRecord>,
+    issue: IssueCommand,
   ): void {
     // An agent of protocol 1 does not know onlyFromImageVersion: it gets a rollback only for a switch
     // known to have succeeded (a rollback of an app already back would take it one further).
@@ -188,7 +201,7 @@ export class RolloutDispatcher {
       if (switched?.state === "failed" || (!guarded && switched?.state !== "succeeded")) continue;
       const id = rolloutCommandId.rollback(record.id, host.id, app.name);
       if (issued.has(id)) continue;
-      this.deps.commands.issue({
+      issue({
         id,
         hostId: host.id,
         rolloutId: record.id,
