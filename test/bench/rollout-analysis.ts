@@ -24,7 +24,7 @@ export interface StoredEventRow {
   message: string;
 }
 
-/** A rollout's switch command (deployApp) as the controller stored it: when issued, when its result came. */
+/** A rollout's command (a switch, deployApp, or a pull) as the controller stored it: when issued, when its result came. */
 export interface StoredSwitchRow {
   hostId: string;
   state: string;
@@ -151,4 +151,82 @@ export function analyseTransitions(
     });
   }
   return out;
+}
+
+/** A span of times: the first and the last, or null when there were none. */
+export interface Span {
+  first: number;
+  last: number;
+}
+
+/** How a wave went on the controller's clock alone, in ms from the rollout's creation. */
+export interface WaveTimeline {
+  wave: number;
+  hosts: number;
+  /** Its `wave-started` event (the canary wave starts with the rollout: 0). */
+  startedMs: number | null;
+  /** When its pulls were issued (a prefetch during the wave before it), and when their results were stored. */
+  pullsIssued: Span | null;
+  pullsDone: { median: number; last: number } | null;
+  /** The same for its switches (deployApp). */
+  switchesIssued: Span | null;
+  switchesDone: { median: number; last: number } | null;
+  completedMs: number | null;
+}
+
+function spanOf(values: number[]): Span | null {
+  if (values.length === 0) return null;
+  let first = Number.POSITIVE_INFINITY;
+  let last = Number.NEGATIVE_INFINITY;
+  for (const v of values) {
+    first = Math.min(first, v);
+    last = Math.max(last, v);
+  }
+  return { first, last };
+}
+
+function doneOf(values: number[]): { median: number; last: number } | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return { median: sorted[Math.floor((sorted.length - 1) / 2)] as number, last: sorted.at(-1) as number };
+}
+
+/**
+ * Each wave on the controller's clock, from its stored events and commands: when it started, when its
+ * pulls and switches were issued and their results stored, when it completed. Shows what a transition
+ * waited for: a next wave whose prefetch was not done when it started waits for its pulls.
+ */
+export function waveTimelines(
+  view: RolloutView,
+  events: StoredEventRow[],
+  pulls: StoredSwitchRow[],
+  switches: StoredSwitchRow[],
+): WaveTimeline[] {
+  const origin = view.createdAt;
+  const waveOf = new Map<string, number>();
+  for (const wave of view.waves) for (const host of wave.hosts) waveOf.set(host.hostId, wave.index);
+  const startedAt = new Map<number, number>();
+  const completedAt = new Map<number, number>();
+  for (const e of events) {
+    if (e.wave === null) continue;
+    if (e.kind === "wave-started" && !startedAt.has(e.wave)) startedAt.set(e.wave, e.at - origin);
+    if (e.kind === "wave-completed" && !completedAt.has(e.wave)) completedAt.set(e.wave, e.at - origin);
+  }
+  const ofWave = (rows: StoredSwitchRow[], wave: number) => rows.filter((r) => waveOf.get(r.hostId) === wave);
+  const done = (rows: StoredSwitchRow[]) =>
+    rows.filter((r) => r.state === "succeeded" || r.state === "failed").map((r) => r.updatedAt - origin);
+  return view.waves.map((wave) => {
+    const wavePulls = ofWave(pulls, wave.index);
+    const waveSwitches = ofWave(switches, wave.index);
+    return {
+      wave: wave.index,
+      hosts: wave.hosts.length,
+      startedMs: startedAt.get(wave.index) ?? (wave.index === 0 ? 0 : null),
+      pullsIssued: spanOf(wavePulls.map((r) => r.createdAt - origin)),
+      pullsDone: doneOf(done(wavePulls)),
+      switchesIssued: spanOf(waveSwitches.map((r) => r.createdAt - origin)),
+      switchesDone: doneOf(done(waveSwitches)),
+      completedMs: completedAt.get(wave.index) ?? null,
+    };
+  });
 }

@@ -5,7 +5,8 @@
 // delay) and rolls the new version out in waves (canary 1, 1%, 10%, 100%; bake and minHealthy 0).
 // Reports join time, rollout time, the controller's RSS and CPU, and per wave transition the time from
 // the previous wave's last healthy report to the first command the transition caused (target: median
-// < 100 ms, max < 250 ms); and the same on the controller's clock alone, from its stored commands and events (no load tool in it).
+// < 100 ms, max < 250 ms); and the same on the controller's clock alone, from its stored commands and events (no load tool in it),
+// with every wave's start, pulls, switches and completion on that clock.
 // Run by hand as root; not a test (this machine is shared and noisy).
 //
 // Environment: BENCH_HOSTS="1000,10000"  BENCH_JOIN_CONCURRENCY=32  BENCH_CONNECT_CONCURRENCY=200
@@ -56,6 +57,8 @@ import {
   type StoredEventRow,
   type StoredSwitchRow,
   type Transition,
+  type WaveTimeline,
+  waveTimelines,
 } from "./rollout-analysis.js";
 import { fmt, median } from "./stats.js";
 
@@ -143,6 +146,8 @@ interface ScaleResult {
   events: Record<string, number>;
   commands: Record<string, number>;
   transitions: Transition[];
+  /** Each wave on the controller's clock (rollout-analysis.ts, waveTimelines). */
+  waveTimeline: WaveTimeline[];
   transitionMedianMs: number;
   transitionMaxMs: number;
   loadToolLagP99Ms: number;
@@ -480,6 +485,7 @@ async function runScale(
     // What the controller stored.
     let events: StoredEventRow[] = [];
     let switchRows: StoredSwitchRow[] = [];
+    const pullRows: StoredSwitchRow[] = [];
     const pullsIssuedAt = new Map<string, number>();
     const eventCounts: Record<string, number> = {};
     const commandCounts: Record<string, number> = {};
@@ -492,10 +498,14 @@ async function runScale(
         `SELECT host_id AS "hostId", state, created_at AS "createdAt", updated_at AS "updatedAt" FROM commands
            WHERE rollout_id = '${view.id}' AND kind = 'deployApp'`,
       );
-      for (const row of await query<{ id: string; createdAt: number }>(
-        `SELECT id, created_at AS "createdAt" FROM commands WHERE rollout_id = '${view.id}' AND kind = 'pullImage'`,
-      ))
-        pullsIssuedAt.set(row.id, Number(row.createdAt));
+      for (const row of await query<StoredSwitchRow & { id: string }>(
+        `SELECT id, host_id AS "hostId", state, created_at AS "createdAt", updated_at AS "updatedAt" FROM commands
+           WHERE rollout_id = '${view.id}' AND kind = 'pullImage'`,
+      )) {
+        const pull = { ...row, createdAt: Number(row.createdAt), updatedAt: Number(row.updatedAt) };
+        pullsIssuedAt.set(row.id, pull.createdAt);
+        pullRows.push(pull);
+      }
       for (const row of await query<{ kind: string; n: number }>(
         `SELECT kind, COUNT(*) AS n FROM rollout_events WHERE rollout_id = '${view.id}' GROUP BY kind`,
       ))
@@ -576,6 +586,7 @@ async function runScale(
       events: eventCounts,
       commands: commandCounts,
       transitions,
+      waveTimeline: waveTimelines(view, events, pullRows, switchRows),
       transitionMedianMs: median(latencies),
       transitionMaxMs: latencies.length > 0 ? Math.max(...latencies) : Number.NaN,
       loadToolLagP99Ms: lag.percentile(99) / 1e6,
@@ -653,6 +664,20 @@ function printResult(r: ScaleResult, planner: PlannerCost | undefined): void {
   for (const t of r.transitions)
     out(
       `  ${`${t.from} -> ${t.to}`.padEnd(9)}  ${fmt(t.controllerDecisionMs, 1).padStart(12)}  ${fmt(t.controllerFirstSwitchMs, 1).padStart(20)}`,
+    );
+  out(
+    "each wave on the controller's clock (ms from the rollout's start; issued: first-last; done: results stored, median / last):",
+  );
+  out(
+    "  wave   hosts   started   pulls issued    pulls done      switches issued   switches done   completed",
+  );
+  const span = (x: { first: number; last: number } | null) =>
+    x ? `${fmt(x.first, 0)}-${fmt(x.last, 0)}` : "-";
+  const done = (x: { median: number; last: number } | null) =>
+    x ? `${fmt(x.median, 0)} / ${fmt(x.last, 0)}` : "-";
+  for (const w of r.waveTimeline)
+    out(
+      `  ${String(w.wave).padEnd(5)}  ${String(w.hosts).padStart(5)}  ${(w.startedMs === null ? "-" : fmt(w.startedMs, 0)).padStart(8)}   ${span(w.pullsIssued).padEnd(14)}  ${done(w.pullsDone).padEnd(14)}  ${span(w.switchesIssued).padEnd(16)}  ${done(w.switchesDone).padEnd(14)}  ${(w.completedMs === null ? "-" : fmt(w.completedMs, 0)).padStart(9)}`,
     );
   const bound = r.transitions.some((t) => t.censored)
     ? ' (">": no command had arrived by the end; a lower bound)'
