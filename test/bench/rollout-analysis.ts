@@ -1,4 +1,5 @@
 import type { FakeHost } from "@gild/testkit";
+import { median } from "./stats.js";
 
 /** A rollout as GET /v1/rollouts/:id shows it (the fields the bench reads). */
 export interface RolloutView {
@@ -186,9 +187,7 @@ function spanOf(values: number[]): Span | null {
 }
 
 function doneOf(values: number[]): { median: number; last: number } | null {
-  if (values.length === 0) return null;
-  const sorted = [...values].sort((a, b) => a - b);
-  return { median: sorted[Math.floor((sorted.length - 1) / 2)] as number, last: sorted.at(-1) as number };
+  return values.length === 0 ? null : { median: median(values), last: Math.max(...values) };
 }
 
 /**

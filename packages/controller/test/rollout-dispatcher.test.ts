@@ -10,48 +10,12 @@ import { CommandService } from "../src/command-service.js";
 import type { ImageService } from "../src/image-service.js";
 import { RolloutDispatcher } from "../src/rollout-dispatcher.js";
 import { NEW_COMMANDS_PER_FLUSH } from "../src/store/commands-repo.js";
-import type { HostInventory, HostRecord } from "../src/store/hosts-repo.js";
 import type { Store as SourceStore } from "../src/store/store.js";
-import { createTestDatabase, type TestDatabase } from "./support.js";
+import { blogHost, createTestDatabase, type TestDatabase } from "./support.js";
 
 const ROLLOUT = "ro_0000000000d1";
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 const hostId = (i: number) => `h_${i.toString(16).padStart(16, "0")}`;
-
-function host(id: string): HostRecord {
-  const inventory = {
-    hostId: id,
-    poolFreeBytes: 1,
-    images: [],
-    apps: [
-      {
-        name: "blog",
-        generation: 3,
-        imageLine: "web",
-        imageVersion: 1,
-        codeLine: "",
-        codeVersion: 0,
-        health: "healthy",
-        healthSinceMs: 1000,
-      },
-    ],
-  } as unknown as HostInventory;
-  return {
-    id,
-    name: `web-${id.slice(-4)}`,
-    labels: {},
-    state: "online",
-    lastSeen: 1,
-    joinedAt: 1,
-    agentVersion: null,
-    protocolVersion: 2,
-    kernelVersion: null,
-    btrfsProgsVersion: null,
-    maxStreamVersion: 2,
-    facts: {},
-    inventory,
-  };
-}
 
 /** A running rollout whose every host is to switch now (a wave that just started). */
 function switchingRollout(ids: readonly string[]): RolloutRecord {
@@ -130,7 +94,7 @@ describe("the rollout dispatcher", () => {
       },
     });
     const record = switchingRollout(ids);
-    const known = new Map(ids.map((id) => [id, host(id)]));
+    const known = new Map(ids.map((id) => [id, blogHost(id)]));
     dispatcher.dispatch({ record, apps: null, createdBy: null } as never, new Set(["blog"]), known, []);
 
     // The first slice left while the others were still to be made: the wave's first switch does not

@@ -4,43 +4,14 @@ import type { AgentHub } from "../src/agent-hub.js";
 import { ObservationCache, observeRollout, rolloutCommandId } from "../src/rollout-observer.js";
 import type { CommandRecord } from "../src/store/commands-repo.js";
 import type { HostInventory, HostRecord } from "../src/store/hosts-repo.js";
+import { blogHost } from "./support.js";
 
 const IDS = ["h_00000000000000a1", "h_00000000000000a2", "h_00000000000000a3"];
 const UUID_2 = "uuid-of-web-2";
 
 function host(id: string, health: "healthy" | "unhealthy" = "healthy", imageVersion = 1): HostRecord {
-  const inventory = {
-    hostId: id,
-    poolFreeBytes: 1,
-    images: [{ line: "web", version: 2, uuid: `copy-${id}`, receivedUuid: UUID_2 }],
-    apps: [
-      {
-        name: "blog",
-        generation: 3,
-        imageLine: "web",
-        imageVersion,
-        codeLine: "",
-        codeVersion: 0,
-        health,
-        healthSinceMs: 1000,
-      },
-    ],
-  } as unknown as HostInventory;
-  return {
-    id,
-    name: `web-${id.slice(-1)}`,
-    labels: {},
-    state: "online",
-    lastSeen: 1,
-    joinedAt: 1,
-    agentVersion: null,
-    protocolVersion: 2,
-    kernelVersion: null,
-    btrfsProgsVersion: null,
-    maxStreamVersion: 2,
-    facts: {},
-    inventory,
-  };
+  const images = [{ line: "web", version: 2, uuid: `copy-${id}`, receivedUuid: UUID_2 }];
+  return blogHost(id, { health, imageVersion, images: images as HostInventory["images"] });
 }
 
 function command(

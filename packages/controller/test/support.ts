@@ -17,6 +17,7 @@ import { GildError } from "@gild/core";
 import { createLoopBtrfs, type LoopBtrfs } from "@gild/testkit";
 import pg from "pg";
 import type { DatabaseLocation } from "../src/store/db.js";
+import type { HostInventory, HostRecord } from "../src/store/hosts-repo.js";
 
 /**
  * The database of a test's store. SQLite in `dir` by default; when GILD_TEST_POSTGRES_URL names a
@@ -182,5 +183,51 @@ export async function buildTestApp(): Promise<TestApp> {
       await database.drop();
       await rm(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * A joined, online host whose inventory runs the app "blog" on image line "web" (generation 3), with
+ * the given images: what the rollout observer and dispatcher tests plan for.
+ */
+export function blogHost(
+  id: string,
+  options: {
+    health?: "healthy" | "unhealthy";
+    imageVersion?: number;
+    images?: HostInventory["images"];
+  } = {},
+): HostRecord {
+  const inventory = {
+    hostId: id,
+    poolFreeBytes: 1,
+    images: options.images ?? [],
+    apps: [
+      {
+        name: "blog",
+        generation: 3,
+        imageLine: "web",
+        imageVersion: options.imageVersion ?? 1,
+        codeLine: "",
+        codeVersion: 0,
+        health: options.health ?? "healthy",
+        healthSinceMs: 1000,
+      },
+    ],
+  } as unknown as HostInventory;
+  return {
+    id,
+    name: `web-${id.slice(-4)}`,
+    labels: {},
+    state: "online",
+    lastSeen: 1,
+    joinedAt: 1,
+    agentVersion: null,
+    protocolVersion: 2,
+    kernelVersion: null,
+    btrfsProgsVersion: null,
+    maxStreamVersion: 2,
+    facts: {},
+    inventory,
   };
 }
