@@ -118,8 +118,13 @@ export class PeerSourcing {
   }
 
   /** A host's pull ended: a success makes it a holder; bad peers it reports feed nobody for a while. */
-  finished(artifactId: string, hostId: string, succeeded: boolean, badPeers: readonly BadPeer[] = []): void {
-    const swarm = this.swarms.get(artifactId);
+  finished(
+    artifactId: string | undefined,
+    hostId: string,
+    succeeded: boolean,
+    badPeers: readonly BadPeer[] = [],
+  ): void {
+    const swarm = artifactId === undefined ? undefined : this.swarms.get(artifactId);
     if (swarm?.tree.has(hostId)) {
       if (succeeded) swarm.tree.done(hostId);
       else swarm.tree.remove(hostId);
@@ -136,9 +141,18 @@ export class PeerSourcing {
 
   /** A command finished (a CommandService listener): a pull's outcome moves its transfer's tree. */
   onCommandFinished(record: CommandRecord): void {
-    const artifactId = artifactIdOfPull(record);
-    if (artifactId === undefined) return;
-    this.finished(artifactId, record.hostId, record.state === "succeeded", badPeersOf(record.result));
+    if (record.kind !== "pullImage") return;
+    const badPeers = badPeersOf(record.result);
+    // The transfer a host is still downloading in: one, but for a host given two pulls at once. Its
+    // manifest is decoded only to tell those apart: a wave's thousands of pulls would each read their
+    // command's body from the database and decode it, on the event loop the wave's reports wait for.
+    const downloading = [...this.swarms].filter(
+      ([, swarm]) => swarm.tree.has(record.hostId) && !swarm.tree.holds(record.hostId),
+    );
+    const only = downloading.length === 1 ? downloading[0] : undefined;
+    const artifactId = only ? only[0] : downloading.length > 1 ? artifactIdOfPull(record) : undefined;
+    if (artifactId === undefined && badPeers.length === 0) return;
+    this.finished(artifactId, record.hostId, record.state === "succeeded", badPeers);
   }
 
   private expire(): void {
@@ -150,9 +164,11 @@ export class PeerSourcing {
 
 /** The artifact id a PullImage command is for, from its signed manifest's bytes. */
 export function artifactIdOfPull(record: CommandRecord): string | undefined {
-  if (!("pullImage" in record.command)) return undefined;
+  // Read once: a command kept without its body reads it from the database each time it is asked for.
+  const command = record.command;
+  if (!("pullImage" in command)) return undefined;
   try {
-    return decodeManifest(record.command.pullImage.manifest).artifactId ?? undefined;
+    return decodeManifest(command.pullImage.manifest).artifactId ?? undefined;
   } catch {
     return undefined;
   }

@@ -1,8 +1,9 @@
 import { generateKeyPairSync, verify } from "node:crypto";
 import { PEER_TICKET_TTL_MS, PeerSourcing } from "@gild/controller";
 import { silentLogger } from "@gild/core";
-import { decodePeerTicket, type PeerSource, peerTicketSignedBytes } from "@gild/protocol";
+import { decodePeerTicket, encodeManifest, type PeerSource, peerTicketSignedBytes } from "@gild/protocol";
 import { beforeEach, describe, expect, it } from "vitest";
+import type { CommandRecord } from "../src/store/commands-repo.js";
 
 // PeerSourcing with its real planner, key and tickets; the hosts are records in a map and the clock
 // is a number the tests move. docs/architecture.md, Peer fan-out.
@@ -130,6 +131,66 @@ describe("PeerSourcing", () => {
     expect(sourcesOf("h3")).toEqual([["h1", false]]);
     // h4's parent still downloads; its alternate, h1, holds it all.
     expect(sourcesOf("h4")).toEqual([
+      ["h2", true],
+      ["h1", false],
+    ]);
+  });
+
+  it("moves a transfer's tree when a pull finishes, and reads the pull's body only for a host in two transfers", () => {
+    let bodyReads = 0;
+    const pull = (hostId: string, artifactId: string): CommandRecord =>
+      ({
+        id: `ro_1:${hostId}:fetch`,
+        hostId,
+        kind: "pullImage",
+        state: "succeeded",
+        error: null,
+        result: null,
+        rolloutId: "ro_1",
+        createdAt: T0,
+        updatedAt: T0,
+        get command() {
+          bodyReads++;
+          const manifest = encodeManifest({
+            artifactId,
+            line: "web",
+            version: 2,
+            parentVersion: 0,
+            parentUuid: "",
+            uuid: "u",
+            sizeBytes: 1,
+            sha256: "ab".repeat(32),
+            streamVersion: 2,
+            createdAtMs: T0,
+          });
+          return { commandId: `ro_1:${hostId}:fetch`, pullImage: { manifest } };
+        },
+      }) as unknown as CommandRecord;
+    peersOf("h1");
+    peersOf("h2");
+    sourcing.onCommandFinished(pull("h1", ARTIFACT));
+    // Finished, h1 holds the artifact: the first parent of the next host, before h2 that still downloads.
+    expect(bodyReads).toBe(0);
+    expect(
+      sourcing
+        .sourcesFor(ARTIFACT, hosts.get("h3") as HostRecord)
+        .map((s) => [s.hostId, s.downloading ?? false]),
+    ).toEqual([["h1", false]]);
+    // h2 downloads two artifacts at once: the body says which one finished.
+    peersOf("h2", OTHER_ARTIFACT);
+    sourcing.onCommandFinished(pull("h2", OTHER_ARTIFACT));
+    expect(bodyReads).toBe(1);
+    expect(
+      sourcing
+        .sourcesFor(OTHER_ARTIFACT, hosts.get("h4") as HostRecord)
+        .map((s) => [s.hostId, s.downloading ?? false]),
+    ).toEqual([["h2", false]]);
+    // ... and h2 still downloads the first.
+    expect(
+      sourcing
+        .sourcesFor(ARTIFACT, hosts.get("h5") as HostRecord)
+        .map((s) => [s.hostId, s.downloading ?? false]),
+    ).toEqual([
       ["h2", true],
       ["h1", false],
     ]);

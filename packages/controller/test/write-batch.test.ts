@@ -161,6 +161,42 @@ describe("writes batched per event-loop turn", () => {
     }
   });
 
+  it("changes the state of a job's command without reading its body, and never keeps one it read", async () => {
+    const job = "ro_00000000aa";
+    const [fetch1, fetch2, fetch3] = [1, 2, 3].map((n) => `${job}:${HOST}:fetch:${n}`) as [
+      string,
+      string,
+      string,
+    ];
+    for (const id of [fetch1, fetch2, fetch3]) issue(id);
+    await turn();
+    store.close();
+    store = Store.open(database.location);
+    let bodyReads = 0;
+    const prepare = store.db.prepare.bind(store.db);
+    store.db.prepare = ((sql: string) => {
+      if (/SELECT payload, body FROM commands/.test(sql)) bodyReads++;
+      return prepare(sql);
+    }) as typeof store.db.prepare;
+    expect(store.commands.forRollout(job).map((c) => c.state)).toEqual(["pending", "pending", "pending"]);
+    store.commands.setRunning(fetch1, 6);
+    expect(store.commands.finish(fetch1, "succeeded", { ok: true }, null, 7)).toBe(true);
+    expect(store.commands.cancelPending(job, HOST, 8, ["pullImage"]).sort()).toEqual([fetch2, fetch3]);
+    await turn();
+    expect(bodyReads).toBe(0);
+    expect(store.commands.forRollout(job).map((c) => [c.state, c.updatedAt])).toEqual([
+      ["succeeded", 7],
+      ["failed", 8],
+      ["failed", 8],
+    ]);
+    expect(onDisk(store, fetch1)?.state).toBe("succeeded");
+    // Asked for, the body is read (with the state it has now), and read again the next time.
+    const [done] = store.commands.forRollout(job);
+    expect(done?.command.commandId).toBe(fetch1);
+    expect(done?.command.commandId).toBe(fetch1);
+    expect(bodyReads).toBe(2);
+  });
+
   it("writes a wave's new commands a slice per turn, and sends each only once it is on disk", async () => {
     const count = 2 * NEW_COMMANDS_PER_FLUSH + 7;
     const sent: string[] = [];

@@ -57,17 +57,17 @@ function fromRow(row: CommandRow, db?: Db): CommandRecord {
     // Decoded when asked for: a planning step reads every command of a rollout (20,000 at 10,000
     // hosts) for their states, and sends none of them.
     get command(): Command {
-      if (command === undefined) {
-        // A row read without its body (a job's, kept in memory) reads it now.
-        const full =
-          row.lazy && db
-            ? (db.prepare("SELECT payload, body FROM commands WHERE id = ?").get(row.id) as
-                | Pick<CommandRow, "payload" | "body">
-                | undefined)
-            : undefined;
-        command = commandOf(full ? { ...row, ...full } : row);
+      if (command !== undefined) return command;
+      if (!(row.lazy && db)) {
+        command = commandOf(row);
+        return command;
       }
-      return command;
+      // A row read without its body (a job's, kept in memory) reads it now, and does not keep it: a
+      // wave's pulls would each hold their signed manifest for as long as the job is kept.
+      const full = db.prepare("SELECT payload, body FROM commands WHERE id = ?").get(row.id) as
+        | Pick<CommandRow, "payload" | "body">
+        | undefined;
+      return commandOf(full ? { ...row, ...full } : row);
     },
     state: row.state as CommandRowState,
     error: row.error === null ? null : (JSON.parse(row.error) as SerializedError),
@@ -76,6 +76,19 @@ function fromRow(row: CommandRow, db?: Db): CommandRecord {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
+}
+
+/**
+ * The record with some fields changed. Not a spread: a spread calls the lazy `command` getter of a row
+ * read without its body, so every status of a wave's commands would read and decode its body (a pull's
+ * holds its whole signed manifest) and keep it in memory with the job's commands.
+ */
+function withChanges(
+  record: CommandRecord,
+  changes: Partial<Pick<CommandRecord, "state" | "error" | "result" | "updatedAt">>,
+): CommandRecord {
+  const copy = Object.defineProperties({}, Object.getOwnPropertyDescriptors(record)) as CommandRecord;
+  return Object.assign(copy, changes);
 }
 
 /** A command's row as it waits in the batch: the whole record, and its body's JSON when it is new. */
@@ -304,7 +317,7 @@ export class CommandsRepo {
 
   setRunning(id: string, now: number): void {
     const current = this.get(id);
-    if (current?.state === "pending") this.hold({ ...current, state: "running", updatedAt: now });
+    if (current?.state === "pending") this.hold(withChanges(current, { state: "running", updatedAt: now }));
   }
 
   /** Record the final result; false when it was already final (a replayed status). */
@@ -319,7 +332,7 @@ export class CommandsRepo {
     if (current === undefined || (current.state !== "pending" && current.state !== "running")) return false;
     // Kept as JSON would give it back: what the batch writes and what a read after it returns agree.
     const stored = result === null ? null : (JSON.parse(JSON.stringify(result)) as unknown);
-    this.hold({ ...current, state, result: stored, error, updatedAt: now });
+    this.hold(withChanges(current, { state, result: stored, error, updatedAt: now }));
     return true;
   }
 
@@ -357,7 +370,7 @@ export class CommandsRepo {
       code: "GILD_COMMAND_CANCELLED",
       message: "withdrawn by its job (a rollout or a host update) before the host took it",
     };
-    for (const c of pending) this.hold({ ...c, state: "failed", error, updatedAt: now });
+    for (const c of pending) this.hold(withChanges(c, { state: "failed", error, updatedAt: now }));
     return pending.map((c) => c.id);
   }
 
