@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -118,6 +118,12 @@ describeWith(
       await browserProcess?.close();
       await fleet?.destroy();
       if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("keeps Chromium's own files in the test's dir", () => {
+      // Its singleton socket's dir goes to its temporary dir: the test's, not the machine's /tmp.
+      const tmp = readdirSync(join(dir, "chromium-home", "tmp"));
+      expect(tmp.some((name) => name.startsWith("org.chromium.Chromium."))).toBe(true);
     });
 
     it("signs in with a user's token: an HttpOnly, SameSite=Strict session cookie, the fleet page", async () => {

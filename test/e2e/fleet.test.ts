@@ -1,10 +1,11 @@
 import { execFileSync } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import {
   createFleet,
+  FAKETIME_LIBRARY,
   type Fleet,
   type FleetHostStatus,
   type FleetState,
@@ -26,14 +27,20 @@ async function statusOf(fleet: Fleet, name: string): Promise<FleetHostStatus | u
   return (await fleet.hostStatuses()).find((h) => h.name === name);
 }
 
-describeWith(["root", "btrfs", "netns", "busybox"], "the local fleet harness", () => {
+describeWith(["root", "btrfs", "netns", "busybox", "faketime"], "the local fleet harness", () => {
   const fleets: Fleet[] = [];
   afterAll(async () => {
     for (const fleet of fleets) await fleet.destroy();
   });
 
   it("makes hosts that are online on their own addresses, survive an agent crash, and leave nothing behind", async () => {
-    const fleet = await createFleet({ hosts: 2 });
+    // host-1's agent preloads libfaketime (no offset), which leaves files in /dev/shm: the teardown
+    // removes those of both its runs, the one killed included.
+    const fleet = await createFleet({
+      hosts: 2,
+      hostAgentEnv: (i): Record<string, string> =>
+        i === 1 ? { LD_PRELOAD: FAKETIME_LIBRARY, FAKETIME: "+0" } : {},
+    });
     fleets.push(fleet);
 
     const hosts = await fleet.hostStatuses();
@@ -93,6 +100,8 @@ describeWith(["root", "btrfs", "netns", "busybox"], "the local fleet harness", (
       "agent:host-2",
       "controller",
     ]);
+    expect(record.sharedMemory).toHaveLength(4);
+    for (const file of record.sharedMemory ?? []) expect(existsSync(file)).toBe(true);
     await fleet.destroy();
     await fleet.destroy(); // idempotent
     expect(await fleetLeftovers(record)).toEqual([]);

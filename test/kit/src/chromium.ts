@@ -13,13 +13,24 @@ export interface HeadlessChromium {
 }
 
 /**
- * Start Debian's Chromium headless with a fresh profile in `dir` (no sandbox: tests run as root, which
+ * Start Debian's Chromium headless with a fresh profile, home and temporary dir in `dir` (no sandbox: tests run as root, which
  * Chromium's sandbox refuses), listening for DevTools on a free loopback port. The test owns the
  * process by its pid, so it can end it in afterAll whatever happened to the connection.
  */
 export async function launchHeadlessChromium(dir: string, timeoutMs = 30_000): Promise<HeadlessChromium> {
   const profile = join(dir, "chromium-profile");
   mkdirSync(profile, { recursive: true });
+  // Besides its profile Chromium writes to its temporary dir (its singleton socket's dir), to the
+  // config dir (crash reports) and to the cache (dconf): all of them under `dir`, not the machine's.
+  const home = join(dir, "chromium-home");
+  const env = {
+    ...process.env,
+    HOME: home,
+    TMPDIR: join(home, "tmp"),
+    XDG_CONFIG_HOME: join(home, ".config"),
+    XDG_CACHE_HOME: join(home, ".cache"),
+  };
+  mkdirSync(env.TMPDIR, { recursive: true });
   const child = spawn(
     CHROMIUM,
     [
@@ -38,7 +49,7 @@ export async function launchHeadlessChromium(dir: string, timeoutMs = 30_000): P
       "--window-size=1400,1000",
       "about:blank",
     ],
-    { stdio: ["ignore", "ignore", "pipe"] },
+    { stdio: ["ignore", "ignore", "pipe"], env },
   );
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const close = async () => {

@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { run } from "../host-commands.js";
 import { capture } from "./capture.js";
+import { faketimeFiles } from "./faketime-files.js";
 import { type FleetContext, recordFor, setRecord, stopRole, waitOnline } from "./fleet-context.js";
 import type { HostRecord } from "./fleet-state.js";
 import { enterNetns } from "./network.js";
@@ -29,14 +30,17 @@ export function launchAgent(ctx: FleetContext, host: HostRecord): number | undef
     ...ctx.state.agentArgs,
     ...(host.agentArgs ?? []),
   ]);
+  const env = { ...ctx.baseEnv, ...host.agentEnv };
   const record = spawnDetached({
     role: agentRole(host.name),
     marker: host.stateDir,
     file,
     args,
-    env: { ...ctx.baseEnv, ...host.agentEnv },
+    env,
     logFile: host.logFile,
   });
+  const leaves = faketimeFiles(env, record.pid);
+  if (leaves.length > 0) ctx.state.sharedMemory = [...(ctx.state.sharedMemory ?? []), ...leaves];
   setRecord(ctx, record);
   ctx.log(`${host.name}: agent started (pid ${record.pid})`);
   return since;

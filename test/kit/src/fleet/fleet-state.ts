@@ -63,6 +63,11 @@ export interface FleetState {
   pools: PoolRecord[];
   /** Processes the fleet started that may still run (controller, agents). */
   processes: ProcessRecord[];
+  /**
+   * Files outside the fleet's dir that its processes leave (libfaketime's in /dev/shm, faketime-files.ts),
+   * removed once those processes are gone. Absent in a state file written before it was recorded.
+   */
+  sharedMemory?: string[];
   hosts: HostRecord[];
 }
 

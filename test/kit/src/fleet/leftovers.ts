@@ -10,10 +10,11 @@ import { readProcStat } from "./process-record.js";
  * What of a fleet is still on this machine, as readable lines; [] when it was undone completely:
  * namespaces, links (bridge, veths), mounts and loop devices under its dir, its recorded processes and
  * any other process of it (found by its dir, its namespaces or its pools: one started again by hand),
- * and the dir itself. Read the state before destroying the fleet, then check after.
+ * the files it recorded outside its dir (libfaketime's), and the dir itself. Read the state before
+ * destroying the fleet, then check after.
  */
 export async function fleetLeftovers(
-  made: Pick<FleetState, "id" | "dir" | "processes"> & Partial<Pick<FleetState, "netns">>,
+  made: Pick<FleetState, "id" | "dir" | "processes"> & Partial<Pick<FleetState, "netns" | "sharedMemory">>,
 ): Promise<string[]> {
   const { id, dir } = made;
   const out: string[] = [];
@@ -34,6 +35,7 @@ export async function fleetLeftovers(
   }
   for (const f of findFleetProcesses({ paths: [dir], netns: [...(made.netns ?? []), ...netns], loops }))
     if (!recorded.has(f.info.pid)) out.push(`process ${describeProcess(f.info)}: ${f.why}`);
+  for (const file of made.sharedMemory ?? []) if (existsSync(file)) out.push(`file ${file}`);
   if (existsSync(dir)) out.push(`dir ${dir}`);
   return out;
 }

@@ -33,6 +33,11 @@ export function teardownFleetSync(state: FleetState, log: (line: string) => void
   // 1. Processes: recorded, left in their process groups, in the namespaces, found by the fleet's paths.
   const problems = killFleetProcesses(state, log);
   state.processes = state.processes.filter(isRunning);
+  // What they leave outside the fleet's dir, named by their pids: theirs only once none runs.
+  if (state.processes.length === 0) {
+    for (const file of state.sharedMemory ?? []) rmSync(file, { force: true });
+    state.sharedMemory = [];
+  }
   save();
 
   // 2. Namespaces; their veth ends go with them (the kernel frees a namespace asynchronously).
