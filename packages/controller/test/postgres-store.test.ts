@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { batchTexts } from "../src/store/postgres-batch.js";
 import { translatePlaceholders } from "../src/store/postgres-db.js";
 import { storeFailure } from "../src/store/store-errors.js";
-import { createTestDatabase, type TestDatabase } from "./support.js";
+import { createTestDatabase, type TestDatabase, Undo } from "./support.js";
 
 const HOST = "h_00000000000000a1";
 
@@ -81,15 +81,17 @@ describeWith(["postgres"], "the store in PostgreSQL", () => {
   afterAll(() => {
     server?.destroy();
   });
+  const undo = new Undo();
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), "gild-postgres-store-"));
+    undo.push(() => rm(dir, { recursive: true, force: true }));
     database = await createTestDatabase(dir, server.url);
+    undo.push(() => database.drop());
+    undo.push(() => {
+      for (const store of opened.splice(0)) store.close();
+    });
   });
-  afterEach(async () => {
-    for (const store of opened.splice(0)) store.close();
-    await database.drop();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterEach(() => undo.run());
 
   it("admits one controller per database, and the next once the first closed", () => {
     const first = open();

@@ -11,7 +11,7 @@ import type { ImageService } from "../src/image-service.js";
 import { RolloutDispatcher } from "../src/rollout-dispatcher.js";
 import { NEW_COMMANDS_PER_FLUSH } from "../src/store/commands-repo.js";
 import type { Store as SourceStore } from "../src/store/store.js";
-import { blogHost, createTestDatabase, type TestDatabase } from "./support.js";
+import { blogHost, createTestDatabase, type TestDatabase, Undo } from "./support.js";
 
 const ROLLOUT = "ro_0000000000d1";
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -47,10 +47,14 @@ describe("the rollout dispatcher", () => {
   /** What the hub sent, in order, with how many of the rollout's commands existed at that moment. */
   let sent: Array<{ commandId: string; madeThen: number }>;
 
+  const undo = new Undo();
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), "gild-dispatcher-"));
+    undo.push(() => rm(dir, { recursive: true, force: true }));
     database = await createTestDatabase(dir);
+    undo.push(() => database.drop());
     store = Store.open(database.location);
+    undo.push(() => store.close());
     sourceStore = store as unknown as SourceStore;
     sent = [];
     const hub = {
@@ -64,13 +68,9 @@ describe("the rollout dispatcher", () => {
       },
     } as unknown as AgentHub;
     commands = new CommandService({ store: sourceStore, hub, log: createControllerLogger("silent") });
+    undo.push(() => commands.close());
   });
-  afterEach(async () => {
-    commands.close();
-    store.close();
-    await database.drop();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterEach(() => undo.run());
 
   it("stores and sends the first slice of a wave's switches before it makes the rest, then sends every one once", async () => {
     const count = NEW_COMMANDS_PER_FLUSH * 2 + 30;

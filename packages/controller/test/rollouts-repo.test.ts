@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { openSqlite, Store } from "@gild/controller";
 import { createRollout, type RolloutRecord, resolveStrategy } from "@gild/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createTestDatabase, TEST_POSTGRES_URL, type TestDatabase } from "./support.js";
+import { createTestDatabase, TEST_POSTGRES_URL, type TestDatabase, Undo } from "./support.js";
 
 const hostId = (i: number) => `h_${i.toString(16).padStart(16, "0")}`;
 
@@ -33,16 +33,16 @@ describe("rollouts repo: host steps as rows", () => {
   let dir: string;
   let database: TestDatabase;
   let store: Store;
+  const undo = new Undo();
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), "gild-rollouts-repo-"));
+    undo.push(() => rm(dir, { recursive: true, force: true }));
     database = await createTestDatabase(dir);
+    undo.push(() => database.drop());
     store = Store.open(database.location);
+    undo.push(() => store.close());
   });
-  afterEach(async () => {
-    store.close();
-    await database.drop();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterEach(() => undo.run());
 
   it("gives back the record it stored, waves in order, with the small rest in the rollouts row", () => {
     const record = rollout(40);

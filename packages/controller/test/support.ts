@@ -20,6 +20,33 @@ import type { DatabaseLocation } from "../src/store/db.js";
 import type { HostInventory, HostRecord } from "../src/store/hosts-repo.js";
 
 /**
+ * What a test made, to undo in reverse order once it ended: each step is pushed right after the thing
+ * it undoes was made, so a setup that failed half way undoes what it did make, and each step runs on
+ * its own (one that throws never keeps the others from running; the first error is thrown after).
+ */
+export class Undo {
+  private steps: Array<() => unknown> = [];
+
+  push(step: () => unknown): void {
+    this.steps.push(step);
+  }
+
+  async run(): Promise<void> {
+    const steps = this.steps.reverse();
+    this.steps = [];
+    let failure: { err: unknown } | undefined;
+    for (const step of steps) {
+      try {
+        await step();
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+    if (failure) throw failure.err;
+  }
+}
+
+/**
  * The database of a test's store. SQLite in `dir` by default; when GILD_TEST_POSTGRES_URL names a
  * PostgreSQL server (test/run starts one for the second pass of the controller's tests), a database of
  * its own on that server, dropped by `drop`.
@@ -148,9 +175,21 @@ const noBuilds: ControllerImageBuilder = {
  * nothing: what the API's tests need, without root or btrfs (the privileged paths stay in e2e).
  */
 export async function buildTestApp(): Promise<TestApp> {
+  const undo = new Undo();
+  try {
+    return await makeTestApp(undo);
+  } catch (err) {
+    await undo.run().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function makeTestApp(undo: Undo): Promise<TestApp> {
   const dir = await mkdtemp(join(tmpdir(), "gild-api-"));
+  undo.push(() => rm(dir, { recursive: true, force: true }));
   await mkdir(join(dir, "data"), { recursive: true });
   const database = await createTestDatabase(join(dir, "data"));
+  undo.push(() => database.drop());
   const config = resolveControllerConfig({
     dataDir: join(dir, "data"),
     database: database.setting,
@@ -159,6 +198,7 @@ export async function buildTestApp(): Promise<TestApp> {
     logLevel: "silent",
   });
   const state = openControllerState(config);
+  undo.push(() => state.store.close());
   const controller = await buildController({
     config,
     log: createControllerLogger("silent"),
@@ -178,10 +218,8 @@ export async function buildTestApp(): Promise<TestApp> {
     adminToken: state.adminToken,
     metricsToken: state.metricsToken,
     async destroy() {
-      await controller.close();
-      state.store.close();
-      await database.drop();
-      await rm(dir, { recursive: true, force: true });
+      undo.push(() => controller.close());
+      await undo.run();
     },
   };
 }

@@ -6,7 +6,7 @@ import { Store } from "@gild/controller";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { NEW_COMMANDS_PER_FLUSH } from "../src/store/commands-repo.js";
 import type { HostInventory } from "../src/store/hosts-repo.js";
-import { createTestDatabase, type TestDatabase } from "./support.js";
+import { createTestDatabase, type TestDatabase, Undo } from "./support.js";
 
 const HOST = "h_00000000000000a1";
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -38,19 +38,19 @@ describe("writes batched per event-loop turn", () => {
   let database: TestDatabase;
   let store: Store;
   let transactions: number;
+  const undo = new Undo();
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), "gild-write-batch-"));
+    undo.push(() => rm(dir, { recursive: true, force: true }));
     database = await createTestDatabase(dir);
+    undo.push(() => database.drop());
     store = Store.open(database.location);
+    undo.push(() => store.close());
     store.hosts.insert({ id: HOST, name: "web-1", labels: {}, credentialHash: "x", joinedAt: 1 });
     transactions = 0;
     store.onTransaction = () => transactions++;
   });
-  afterEach(async () => {
-    store.close();
-    await database.drop();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterEach(() => undo.run());
 
   const issue = (id: string, rolloutId: string | null = "ro_00000000aa", onStored?: () => void) =>
     store.commands.insertIfAbsent(
