@@ -6,6 +6,7 @@ import { join } from "node:path";
 import {
   FLEET_STATE_FILE,
   fleetLeftovers,
+  fleetNspawnFiles,
   gildCliPath,
   readFleetState,
   runQuickstartScript,
@@ -74,6 +75,9 @@ describeWith(
           [2, 2, "healthy"],
         ]);
 
+        // The containers still run: what their nspawns made under /run goes with them.
+        const containerFiles = fleetNspawnFiles(state);
+        expect(containerFiles.length).toBeGreaterThanOrEqual(6);
         const down = await runQuickstartScript(["down", "--dir", dir], 120_000);
         expect(down.code, down.output).toBe(0);
         const again = await runQuickstartScript(["down", "--dir", dir], 120_000);
@@ -81,6 +85,7 @@ describeWith(
 
         // Nothing of it remains: namespaces, links, mounts, loop devices, processes, files.
         expect(await fleetLeftovers(state)).toEqual([]);
+        expect(containerFiles.filter((file) => existsSync(file))).toEqual([]);
       },
       20 * 60_000,
     );

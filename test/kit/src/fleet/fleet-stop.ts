@@ -3,6 +3,7 @@ import { waitFor } from "../wait.js";
 import { type FleetScope, type FoundProcess, findFleetProcesses } from "./fleet-processes.js";
 import type { FleetState } from "./fleet-state.js";
 import { loopDevicesUnder, ownedPaths } from "./host-footprint.js";
+import { nspawnFiles, removeNspawnFiles } from "./nspawn-files.js";
 import { describeProcess, type ProcInfo } from "./proc-scan.js";
 import {
   groupMembers,
@@ -118,6 +119,8 @@ export function killFleetProcesses(state: FleetState, log: (line: string) => voi
   );
   const inNetns = found.filter((f) => f.inNetns);
   if (inNetns.length > 0) log(`killing ${inNetns.length} processes left in the namespaces`);
+  // Containers the agents left running: killed, their nspawn cannot remove what it made under /run.
+  const nspawned = found.flatMap((f) => nspawnFiles(f.info));
   const targets = [
     ...strays,
     ...found.map((f) => {
@@ -128,7 +131,10 @@ export function killFleetProcesses(state: FleetState, log: (line: string) => voi
   ];
   for (const t of targets) t.signal("SIGKILL");
   const all = [...recorded, ...targets];
-  if (waitSync(() => all.every((t) => !t.alive()), EXIT_DEADLINE_MS)) return [];
+  if (waitSync(() => all.every((t) => !t.alive()), EXIT_DEADLINE_MS)) {
+    removeNspawnFiles(nspawned);
+    return [];
+  }
   return all
     .filter((t) => t.alive())
     .map((t) => {

@@ -46,7 +46,7 @@ export {
   imageUpdateArgs,
   updateImage,
 } from "./images.js";
-export { fleetLeftovers } from "./leftovers.js";
+export { fleetLeftovers, fleetNspawnFiles } from "./leftovers.js";
 export type { ProcessRecord } from "./process-record.js";
 export { findRepoRoot, gildCliPath } from "./repo-root.js";
 export { journaledKinds, type RolloutStatusView, rolloutStatus, watchRollout } from "./rollouts.js";

@@ -3,6 +3,7 @@ import { findFleetProcesses } from "./fleet-processes.js";
 import type { FleetState } from "./fleet-state.js";
 import { linkNames, loopDevicesUnder, mountsUnder } from "./host-footprint.js";
 import { listNetns } from "./network.js";
+import { nspawnFiles } from "./nspawn-files.js";
 import { describeProcess } from "./proc-scan.js";
 import { readProcStat } from "./process-record.js";
 
@@ -38,4 +39,13 @@ export async function fleetLeftovers(
   for (const file of made.sharedMemory ?? []) if (existsSync(file)) out.push(`file ${file}`);
   if (existsSync(dir)) out.push(`dir ${dir}`);
   return out;
+}
+
+/**
+ * What the fleet's running containers made under /run (their nspawns' propagation dirs and root
+ * locks, nspawn-files.ts): list them before destroying the fleet, then check that none is left.
+ */
+export function fleetNspawnFiles(made: Pick<FleetState, "dir" | "netns">): string[] {
+  const scope = { paths: [made.dir], netns: made.netns, loops: loopDevicesUnder(made.dir) };
+  return findFleetProcesses(scope).flatMap((f) => nspawnFiles(f.info));
 }
