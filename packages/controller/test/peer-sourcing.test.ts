@@ -59,6 +59,9 @@ describe("PeerSourcing", () => {
   /** The peers (host ids, in order) a host's pull of `artifact` is given. */
   const peersOf = (id: string, artifact = ARTIFACT): string[] =>
     sourcing.sourcesFor(artifact, hosts.get(id) as HostRecord).map((s) => s.hostId);
+  /** The same, each with whether that source still downloads. */
+  const sourcesOf = (id: string, artifact = ARTIFACT): Array<[string, boolean]> =>
+    sourcing.sourcesFor(artifact, hosts.get(id) as HostRecord).map((s) => [s.hostId, s.downloading ?? false]);
 
   it("feeds the first host from the controller and the rest from each other, two per host, breadth first", () => {
     expect(["h1", "h2", "h3", "h4", "h5", "h6", "h7"].map((id) => [id, peersOf(id)])).toEqual([
@@ -121,10 +124,6 @@ describe("PeerSourcing", () => {
   });
 
   it("marks a source that still downloads (its pull may not have begun when asked), not a holder", () => {
-    const sourcesOf = (id: string) =>
-      sourcing
-        .sourcesFor(ARTIFACT, hosts.get(id) as HostRecord)
-        .map((s) => [s.hostId, s.downloading ?? false]);
     sourcesOf("h1");
     expect(sourcesOf("h2")).toEqual([["h1", true]]);
     sourcing.finished(ARTIFACT, "h1", true);
@@ -171,26 +170,14 @@ describe("PeerSourcing", () => {
     sourcing.onCommandFinished(pull("h1", ARTIFACT));
     // Finished, h1 holds the artifact: the first parent of the next host, before h2 that still downloads.
     expect(bodyReads).toBe(0);
-    expect(
-      sourcing
-        .sourcesFor(ARTIFACT, hosts.get("h3") as HostRecord)
-        .map((s) => [s.hostId, s.downloading ?? false]),
-    ).toEqual([["h1", false]]);
+    expect(sourcesOf("h3")).toEqual([["h1", false]]);
     // h2 downloads two artifacts at once: the body says which one finished.
     peersOf("h2", OTHER_ARTIFACT);
     sourcing.onCommandFinished(pull("h2", OTHER_ARTIFACT));
     expect(bodyReads).toBe(1);
-    expect(
-      sourcing
-        .sourcesFor(OTHER_ARTIFACT, hosts.get("h4") as HostRecord)
-        .map((s) => [s.hostId, s.downloading ?? false]),
-    ).toEqual([["h2", false]]);
+    expect(sourcesOf("h4", OTHER_ARTIFACT)).toEqual([["h2", false]]);
     // ... and h2 still downloads the first.
-    expect(
-      sourcing
-        .sourcesFor(ARTIFACT, hosts.get("h5") as HostRecord)
-        .map((s) => [s.hostId, s.downloading ?? false]),
-    ).toEqual([
+    expect(sourcesOf("h5")).toEqual([
       ["h2", true],
       ["h1", false],
     ]);

@@ -13,8 +13,8 @@ export interface HeadlessChromium {
 }
 
 /**
- * Start Debian's Chromium headless with a fresh profile, home and temporary dir in `dir` (no sandbox: tests run as root, which
- * Chromium's sandbox refuses), listening for DevTools on a free loopback port. The test owns the
+ * Start Debian's Chromium headless with a fresh profile, home and temporary dir in `dir` (no sandbox:
+ * tests run as root, which Chromium's sandbox refuses), listening for DevTools on a free loopback port. The test owns the
  * process by its pid, so it can end it in afterAll whatever happened to the connection.
  */
 export async function launchHeadlessChromium(dir: string, timeoutMs = 30_000): Promise<HeadlessChromium> {
