@@ -37,6 +37,8 @@ interface Session {
   /** The protocol version the session speaks: the agent's, once its Hello said it. */
   version: number;
   awaitingPong: boolean;
+  /** Which of the heartbeat interval's ping ticks pings this session (PING_SLICES). */
+  pingSlot: number;
   helloTimer: NodeJS.Timeout | undefined;
   /** When the last inventory was handled, and the newest one waiting for its turn (coalesced). */
   inventoryAt: number;
@@ -47,6 +49,15 @@ interface Session {
 }
 
 const HELLO_TIMEOUT_MS = 10_000;
+
+/**
+ * Each heartbeat interval pings every session once, a slice of them per tick, not all at once: at
+ * 10,000 hosts one tick that pinged them all held the event loop for about 180 ms (a TLS write each),
+ * and their pongs came back in one burst. Ticks are at least PING_TICK_MIN_MS apart, so a short
+ * interval (tests) has fewer slices.
+ */
+const PING_SLICES = 20;
+const PING_TICK_MIN_MS = 50;
 
 /** Connections of one host that have not said Hello yet; more are refused (try again later). */
 const MAX_PENDING_PER_HOST = 4;
@@ -83,6 +94,10 @@ export class AgentHub {
   private readonly pending = new Map<string, Set<Session>>();
   private readonly listeners: HubListener[] = [];
   private readonly pingTimer: NodeJS.Timeout;
+  private readonly pingSlices: number;
+  /** Ticks of the ping timer so far; the slot a new session gets goes round the slices. */
+  private pingTicks = 0;
+  private sessionsMade = 0;
   private graceTimer: NodeJS.Timeout | undefined;
   /** Hosts that went offline while the store could not record it: written on a later ping tick. */
   private readonly offlineUnrecorded = new Map<string, number>();
@@ -107,7 +122,11 @@ export class AgentHub {
       clientTracking: false,
       skipUTF8Validation: true,
     });
-    this.pingTimer = setInterval(() => this.pingAll(), deps.heartbeatIntervalMs);
+    this.pingSlices = Math.max(
+      1,
+      Math.min(PING_SLICES, Math.floor(deps.heartbeatIntervalMs / PING_TICK_MIN_MS)),
+    );
+    this.pingTimer = setInterval(() => this.pingTick(), deps.heartbeatIntervalMs / this.pingSlices);
     this.pingTimer.unref();
   }
 
@@ -203,6 +222,7 @@ export class AgentHub {
       helloed: false,
       version: PROTOCOL_VERSION,
       awaitingPong: false,
+      pingSlot: this.sessionsMade++ % this.pingSlices,
       helloTimer: undefined,
       inventoryAt: 0,
       inventoryWaiting: undefined,
@@ -518,11 +538,19 @@ export class AgentHub {
     }
   }
 
-  private pingAll(): void {
-    for (const [hostId, lastSeen] of this.offlineUnrecorded) {
-      if (!this.sessions.has(hostId)) this.recordOffline(hostId, lastSeen);
-    }
+  /**
+   * One tick of the heartbeat: ping the sessions of this tick's slot; one that has not answered the ping
+   * of its slot's previous tick, one interval ago, is cut off. Once per interval, retry writing the
+   * offline states the store could not write.
+   */
+  private pingTick(): void {
+    const slot = this.pingTicks++ % this.pingSlices;
+    if (slot === 0)
+      for (const [hostId, lastSeen] of this.offlineUnrecorded) {
+        if (!this.sessions.has(hostId)) this.recordOffline(hostId, lastSeen);
+      }
     for (const session of this.sessions.values()) {
+      if (session.pingSlot !== slot) continue;
       if (session.awaitingPong) {
         this.log.warn({ hostId: session.hostId }, "agent missed a pong: terminating its connection");
         session.ws.terminate();

@@ -293,6 +293,30 @@ describeWith(["root", "btrfs"], "control channel", () => {
     agent.ws.terminate();
   }, 30_000);
 
+  it("pings every session once per heartbeat interval, the sessions in turn rather than all at once", async () => {
+    // Three sessions made one after the other take three slots of the interval (a tick every 50 ms at
+    // 1 s): each is pinged in its own tick. Pinged all at once, 10,000 hosts held the loop ~180 ms.
+    const names = ["ping-a", "ping-b", "ping-c"];
+    for (const name of names) if (!credentials.has(name)) await joinHost(name);
+    const peers = names.map((name) => open(credentials.get(name)));
+    const pings = peers.map(() => [] as number[]);
+    for (const [i, peer] of peers.entries()) peer.ws.on("ping", () => pings[i]?.push(performance.now()));
+    await Promise.all(peers.map((peer, i) => hello(peer, names[i] as string)));
+    await waitFor(() => pings.every((p) => p.length >= 2), {
+      what: "two pings for each session",
+      timeoutMs: 5_000,
+    });
+    for (const p of pings) {
+      // Once per interval (1 s), not more often: the gap is at least most of it.
+      expect((p[1] as number) - (p[0] as number)).toBeGreaterThan(800);
+    }
+    const firsts = pings.map((p) => p[0] as number).sort((a, b) => a - b);
+    for (let i = 1; i < firsts.length; i++)
+      expect((firsts[i] as number) - (firsts[i - 1] as number)).toBeGreaterThan(25);
+    for (const peer of peers) peer.ws.close();
+    await Promise.all(peers.map((peer) => peer.closed));
+  }, 30_000);
+
   it("lets a new session replace the live one only when it says Hello, and bounds connections waiting for theirs", async () => {
     const credential = credentials.get("sleeper") as string;
     const first = open(credential);
