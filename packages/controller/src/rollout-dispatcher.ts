@@ -49,8 +49,8 @@ export class RolloutDispatcher {
       apps: AppService;
       log: Logger;
       now: () => number;
-      /** Plan the rollout again (a pull was issued, or failed to be). */
-      poke: (rolloutId: string) => void;
+      /** Plan the rollout again: a pull for this host was issued, or failed to be. */
+      poke: (rolloutId: string, hostId: string) => void;
       /** Plan it again later: what failed was not stored. */
       retryLater: (rolloutId: string, err: unknown) => void;
     },
@@ -124,7 +124,7 @@ export class RolloutDispatcher {
     this.deps.images
       .issuePull(host, record.line, record.version, { commandId: id, rolloutId: record.id })
       .then(
-        () => this.deps.poke(record.id),
+        () => this.deps.poke(record.id, host.id),
         (err: unknown) => {
           if (storeFailure(err)) {
             // Not the host's failure: nothing was stored, and the pull is issued again later.
@@ -144,7 +144,7 @@ export class RolloutDispatcher {
               rolloutId: record.id,
               error: gild,
             });
-            this.deps.poke(record.id);
+            this.deps.poke(record.id, host.id);
           } catch (recordErr) {
             this.deps.retryLater(record.id, recordErr);
           }

@@ -70,12 +70,13 @@ export class RolloutExecutor {
       idPrefix: "ro_",
       commands: deps.commands,
       hub: deps.hub,
+      urgent: (rolloutId, hostId) => this.urgent(rolloutId, hostId),
     });
     this.dispatcher = new RolloutDispatcher({
       ...deps,
       log: this.log,
       now: () => this.now(),
-      poke: (rolloutId) => this.poke(rolloutId),
+      poke: (rolloutId, hostId) => this.loop.pokeFor(rolloutId, hostId),
       retryLater: (rolloutId, err) => this.loop.retryLater(rolloutId, err),
     });
     deps.commands.addListener({
@@ -109,6 +110,19 @@ export class RolloutExecutor {
   /** Keep the host -> active rollouts index current. */
   private track(record: RolloutRecord): void {
     this.loop.track(record.id, Object.keys(record.hosts), !isSettledRolloutState(record.state));
+  }
+
+  /**
+   * Must news of this host be planned at once? Not while a rollout goes forward and the host is in a
+   * wave after the current one: that is its prefetch, which its wave's start observes whole anyway (the
+   * step that starts a wave switches every host whose pull is done, recorded or not).
+   */
+  private urgent(rolloutId: string, hostId: string): boolean {
+    const record = this.cache.get(rolloutId)?.record;
+    if (record === undefined || (record.state !== "running" && record.state !== "awaiting-promotion"))
+      return true;
+    const host = record.hosts[hostId];
+    return host === undefined || host.wave <= record.currentWave;
   }
 
   /** Plan a rollout again soon (JobLoop.poke). */

@@ -1,0 +1,120 @@
+import { createControllerLogger } from "@gild/controller";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { AgentHub } from "../src/agent-hub.js";
+import type { CommandService } from "../src/command-service.js";
+import { JobLoop, NOT_URGENT_WITHIN_MS } from "../src/job-loop.js";
+import type { CommandRecord } from "../src/store/commands-repo.js";
+
+const JOB = "ro_000000000001";
+/** The hosts of the job's current wave; news of any other can wait. */
+const NOW_HOST = "h_0000000000000001";
+const LATER_HOST = "h_0000000000000002";
+
+describe("the job loop", () => {
+  let steps: number;
+  let finished: (record: CommandRecord) => void;
+  let loop: JobLoop;
+
+  beforeEach(() => {
+    // The loop's own clocks (setImmediate for a poke, setTimeout for news that can wait), faked: what
+    // did not happen yet is asserted at an exact time, not after a sleep.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setImmediate", "clearImmediate", "Date"] });
+    steps = 0;
+    const commands = {
+      addListener: (listener: { onFinished?: (record: CommandRecord) => void }) => {
+        if (listener.onFinished) finished = listener.onFinished;
+      },
+    } as unknown as CommandService;
+    loop = new JobLoop({
+      log: createControllerLogger("silent"),
+      noun: "rollout",
+      now: () => Date.now(),
+      step: async () => {
+        steps += 1;
+        return null;
+      },
+      idPrefix: "ro_",
+      commands,
+      hub: { addListener: () => undefined } as unknown as AgentHub,
+      urgent: (_job, hostId) => hostId === NOW_HOST,
+    });
+    loop.track(JOB, [NOW_HOST, LATER_HOST], true);
+  });
+  afterEach(() => {
+    loop.close();
+    vi.useRealTimers();
+  });
+
+  const result = (hostId: string) => finished({ id: `c-${hostId}`, hostId, rolloutId: JOB } as CommandRecord);
+
+  it("plans urgent news at once, and news that can wait once within its bound", async () => {
+    result(NOW_HOST);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(steps).toBe(1);
+
+    // A later wave's results and inventories: no step until the bound, then one for all of them.
+    result(LATER_HOST);
+    loop.pokeHost(LATER_HOST);
+    await vi.advanceTimersByTimeAsync(NOT_URGENT_WITHIN_MS - 1);
+    result(LATER_HOST);
+    expect(steps).toBe(1);
+    await vi.advanceTimersByTimeAsync(1);
+    await vi.advanceTimersByTimeAsync(1); // the poke's own turn (setImmediate), which the timer queued
+    expect(steps).toBe(2);
+    await vi.advanceTimersByTimeAsync(NOT_URGENT_WITHIN_MS * 4);
+    expect(steps).toBe(2);
+  });
+
+  it("takes the news that could wait into the next urgent step, and plans it again only for news after that", async () => {
+    result(LATER_HOST);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(steps).toBe(0);
+    loop.pokeHost(NOW_HOST);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(steps).toBe(1);
+    // The urgent step saw the earlier news: the timer it cleared plans nothing.
+    await vi.advanceTimersByTimeAsync(NOT_URGENT_WITHIN_MS * 2);
+    expect(steps).toBe(1);
+
+    result(LATER_HOST);
+    await vi.advanceTimersByTimeAsync(NOT_URGENT_WITHIN_MS + 1);
+    expect(steps).toBe(2);
+  });
+
+  it("plans news that could wait when someone waits for the job to settle", async () => {
+    result(LATER_HOST);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(steps).toBe(0);
+    const settled = loop.settled(JOB);
+    await vi.advanceTimersByTimeAsync(0);
+    await settled;
+    expect(steps).toBe(1);
+    await vi.advanceTimersByTimeAsync(NOT_URGENT_WITHIN_MS * 2);
+    expect(steps).toBe(1);
+  });
+
+  it("treats all news as urgent without an urgency rule, and plans nothing once closed", async () => {
+    const plain = new JobLoop({
+      log: createControllerLogger("silent"),
+      noun: "host update",
+      now: () => Date.now(),
+      step: async () => {
+        steps += 1;
+        return null;
+      },
+      idPrefix: "hu_",
+      commands: { addListener: () => undefined } as unknown as CommandService,
+      hub: { addListener: () => undefined } as unknown as AgentHub,
+    });
+    plain.track("hu_1", [LATER_HOST], true);
+    plain.pokeHost(LATER_HOST);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(steps).toBe(1);
+    plain.close();
+
+    result(LATER_HOST);
+    loop.close();
+    await vi.advanceTimersByTimeAsync(NOT_URGENT_WITHIN_MS * 2);
+    expect(steps).toBe(1);
+  });
+});
