@@ -1,6 +1,7 @@
 import {
   GildError,
   isSettledRolloutState,
+  isUrgentNews,
   type Logger,
   planRollout,
   type RolloutEvent,
@@ -112,17 +113,10 @@ export class RolloutExecutor {
     this.loop.track(record.id, Object.keys(record.hosts), !isSettledRolloutState(record.state));
   }
 
-  /**
-   * Must news of this host be planned at once? Not while a rollout goes forward and the host is in a
-   * wave after the current one: that is its prefetch, which its wave's start observes whole anyway (the
-   * step that starts a wave switches every host whose pull is done, recorded or not).
-   */
+  /** Must news of this host be planned at once (core's isUrgentNews)? Unknown rollouts: yes. */
   private urgent(rolloutId: string, hostId: string): boolean {
     const record = this.cache.get(rolloutId)?.record;
-    if (record === undefined || (record.state !== "running" && record.state !== "awaiting-promotion"))
-      return true;
-    const host = record.hosts[hostId];
-    return host === undefined || host.wave <= record.currentWave;
+    return record === undefined || isUrgentNews(record, hostId);
   }
 
   /** Plan a rollout again soon (JobLoop.poke). */

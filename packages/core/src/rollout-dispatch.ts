@@ -55,3 +55,16 @@ export function withdrawalsFor(record: RolloutRecord): Withdrawal[] {
   }
   return out;
 }
+
+/**
+ * Must news of a host (a command's result, an inventory, its link) be planned at once? Not while the
+ * rollout goes forward (running, or awaiting promotion) and the host is in a wave after the current
+ * one: that news is its prefetch, which the step that starts its wave observes whole anyway (it
+ * switches every host whose pull is done, recorded or not). A host of the current wave or an earlier
+ * one, a host the record does not know, and every host of a rollout in any other state: at once.
+ */
+export function isUrgentNews(record: RolloutRecord, hostId: string): boolean {
+  if (record.state !== "running" && record.state !== "awaiting-promotion") return true;
+  const host = record.hosts[hostId];
+  return host === undefined || host.wave <= record.currentWave;
+}

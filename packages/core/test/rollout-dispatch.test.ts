@@ -1,4 +1,10 @@
-import { commandsCalledFor, type RolloutCommand, rolloutCommandKey, withdrawalsFor } from "@gild/core";
+import {
+  commandsCalledFor,
+  isUrgentNews,
+  type RolloutCommand,
+  rolloutCommandKey,
+  withdrawalsFor,
+} from "@gild/core";
 import { describe, expect, it } from "vitest";
 import { newRollout, withHosts, withRollout } from "./rollout-fixtures.js";
 
@@ -57,5 +63,27 @@ describe("withdrawalsFor: commands no host took that the record no longer wants"
     expect(withdrawalsFor(withRollout(record, { state: "failed" }))).toEqual([
       { hostId: null, kinds: ["fetch", "switch"] },
     ]);
+  });
+});
+
+describe("isUrgentNews: which hosts' news a rollout plans at once", () => {
+  // 20 hosts: the canary (wave 0), then 10% (2 hosts, wave 1) and the rest (17, wave 2).
+  const record = newRollout(20, { canary: 1, waves: ["10%", "100%"] });
+  const inWave = (wave: number) => record.waves[wave]?.[0] as string;
+
+  it("while it goes forward: the current wave's hosts and earlier ones at once, a later wave's (its prefetch) not", () => {
+    for (const state of ["running", "awaiting-promotion"] as const) {
+      const at1 = withRollout(record, { state, currentWave: 1 });
+      expect(isUrgentNews(at1, inWave(0))).toBe(true);
+      expect(isUrgentNews(at1, inWave(1))).toBe(true);
+      expect(isUrgentNews(at1, inWave(2))).toBe(false);
+    }
+    expect(isUrgentNews(withRollout(record, { state: "running", currentWave: 2 }), inWave(2))).toBe(true);
+  });
+
+  it("a host the record does not know, and every host of a rollout rolling back, paused or ended: at once", () => {
+    expect(isUrgentNews(withRollout(record, { state: "running", currentWave: 0 }), "h_unknown")).toBe(true);
+    for (const state of ["rolling-back", "paused", "succeeded", "aborted"] as const)
+      expect(isUrgentNews(withRollout(record, { state, currentWave: 0 }), inWave(2))).toBe(true);
   });
 });
