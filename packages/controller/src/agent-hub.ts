@@ -95,8 +95,9 @@ export class AgentHub {
   private readonly listeners: HubListener[] = [];
   private readonly pingTimer: NodeJS.Timeout;
   private readonly pingSlices: number;
-  /** Ticks of the ping timer so far; the slot a new session gets goes round the slices. */
+  /** Ticks of the ping timer so far: which slot the next tick pings. */
   private pingTicks = 0;
+  /** Sessions made so far: the slot a new session gets goes round the slices. */
   private sessionsMade = 0;
   private graceTimer: NodeJS.Timeout | undefined;
   /** Hosts that went offline while the store could not record it: written on a later ping tick. */

@@ -173,13 +173,9 @@ export class JobLoop {
 
   /** Wait until the job's pending planning steps are done (tests, and verbs that answer with the state). */
   async settled(jobId: string): Promise<void> {
-    // News that could wait is planned now: settled means everything received so far is planned.
-    const waiting = this.notUrgent.get(jobId);
-    if (waiting !== undefined) {
-      clearTimeout(waiting);
-      this.notUrgent.delete(jobId);
-      this.poke(jobId);
-    }
+    // News that could wait is planned now (the step clears its timer): settled means everything
+    // received so far is planned.
+    if (this.notUrgent.has(jobId)) this.poke(jobId);
     while (this.running.has(jobId)) await this.running.get(jobId);
   }
 }

@@ -25,25 +25,34 @@ describe("the job loop", () => {
         if (listener.onFinished) finished = listener.onFinished;
       },
     } as unknown as CommandService;
-    loop = new JobLoop({
-      log: createControllerLogger("silent"),
-      noun: "rollout",
-      now: () => Date.now(),
-      step: async () => {
-        steps += 1;
-        return null;
-      },
-      idPrefix: "ro_",
-      commands,
-      hub: { addListener: () => undefined } as unknown as AgentHub,
-      urgent: (_job, hostId) => hostId === NOW_HOST,
-    });
+    loop = newLoop("ro_", commands, (_job, hostId) => hostId === NOW_HOST);
     loop.track(JOB, [NOW_HOST, LATER_HOST], true);
   });
   afterEach(() => {
     loop.close();
     vi.useRealTimers();
   });
+
+  /** A loop whose step counts itself; news of its jobs' hosts is urgent as `urgent` says (all, without). */
+  function newLoop(
+    idPrefix: string,
+    commands: CommandService,
+    urgent?: (jobId: string, hostId: string) => boolean,
+  ): JobLoop {
+    return new JobLoop({
+      log: createControllerLogger("silent"),
+      noun: idPrefix === "ro_" ? "rollout" : "host update",
+      now: () => Date.now(),
+      step: async () => {
+        steps += 1;
+        return null;
+      },
+      idPrefix,
+      commands,
+      hub: { addListener: () => undefined } as unknown as AgentHub,
+      ...(urgent ? { urgent } : {}),
+    });
+  }
 
   const result = (hostId: string) => finished({ id: `c-${hostId}`, hostId, rolloutId: JOB } as CommandRecord);
 
@@ -94,18 +103,7 @@ describe("the job loop", () => {
   });
 
   it("treats all news as urgent without an urgency rule, and plans nothing once closed", async () => {
-    const plain = new JobLoop({
-      log: createControllerLogger("silent"),
-      noun: "host update",
-      now: () => Date.now(),
-      step: async () => {
-        steps += 1;
-        return null;
-      },
-      idPrefix: "hu_",
-      commands: { addListener: () => undefined } as unknown as CommandService,
-      hub: { addListener: () => undefined } as unknown as AgentHub,
-    });
+    const plain = newLoop("hu_", { addListener: () => undefined } as unknown as CommandService);
     plain.track("hu_1", [LATER_HOST], true);
     plain.pokeHost(LATER_HOST);
     await vi.advanceTimersByTimeAsync(0);
