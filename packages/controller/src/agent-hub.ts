@@ -15,6 +15,7 @@ import {
   PROTOCOL_VERSION,
 } from "@gild/protocol";
 import { type WebSocket, WebSocketServer } from "ws";
+import { hurryOverdue } from "./end-of-turn.js";
 import { assertValidInventory } from "./inventory-check.js";
 import type { Store } from "./store/store.js";
 import { storeFailure } from "./store/store-errors.js";
@@ -289,6 +290,8 @@ export class AgentHub {
 
   private onMessage(session: Session, data: Buffer, isBinary: boolean): void {
     session.lastSeen = this.now();
+    // A flood of messages is a turn that does not end: what waits for its end runs once overdue.
+    hurryOverdue();
     let message: AgentMessage;
     try {
       if (!isBinary) throw new GildError("GILD_PROTO_MALFORMED", "text frames are not part of the protocol");

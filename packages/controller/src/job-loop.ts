@@ -1,6 +1,7 @@
 import { type Logger, type LongTimer, setLongTimeout } from "@gild/core";
 import type { AgentHub } from "./agent-hub.js";
 import type { CommandService } from "./command-service.js";
+import { EndOfTurn, OVERDUE_MS } from "./end-of-turn.js";
 import { storeFailure } from "./store/store-errors.js";
 
 /**
@@ -21,15 +22,28 @@ export class JobLoop {
   /** Each job's next wake (its nearest clock), which may be weeks away (a long bake). */
   private readonly timers = new Map<string, LongTimer>();
   private readonly running = new Map<string, Promise<void>>();
-  /** Jobs whose next planning step is scheduled but has not begun: a poke now changes nothing. */
-  private readonly scheduled = new Set<string>();
+  /**
+   * Jobs whose next planning step is scheduled but has not begun: a poke now only hurries it, when a
+   * flood of reports keeps the turn it waits for from ending (EndOfTurn).
+   */
+  private readonly scheduled = new Map<string, EndOfTurn>();
   private readonly again = new Set<string>();
   /** Host id -> ids of the active jobs that cover it. */
   private readonly byHost = new Map<string, Set<string>>();
+  /**
+   * How long the last planning step (of any job) took, in ms. A poke hurries a step no sooner than that
+   * after it was asked for: under a flood of reports planning takes about half of the event loop at
+   * most (at 10,000 hosts a step costs 50 to 500 ms, and steps back to back left reports unread for
+   * seconds).
+   */
+  private lastStepMs = 0;
   /** Failed planning steps in a row, per job (for the retry's backoff). */
   private readonly retries = new Map<string, number>();
-  /** Jobs with news that is not urgent, and the timer that plans them (cleared by any step that begins). */
-  private readonly notUrgent = new Map<string, NodeJS.Timeout>();
+  /**
+   * Jobs with news that is not urgent: the timer that plans them (cleared by any step that begins), and
+   * when the first of that news came, for news that finds the timer late.
+   */
+  private readonly notUrgent = new Map<string, { timer: NodeJS.Timeout; since: number }>();
   private closed = false;
 
   constructor(
@@ -68,7 +82,7 @@ export class JobLoop {
     this.closed = true;
     for (const timer of this.timers.values()) timer.cancel();
     this.timers.clear();
-    for (const timer of this.notUrgent.values()) clearTimeout(timer);
+    for (const { timer } of this.notUrgent.values()) clearTimeout(timer);
     this.notUrgent.clear();
   }
 
@@ -83,14 +97,18 @@ export class JobLoop {
       this.poke(jobId);
       return;
     }
-    if (this.closed || this.scheduled.has(jobId) || this.notUrgent.has(jobId)) return;
-    this.notUrgent.set(
-      jobId,
-      setTimeout(() => {
-        this.notUrgent.delete(jobId);
-        this.poke(jobId);
-      }, NOT_URGENT_WITHIN_MS),
-    );
+    if (this.closed || this.scheduled.has(jobId)) return;
+    const waiting = this.notUrgent.get(jobId);
+    if (waiting !== undefined) {
+      // A timer waits for the turn's timers, as a poke for its end: a flood of reports delays both.
+      if (this.deps.now() - waiting.since >= NOT_URGENT_WITHIN_MS) this.poke(jobId);
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.notUrgent.delete(jobId);
+      this.poke(jobId);
+    }, NOT_URGENT_WITHIN_MS);
+    this.notUrgent.set(jobId, { timer, since: this.deps.now() });
   }
 
   /** Keep the host -> active jobs index current: `active` adds the job to its hosts, else removes it. */
@@ -105,24 +123,33 @@ export class JobLoop {
   }
 
   /**
-   * Plan a job again soon. The step runs after the messages already received are handled
-   * (setImmediate), so a burst of results from a wave of hosts costs one step, not one per result.
-   * One job is never planned twice at once.
+   * Plan a job again soon. The step runs after the messages already received are handled (at the end
+   * of the turn, EndOfTurn), so a burst of results from a wave of hosts costs one step, not one per
+   * result; a poke that finds it waiting OVERDUE_MS has it run at once. One job is never planned twice
+   * at once.
    */
   poke(jobId: string): void {
-    if (this.closed || this.scheduled.has(jobId)) return;
+    if (this.closed) return;
+    const scheduled = this.scheduled.get(jobId);
+    if (scheduled !== undefined) {
+      scheduled.request(this.hurryAfterMs());
+      return;
+    }
     if (this.running.has(jobId)) {
       this.again.add(jobId);
       return;
     }
-    this.scheduled.add(jobId);
-    const run = new Promise<void>((resolve) => setImmediate(resolve))
+    const run = new Promise<void>((resolve) => {
+      const turn = new EndOfTurn(resolve, this.deps.now);
+      this.scheduled.set(jobId, turn);
+      turn.request(this.hurryAfterMs());
+    })
       .then(() => {
         this.scheduled.delete(jobId);
         // This step sees every piece of news that came before it, the news that could wait included.
-        clearTimeout(this.notUrgent.get(jobId));
+        clearTimeout(this.notUrgent.get(jobId)?.timer);
         this.notUrgent.delete(jobId);
-        return this.closed ? null : this.deps.step(jobId);
+        return this.closed ? null : this.timedStep(jobId);
       })
       .then(
         (wakeAt) => {
@@ -136,6 +163,21 @@ export class JobLoop {
         if (this.again.delete(jobId)) this.poke(jobId);
       });
     this.running.set(jobId, run);
+  }
+
+  /** How long a scheduled step may wait for the end of the turn (EndOfTurn): see lastStepMs. */
+  private hurryAfterMs(): number {
+    return Math.max(OVERDUE_MS, this.lastStepMs);
+  }
+
+  /** The job's step, timed for the next hurry (lastStepMs). */
+  private async timedStep(jobId: string): Promise<number | null> {
+    const started = this.deps.now();
+    try {
+      return await this.deps.step(jobId);
+    } finally {
+      this.lastStepMs = this.deps.now() - started;
+    }
   }
 
   /** Plan the job again at `at` (absolute), replacing its timer; null cancels it. */

@@ -2,6 +2,7 @@ import { createControllerLogger } from "@gild/controller";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { AgentHub } from "../src/agent-hub.js";
 import type { CommandService } from "../src/command-service.js";
+import { hurryOverdue, OVERDUE_MS } from "../src/end-of-turn.js";
 import { JobLoop, NOT_URGENT_WITHIN_MS } from "../src/job-loop.js";
 import type { CommandRecord } from "../src/store/commands-repo.js";
 
@@ -10,8 +11,17 @@ const JOB = "ro_000000000001";
 const NOW_HOST = "h_0000000000000001";
 const LATER_HOST = "h_0000000000000002";
 
+/** Let the microtasks queued so far run, without letting the event-loop turn end. */
+const microtasks = async () => {
+  for (let i = 0; i < 10; i++) await Promise.resolve();
+};
+/** Move the clock the loop reads without firing a timer: the time a flood of reports takes. */
+const later = (ms: number) => vi.setSystemTime(Date.now() + ms);
+
 describe("the job loop", () => {
   let steps: number;
+  /** How long (on the faked clock) each step takes. */
+  let stepTakesMs: number;
   let finished: (record: CommandRecord) => void;
   let loop: JobLoop;
 
@@ -20,6 +30,7 @@ describe("the job loop", () => {
     // did not happen yet is asserted at an exact time, not after a sleep.
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setImmediate", "clearImmediate", "Date"] });
     steps = 0;
+    stepTakesMs = 0;
     const commands = {
       addListener: (listener: { onFinished?: (record: CommandRecord) => void }) => {
         if (listener.onFinished) finished = listener.onFinished;
@@ -45,6 +56,7 @@ describe("the job loop", () => {
       now: () => Date.now(),
       step: async () => {
         steps += 1;
+        later(stepTakesMs);
         return null;
       },
       idPrefix,
@@ -98,6 +110,65 @@ describe("the job loop", () => {
     await vi.advanceTimersByTimeAsync(0);
     await settled;
     expect(steps).toBe(1);
+    await vi.advanceTimersByTimeAsync(NOT_URGENT_WITHIN_MS * 2);
+    expect(steps).toBe(1);
+  });
+
+  /**
+   * Urgent news, then more while the turn does not end: the step it asked for waits until news finds it
+   * `ms` late, and runs at once then.
+   */
+  async function hurriedAfter(ms: number): Promise<void> {
+    const before = steps;
+    result(NOW_HOST);
+    later(ms - 1);
+    result(NOW_HOST);
+    await microtasks();
+    expect(steps).toBe(before);
+    later(1);
+    result(NOW_HOST);
+    await microtasks();
+    expect(steps).toBe(before + 1);
+  }
+
+  it("runs a step that a flood of reports holds back once a poke finds it OVERDUE_MS late", async () => {
+    await hurriedAfter(OVERDUE_MS);
+    // The turn's end finds it done.
+    await vi.advanceTimersByTimeAsync(0);
+    expect(steps).toBe(1);
+  });
+
+  it("runs a held-back step when any message finds it overdue, not only news of the job", async () => {
+    result(NOW_HOST);
+    later(OVERDUE_MS);
+    // News that can wait does not ask for the step; the hub has every message look for overdue work.
+    result(LATER_HOST);
+    await microtasks();
+    expect(steps).toBe(0);
+    hurryOverdue();
+    await microtasks();
+    expect(steps).toBe(1);
+  });
+
+  it("hurries a step no sooner than the last step took, so planning leaves the reports half the loop", async () => {
+    stepTakesMs = 300;
+    result(NOW_HOST);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(steps).toBe(1);
+    await hurriedAfter(300);
+  });
+
+  it("plans news that could wait when later news finds its timer late", async () => {
+    result(LATER_HOST);
+    later(NOT_URGENT_WITHIN_MS - 1);
+    result(LATER_HOST);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(steps).toBe(0);
+    later(1);
+    result(LATER_HOST);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(steps).toBe(1);
+    // That step saw the news: the timer it cleared plans nothing.
     await vi.advanceTimersByTimeAsync(NOT_URGENT_WITHIN_MS * 2);
     expect(steps).toBe(1);
   });

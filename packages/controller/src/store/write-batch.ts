@@ -1,3 +1,5 @@
+import { EndOfTurn } from "../end-of-turn.js";
+
 /**
  * Writes of one kind that wait in memory for the batch: a repository keeps them (and answers reads
  * from them), `take` hands them over to be written in the batch's transaction, `restore` takes back
@@ -30,8 +32,9 @@ export interface TakenWrites {
  * Writes batched per event-loop turn (issue 16). The reports that dominate a big fleet (command
  * statuses, inventories, new commands) each cost a transaction and an fsync when written alone: at
  * 10,000 hosts the report that completes a wave waited behind thousands of them. Instead a repository
- * records the write in memory (where its reads see it at once) and asks for a flush; the flush, on
- * setImmediate, writes everything waiting in one transaction. What must be durable before something
+ * records the write in memory (where its reads see it at once) and asks for a flush; the flush, at
+ * the end of the turn (EndOfTurn: no later than OVERDUE_MS into a flood of reports), writes everything
+ * waiting in one transaction. What must be durable before something
  * happens (a command before it is sent) runs in `afterCommit`, only once its write is on disk.
  * Any explicit transaction of the store writes what waits first, so nothing waiting is ever
  * committed after a later write.
@@ -39,7 +42,7 @@ export interface TakenWrites {
 export class WriteBatch {
   private readonly sources: Array<DeferredWrites<unknown>> = [];
   private after: Array<() => void> = [];
-  private scheduled = false;
+  private readonly turn: EndOfTurn;
   private retryTimer: NodeJS.Timeout | undefined;
   private failures = 0;
   private closed = false;
@@ -58,8 +61,12 @@ export class WriteBatch {
       transaction: (fn: () => void, durable: boolean) => void;
       /** A flush failed (a full disk, say); everything stays waiting and is tried again in retryInMs. */
       onFailure: (err: unknown, retryInMs: number) => void;
+      /** A monotonic clock in ms (EndOfTurn's); performance.now without it. */
+      now?: () => number;
     },
-  ) {}
+  ) {
+    this.turn = new EndOfTurn(() => this.flushOrRetry(), deps.now);
+  }
 
   register<T>(source: DeferredWrites<T>): void {
     this.sources.push(source as DeferredWrites<unknown>);
@@ -67,17 +74,14 @@ export class WriteBatch {
 
   /** Something waits: flush at the end of this event-loop turn. */
   schedule(): void {
-    if (this.scheduled || this.retryTimer !== undefined || this.closed) return;
+    if (this.retryTimer !== undefined || this.closed) return;
     if (this.flushing) {
       // After this flush, if it commits; if it fails, its retry writes everything anyway.
       this.flushAgain = true;
       return;
     }
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      this.flushOrRetry();
-    });
+    // Every report of a flood asks again: the one that finds the flush overdue has it run now.
+    this.turn.request();
   }
 
   /**
@@ -160,6 +164,7 @@ export class WriteBatch {
   /** Flush now, at the end of the store's life (what cannot be written then is lost, as in a crash). */
   close(): void {
     this.closed = true;
+    this.turn.cancel();
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.deps.transaction(() => {

@@ -1,0 +1,122 @@
+import { beforeEach, describe, expect, it } from "vitest";
+import { EndOfTurn, hurryOverdue, OVERDUE_MS } from "../src/end-of-turn.js";
+import { WriteBatch } from "../src/store/write-batch.js";
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** Let the microtasks queued so far run, without letting the event-loop turn end. */
+const microtasks = async () => {
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+};
+
+/**
+ * A flood of reports is a turn that does not end: Node handles every ready socket before the turn's
+ * immediates. Here it is a test that keeps asking while it moves the clock, and the turn ends only
+ * when the test lets it.
+ */
+describe("work at the end of the turn", () => {
+  let clock: number;
+  /** The names of the works that ran, in order. */
+  let ran: string[];
+  beforeEach(() => {
+    clock = 0;
+    ran = [];
+  });
+  const work = (name: string) =>
+    new EndOfTurn(
+      () => ran.push(name),
+      () => clock,
+    );
+
+  it("runs once at the end of the turn, however often it is asked for", async () => {
+    const flush = work("flush");
+    for (let i = 0; i < 100; i++) flush.request();
+    await microtasks();
+    expect(ran).toEqual([]);
+    expect(flush.waiting).toBe(true);
+    await turn();
+    expect(ran).toEqual(["flush"]);
+    expect(flush.waiting).toBe(false);
+    await turn();
+    expect(ran).toEqual(["flush"]);
+  });
+
+  it("runs right after the request that finds it overdue, and not again at the turn's end", async () => {
+    const flush = work("flush");
+    flush.request();
+    clock = OVERDUE_MS - 1;
+    flush.request();
+    await microtasks();
+    expect(ran).toEqual([]);
+    clock = OVERDUE_MS;
+    flush.request();
+    flush.request();
+    await microtasks();
+    expect(ran).toEqual(["flush"]);
+    // Asked for again after that run: a new wait, until the end of the turn.
+    flush.request();
+    await turn();
+    expect(ran).toEqual(["flush", "flush"]);
+  });
+
+  it("waits as long as the request says before it hurries", async () => {
+    const step = work("step");
+    step.request(300);
+    clock = 299;
+    step.request(300);
+    await microtasks();
+    expect(ran).toEqual([]);
+    clock = 300;
+    step.request(300);
+    await microtasks();
+    expect(ran).toEqual(["step"]);
+  });
+
+  it("runs what is overdue when a message that asks for nothing comes (hurryOverdue)", async () => {
+    const flush = work("flush");
+    const step = work("step");
+    flush.request();
+    step.request(300);
+    clock = OVERDUE_MS;
+    hurryOverdue();
+    await microtasks();
+    expect(ran).toEqual(["flush"]);
+    clock = 300;
+    hurryOverdue();
+    await microtasks();
+    expect(ran).toEqual(["flush", "step"]);
+    await turn();
+    expect(ran).toEqual(["flush", "step"]);
+  });
+
+  it("runs nothing once cancelled", async () => {
+    const flush = work("flush");
+    flush.request();
+    clock = OVERDUE_MS;
+    flush.request();
+    flush.cancel();
+    hurryOverdue();
+    await turn();
+    expect(ran).toEqual([]);
+  });
+
+  it("has the write batch flush within a flood of reports, every OVERDUE_MS", async () => {
+    const flushedAt: number[] = [];
+    const batch = new WriteBatch({
+      transaction: (fn) => {
+        flushedAt.push(clock);
+        fn();
+      },
+      onFailure: () => undefined,
+      now: () => clock,
+    });
+    // A report every millisecond for 100 ms, the turn never ending: each asks for a flush.
+    for (; clock < 100; clock++) {
+      batch.schedule();
+      await microtasks();
+    }
+    // Each wait begins with the first report after a flush.
+    expect(flushedAt).toEqual([OVERDUE_MS, 2 * OVERDUE_MS + 1, 3 * OVERDUE_MS + 2, 4 * OVERDUE_MS + 3]);
+    await turn();
+    expect(flushedAt).toHaveLength(5);
+  });
+});
