@@ -13,6 +13,12 @@ import { storeFailure } from "./store/store-errors.js";
 export const NOT_URGENT_WITHIN_MS = 500;
 
 /**
+ * A scheduled step that a flood of reports holds back is hurried once it has waited this many times
+ * the last planning step's cost (lastStepMs), and at least OVERDUE_MS.
+ */
+export const STEP_WAIT_FACTOR = 2;
+
+/**
  * The loop under every wave-job executor (rollouts, host updates): planning steps run one at a time per
  * job, soon after a poke (a burst of results costs one step), again at the job's next clock, and again
  * with backoff after a step that failed (nothing of it was stored). It also keeps which active jobs
@@ -31,10 +37,10 @@ export class JobLoop {
   /** Host id -> ids of the active jobs that cover it. */
   private readonly byHost = new Map<string, Set<string>>();
   /**
-   * How long the last planning step (of any job) took, in ms. A poke hurries a step no sooner than that
-   * after it was asked for: under a flood of reports planning takes about half of the event loop at
-   * most (at 10,000 hosts a step costs 50 to 500 ms, and steps back to back left reports unread for
-   * seconds).
+   * How long the last planning step (of any job) took, in ms. A poke hurries a step no sooner than
+   * twice that after it was asked for (STEP_WAIT_FACTOR): under a flood of reports planning takes
+   * about a third of the event loop at most (at 10,000 hosts a step costs 50 to 500 ms; steps back to
+   * back left reports unread for seconds, and with half of the loop the rollout still took longer).
    */
   private lastStepMs = 0;
   /** Failed planning steps in a row, per job (for the retry's backoff). */
@@ -125,7 +131,7 @@ export class JobLoop {
   /**
    * Plan a job again soon. The step runs after the messages already received are handled (at the end
    * of the turn, EndOfTurn), so a burst of results from a wave of hosts costs one step, not one per
-   * result; a poke that finds it waiting OVERDUE_MS has it run at once. One job is never planned twice
+   * result; a poke that finds it waiting longer than hurryAfterMs has it run at once. One job is never planned twice
    * at once.
    */
   poke(jobId: string): void {
@@ -167,7 +173,7 @@ export class JobLoop {
 
   /** How long a scheduled step may wait for the end of the turn (EndOfTurn): see lastStepMs. */
   private hurryAfterMs(): number {
-    return Math.max(OVERDUE_MS, this.lastStepMs);
+    return Math.max(OVERDUE_MS, STEP_WAIT_FACTOR * this.lastStepMs);
   }
 
   /** The job's step, timed for the next hurry (lastStepMs). */

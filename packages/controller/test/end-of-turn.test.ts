@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { EndOfTurn, hurryOverdue, OVERDUE_MS } from "../src/end-of-turn.js";
-import { WriteBatch } from "../src/store/write-batch.js";
+import { FLUSH_OVERDUE_MS, WriteBatch } from "../src/store/write-batch.js";
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 /** Let the microtasks queued so far run, without letting the event-loop turn end. */
@@ -99,7 +99,7 @@ describe("work at the end of the turn", () => {
     expect(ran).toEqual([]);
   });
 
-  it("has the write batch flush within a flood of reports, every OVERDUE_MS", async () => {
+  it("has the write batch flush within a flood of reports, every FLUSH_OVERDUE_MS", async () => {
     const flushedAt: number[] = [];
     const batch = new WriteBatch({
       transaction: (fn) => {
@@ -109,13 +109,14 @@ describe("work at the end of the turn", () => {
       onFailure: () => undefined,
       now: () => clock,
     });
-    // A report every millisecond for 100 ms, the turn never ending: each asks for a flush.
-    for (; clock < 100; clock++) {
+    // A report every millisecond for 4.5 waits, the turn never ending: each asks for a flush.
+    for (; clock < 4.5 * FLUSH_OVERDUE_MS; clock++) {
       batch.schedule();
       await microtasks();
     }
     // Each wait begins with the first report after a flush.
-    expect(flushedAt).toEqual([OVERDUE_MS, 2 * OVERDUE_MS + 1, 3 * OVERDUE_MS + 2, 4 * OVERDUE_MS + 3]);
+    const wait = FLUSH_OVERDUE_MS;
+    expect(flushedAt).toEqual([wait, 2 * wait + 1, 3 * wait + 2, 4 * wait + 3]);
     await turn();
     expect(flushedAt).toHaveLength(5);
   });

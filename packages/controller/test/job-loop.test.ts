@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { AgentHub } from "../src/agent-hub.js";
 import type { CommandService } from "../src/command-service.js";
 import { hurryOverdue, OVERDUE_MS } from "../src/end-of-turn.js";
-import { JobLoop, NOT_URGENT_WITHIN_MS } from "../src/job-loop.js";
+import { JobLoop, NOT_URGENT_WITHIN_MS, STEP_WAIT_FACTOR } from "../src/job-loop.js";
 import type { CommandRecord } from "../src/store/commands-repo.js";
 
 const JOB = "ro_000000000001";
@@ -150,12 +150,12 @@ describe("the job loop", () => {
     expect(steps).toBe(1);
   });
 
-  it("hurries a step no sooner than the last step took, so planning leaves the reports half the loop", async () => {
+  it("hurries a step no sooner than twice the last step took, so planning leaves the reports most of the loop", async () => {
     stepTakesMs = 300;
     result(NOW_HOST);
     await vi.advanceTimersByTimeAsync(0);
     expect(steps).toBe(1);
-    await hurriedAfter(300);
+    await hurriedAfter(STEP_WAIT_FACTOR * 300);
   });
 
   it("plans news that could wait when later news finds its timer late", async () => {

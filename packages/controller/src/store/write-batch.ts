@@ -29,11 +29,20 @@ export interface TakenWrites {
 }
 
 /**
+ * How long the batch's flush may wait while a flood of reports keeps the turn from ending (EndOfTurn).
+ * Nothing that must be quick waits on it: reads see what waits, and a planning step that issued
+ * commands flushes at once (flushNow). Each flush is a transaction, so fewer of them leave more of a
+ * flood's loop to the reports: at 10,000 hosts, flushing every 20 ms made rollouts slower (11 to 15 s
+ * against 9 to 12 s) and no wave started sooner.
+ */
+export const FLUSH_OVERDUE_MS = 100;
+
+/**
  * Writes batched per event-loop turn (issue 16). The reports that dominate a big fleet (command
  * statuses, inventories, new commands) each cost a transaction and an fsync when written alone: at
  * 10,000 hosts the report that completes a wave waited behind thousands of them. Instead a repository
  * records the write in memory (where its reads see it at once) and asks for a flush; the flush, at
- * the end of the turn (EndOfTurn: no later than OVERDUE_MS into a flood of reports), writes everything
+ * the end of the turn (EndOfTurn: no later than FLUSH_OVERDUE_MS into a flood of reports), writes everything
  * waiting in one transaction. What must be durable before something
  * happens (a command before it is sent) runs in `afterCommit`, only once its write is on disk.
  * Any explicit transaction of the store writes what waits first, so nothing waiting is ever
@@ -81,7 +90,7 @@ export class WriteBatch {
       return;
     }
     // Every report of a flood asks again: the one that finds the flush overdue has it run now.
-    this.turn.request();
+    this.turn.request(FLUSH_OVERDUE_MS);
   }
 
   /**
