@@ -191,10 +191,20 @@ describe("writes batched per event-loop turn", () => {
     ]);
     expect(onDisk(store, fetch1)?.state).toBe("succeeded");
     // Asked for, the body is read (with the state it has now), and read again the next time.
-    const [done] = store.commands.forRollout(job);
+    const [done, cancelled] = store.commands.forRollout(job);
     expect(done?.command.commandId).toBe(fetch1);
     expect(done?.command.commandId).toBe(fetch1);
     expect(bodyReads).toBe(2);
+    // What the changes did not touch is kept, and a spread copies the command too.
+    expect([done?.result, done?.error, done?.createdAt, done?.rolloutId]).toEqual([
+      { ok: true },
+      null,
+      5,
+      job,
+    ]);
+    expect(cancelled?.error).not.toBeNull();
+    expect({ ...done }.command?.commandId).toBe(fetch1);
+    expect(bodyReads).toBe(3);
   });
 
   it("writes a wave's new commands a slice per turn, and sends each only once it is on disk", async () => {
