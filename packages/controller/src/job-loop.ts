@@ -14,9 +14,18 @@ export const NOT_URGENT_WITHIN_MS = 500;
 
 /**
  * A scheduled step that a flood of reports holds back is hurried once it has waited this many times
- * the last planning step's cost (lastStepMs), and at least OVERDUE_MS.
+ * what a planning step costs now (the median of the last STEP_COSTS_KEPT steps), and at least
+ * OVERDUE_MS.
  */
 export const STEP_WAIT_FACTOR = 2;
+
+/**
+ * How many of the last planning steps' costs the wait is the median of. Not the last one alone: the
+ * step after a wave starts issues the next wave's prefetches (800 ms at 10,000 hosts, against 50 to
+ * 300 ms for most), and the step after it, the one that switches the wave's hosts as their pulls
+ * end, then waited 1.6 s.
+ */
+export const STEP_COSTS_KEPT = 5;
 
 /**
  * The loop under every wave-job executor (rollouts, host updates): planning steps run one at a time per
@@ -37,12 +46,13 @@ export class JobLoop {
   /** Host id -> ids of the active jobs that cover it. */
   private readonly byHost = new Map<string, Set<string>>();
   /**
-   * How long the last planning step (of any job) took, in ms. A poke hurries a step no sooner than
-   * twice that after it was asked for (STEP_WAIT_FACTOR): under a flood of reports planning takes
-   * about a third of the event loop at most (at 10,000 hosts a step costs 50 to 500 ms; steps back to
-   * back left reports unread for seconds, and with half of the loop the rollout still took longer).
+   * How long the last planning steps (of any job) took, in ms, the newest last (STEP_COSTS_KEPT). A
+   * poke hurries a step no sooner than twice their median after it was asked for (STEP_WAIT_FACTOR):
+   * under a flood of reports planning takes about a third of the event loop at most (at 10,000 hosts
+   * a step costs 50 to 800 ms; steps back to back left reports unread for seconds, and with half of
+   * the loop the rollout still took longer).
    */
-  private lastStepMs = 0;
+  private readonly stepCosts: number[] = [];
   /** Failed planning steps in a row, per job (for the retry's backoff). */
   private readonly retries = new Map<string, number>();
   /**
@@ -171,18 +181,22 @@ export class JobLoop {
     this.running.set(jobId, run);
   }
 
-  /** How long a scheduled step may wait for the end of the turn (EndOfTurn): see lastStepMs. */
+  /** How long a scheduled step may wait for the end of the turn (EndOfTurn): see stepCosts. */
   private hurryAfterMs(): number {
-    return Math.max(OVERDUE_MS, STEP_WAIT_FACTOR * this.lastStepMs);
+    if (this.stepCosts.length === 0) return OVERDUE_MS;
+    const sorted = [...this.stepCosts].sort((a, b) => a - b);
+    const median = sorted[Math.floor(sorted.length / 2)] as number;
+    return Math.max(OVERDUE_MS, STEP_WAIT_FACTOR * median);
   }
 
-  /** The job's step, timed for the next hurry (lastStepMs). */
+  /** The job's step, timed for the next hurry (stepCosts). */
   private async timedStep(jobId: string): Promise<number | null> {
     const started = this.deps.now();
     try {
       return await this.deps.step(jobId);
     } finally {
-      this.lastStepMs = this.deps.now() - started;
+      this.stepCosts.push(this.deps.now() - started);
+      if (this.stepCosts.length > STEP_COSTS_KEPT) this.stepCosts.shift();
     }
   }
 

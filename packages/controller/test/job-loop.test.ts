@@ -158,6 +158,17 @@ describe("the job loop", () => {
     await hurriedAfter(STEP_WAIT_FACTOR * 300);
   });
 
+  it("hurries a step after twice the median of the last steps, not after one costly step", async () => {
+    // Steps of 300 ms, then one of 2,000 (the step that issues a wave's prefetches).
+    for (const ms of [300, 300, 300, 2_000]) {
+      stepTakesMs = ms;
+      result(NOW_HOST);
+      await vi.advanceTimersByTimeAsync(0);
+    }
+    expect(steps).toBe(4);
+    await hurriedAfter(STEP_WAIT_FACTOR * 300);
+  });
+
   it("plans news that could wait when later news finds its timer late", async () => {
     result(LATER_HOST);
     later(NOT_URGENT_WITHIN_MS - 1);
