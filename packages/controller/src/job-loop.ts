@@ -141,8 +141,8 @@ export class JobLoop {
   /**
    * Plan a job again soon. The step runs after the messages already received are handled (at the end
    * of the turn, EndOfTurn), so a burst of results from a wave of hosts costs one step, not one per
-   * result; a poke that finds it waiting longer than hurryAfterMs has it run at once. One job is never planned twice
-   * at once.
+   * result; a poke that finds it waiting longer than hurryAfterMs has it run at once. One job is never
+   * planned twice at once.
    */
   poke(jobId: string): void {
     if (this.closed) return;

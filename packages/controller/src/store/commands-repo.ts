@@ -120,8 +120,6 @@ function withChanges(
   record: CommandRecord,
   changes: Partial<Pick<CommandRecord, "state" | "error" | "result" | "updatedAt">>,
 ): CommandRecord {
-  const load = (record as Partial<LoadedRecord>)[LOAD];
-  const command = load === undefined ? record.command : undefined;
   return recordOf(
     {
       id: record.id,
@@ -134,7 +132,8 @@ function withChanges(
       createdAt: record.createdAt,
       updatedAt: changes.updatedAt ?? record.updatedAt,
     },
-    load ?? (() => command as Command),
+    // Every record of this repository is made by recordOf.
+    (record as LoadedRecord)[LOAD],
   );
 }
 
