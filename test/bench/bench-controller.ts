@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ControllerClient } from "@gild/api-client";
-import { freePort, registerCleanup, waitFor } from "@gild/testkit";
+import { controllerUnitEnvironment, freePort, registerCleanup, waitFor } from "@gild/testkit";
 
 /** A `gild controller run` process of its own, so its RSS and CPU are measured apart from the load. */
 export interface BenchController {
@@ -58,7 +58,11 @@ export async function startBenchController(options: {
     ...(options.database ? ["--database", options.database] : []),
   ];
   const spawnedAt = Date.now();
-  const child = spawn(process.execPath, args, { stdio: ["ignore", log, log] });
+  // The environment gild-controller.service gives it (its malloc settings): measured as it runs.
+  const child = spawn(process.execPath, args, {
+    stdio: ["ignore", log, log],
+    env: { ...process.env, ...controllerUnitEnvironment() },
+  });
   closeSync(log);
   const pid = child.pid;
   if (pid === undefined) throw new Error("could not start the controller");

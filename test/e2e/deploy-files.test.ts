@@ -19,7 +19,16 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { createLoopBtrfs, findRepoRoot, gildCliPath, type LoopBtrfs } from "@gild/testkit";
+import {
+  createLoopBtrfs,
+  findRepoRoot,
+  gildCliPath,
+  type LoopBtrfs,
+  parseUnit,
+  unitEnvironment,
+  unitValue,
+  unitValues,
+} from "@gild/testkit";
 import { describeWith } from "@gild/testkit/gate";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -65,42 +74,6 @@ function run(file: string, args: string[], env: NodeJS.ProcessEnv = process.env)
   };
 }
 
-type Unit = Map<string, Array<[string, string]>>;
-
-/**
- * A strict reader of systemd unit syntax (systemd.syntax(7)): comments, [Section] headers and
- * Key=Value lines only; no continuation lines (these files do not use them).
- */
-function parseUnit(text: string): Unit {
-  const sections: Unit = new Map();
-  let current: Array<[string, string]> | undefined;
-  text.split("\n").forEach((line, index) => {
-    const trimmed = line.trim();
-    if (trimmed === "" || trimmed.startsWith("#") || trimmed.startsWith(";")) return;
-    const header = /^\[([A-Za-z]+)\]$/.exec(trimmed);
-    if (header) {
-      current = [];
-      sections.set(header[1] as string, current);
-      return;
-    }
-    const pair = /^([A-Za-z][A-Za-z0-9]*)=(.*)$/.exec(trimmed);
-    if (!pair || !current) throw new Error(`line ${index + 1} is not unit syntax: ${line}`);
-    if (trimmed.endsWith("\\")) throw new Error(`line ${index + 1}: continuation lines are not expected`);
-    current.push([pair[1] as string, pair[2] as string]);
-  });
-  return sections;
-}
-
-function values(unit: Unit, section: string, key: string): string[] {
-  return (unit.get(section) ?? []).filter(([k]) => k === key).map(([, v]) => v);
-}
-
-function one(unit: Unit, section: string, key: string): string | undefined {
-  const all = values(unit, section, key);
-  if (all.length > 1) throw new Error(`${key} is set ${all.length} times in [${section}]`);
-  return all[0];
-}
-
 const unitText = (name: string) => readFileSync(join(deploy, "systemd", name), "utf8");
 const exampleConfig = (role: string) =>
   JSON.parse(readFileSync(join(deploy, "config", `${role}.example.json`), "utf8")) as Record<string, unknown>;
@@ -121,23 +94,23 @@ describe("systemd units", () => {
     for (const name of units) {
       const unit = parseUnit(unitText(name));
       expect([...unit.keys()], name).toEqual(["Unit", "Service", "Install"]);
-      expect(one(unit, "Install", "WantedBy"), name).toBe("multi-user.target");
-      expect(one(unit, "Service", "Type"), name).toBe("simple");
-      expect(one(unit, "Service", "User"), name).toBe("root");
-      expect(one(unit, "Service", "Restart"), name).toBe("on-failure");
-      expect(one(unit, "Service", "KillMode"), name).toBe("mixed");
-      expect(one(unit, "Service", "TimeoutStopSec"), name).toMatch(/^\d+s$/);
-      expect(one(unit, "Service", "StandardOutput"), name).toBe("journal");
-      expect(one(unit, "Unit", "StartLimitIntervalSec"), name).toBe("0");
-      expect(one(unit, "Unit", "After"), name).toContain("network-online.target");
+      expect(unitValue(unit, "Install", "WantedBy"), name).toBe("multi-user.target");
+      expect(unitValue(unit, "Service", "Type"), name).toBe("simple");
+      expect(unitValue(unit, "Service", "User"), name).toBe("root");
+      expect(unitValue(unit, "Service", "Restart"), name).toBe("on-failure");
+      expect(unitValue(unit, "Service", "KillMode"), name).toBe("mixed");
+      expect(unitValue(unit, "Service", "TimeoutStopSec"), name).toMatch(/^\d+s$/);
+      expect(unitValue(unit, "Service", "StandardOutput"), name).toBe("journal");
+      expect(unitValue(unit, "Unit", "StartLimitIntervalSec"), name).toBe("0");
+      expect(unitValue(unit, "Unit", "After"), name).toContain("network-online.target");
       // Hardening every unit keeps.
-      expect(one(unit, "Service", "NoNewPrivileges"), name).toBe("yes");
-      expect(one(unit, "Service", "ProtectSystem"), name).toBe("strict");
-      expect(values(unit, "Service", "ReadWritePaths"), name).toContain("/var/lib/gild");
-      expect(one(unit, "Service", "ProtectHome"), name).toMatch(/^(yes|read-only)$/);
-      expect(one(unit, "Service", "PrivateTmp"), name).toBe("yes");
-      expect(one(unit, "Service", "ProtectKernelTunables"), name).toBe("yes");
-      expect(one(unit, "Service", "ProtectKernelModules"), name).toBe("yes");
+      expect(unitValue(unit, "Service", "NoNewPrivileges"), name).toBe("yes");
+      expect(unitValue(unit, "Service", "ProtectSystem"), name).toBe("strict");
+      expect(unitValues(unit, "Service", "ReadWritePaths"), name).toContain("/var/lib/gild");
+      expect(unitValue(unit, "Service", "ProtectHome"), name).toMatch(/^(yes|read-only)$/);
+      expect(unitValue(unit, "Service", "PrivateTmp"), name).toBe("yes");
+      expect(unitValue(unit, "Service", "ProtectKernelTunables"), name).toBe("yes");
+      expect(unitValue(unit, "Service", "ProtectKernelModules"), name).toBe("yes");
       // What would break btrfs receive, debootstrap or nspawn is never set.
       for (const breaking of [
         "PrivateDevices",
@@ -152,7 +125,7 @@ describe("systemd units", () => {
         "PrivateNetwork",
         "UMask",
       ]) {
-        expect(one(unit, "Service", breaking), `${name} sets ${breaking}`).toBeUndefined();
+        expect(unitValue(unit, "Service", breaking), `${name} sets ${breaking}`).toBeUndefined();
       }
     }
   });
@@ -160,25 +133,43 @@ describe("systemd units", () => {
   it("run the installed CLI with the config files the installers write", () => {
     const controller = parseUnit(unitText("gild-controller.service"));
     const agent = parseUnit(unitText("gild-agent.service"));
-    expect(one(controller, "Service", "ExecStart")).toBe(
+    expect(unitValue(controller, "Service", "ExecStart")).toBe(
       "/usr/local/bin/gild controller run --config /etc/gild/controller.json",
     );
-    expect(one(agent, "Service", "ExecStart")).toBe(
+    expect(unitValue(agent, "Service", "ExecStart")).toBe(
       "/usr/local/bin/gild agent run --config /etc/gild/agent.json",
     );
   });
 
+  it("map the controller's large allocations on their own, so an agent's idle socket costs what it holds", () => {
+    // Node gives every TLS socket a 64 KiB read buffer for as long as it is open: a threshold above
+    // that would put 10,000 of them back into glibc's already-touched heap (see the unit's comment).
+    const env = unitEnvironment(parseUnit(unitText("gild-controller.service")));
+    const threshold = Number(env.MALLOC_MMAP_THRESHOLD_);
+    expect(
+      Number.isInteger(threshold) && threshold > 0,
+      `MALLOC_MMAP_THRESHOLD_=${env.MALLOC_MMAP_THRESHOLD_}`,
+    ).toBe(true);
+    expect(threshold).toBeLessThanOrEqual(64 * 1024);
+  });
+
+  it("read Environment= as systemd does: words of NAME=value, the later line winning", () => {
+    const unit = parseUnit("[Service]\nEnvironment=A=1 B=two\nEnvironment=A=3\n");
+    expect(unitEnvironment(unit)).toEqual({ A: "3", B: "two" });
+    expect(() => unitEnvironment(parseUnit('[Service]\nEnvironment="A=1 2"\n'))).toThrow(/not an unquoted/);
+  });
+
   it("let the controller run nspawn for image builds, and keep the agent's containers out of its unit", () => {
     const controller = parseUnit(unitText("gild-controller.service"));
-    expect(one(controller, "Service", "Delegate")).toBe("yes");
-    expect(one(controller, "Service", "ProtectControlGroups")).toBeUndefined();
-    expect(one(controller, "Service", "ProtectHostname")).toBeUndefined();
+    expect(unitValue(controller, "Service", "Delegate")).toBe("yes");
+    expect(unitValue(controller, "Service", "ProtectControlGroups")).toBeUndefined();
+    expect(unitValue(controller, "Service", "ProtectHostname")).toBeUndefined();
     // nspawn writes /run/systemd/nspawn, made by systemd before the read-only sandbox is set up.
-    expect(one(controller, "Service", "RuntimeDirectory")).toBe("systemd/nspawn");
-    expect(one(controller, "Service", "RuntimeDirectoryPreserve")).toBe("yes");
+    expect(unitValue(controller, "Service", "RuntimeDirectory")).toBe("systemd/nspawn");
+    expect(unitValue(controller, "Service", "RuntimeDirectoryPreserve")).toBe("yes");
     const agent = parseUnit(unitText("gild-agent.service"));
-    expect(one(agent, "Service", "ProtectControlGroups")).toBe("yes");
-    expect(one(agent, "Service", "Delegate")).toBeUndefined();
+    expect(unitValue(agent, "Service", "ProtectControlGroups")).toBe("yes");
+    expect(unitValue(agent, "Service", "Delegate")).toBeUndefined();
   });
 
   it("name the drop-in the installers write", () => {
@@ -196,7 +187,7 @@ describe("systemd units", () => {
   it("do not restart an agent the controller refused for good", async () => {
     const { EXIT_REFUSED } = await importFromCli<AgentModule>("@gild/agent");
     const agent = parseUnit(unitText("gild-agent.service"));
-    expect(one(agent, "Service", "RestartPreventExitStatus")).toBe(String(EXIT_REFUSED));
+    expect(unitValue(agent, "Service", "RestartPreventExitStatus")).toBe(String(EXIT_REFUSED));
   });
 });
 

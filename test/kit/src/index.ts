@@ -19,5 +19,6 @@ export { runQuickstartScript, type ScriptResult } from "./quickstart/script.js";
 export * from "./release-build.js";
 export * from "./requirements.js";
 export * from "./stand-in-controller.js";
+export * from "./systemd-unit.js";
 export * from "./tree-digest.js";
 export * from "./wait.js";

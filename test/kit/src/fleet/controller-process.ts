@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { controllerUnitEnvironment } from "../systemd-unit.js";
 import { waitFor } from "../wait.js";
 import { healthz } from "./controller-http.js";
 import { type FleetContext, logTail, recordFor, setRecord } from "./fleet-context.js";
@@ -37,7 +38,8 @@ export async function startController(ctx: FleetContext): Promise<void> {
         ...DEFAULT_CONTROLLER_ARGS,
         ...state.controllerArgs,
       ],
-      env: ctx.baseEnv,
+      // As gild-controller.service runs it (its malloc settings).
+      env: { ...ctx.baseEnv, ...controllerUnitEnvironment() },
       logFile: state.controllerLogFile,
     });
     setRecord(ctx, record);
