@@ -20,6 +20,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import {
+  controllerUnitEnvironment,
   createLoopBtrfs,
   findRepoRoot,
   gildCliPath,
@@ -144,7 +145,8 @@ describe("systemd units", () => {
   it("map the controller's large allocations on their own, so an agent's idle socket costs what it holds", () => {
     // Node gives every TLS socket a 64 KiB read buffer for as long as it is open: a threshold above
     // that would put 10,000 of them back into glibc's already-touched heap (see the unit's comment).
-    const env = unitEnvironment(parseUnit(unitText("gild-controller.service")));
+    // What the harnesses start their controllers with, read from the unit.
+    const env = controllerUnitEnvironment();
     const threshold = Number(env.MALLOC_MMAP_THRESHOLD_);
     expect(
       Number.isInteger(threshold) && threshold > 0,

@@ -58,15 +58,11 @@ export function unitEnvironment(unit: Unit): Record<string, string> {
   return env;
 }
 
-/** One of the repository's units (deploy/systemd/<name>), parsed. */
-export function repoUnit(name: string): Unit {
-  return parseUnit(readFileSync(join(findRepoRoot(), "deploy", "systemd", name), "utf8"));
-}
-
 /**
  * The environment gild-controller.service gives the controller. Harnesses that start a controller
  * (the fleet, the benchmarks) add it, so that they run and measure it as a server does.
  */
 export function controllerUnitEnvironment(): Record<string, string> {
-  return unitEnvironment(repoUnit("gild-controller.service"));
+  const path = join(findRepoRoot(), "deploy", "systemd", "gild-controller.service");
+  return unitEnvironment(parseUnit(readFileSync(path, "utf8")));
 }
