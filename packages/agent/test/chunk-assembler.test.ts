@@ -10,6 +10,7 @@ import {
   type VerifiedChunk,
 } from "@gild/agent";
 import { isGildError } from "@gild/core";
+import { BufferPool } from "@gild/protocol";
 import { afterAll, describe, expect, it } from "vitest";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest();
@@ -82,6 +83,22 @@ describe("ChunkFiller", () => {
     expect(seen[2]?.buffers[0]?.equals(stream.subarray(2048, 3072))).toBe(true);
     expect(second.buffers[0]?.equals(stream.subarray(1024, 2048))).toBe(true);
     expect(filler.inUse).toBe(2);
+  });
+
+  it("hands a released buffer to the next pull's filler, through their pool", () => {
+    const pool = new BufferPool(4096);
+    const first: VerifiedChunk[] = [];
+    new ChunkFiller(layout, 0, (c) => first.push(c), pool).push(stream.subarray(0, 2048));
+    for (const chunk of first) chunk.release?.();
+    expect(pool.bytes).toBe(2048);
+    const next: VerifiedChunk[] = [];
+    new ChunkFiller(layout, 5, (c) => next.push(c), pool).push(stream.subarray(5 * 1024, 7 * 1024));
+    expect(pool.bytes).toBe(0);
+    const reused = new Set(first.map((c) => c.buffers[0]?.buffer));
+    expect(next.map((c) => reused.has(c.buffers[0]?.buffer))).toEqual([true, true]);
+    expect(Buffer.concat(next.flatMap((c) => c.buffers)).equals(stream.subarray(5 * 1024, 7 * 1024))).toBe(
+      true,
+    );
   });
 
   it("starts at a chunk when resuming", () => {

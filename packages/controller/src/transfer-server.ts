@@ -3,13 +3,20 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import { GildError, type Logger } from "@gild/core";
-import { CloseCode, encodeTransferHeader, MAX_FRAME_BYTES } from "@gild/protocol";
+import { BufferPool, CloseCode, encodeTransferHeader, MAX_FRAME_BYTES } from "@gild/protocol";
 import { WebSocket, WebSocketServer } from "ws";
 import type { ArtifactService } from "./artifact-service.js";
 import type { ArtifactRecord } from "./store/artifacts-repo.js";
 
 /** Frames written to the socket but not yet flushed; bounds memory whatever the artifact size. */
 const MAX_FRAMES_IN_FLIGHT = 8;
+
+/**
+ * Read buffers handed from one transfer's ring to the next (BufferPool: fresh memory costs a page
+ * fault per 4 KiB, and the controller's unit maps every buffer of 64 KiB and up afresh,
+ * deploy/systemd/gild-controller.service). Two full rings.
+ */
+const frameBuffers = new BufferPool(2 * MAX_FRAMES_IN_FLIGHT * MAX_FRAME_BYTES);
 
 /**
  * Payload bytes per frame. Unlimited: the largest the protocol allows (fewest writes and TLS calls).
@@ -169,7 +176,7 @@ export class TransferServer {
           if (closed) break;
         }
         const slot = frame % MAX_FRAMES_IN_FLIGHT;
-        ring[slot] ??= Buffer.allocUnsafeSlow(Math.min(frameBytes, artifact.sizeBytes - offset));
+        ring[slot] ??= frameBuffers.take(frameBytes);
         const buffer = ring[slot];
         const { bytesRead } = await file.read(buffer, 0, length, position);
         if (bytesRead === 0)
@@ -186,6 +193,9 @@ export class TransferServer {
       await file.close();
     }
     while (inFlight > 0 && !closed) await new Promise<void>((r) => (wake = r));
+    // Every frame flushed: no write reads the ring any more. A transfer cut with frames in the
+    // socket's queue leaves its ring to the collector.
+    if (inFlight === 0) for (const buffer of ring) frameBuffers.give(buffer);
     if (!closed) ws.close(CloseCode.normal, "complete");
     this.deps.onSent?.(artifact.line, sent);
     this.log.info(

@@ -1,3 +1,4 @@
+export * from "./buffer-pool.js";
 export * from "./codec.js";
 export * from "./limits.js";
 export * from "./messages.js";
