@@ -52,9 +52,14 @@ describe("writes batched per event-loop turn", () => {
   });
   afterEach(() => undo.run());
 
-  const issue = (id: string, rolloutId: string | null = "ro_00000000aa", onStored?: () => void) =>
+  const issue = (
+    id: string,
+    rolloutId: string | null = "ro_00000000aa",
+    onStored?: () => void,
+    kind = "pullImage",
+  ) =>
     store.commands.insertIfAbsent(
-      { id, hostId: HOST, kind: "pullImage", command: { commandId: id } as never, rolloutId, now: 5 },
+      { id, hostId: HOST, kind, command: { commandId: id } as never, rolloutId, now: 5 },
       onStored,
     );
 
@@ -236,6 +241,26 @@ describe("writes batched per event-loop turn", () => {
     expect(transactions).toBe(3);
     expect(sent).toEqual(Array.from({ length: count }, (_, i) => `c${i}`));
     expect(sentBeforeStored).toEqual([]);
+  });
+
+  it("writes a turn's new commands that are not pulls first: a wave's switches do not wait behind prefetches", async () => {
+    const pulls = NEW_COMMANDS_PER_FLUSH + 10;
+    const sent: string[] = [];
+    for (let i = 0; i < pulls; i++) issue(`p${i}`, null, () => sent.push(`p${i}`));
+    for (let i = 0; i < 3; i++) issue(`s${i}`, null, () => sent.push(`s${i}`), "deployApp");
+    await turn();
+    expect(transactions).toBe(1);
+    const firstPulls = Array.from({ length: NEW_COMMANDS_PER_FLUSH - 3 }, (_, i) => `p${i}`);
+    expect(sent).toEqual([...firstPulls, "s0", "s1", "s2"]);
+    expect(onDisk(store, "s2")?.state).toBe("pending");
+    expect(onDisk(store, `p${NEW_COMMANDS_PER_FLUSH - 3}`)).toBeUndefined();
+    expect(store.commands.unstored(`p${pulls - 1}`)).toBe(true);
+    const deadline = Date.now() + 10_000;
+    while (sent.length < pulls + 3 && Date.now() < deadline) await turn();
+    expect(transactions).toBe(2);
+    expect(sent.slice(NEW_COMMANDS_PER_FLUSH)).toEqual(
+      Array.from({ length: 13 }, (_, i) => `p${NEW_COMMANDS_PER_FLUSH - 3 + i}`),
+    );
   });
 
   it("writes every waiting command in an explicit transaction, and sends them after it commits", () => {

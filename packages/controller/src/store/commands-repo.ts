@@ -153,6 +153,9 @@ interface WaitingCommand {
  */
 export const NEW_COMMANDS_PER_FLUSH = 500;
 
+/** A new command that may wait for a later turn's flush behind the others: an image pull. */
+const isDeferrable = (record: CommandRecord) => record.kind === "pullImage";
+
 const byCreation = (a: CommandRecord, b: CommandRecord) =>
   a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
@@ -201,22 +204,33 @@ export class CommandsRepo {
   }
 
   /**
-   * What waits, for the batch. The flush of a turn (`limited`) takes every state change but only the
-   * first NEW_COMMANDS_PER_FLUSH new commands, in the order they were made; the rest are flushed in
-   * the turns after (reads see them meanwhile).
+   * What waits, for the batch. The flush of a turn (`limited`) takes every state change but only
+   * NEW_COMMANDS_PER_FLUSH new commands: those that are not image pulls first, then pulls, each in
+   * the order they were made; the rest are flushed in the turns after (reads see them meanwhile).
+   * A pull is most often a prefetch for a later wave, and a switch is what a wave waits for: at 10,000
+   * hosts the 9,000 prefetches issued as a wave began went out 500 a turn, and the wave's own
+   * switches, made as its hosts' pulls ended, waited behind all of them (4.9 s to its first switch).
    */
   private take(limited: boolean): Map<string, WaitingCommand> {
     const taken = this.waiting;
     this.waiting = new Map();
     if (!limited) return taken;
-    let inserts = 0;
+    let urgent = 0;
+    for (const waiting of taken.values()) {
+      if (waiting.body !== undefined && !isDeferrable(waiting.record)) urgent++;
+    }
+    let roomForUrgent = NEW_COMMANDS_PER_FLUSH;
+    let roomForPulls = Math.max(0, NEW_COMMANDS_PER_FLUSH - urgent);
     for (const [id, waiting] of taken) {
       if (waiting.body === undefined) continue;
-      if (inserts < NEW_COMMANDS_PER_FLUSH) inserts++;
-      else {
-        this.waiting.set(id, waiting);
-        taken.delete(id);
+      const deferrable = isDeferrable(waiting.record);
+      if (deferrable ? roomForPulls > 0 : roomForUrgent > 0) {
+        if (deferrable) roomForPulls--;
+        else roomForUrgent--;
+        continue;
       }
+      this.waiting.set(id, waiting);
+      taken.delete(id);
     }
     if (this.waiting.size > 0) this.batch.schedule();
     return taken;
