@@ -1,10 +1,9 @@
 /**
  * Transfer buffers kept from one transfer to the next. Memory the process has not written yet costs
  * a page fault per 4 KiB on first write: on this project's test machines (virtual) about 15 ms per
- * fresh 4 MiB, a sixth of a small delta push's time on each side of it (measured: the agent's chunk
- * buffer, the controller's ring of read buffers). A buffer given back is handed out again, already
- * resident, instead. Kept only while transfers come: IDLE_MS after the last one the pool lets its
- * buffers go, so an idle process holds none.
+ * fresh 4 MiB (the agent's chunk buffers, the controller's ring of read buffers). A buffer given back
+ * is handed out again, already resident, instead. Kept only while transfers come: `idleMs` after the
+ * last take or give the pool lets its buffers go, so an idle process holds none.
  */
 export class BufferPool {
   private readonly free = new Map<number, Buffer[]>();
