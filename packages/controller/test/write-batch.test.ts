@@ -98,7 +98,7 @@ describe("writes batched per event-loop turn", () => {
   });
 
   it("writes what waits before an explicit transaction's own writes, in it", () => {
-    issue("c1");
+    issue("c1", "ro_00000000aa", undefined, "deployApp");
     store.transaction(() => {
       expect(onDisk(store, "c1")?.state).toBe("pending");
     });
@@ -266,12 +266,39 @@ describe("writes batched per event-loop turn", () => {
   it("writes every waiting command in an explicit transaction, and sends them after it commits", () => {
     const count = NEW_COMMANDS_PER_FLUSH + 1;
     let sent = 0;
-    for (let i = 0; i < count; i++) issue(`c${i}`, null, () => sent++);
+    for (let i = 0; i < count; i++) issue(`c${i}`, null, () => sent++, "deployApp");
     store.transaction(() => {
       expect(onDisk(store, `c${count - 1}`)?.state).toBe("pending");
       expect(sent).toBe(0);
     });
     expect(sent).toBe(count);
+  });
+
+  it("leaves new pulls to the turns' flushes from an explicit transaction, and every state change in it", async () => {
+    const sent: string[] = [];
+    issue("stored", null, undefined, "deployApp");
+    await turn();
+    for (let i = 0; i < 3; i++) issue(`p${i}`, "ro_00000000aa", () => sent.push(`p${i}`));
+    issue("s0", "ro_00000000aa", () => sent.push("s0"), "deployApp");
+    store.commands.finish("stored", "succeeded", null, null, 6);
+    // Withdrawn before it was ever written: still a new pull, written later as it is now.
+    store.commands.cancelPending("ro_00000000aa", HOST, 7, ["pullImage"]);
+    transactions = 0;
+    store.transaction(() => {
+      expect(onDisk(store, "s0")?.state).toBe("pending");
+      expect(onDisk(store, "stored")?.state).toBe("succeeded");
+      expect(onDisk(store, "p0")).toBeUndefined();
+    });
+    expect(sent).toEqual(["s0"]);
+    expect(store.commands.unstored("p0")).toBe(true);
+    // Reads see them meanwhile.
+    expect(store.commands.get("p2")?.state).toBe("failed");
+    expect(store.commands.forRollout("ro_00000000aa").map((c) => c.id)).toEqual(["p0", "p1", "p2", "s0"]);
+    const deadline = Date.now() + 10_000;
+    while (sent.length < 4 && Date.now() < deadline) await turn();
+    expect(transactions).toBe(2);
+    expect(sent).toEqual(["s0", "p0", "p1", "p2"]);
+    expect(onDisk(store, "p1")?.state).toBe("failed");
   });
 
   it("sends a command whose first write failed once a later one stores it", async () => {
@@ -306,10 +333,12 @@ describe("writes batched per event-loop turn", () => {
     expect(onDisk(store, "c1")?.state).toBe("pending");
   });
 
-  it("writes what waits when the store closes", () => {
+  it("writes what waits when the store closes, new pulls with the rest", () => {
     issue("c1");
+    issue("c2", null, undefined, "deployApp");
     store.close();
     store = Store.open(database.location);
     expect(store.commands.get("c1")?.state).toBe("pending");
+    expect(store.commands.get("c2")?.state).toBe("pending");
   });
 });

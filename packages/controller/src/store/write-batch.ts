@@ -7,11 +7,10 @@ import { EndOfTurn } from "../end-of-turn.js";
  */
 export interface DeferredWrites<T = unknown> {
   /**
-   * Hand over what waits now (the repository forgets it: it is about to be in the database). In the
-   * batch's own flush (`limited`) a source may hand over only a part and keep the rest waiting for the
-   * next turn; any other transaction takes everything, so that nothing waiting is committed after it.
+   * Hand over what waits now (the repository forgets it: it is about to be in the database), or the
+   * part of it that `scope` allows (TakeScope).
    */
-  take(limited: boolean): T;
+  take(scope: TakeScope): T;
   /** Write what `take` handed over, inside the batch's transaction. */
   write(taken: T): void;
   /** The transaction that wrote `taken` rolled back: keep it waiting again, under anything newer. */
@@ -21,6 +20,17 @@ export interface DeferredWrites<T = unknown> {
   /** Does something wait for one of these writes to be on disk (a command to send)? */
   awaitsCommit?(): boolean;
 }
+
+/**
+ * Which transaction takes what waits, and so how much of it a source must hand over:
+ * - `turn`: the batch's own flush of a turn. A source may keep a part for the next turns (a wave's
+ *   10,000 new commands go out a slice at a time, the first slice after a small commit).
+ * - `transaction`: any other transaction of the store (a planning step, an operator's verb). It takes
+ *   everything but what may land after a later write without harm: nothing else waiting is committed
+ *   after it. Only new image pulls stay (CommandsRepo.take says why).
+ * - `all`: the last transaction, as the store closes.
+ */
+export type TakeScope = "turn" | "transaction" | "all";
 
 /** What one transaction of the store took from the batch. */
 export interface TakenWrites {
@@ -45,8 +55,8 @@ export const FLUSH_OVERDUE_MS = 100;
  * the end of the turn (EndOfTurn: no later than FLUSH_OVERDUE_MS into a flood of reports), writes everything
  * waiting in one transaction. What must be durable before something
  * happens (a command before it is sent) runs in `afterCommit`, only once its write is on disk.
- * Any explicit transaction of the store writes what waits first, so nothing waiting is ever
- * committed after a later write.
+ * Any explicit transaction of the store writes what waits first, so nothing waiting is committed
+ * after a later write, new image pulls aside (TakeScope).
  */
 export class WriteBatch {
   private readonly sources: Array<DeferredWrites<unknown>> = [];
@@ -58,8 +68,8 @@ export class WriteBatch {
   /** The batch's own flush is running: what asks for another waits until it is over. */
   private flushing = false;
   private flushAgain = false;
-  /** Sources may hand over only part of what waits (the flush of a turn). */
-  private limited = false;
+  /** What the transaction open now takes of what waits (TakeScope). */
+  private scope: TakeScope = "transaction";
 
   constructor(
     private readonly deps: {
@@ -123,7 +133,7 @@ export class WriteBatch {
     batch.after = this.after;
     this.after = [];
     for (const source of this.sources) {
-      const taken = source.take(this.limited);
+      const taken = source.take(this.scope);
       batch.taken.push(taken);
       source.write(taken);
     }
@@ -173,6 +183,7 @@ export class WriteBatch {
   /** Flush now, at the end of the store's life (what cannot be written then is lost, as in a crash). */
   close(): void {
     this.closed = true;
+    this.scope = "all";
     this.turn.cancel();
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
@@ -187,7 +198,7 @@ export class WriteBatch {
    */
   private flushOrRetry(): void {
     this.flushing = true;
-    this.limited = true;
+    this.scope = "turn";
     try {
       this.flush();
       this.failures = 0;
@@ -203,7 +214,7 @@ export class WriteBatch {
       }, retryInMs);
     } finally {
       this.flushing = false;
-      this.limited = false;
+      this.scope = "transaction";
       if (this.flushAgain) {
         this.flushAgain = false;
         this.schedule();
