@@ -26,8 +26,8 @@ export function hurryOverdue(): void {
 export class EndOfTurn {
   /** When the waiting run was first asked for (the clock of `now`); undefined when none waits. */
   private since: number | undefined;
-  /** How long the waiting run may wait (the last request's). */
-  private overdueMs = OVERDUE_MS;
+  /** How long the waiting run may wait: the least of its requests'. */
+  private overdueMs = Number.POSITIVE_INFINITY;
   /** A run already queued as a microtask. */
   private hurried = false;
   /** Bumped by every run and cancel: a queued callback of an older request does nothing. */
@@ -45,10 +45,10 @@ export class EndOfTurn {
 
   /**
    * Run `fn` at the end of this turn, or right after this callback if it was first asked for
-   * `overdueMs` ago and still waits.
+   * `overdueMs` ago and still waits (the least `overdueMs` of the requests it waits for).
    */
   request(overdueMs = OVERDUE_MS): void {
-    this.overdueMs = overdueMs;
+    this.overdueMs = Math.min(this.overdueMs, overdueMs);
     if (this.since === undefined) {
       this.since = this.now();
       waiting.add(this);
@@ -72,6 +72,7 @@ export class EndOfTurn {
   cancel(): void {
     this.generation++;
     this.since = undefined;
+    this.overdueMs = Number.POSITIVE_INFINITY;
     this.hurried = false;
     waiting.delete(this);
   }

@@ -60,6 +60,12 @@ export class JobLoop {
    * when the first of that news came, for news that finds the timer late.
    */
   private readonly notUrgent = new Map<string, { timer: NodeJS.Timeout; since: number }>();
+  /**
+   * Per job, the hosts it waits for (deps.waitingOn) that have news since its last step began. When
+   * all have, that news may be what completes a wave: at 10,000 hosts a step waited 50 to 250 ms for
+   * its hurry while the next wave's reports flooded in, on every wave's last report.
+   */
+  private readonly heard = new Map<string, { waitingOn: ReadonlySet<string>; hosts: Set<string> }>();
   private closed = false;
 
   constructor(
@@ -80,6 +86,12 @@ export class JobLoop {
        * urgent without it.
        */
       urgent?: (jobId: string, hostId: string) => boolean;
+      /**
+       * The hosts the job waits for to go on, as its last step left it (the same set until the next
+       * step changes it): once each has news since that step began, the next step is hurried after
+       * OVERDUE_MS, not after STEP_WAIT_FACTOR times a step's cost. None without it.
+       */
+      waitingOn?: (jobId: string) => ReadonlySet<string> | undefined;
     },
   ) {
     // A command's result, a host that comes or goes: the jobs they concern plan again.
@@ -100,6 +112,7 @@ export class JobLoop {
     this.timers.clear();
     for (const { timer } of this.notUrgent.values()) clearTimeout(timer);
     this.notUrgent.clear();
+    this.heard.clear();
   }
 
   /** An inventory changed or a host came or went: plan again the active jobs that cover the host. */
@@ -109,6 +122,10 @@ export class JobLoop {
 
   /** News of `hostId` for a job: plan it at once, or within NOT_URGENT_WITHIN_MS when it can wait. */
   pokeFor(jobId: string, hostId: string): void {
+    if (this.heardFromAll(jobId, hostId)) {
+      this.poke(jobId, OVERDUE_MS);
+      return;
+    }
     if (this.deps.urgent?.(jobId, hostId) ?? true) {
       this.poke(jobId);
       return;
@@ -127,6 +144,19 @@ export class JobLoop {
     this.notUrgent.set(jobId, { timer, since: this.deps.now() });
   }
 
+  /** Note news of `hostId`: does every host the job waits for have news since its last step began? */
+  private heardFromAll(jobId: string, hostId: string): boolean {
+    const waitingOn = this.deps.waitingOn?.(jobId);
+    if (waitingOn === undefined || !waitingOn.has(hostId)) return false;
+    let heard = this.heard.get(jobId);
+    if (heard === undefined || heard.waitingOn !== waitingOn) {
+      heard = { waitingOn, hosts: new Set() };
+      this.heard.set(jobId, heard);
+    }
+    heard.hosts.add(hostId);
+    return heard.hosts.size >= waitingOn.size;
+  }
+
   /** Keep the host -> active jobs index current: `active` adds the job to its hosts, else removes it. */
   track(jobId: string, hostIds: readonly string[], active: boolean): void {
     for (const hostId of hostIds) {
@@ -141,14 +171,15 @@ export class JobLoop {
   /**
    * Plan a job again soon. The step runs after the messages already received are handled (at the end
    * of the turn, EndOfTurn), so a burst of results from a wave of hosts costs one step, not one per
-   * result; a poke that finds it waiting longer than hurryAfterMs has it run at once. One job is never
-   * planned twice at once.
+   * result; a poke that finds it waiting longer than hurryAfterMs (or `hurryAfterMs`, if sooner) has
+   * it run at once. One job is never planned twice at once.
    */
-  poke(jobId: string): void {
+  poke(jobId: string, hurryAfterMs?: number): void {
     if (this.closed) return;
+    const wait = Math.min(hurryAfterMs ?? Number.POSITIVE_INFINITY, this.hurryAfterMs());
     const scheduled = this.scheduled.get(jobId);
     if (scheduled !== undefined) {
-      scheduled.request(this.hurryAfterMs());
+      scheduled.request(wait);
       return;
     }
     if (this.running.has(jobId)) {
@@ -158,7 +189,7 @@ export class JobLoop {
     const run = new Promise<void>((resolve) => {
       const turn = new EndOfTurn(resolve, this.deps.now);
       this.scheduled.set(jobId, turn);
-      turn.request(this.hurryAfterMs());
+      turn.request(wait);
     })
       .then(() => {
         this.scheduled.delete(jobId);
@@ -192,6 +223,8 @@ export class JobLoop {
   /** The job's step, timed for the next hurry (stepCosts). */
   private async timedStep(jobId: string): Promise<number | null> {
     const started = this.deps.now();
+    // The step sees all news so far: what it waits for is heard from afresh.
+    this.heard.delete(jobId);
     try {
       return await this.deps.step(jobId);
     } finally {

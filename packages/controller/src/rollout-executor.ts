@@ -1,5 +1,6 @@
 import {
   GildError,
+  hostsHoldingWave,
   isSettledRolloutState,
   isUrgentNews,
   type Logger,
@@ -41,6 +42,8 @@ export class RolloutExecutor {
    * from memory instead of parsing a record that grows with the fleet (hundreds of KiB at 1,000 hosts).
    */
   private readonly cache = new Map<string, StoredRollout>();
+  /** The hosts each stored record waits for to go on (core's hostsHoldingWave), made when first asked. */
+  private readonly holding = new WeakMap<RolloutRecord, ReadonlySet<string>>();
   /** What the last planning step of each active rollout observed (rollout-observer.ts). */
   private readonly observations = new Map<string, ObservationCache>();
   /** Who watches which rollout, live transfer progress, recent rates. */
@@ -72,6 +75,7 @@ export class RolloutExecutor {
       commands: deps.commands,
       hub: deps.hub,
       urgent: (rolloutId, hostId) => this.urgent(rolloutId, hostId),
+      waitingOn: (rolloutId) => this.waitingOn(rolloutId),
     });
     this.dispatcher = new RolloutDispatcher({
       ...deps,
@@ -117,6 +121,18 @@ export class RolloutExecutor {
   private urgent(rolloutId: string, hostId: string): boolean {
     const record = this.cache.get(rolloutId)?.record;
     return record === undefined || isUrgentNews(record, hostId);
+  }
+
+  /** The hosts whose news may let the rollout go on, as last stored (JobLoop's waitingOn). */
+  private waitingOn(rolloutId: string): ReadonlySet<string> | undefined {
+    const record = this.cache.get(rolloutId)?.record;
+    if (record === undefined) return undefined;
+    let hosts = this.holding.get(record);
+    if (hosts === undefined) {
+      hosts = new Set(hostsHoldingWave(record));
+      this.holding.set(record, hosts);
+    }
+    return hosts;
   }
 
   /** Plan a rollout again soon (JobLoop.poke). */

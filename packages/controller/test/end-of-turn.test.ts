@@ -58,6 +58,26 @@ describe("work at the end of the turn", () => {
     expect(ran).toEqual(["flush", "flush"]);
   });
 
+  it("waits no longer than the most impatient of the requests it waits for, until it runs", async () => {
+    const step = work("step");
+    step.request(500);
+    step.request(OVERDUE_MS);
+    // A later, patient request does not undo an impatient one.
+    step.request(500);
+    clock = OVERDUE_MS;
+    step.request(500);
+    await microtasks();
+    expect(ran).toEqual(["step"]);
+    // The next wait is the new requests' own.
+    step.request(500);
+    clock += OVERDUE_MS;
+    step.request(500);
+    await microtasks();
+    expect(ran).toEqual(["step"]);
+    await turn();
+    expect(ran).toEqual(["step", "step"]);
+  });
+
   it("waits as long as the request says before it hurries", async () => {
     const step = work("step");
     step.request(300);

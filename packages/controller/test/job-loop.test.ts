@@ -24,6 +24,8 @@ describe("the job loop", () => {
   let stepTakesMs: number;
   let finished: (record: CommandRecord) => void;
   let loop: JobLoop;
+  /** The hosts the job waits for to go on (JobLoop's waitingOn); none unless a test says. */
+  let waitingOn: ReadonlySet<string> | undefined;
 
   beforeEach(() => {
     // The loop's own clocks (setImmediate for a poke, setTimeout for news that can wait), faked: what
@@ -31,6 +33,7 @@ describe("the job loop", () => {
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setImmediate", "clearImmediate", "Date"] });
     steps = 0;
     stepTakesMs = 0;
+    waitingOn = undefined;
     const commands = {
       addListener: (listener: { onFinished?: (record: CommandRecord) => void }) => {
         if (listener.onFinished) finished = listener.onFinished;
@@ -63,6 +66,7 @@ describe("the job loop", () => {
       commands,
       hub: { addListener: () => undefined } as unknown as AgentHub,
       ...(urgent ? { urgent } : {}),
+      waitingOn: () => waitingOn,
     });
   }
 
@@ -167,6 +171,32 @@ describe("the job loop", () => {
     }
     expect(steps).toBe(4);
     await hurriedAfter(STEP_WAIT_FACTOR * 300);
+  });
+
+  it("hurries a step after OVERDUE_MS once every host the job waits for has news since its last step began", async () => {
+    stepTakesMs = 300;
+    result(NOW_HOST);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(steps).toBe(1);
+    const WAVE_HOST = "h_0000000000000003";
+    waitingOn = new Set([NOW_HOST, WAVE_HOST]);
+    // News of one of the two: the step waits twice a step's cost, as any other.
+    result(NOW_HOST);
+    later(OVERDUE_MS);
+    result(NOW_HOST);
+    await microtasks();
+    expect(steps).toBe(1);
+    // And of the other: it may complete the wave, and the step waits no longer.
+    result(WAVE_HOST);
+    await microtasks();
+    expect(steps).toBe(2);
+    // That step saw both: news of one of them since waits again.
+    result(NOW_HOST);
+    later(OVERDUE_MS);
+    result(NOW_HOST);
+    await microtasks();
+    expect(steps).toBe(2);
+    await hurriedAfter(STEP_WAIT_FACTOR * 300 - OVERDUE_MS);
   });
 
   it("plans news that could wait when later news finds its timer late", async () => {

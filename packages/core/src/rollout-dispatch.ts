@@ -1,5 +1,5 @@
 import { isTerminalRolloutState, type RolloutCommand, type RolloutRecord } from "./rollout-model.js";
-import { hostsOfWave } from "./rollout-rules.js";
+import { hostsOfWave, isHostDone } from "./rollout-rules.js";
 
 /**
  * The commands a stored rollout record calls for, host by host, in wave order: the fetch of a fetching
@@ -67,4 +67,17 @@ export function isUrgentNews(record: RolloutRecord, hostId: string): boolean {
   if (record.state !== "running" && record.state !== "awaiting-promotion") return true;
   const host = record.hosts[hostId];
   return host === undefined || host.wave <= record.currentWave;
+}
+
+/**
+ * The hosts whose news may let a running rollout go on: those of its deploying wave not done yet.
+ * Once each has news since the last planning step, that step may complete the wave, and it is planned
+ * without the delay a flood of reports otherwise gets (JobLoop's `waitingOn`). None in any other state
+ * or phase (a bake ends on the planner's clock).
+ */
+export function hostsHoldingWave(record: RolloutRecord): string[] {
+  if (record.state !== "running" || record.phase !== "deploying") return [];
+  return hostsOfWave(record, record.currentWave)
+    .filter((host) => !isHostDone(host))
+    .map((host) => host.hostId);
 }

@@ -1,5 +1,6 @@
 import {
   commandsCalledFor,
+  hostsHoldingWave,
   isUrgentNews,
   type RolloutCommand,
   rolloutCommandKey,
@@ -85,5 +86,35 @@ describe("isUrgentNews: which hosts' news a rollout plans at once", () => {
     expect(isUrgentNews(withRollout(record, { state: "running", currentWave: 0 }), "h_unknown")).toBe(true);
     for (const state of ["rolling-back", "paused", "succeeded", "aborted"] as const)
       expect(isUrgentNews(withRollout(record, { state, currentWave: 0 }), inWave(2))).toBe(true);
+  });
+});
+
+describe("hostsHoldingWave: whose news may let a rollout go on", () => {
+  // 20 hosts: the canary (wave 0), then 10% (2 hosts, wave 1) and the rest (17, wave 2).
+  const record = newRollout(20, { canary: 1, waves: ["10%", "100%"] });
+  const [a, b] = record.waves[1] as [string, string];
+
+  it("the deploying wave's hosts that are not done, failed hosts still to roll back among them", () => {
+    const deploying = withRollout(record, { state: "running", phase: "deploying", currentWave: 1 });
+    expect(hostsHoldingWave(deploying)).toEqual([a, b]);
+    expect(hostsHoldingWave(withHosts(deploying, { [a]: { state: "healthy" } }))).toEqual([b]);
+    expect(
+      hostsHoldingWave(withHosts(deploying, { [a]: { state: "failed", rollbackPending: true } })),
+    ).toEqual([a, b]);
+    expect(
+      hostsHoldingWave(
+        withHosts(deploying, { [a]: { state: "healthy" }, [b]: { state: "failed", rollbackPending: false } }),
+      ),
+    ).toEqual([]);
+  });
+
+  it("none while a wave bakes (its end is a clock), nor in any state but running", () => {
+    expect(
+      hostsHoldingWave(withRollout(record, { state: "running", phase: "baking", currentWave: 1 })),
+    ).toEqual([]);
+    for (const state of ["awaiting-promotion", "paused", "rolling-back", "succeeded"] as const)
+      expect(hostsHoldingWave(withRollout(record, { state, phase: "deploying", currentWave: 1 }))).toEqual(
+        [],
+      );
   });
 });
