@@ -20,6 +20,7 @@ export * from "./logger.js";
 export * from "./long-timer.js";
 export * from "./maintenance-window.js";
 export * from "./peer-sources.js";
+export { SWITCHES_AT_WAVE_START } from "./rollout-commands.js";
 export * from "./rollout-create.js";
 export * from "./rollout-dispatch.js";
 export * from "./rollout-model.js";

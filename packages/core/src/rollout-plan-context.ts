@@ -16,8 +16,11 @@ export interface PlanContext {
   readonly now: number;
   readonly events: RolloutEvent[];
   markVersion: "stable" | "bad" | null;
-  /** The next wave's prefetch was held back for the step after: plan again at once. */
-  prefetchDeferred: boolean;
+  /**
+   * Commands were held back for the step 1 ms later (at a wave's start: the next wave's prefetch, and
+   * the switches after the first SWITCHES_AT_WAVE_START): plan again then.
+   */
+  heldBack: boolean;
 }
 
 /** What the planner assumes of a host the executor has no observation for: offline, nothing known. */
@@ -43,7 +46,7 @@ export function newPlanContext(
     now,
     events: [],
     markVersion: null,
-    prefetchDeferred: false,
+    heldBack: false,
   };
 }
 

@@ -143,7 +143,7 @@ function issueCommands(ctx: PlanContext): void {
   // Records stored before waveStartedAt existed have none: nothing waits.
   if (next.length > 0 && ctx.now <= (r.waveStartedAt ?? Number.NEGATIVE_INFINITY)) {
     next = [];
-    ctx.prefetchDeferred = true;
+    ctx.heldBack = true;
   }
   switch (r.state) {
     case "running":
@@ -322,8 +322,8 @@ function nextWakeAt(ctx: PlanContext): number | null {
   // controller computes the same time from the same windows).
   const opens = windowWakeAt(ctx);
   if (opens !== null) clocks.push(opens);
-  // The next wave's prefetch held back at a wave's start goes out 1 ms later.
-  if (ctx.prefetchDeferred) clocks.push(ctx.now + 1);
+  // What was held back at a wave's start (its prefetch, switches) goes out 1 ms later.
+  if (ctx.heldBack) clocks.push(ctx.now + 1);
   for (const id in r.hosts) {
     const host = r.hosts[id] as HostStep;
     const forward = r.state !== "rolling-back" && (host.state === "switching" || host.state === "verifying");

@@ -7,7 +7,7 @@ import type {
   RolloutRecord,
   RolloutState,
 } from "@gild/core";
-import { rolloutReasonCode } from "@gild/core";
+import { rolloutReasonCode, SWITCHES_AT_WAVE_START } from "@gild/core";
 import { describe, expect, it } from "vitest";
 import {
   fetched,
@@ -420,6 +420,47 @@ describe("planRollout: a wave's start and the next wave's prefetch", () => {
     const again = plan(after.rollout, obs(after.rollout), t + 1);
     expect(again.commands).toEqual([]);
     expect(again.rollout).toEqual(after.rollout);
+  });
+});
+
+describe("planRollout: a wave of more hosts than SWITCHES_AT_WAVE_START", () => {
+  it("its start switches the first of them; the step 1 ms later switches the rest", () => {
+    const size = SWITCHES_AT_WAVE_START + 3;
+    const big = newRollout(size + 1, { canary: ["h1"], waves: ["100%"], prefetch: false });
+    const wave = big.waves[1] as string[];
+    expect(wave).toHaveLength(size);
+    const baked = withHosts(
+      withRollout(atWave(big, 1), {
+        currentWave: 0,
+        phase: "baking",
+        bakeUntil: t,
+        progressDeadlineAt: null,
+      }),
+      Object.fromEntries(wave.map((id) => [id, { state: "staged" as const, fetchAttempts: 1 }])),
+    );
+    const obs = (r: RolloutRecord) =>
+      obsFor(r, Object.fromEntries(wave.map((id) => [id, { hasImage: true }])));
+    const start = plan(baked, obs(baked), t);
+    expect(start.events.map((e) => e.kind)).toContain("wave-started");
+    expect(kinds(start.commands)).toEqual(
+      wave
+        .slice(0, SWITCHES_AT_WAVE_START)
+        .map((id) => `switch:${id}`)
+        .sort(),
+    );
+    expect(start.nextWakeAt).toBe(t + 1);
+    // Planned again at the same instant: no more.
+    const same = plan(start.rollout, obs(start.rollout), t);
+    expect(same.commands).toEqual([]);
+    const after = plan(start.rollout, obs(start.rollout), t + 1);
+    expect(kinds(after.commands)).toEqual(
+      wave
+        .slice(SWITCHES_AT_WAVE_START)
+        .map((id) => `switch:${id}`)
+        .sort(),
+    );
+    for (const id of wave) expect(after.rollout.hosts[id]?.state).toBe("switching");
+    expect(after.nextWakeAt).not.toBe(t + 2);
   });
 });
 
