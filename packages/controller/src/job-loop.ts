@@ -63,9 +63,14 @@ export class JobLoop {
   /**
    * Per job, the hosts it waits for (deps.waitingOn) that have news since its last step began. When
    * all have, that news may be what completes a wave: at 10,000 hosts a step waited 50 to 250 ms for
-   * its hurry while the next wave's reports flooded in, on every wave's last report.
+   * its hurry while the next wave's reports flooded in, on every wave's last report. Once per set
+   * (`hurried`): a host the job still waits for after that step (stuck, or hostile) that keeps
+   * reporting gets the usual hurry, so it cannot keep the loop planning back to back.
    */
-  private readonly heard = new Map<string, { waitingOn: ReadonlySet<string>; hosts: Set<string> }>();
+  private readonly heard = new Map<
+    string,
+    { waitingOn: ReadonlySet<string>; hosts: Set<string>; hurried: boolean }
+  >();
   private closed = false;
 
   constructor(
@@ -150,15 +155,19 @@ export class JobLoop {
     if (waitingOn === undefined || !waitingOn.has(hostId)) return false;
     let heard = this.heard.get(jobId);
     if (heard === undefined || heard.waitingOn !== waitingOn) {
-      heard = { waitingOn, hosts: new Set() };
+      heard = { waitingOn, hosts: new Set(), hurried: false };
       this.heard.set(jobId, heard);
     }
+    if (heard.hurried) return false;
     heard.hosts.add(hostId);
-    return heard.hosts.size >= waitingOn.size;
+    if (heard.hosts.size < waitingOn.size) return false;
+    heard.hurried = true;
+    return true;
   }
 
   /** Keep the host -> active jobs index current: `active` adds the job to its hosts, else removes it. */
   track(jobId: string, hostIds: readonly string[], active: boolean): void {
+    if (!active) this.heard.delete(jobId);
     for (const hostId of hostIds) {
       const set = this.byHost.get(hostId) ?? new Set<string>();
       if (active) set.add(jobId);
@@ -224,7 +233,7 @@ export class JobLoop {
   private async timedStep(jobId: string): Promise<number | null> {
     const started = this.deps.now();
     // The step sees all news so far: what it waits for is heard from afresh.
-    this.heard.delete(jobId);
+    this.heard.get(jobId)?.hosts.clear();
     try {
       return await this.deps.step(jobId);
     } finally {

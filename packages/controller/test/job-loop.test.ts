@@ -197,6 +197,23 @@ describe("the job loop", () => {
     await microtasks();
     expect(steps).toBe(2);
     await hurriedAfter(STEP_WAIT_FACTOR * 300 - OVERDUE_MS);
+    // Still waited for after that (the step changed nothing): news of both gets the usual hurry, so a
+    // host that keeps reporting cannot have the loop plan back to back.
+    result(NOW_HOST);
+    result(WAVE_HOST);
+    later(OVERDUE_MS);
+    result(WAVE_HOST);
+    await microtasks();
+    expect(steps).toBe(3);
+    await hurriedAfter(STEP_WAIT_FACTOR * 300 - OVERDUE_MS);
+    // A step that changed what the job waits for (a new set): hurried again.
+    waitingOn = new Set([WAVE_HOST]);
+    result(WAVE_HOST);
+    later(OVERDUE_MS);
+    // Any later poke finds it overdue (the least wait asked for holds).
+    result(NOW_HOST);
+    await microtasks();
+    expect(steps).toBe(5);
   });
 
   it("plans news that could wait when later news finds its timer late", async () => {
