@@ -1,4 +1,5 @@
-import { rmSync } from "node:fs";
+import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
+import { basename, join } from "node:path";
 import {
   apiRequest,
   appInstances,
@@ -42,6 +43,10 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "controller faults
   });
 
   const status = (id: string) => rolloutStatus(fleet, id);
+  const backupFiles = () => {
+    const dir = join(fleet.controllerDataDir, "backups");
+    return existsSync(dir) ? readdirSync(dir) : [];
+  };
   const switchesSent = (hostIndex: number, rolloutId: string) =>
     journalEntries(fleet.hosts[hostIndex]?.stateDir as string).filter(
       (e) => e.commandId.startsWith(`${rolloutId}:`) && e.kind === "deployApp",
@@ -82,6 +87,11 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "controller faults
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain("GILD_STORE_UNAVAILABLE");
     expect(refused.stderr).toMatch(/hint: .*space/);
+    // A backup cannot be made either, and says why; nothing half-written is left under backups/.
+    const backupRefused = await fleet.gild(["backup"]);
+    expect(backupRefused.code).not.toBe(0);
+    expect(backupRefused.stderr).toMatch(/GILD_(NO_SPACE|STORE_UNAVAILABLE)/);
+    expect(backupFiles()).toEqual([]);
     const bakeUntil = (await status(started.id)).clocks.bakeUntil as number;
     await waitFor(() => Date.now() > bakeUntil + 5_000, {
       what: "the bake's end, and some",
@@ -107,5 +117,8 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "controller faults
     expect(fleet.controllerPid()).toBe(controllerPid);
     // The space is usable again.
     expect((await apiRequest(fleet.controllerDataDir, "POST", "/v1/tokens", {})).status).toBe(200);
+    const backup = await fleet.gildJson<{ path: string; bytes: number }>(["backup"]);
+    expect(backupFiles()).toEqual([basename(backup.path)]);
+    expect(statSync(backup.path).size).toBe(backup.bytes);
   });
 });

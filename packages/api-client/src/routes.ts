@@ -11,6 +11,7 @@ import type {
 import type {
   AppView,
   AuditEntry,
+  BackupView,
   CreatedToken,
   DeployEvent,
   HostUpdatePlanView,
@@ -55,6 +56,7 @@ export interface JsonRoutes {
   };
   "DELETE /v1/maintenance-windows/:target": { params: { target: string }; response: { removed: string } };
   "POST /v1/tokens": { body: { ttl?: string }; response: CreatedToken };
+  "POST /v1/backups": { response: BackupView };
   "GET /v1/tokens": { response: { tokens: TokenView[] } };
   "DELETE /v1/tokens/:id": { params: { id: string }; response: { removed: string } };
   "GET /v1/users": { response: { users: UserView[] } };

@@ -243,6 +243,13 @@ export interface TokenView {
   usedBy: string | null;
 }
 
+/** A copy of the controller's SQLite store (POST /v1/backups), on the controller's server. */
+export interface BackupView {
+  path: string;
+  bytes: number;
+  createdAt: number;
+}
+
 export interface CreatedToken {
   token: string;
   id: string;

@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { registerAgentCommands } from "./commands/agent.js";
 import { registerAppCommands } from "./commands/app.js";
 import { registerAuditCommands } from "./commands/audit.js";
+import { registerBackupCommands } from "./commands/backup.js";
 import { registerCodeCommands } from "./commands/code.js";
 import { registerControllerCommands } from "./commands/controller.js";
 import { registerHostUpdateCommands } from "./commands/host-update.js";
@@ -32,5 +33,6 @@ export function buildProgram(ctx: CliContext): Command {
   registerRolloutCommands(program, ctx);
   registerHostUpdateCommands(program, ctx);
   registerAuditCommands(program, ctx);
+  registerBackupCommands(program, ctx);
   return program;
 }

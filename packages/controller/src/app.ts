@@ -29,6 +29,7 @@ import { RolloutOperations } from "./rollout-operations.js";
 import { errorResponses, jsonResponses } from "./route-schemas.js";
 import { appRoutes } from "./routes/apps.js";
 import { auditRoutes } from "./routes/audit.js";
+import { backupRoutes } from "./routes/backups.js";
 import { dashboardRoutes, locateDashboard } from "./routes/dashboard.js";
 import { enrollRoutes } from "./routes/enroll.js";
 import { hostUpdateRoutes } from "./routes/host-updates.js";
@@ -280,6 +281,7 @@ export async function buildController(deps: ControllerDeps): Promise<Controller>
   await app.register(rolloutRoutes, { hub, rollouts, store });
   await app.register(hostUpdateRoutes, { hub, hostUpdates, hostUpdateExecutor, store });
   await app.register(auditRoutes, { audit, store });
+  await app.register(backupRoutes, { config, store, now: deps.now ?? Date.now });
   await app.register(peerRoutes, { config, store, tls: deps.tls, now: deps.now ?? Date.now });
   await app.register(userRoutes, { store, sessions, now: deps.now ?? Date.now });
   await app.register(sessionRoutes, {

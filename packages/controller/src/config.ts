@@ -87,6 +87,8 @@ export interface ControllerConfig {
     signingKey: string;
     signingPublicKey: string;
     artifacts: string;
+    /** Where `gild backup` writes the copies of an SQLite store. */
+    backups: string;
     cliConfig: string;
   };
 }
@@ -246,6 +248,7 @@ export function resolveControllerConfig(raw: RawControllerConfig): ControllerCon
       signingKey: join(dataDir, "signing.key"),
       signingPublicKey: join(dataDir, "signing.pub"),
       artifacts: join(dataDir, "artifacts"),
+      backups: join(dataDir, "backups"),
       cliConfig: join(dataDir, "cli.json"),
     },
   };

@@ -79,6 +79,7 @@ export const ROUTE_ROLES: Readonly<Record<string, RouteAccess>> = {
   "DELETE /v1/maintenance-windows/:target": "admin",
 
   "GET /v1/audit": "viewer",
+  "POST /v1/backups": "admin",
   "GET /v1/openapi.json": "viewer",
 };
 

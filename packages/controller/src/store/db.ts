@@ -30,6 +30,11 @@ export interface Db {
    * for the disk; the next durable commit makes it durable too. Only for what agents report again.
    */
   transaction<T>(fn: () => T, durable?: boolean): T;
+  /**
+   * Write a consistent copy of the whole database to the file `path` while writes go on (SQLite's
+   * backup API). PostgreSQL refuses: pg_dump backs it up.
+   */
+  backup(path: string): Promise<void>;
   close(): void;
 }
 

@@ -419,6 +419,14 @@ export class PostgresDb implements Db {
     }
   }
 
+  async backup(): Promise<void> {
+    throw new GildError(
+      "GILD_BAD_REQUEST",
+      "the controller's store is PostgreSQL: gild backup copies an SQLite store only",
+      { hint: "back the database up with pg_dump, as docs/deployment.md (Backups) shows" },
+    );
+  }
+
   close(): void {
     if (this.closed) return;
     try {

@@ -216,6 +216,12 @@ const MIGRATIONS: readonly string[] = [
 export function openSqlite(path: string): SqliteDb {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const db = new Database(path);
+  // Exclusive, set before the first read: SQLite keeps the WAL index in this process's memory instead
+  // of mapping gild.db-shm. On a full btrfs, a write to a mapped page that needs a new block kills the
+  // process with SIGBUS (copy-on-write: every rewrite needs one), where a write() only fails with
+  // SQLITE_FULL, which the controller answers with GILD_STORE_UNAVAILABLE and outlives. The price: no
+  // other process opens the database while the controller runs (backups: docs/deployment.md).
+  db.pragma("locking_mode = EXCLUSIVE");
   db.pragma("journal_mode = WAL");
   // WAL + FULL: a transaction is on disk when its commit returns (the WAL is fsynced at each commit),
   // so a power loss cannot take back a rollout transition whose command already went out (NORMAL could
@@ -274,6 +280,11 @@ export class SqliteDb implements Db {
     } finally {
       if (!durable) this.raw.pragma("synchronous = FULL");
     }
+  }
+
+  async backup(path: string): Promise<void> {
+    // Through this connection: in exclusive locking mode no other one may read the database.
+    await this.raw.backup(path);
   }
 
   close(): void {
