@@ -83,3 +83,13 @@ export class EndOfTurn {
     this.fn();
   }
 }
+
+/**
+ * Resolves in the immediates of this event-loop turn, after those queued before it. A TLS socket
+ * writes one chunk at once; what is written to it next waits in Node until an immediate of its own
+ * says the first went out, so a long synchronous stretch right after sending holds those bytes back.
+ * At 10,000 hosts, planning a wave's prefetch right after its switches held some for 1.2 s.
+ */
+export function writesGoOut(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}

@@ -11,6 +11,7 @@ import {
 import type { AgentHub } from "./agent-hub.js";
 import type { AppService } from "./app-service.js";
 import type { CommandService } from "./command-service.js";
+import { writesGoOut } from "./end-of-turn.js";
 import { failureClusterChange, rolloutFailureClusters } from "./failure-attributes.js";
 import type { ImageService } from "./image-service.js";
 import { JobLoop } from "./job-loop.js";
@@ -178,14 +179,15 @@ export class RolloutExecutor {
   /**
    * One planning step; resolves with the rollout's next wake, or null. At a wave's start the planner
    * holds the next wave's prefetch back for 1 ms (planRollout), so that the step storing the wave's
-   * switches stays small. Once those switches are sent (the flush the step queued runs first), the
-   * prefetch is planned at once: after a timer it waited for the next turns' reports, 0.3 to 0.6 s at
-   * 10,000 hosts, and was not done when its wave began.
+   * switches stays small. Once those switches are on the wire (the flush the step queued runs first,
+   * then the immediates that let TLS write what it held back), the prefetch is planned at once: after a
+   * timer it waited for the next turns' reports, 0.3 to 0.6 s at 10,000 hosts, and was not done when
+   * its wave began. Planned in the same turn, it held switches back for up to 1.2 s.
    */
   private async evaluate(rolloutId: string): Promise<number | null> {
     const wake = this.planOnce(rolloutId);
     if (wake === null || wake > this.now() + 1) return wake;
-    await Promise.resolve();
+    await writesGoOut();
     return this.planOnce(rolloutId);
   }
 
