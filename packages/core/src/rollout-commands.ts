@@ -1,6 +1,6 @@
 import { windowWaitReason, windowWaitUntil } from "./maintenance-window.js";
 import type { HostStep } from "./rollout-model.js";
-import { emit, moveHost, observed, type PlanContext } from "./rollout-plan-context.js";
+import { atWaveStart, emit, moveHost, observed, type PlanContext } from "./rollout-plan-context.js";
 import { hostsOfWave, MAX_FETCH_ATTEMPTS, rollbackDeadlineMs } from "./rollout-rules.js";
 
 // The host transitions that call for commands. The commands themselves are not emitted here: the
@@ -56,9 +56,7 @@ export function issueSwitches(ctx: PlanContext, wave: number): void {
   const limit = strategy.maxParallel ?? hosts.length;
   // A host rolling back is as disrupted as one switching, so it takes a slot too.
   let busy = hosts.filter((h) => ["switching", "verifying", "rolling-back"].includes(h.state)).length;
-  // Keyed to the time, not the step: planning again at the same instant switches no more.
-  const starting = ctx.now <= (r.waveStartedAt ?? Number.NEGATIVE_INFINITY);
-  let room = starting
+  let room = atWaveStart(ctx)
     ? SWITCHES_AT_WAVE_START - hosts.filter((h) => h.switchedAt === r.waveStartedAt).length
     : Number.POSITIVE_INFINITY;
   for (const host of hosts) {

@@ -118,6 +118,15 @@ export function observed(ctx: PlanContext, hostId: string): HostObservation {
   return ctx.observation.hosts[hostId] ?? UNOBSERVED;
 }
 
+/**
+ * Is this step planned at the instant the current wave started? Keyed to the time, not the step:
+ * planning again at the same instant does no more. Records stored before waveStartedAt existed have
+ * none, and are never at a wave's start.
+ */
+export function atWaveStart(ctx: PlanContext): boolean {
+  return ctx.now <= (ctx.rollout.waveStartedAt ?? Number.NEGATIVE_INFINITY);
+}
+
 /** Record an event at `now`. */
 export function emit(ctx: PlanContext, event: Omit<RolloutEvent, "at">): void {
   ctx.events.push({ at: ctx.now, ...event });

@@ -12,6 +12,7 @@ import {
   type RolloutState,
 } from "./rollout-model.js";
 import {
+  atWaveStart,
   emit,
   moveHost,
   moveRollout,
@@ -140,8 +141,7 @@ function advanceOnce(ctx: PlanContext): boolean {
 function issueCommands(ctx: PlanContext): void {
   const r = ctx.rollout;
   let next = r.strategy.prefetch && r.currentWave + 1 < r.waves.length ? [r.currentWave + 1] : [];
-  // Records stored before waveStartedAt existed have none: nothing waits.
-  if (next.length > 0 && ctx.now <= (r.waveStartedAt ?? Number.NEGATIVE_INFINITY)) {
+  if (next.length > 0 && atWaveStart(ctx)) {
     next = [];
     ctx.heldBack = true;
   }
