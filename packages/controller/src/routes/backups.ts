@@ -1,4 +1,4 @@
-import { chmod, mkdir, rename, rm, stat } from "node:fs/promises";
+import { chmod, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { GildError } from "@gild/core";
 import type { FastifyInstance } from "fastify";
@@ -44,7 +44,6 @@ export async function backupRoutes(app: FastifyInstance, services: BackupRouteDe
       // Under a name of its own until it is whole: a copy cut short (a full disk) is never taken for one.
       const partial = `${path}.partial`;
       try {
-        await mkdir(dir, { recursive: true, mode: 0o700 });
         await services.store.db.backup(partial);
         // Hashed credentials and tokens: for root's eyes, as the data dir is.
         await chmod(partial, 0o600);

@@ -31,8 +31,8 @@ export interface Db {
    */
   transaction<T>(fn: () => T, durable?: boolean): T;
   /**
-   * Write a consistent copy of the whole database to the file `path` while writes go on (SQLite's
-   * backup API). PostgreSQL refuses: pg_dump backs it up.
+   * Write a consistent copy of the whole database to the file `path` (its directory made when missing)
+   * while writes go on (SQLite's backup API). PostgreSQL refuses, and makes nothing: pg_dump backs it up.
    */
   backup(path: string): Promise<void>;
   close(): void;

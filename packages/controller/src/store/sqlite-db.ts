@@ -1,4 +1,5 @@
 import { mkdirSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { Db, SqlValue, Statement } from "./db.js";
@@ -283,6 +284,7 @@ export class SqliteDb implements Db {
   }
 
   async backup(path: string): Promise<void> {
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     // Through this connection: in exclusive locking mode no other one may read the database.
     await this.raw.backup(path);
   }
