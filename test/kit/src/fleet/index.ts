@@ -19,6 +19,7 @@ export {
   deployApp,
   fetchPage,
 } from "./apps.js";
+export { type CaptureResult, capture } from "./capture.js";
 export { type Answer, apiRequest } from "./controller-http.js";
 export { createFleet } from "./create-fleet.js";
 export { destroyFleetAt } from "./destroy-fleet.js";
