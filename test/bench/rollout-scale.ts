@@ -22,7 +22,7 @@
 //   the summary: at 10,000 hosts the same code measured RSS peaks 200-300 MiB apart and transition
 //   medians from 0.5 to 2 s, so one run cannot tell a change from the noise)
 import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { cpus, loadavg } from "node:os";
 import { basename, join } from "node:path";
@@ -181,28 +181,53 @@ type Query = <T>(sql: string) => Promise<T[]>;
 
 /** The controller's store as the bench reads it, and what it costs on disk. */
 interface StoreReader {
-  query: Query;
+  /**
+   * While the rollout runs: its state, and how many commands of each kind the controller recorded as
+   * succeeded. Polled 4 times a second, so it must cost the controller little.
+   */
+  progress(id: string): Promise<{ state: string | undefined; succeeded: (kind: string) => number }>;
+  /** Once the rollout is over: queries over everything the controller stored. */
+  settled(): Promise<Query>;
   bytes(): Promise<{ db: number; wal: number }>;
   close(): Promise<void>;
 }
 
 /**
- * The controller's SQLite file, read in this process over a read-only connection (WAL: it never holds
- * up the controller's writes). Not the sqlite3 program: the wait polls 4 times a second, and each spawn
- * stalled the load tool's event loop for several ms, which the fake agents' timestamps took in.
+ * The controller's SQLite store. The controller holds it under an exclusive lock (store/sqlite.ts: no
+ * shared memory that a full disk could turn into SIGBUS), so no other connection can read it while it
+ * runs. The progress comes from its /metrics (the bench runs one rollout per controller, so the
+ * rollout gauge is this rollout's), and the settled store from a copy the controller makes of itself
+ * (POST /v1/backups), read in this process over a read-only connection: not the sqlite3 program,
+ * whose spawns stalled the load tool's event loop for several ms, which the fake agents' timestamps
+ * took in.
  */
-function sqliteReader(file: string): StoreReader {
-  let db: Database.Database | undefined;
-  const open = () => {
-    db ??= new Database(file, { readonly: true, fileMustExist: true });
-    return db;
-  };
+function sqliteReader(api: ControllerClient, file: string): StoreReader {
+  let copy: { db: Database.Database; path: string } | undefined;
   return {
-    query: async <T>(sql: string) => open().prepare(sql).all() as T[],
+    progress: async () => {
+      const answer = await api.raw("GET", "/metrics");
+      if (answer.status !== 200) throw new Error(`GET /metrics answered ${answer.status}: ${answer.text}`);
+      const sample = (name: string, labels: string) =>
+        Number(new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, "m").exec(answer.text)?.[1] ?? 0);
+      const state = TERMINAL_ROLLOUT_STATES.find((s) => sample("gild_rollouts", `state="${s}"`) > 0);
+      return {
+        state: state ?? "running",
+        succeeded: (kind) => sample("gild_commands_total", `kind="${kind}",outcome="succeeded"`),
+      };
+    },
+    settled: async () => {
+      if (copy === undefined) {
+        const made = await api.call("POST /v1/backups");
+        copy = { db: new Database(made.path, { readonly: true, fileMustExist: true }), path: made.path };
+      }
+      const db = copy.db;
+      return async <T>(sql: string) => db.prepare(sql).all() as T[];
+    },
     bytes: async () => ({ db: fileSize(file), wal: fileSize(`${file}-wal`) }),
     close: async () => {
-      db?.close();
-      db = undefined;
+      copy?.db.close();
+      if (copy) rmSync(copy.path, { force: true });
+      copy = undefined;
     },
   };
 }
@@ -218,8 +243,16 @@ const numericTypes = {
 async function postgresReader(url: string): Promise<StoreReader> {
   const client = new pg.Client({ connectionString: url, types: numericTypes });
   await client.connect();
+  const query = async <T>(sql: string) => (await client.query(sql)).rows as T[];
   return {
-    query: async <T>(sql: string) => (await client.query(sql)).rows as T[],
+    progress: async (id) => {
+      const done = await query<{ kind: string; n: number }>(
+        `SELECT kind, COUNT(*) AS n FROM commands WHERE rollout_id = '${id}' AND state = 'succeeded' GROUP BY kind`,
+      );
+      const row = (await query<{ state: string }>(`SELECT state FROM rollouts WHERE id = '${id}'`))[0];
+      return { state: row?.state, succeeded: (kind) => done.find((d) => d.kind === kind)?.n ?? 0 };
+    },
+    settled: async () => query,
     bytes: async () => {
       const row = (await client.query("SELECT pg_database_size(current_database()) AS n")).rows[0] as {
         n: number;
@@ -329,18 +362,18 @@ async function readRolloutView(query: Query, id: string): Promise<RolloutView> {
 }
 
 /**
- * Wait for the rollout to reach a terminal state, watching the controller's store (the API of a busy
- * controller answers late). After BENCH_TIMEOUT_MIN the wait stops and the rollout is measured as far
- * as it got (`timedOut`). Prints progress every 10 s: what the agents did, and what the controller has
+ * Wait for the rollout to reach a terminal state, watching the controller's store, or with SQLite its
+ * /metrics (StoreReader.progress); resolves with the time it saw it. After BENCH_TIMEOUT_MIN the wait
+ * stops and the rollout is measured as far as it got (`timedOut`). Prints progress every 10 s: what the agents did, and what the controller has
  * recorded of it (the difference is its backlog).
  */
 async function waitForRollout(
-  query: Query,
+  reader: StoreReader,
   id: string,
   fleet: FakeFleet,
   pid: number,
   n: number,
-): Promise<{ view: RolloutView; timedOut: boolean }> {
+): Promise<{ endedAt: number; timedOut: boolean }> {
   const t0 = Date.now();
   let last = { at: t0, cpu: readProcessUsage(pid, { fds: false })?.cpuSeconds ?? 0 };
   const progress = setInterval(() => {
@@ -348,10 +381,7 @@ async function waitForRollout(
       const usage = readProcessUsage(pid, { fds: false });
       const busy = ((usage?.cpuSeconds ?? last.cpu) - last.cpu) / ((Date.now() - last.at) / 1000);
       last = { at: Date.now(), cpu: usage?.cpuSeconds ?? last.cpu };
-      const done = await query<{ kind: string; n: number }>(
-        `SELECT kind, COUNT(*) AS n FROM commands WHERE rollout_id = '${id}' AND state = 'succeeded' GROUP BY kind`,
-      ).catch(() => []);
-      const recorded = (kind: string) => done.find((d) => d.kind === kind)?.n ?? 0;
+      const recorded = (await reader.progress(id).catch(() => undefined))?.succeeded ?? (() => 0);
       out(
         `  ${seconds(elapsed(t0)).padStart(8)}  agents: ${fleet.pullsDone}/${n} pulls, ${fleet.deploysDone}/${n} switches done; controller recorded ${recorded("pullImage")} / ${recorded("deployApp")}; RSS ${mib(usage?.rssBytes ?? Number.NaN)}, CPU ${fmt(busy * 100, 0)}%, children ${usage?.children ?? "?"}, agent reconnects ${fleet.counters.reconnects}`,
       );
@@ -360,13 +390,13 @@ async function waitForRollout(
   try {
     for (;;) {
       await delay(250);
-      const row = (await query<{ state: string }>(`SELECT state FROM rollouts WHERE id = '${id}'`))[0];
-      if (row && TERMINAL.has(row.state)) return { view: await readRolloutView(query, id), timedOut: false };
+      const { state } = await reader.progress(id);
+      if (state !== undefined && TERMINAL.has(state)) return { endedAt: Date.now(), timedOut: false };
       if (elapsed(t0) > TIMEOUT_MS) {
         out(
           `  stopped waiting after ${seconds(TIMEOUT_MS)} (BENCH_TIMEOUT_MIN): measuring the rollout as far as it got`,
         );
-        return { view: await readRolloutView(query, id), timedOut: true };
+        return { endedAt: Date.now(), timedOut: true };
       }
     }
   } finally {
@@ -468,13 +498,14 @@ async function runScale(
     out(`rolling out ${LINE}@2 with ${JSON.stringify(STRATEGY)} ...`);
     const started = await api.call("POST /v1/rollouts", { body: { image: `${LINE}@2`, strategy: STRATEGY } });
     const startAnswerMs = elapsed(rolloutStart);
-    reader = database ? await postgresReader(database) : sqliteReader(join(dataDir, "gild.db"));
-    const query = reader.query;
-    const { view, timedOut } = await waitForRollout(query, started.id, fleet, pid, n);
-    const rolloutEnd = Date.now();
+    reader = database ? await postgresReader(database) : sqliteReader(api, join(dataDir, "gild.db"));
+    const { endedAt: rolloutEnd, timedOut } = await waitForRollout(reader, started.id, fleet, pid, n);
     lag.disable();
     const loadToolCpuSeconds = cpuSecondsSoFar() - loadCpu0;
     const end = sampler.stop() as ProcessUsage;
+    // After the measured span: with SQLite this has the controller copy its store (sqliteReader).
+    const query = await reader.settled();
+    const view = await readRolloutView(query, started.id);
     const begin = sampler.samples[0] as ProcessUsage;
     const rolloutMs = (view.finishedAt ?? rolloutEnd) - view.createdAt;
     const switched = fleet.deploysDone;
