@@ -122,6 +122,16 @@ describe("the job loop", () => {
    * Urgent news, then more while the turn does not end: the step it asked for waits until news finds it
    * `ms` late, and runs at once then.
    */
+  /** News of NOW_HOST now and OVERDUE_MS later does not hurry the step it asks for. */
+  async function notHurriedByNewsOfOne(): Promise<void> {
+    const before = steps;
+    result(NOW_HOST);
+    later(OVERDUE_MS);
+    result(NOW_HOST);
+    await microtasks();
+    expect(steps).toBe(before);
+  }
+
   async function hurriedAfter(ms: number): Promise<void> {
     const before = steps;
     result(NOW_HOST);
@@ -181,20 +191,14 @@ describe("the job loop", () => {
     const WAVE_HOST = "h_0000000000000003";
     waitingOn = new Set([NOW_HOST, WAVE_HOST]);
     // News of one of the two: the step waits twice a step's cost, as any other.
-    result(NOW_HOST);
-    later(OVERDUE_MS);
-    result(NOW_HOST);
-    await microtasks();
+    await notHurriedByNewsOfOne();
     expect(steps).toBe(1);
     // And of the other: it may complete the wave, and the step waits no longer.
     result(WAVE_HOST);
     await microtasks();
     expect(steps).toBe(2);
     // That step saw both: news of one of them since waits again.
-    result(NOW_HOST);
-    later(OVERDUE_MS);
-    result(NOW_HOST);
-    await microtasks();
+    await notHurriedByNewsOfOne();
     expect(steps).toBe(2);
     await hurriedAfter(STEP_WAIT_FACTOR * 300 - OVERDUE_MS);
     // Still waited for after that (the step changed nothing): news of both gets the usual hurry, so a
