@@ -10,7 +10,14 @@ import { join, relative } from "node:path";
 const root = new URL("..", import.meta.url).pathname;
 /** Which programs each adapter package may run, and the files that run a program given to them. */
 const adapters = new Map([
-  ["btrfs", { programs: new Set(["btrfs", "setpriv"]), runners: new Set(["packages/btrfs/src/exec.ts"]) }],
+  [
+    "btrfs",
+    {
+      programs: new Set(["btrfs", "setpriv"]),
+      // The spawn helper runs what its parent asks for, checked against HELPER_PROGRAMS (these two).
+      runners: new Set(["packages/btrfs/src/exec.ts", "packages/btrfs/src/spawn-helper-main.ts"]),
+    },
+  ],
   [
     "runtime",
     {

@@ -2,12 +2,12 @@ import { existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileS
 import { join } from "node:path";
 import {
   appInstances,
-  childProcesses,
   createBusyboxApp,
   createBusyboxImage,
   createFleet,
   currentGeneration,
   deployApp,
+  descendantProcesses,
   type Fleet,
   type FleetHost,
   fetchPage,
@@ -97,13 +97,14 @@ describeWith(["root", "btrfs", "nspawn", "netns", "busybox"], "agent faults", ()
     const agentPid = host1.pid() as number;
     const pushing = hostsCommand(["image", "push", "big@1", "--hosts", "host-1"]);
     // `btrfs receive` runs beside the download, fed each chunk once it matched its signed digest.
-    const receivePid = await waitFor(() => childProcesses(agentPid, ["btrfs", "receive"])[0], {
+    const receivePid = await waitFor(() => descendantProcesses(agentPid, ["btrfs", "receive"])[0], {
       what: "btrfs receive running under the agent",
       timeoutMs: 120_000,
       intervalMs: 5,
     });
     await host1.killAgent();
-    // Its parent-death signal ends the receive with the agent: no orphan goes on writing.
+    // The agent's spawn helper kills it when the agent is gone (and setpriv's parent-death signal when
+    // the helper is): no orphan goes on writing.
     await waitFor(() => !processAlive(receivePid), {
       what: "the orphaned receive to end",
       timeoutMs: 10_000,

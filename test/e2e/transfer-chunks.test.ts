@@ -7,9 +7,9 @@ import { open, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import { chunkSizeFor } from "@gild/protocol";
 import {
-  childProcesses,
   createBusyboxImage,
   createFleet,
+  descendantProcesses,
   type Fleet,
   type FleetHost,
   processAlive,
@@ -256,7 +256,7 @@ describeWith(["root", "btrfs", "netns", "busybox"], "pipelined, chunk-verified t
     const agentPid = host1.pid() as number;
     const pushing = push("big@1", host1);
     // receive runs from the transfer's start, beside the download.
-    const receivePid = await waitFor(() => childProcesses(agentPid, ["btrfs", "receive"])[0], {
+    const receivePid = await waitFor(() => descendantProcesses(agentPid, ["btrfs", "receive"])[0], {
       what: "btrfs receive running under the agent",
       timeoutMs: 60_000,
       intervalMs: 5,

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { detectStreamCapabilities, ImageStore, Pool } from "@gild/btrfs";
+import { detectStreamCapabilities, ImageStore, Pool, SpawnHelper } from "@gild/btrfs";
 import { assertRoot, GILD_VERSION, GildError, type Logger } from "@gild/core";
 import { type Inventory, PROTOCOL_VERSION } from "@gild/protocol";
 import { createRuntimeDriver } from "@gild/runtime";
@@ -73,7 +73,10 @@ export async function runAgent(
 ): Promise<RunningAgent> {
   assertRoot("gild agent run");
   const secrets = await loadSecrets(config.stateDir);
-  const pool = await Pool.open(config.pool, { create: true, log });
+  // Forked first, while the agent is small: the pool's programs start from it, not from the agent.
+  const launcher = new SpawnHelper({ socketDir: join(config.stateDir, "run", "spawn"), log });
+  launcher.warm();
+  const pool = await Pool.open(config.pool, { create: true, log, launcher });
   const store = new ImageStore(pool);
   const capabilities = await detectStreamCapabilities();
   const journal = new CommandJournal(config.stateDir);
@@ -229,6 +232,7 @@ export async function runAgent(
     apps.close();
     metricsServer?.server.close();
     await inventoryBusy;
+    launcher.close();
     resolveDone(code);
   };
   connection.start();

@@ -1,5 +1,6 @@
 import { type ErrorCode, GildError, spawnFailure } from "@gild/core";
 import { ExecaError, execa } from "execa";
+import { LaunchedToolError, launchedResult, type ToolLauncher } from "./launcher.js";
 
 export interface ToolResult {
   stdout: string;
@@ -14,6 +15,8 @@ export interface ToolOptions {
   classify?: (stderr: string) => ErrorCode | undefined;
   /** Called with each line of output as it arrives (long-running builds). */
   onOutput?: (line: string) => void;
+  /** Start it from there, not from this process (launcher.ts); not with onOutput. */
+  launcher?: ToolLauncher;
 }
 
 /** Codes for the btrfs-progs failures gild tells apart; everything else is GILD_BTRFS_FAILED. */
@@ -40,6 +43,7 @@ export async function runTool(
   args: readonly string[],
   options: ToolOptions = {},
 ): Promise<ToolResult> {
+  if (options.launcher && !options.onOutput) return runLaunched(options.launcher, file, args, options);
   const subprocess = execa(file, args, {
     stdin: "ignore",
     cancelSignal: options.cancelSignal,
@@ -64,6 +68,32 @@ export async function runTool(
   }
 }
 
+/** runTool through a launcher: the same answers, errors and cancellation (SIGTERM, then SIGKILL). */
+async function runLaunched(
+  launcher: ToolLauncher,
+  file: string,
+  args: readonly string[],
+  options: ToolOptions,
+): Promise<ToolResult> {
+  const signal = options.cancelSignal;
+  signal?.throwIfAborted();
+  const tool = launcher.start(file, args, { stdin: false });
+  let forceKill: NodeJS.Timeout | undefined;
+  const cancel = () => {
+    tool.kill("SIGTERM");
+    forceKill = setTimeout(() => tool.kill("SIGKILL"), 5_000);
+  };
+  signal?.addEventListener("abort", cancel, { once: true });
+  try {
+    return await launchedResult(file, tool);
+  } catch (err) {
+    throw toolError(file, args, err, options);
+  } finally {
+    signal?.removeEventListener("abort", cancel);
+    clearTimeout(forceKill);
+  }
+}
+
 /** The GildError for a failed host program run. */
 export function toolError(
   file: string,
@@ -73,17 +103,18 @@ export function toolError(
 ): GildError {
   const missing = spawnFailure(file, err);
   if (missing) return missing;
-  if (err instanceof ExecaError) {
+  if (err instanceof ExecaError || err instanceof LaunchedToolError) {
     const stderr = String(err.stderr ?? "").trim();
     const code =
       options.classify?.(stderr) ??
       (file === "btrfs" ? classifyBtrfsStderr(stderr) : undefined) ??
       options.failureCode;
-    const reason = err.isCanceled
+    const cancelled = err instanceof ExecaError ? err.isCanceled : options.cancelSignal?.aborted === true;
+    const reason = cancelled
       ? "cancelled"
       : err.exitCode !== undefined
         ? `exit code ${err.exitCode}`
-        : (err.signal ?? err.shortMessage);
+        : (err.signal ?? (err instanceof ExecaError ? err.shortMessage : err.message));
     const detail = stderr.split("\n").slice(-5).join("\n");
     return new GildError(
       code ?? "GILD_BTRFS_FAILED",

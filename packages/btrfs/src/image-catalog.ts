@@ -112,7 +112,7 @@ export class ImageStore {
     const cached = this.cache.get(rootfs);
     if (cached && cached.ino === dir.ino) return cached.info;
     const [sub, meta] = await Promise.all([
-      showSubvolume(rootfs),
+      showSubvolume(rootfs, this.pool.launcher),
       readMeta(this.pool.imageDir(line, version)),
     ]);
     const info: ImageVersionInfo = {

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { chmod, mkdir, readdir, realpath, rm, stat, statfs } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { assertValidLine, GildError, type Logger, silentLogger } from "@gild/core";
+import type { ToolLauncher } from "./launcher.js";
 import { deleteSubvolumeUnguarded, findSubvolumes } from "./subvolume.js";
 
 /** The name of an image version's read-only subvolume, and of the one subvolume a stream may make. */
@@ -24,6 +25,11 @@ export interface PoolOpenOptions {
   /** Create the pool directory if it is missing (its parent must be on btrfs). */
   create?: boolean;
   log?: Logger;
+  /**
+   * Where the pool's host programs start (launcher.ts): its deletes, the image catalog's `btrfs
+   * subvolume show`, receives; this process spawns them without one.
+   */
+  launcher?: ToolLauncher;
 }
 
 /** Start time of a process in clock ticks since boot, or undefined when it is not running. */
@@ -49,10 +55,12 @@ let ownStartTime: string | undefined;
 export class Pool {
   readonly paths: Readonly<PoolPaths>;
   readonly log: Logger;
+  readonly launcher: ToolLauncher | undefined;
 
-  private constructor(paths: PoolPaths, log: Logger) {
+  private constructor(paths: PoolPaths, log: Logger, launcher: ToolLauncher | undefined) {
     this.paths = Object.freeze(paths);
     this.log = log;
+    this.launcher = launcher;
   }
 
   get root(): string {
@@ -100,7 +108,7 @@ export class Pool {
     // Staging holds half-received trees of untrusted streams: nobody but root may look inside.
     await chmod(paths.staging, 0o700);
     await chmod(paths.spool, 0o700);
-    const pool = new Pool(paths, log.child({ component: "pool" }));
+    const pool = new Pool(paths, log.child({ component: "pool" }), options.launcher);
     await pool.sweepStaging();
     return pool;
   }
@@ -151,7 +159,7 @@ export class Pool {
     this.assertInside(real);
     for (const subvolume of await findSubvolumes(real)) {
       this.assertInside(subvolume);
-      await deleteSubvolumeUnguarded(subvolume);
+      await deleteSubvolumeUnguarded(subvolume, this.launcher);
     }
     await rm(real, { recursive: true, force: true });
   }

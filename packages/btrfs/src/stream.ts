@@ -6,7 +6,8 @@ import { GildError, type ImageVersionInfo, type LineKind, spawnFailure, toGildEr
 import { ExecaError, execa } from "execa";
 import { classifyBtrfsStderr, toolError } from "./exec.js";
 import type { ImageStore } from "./image-catalog.js";
-import { ROOTFS_NAME } from "./pool.js";
+import { LaunchedToolError, launchedResult } from "./launcher.js";
+import { type Pool, ROOTFS_NAME } from "./pool.js";
 import { isSubvolume, showSubvolume } from "./subvolume.js";
 
 /** The one name every stream gives its subvolume (docs/architecture.md, The wire). */
@@ -137,7 +138,7 @@ export async function receive(
 
   const staging = await pool.newStagingDir(`recv-${expected.line}-${expected.version}`);
   try {
-    const { bytes, sha256 } = await runReceive(staging, source, expected);
+    const { bytes, sha256 } = await runReceive(pool, staging, source, expected);
     return await verifyAndPromote(store, staging, expected, localParent, bytes, sha256);
   } catch (err) {
     await pool.removeTree(staging);
@@ -150,24 +151,60 @@ function discard(source: Readable | StreamFile): void {
 }
 
 async function runReceive(
+  pool: Pool,
   staging: string,
   source: Readable | StreamFile,
   expected: ExpectedStream,
 ): Promise<{ bytes: number; sha256: string }> {
-  if (!("file" in source)) return runReceiveStream(staging, source, expected);
+  if (!("file" in source)) return runReceiveStream(pool, staging, source, expected);
   const bytes = (await stat(source.file)).size;
-  const fromFile = execa(...boundToCaller("btrfs", [...receiveArgs(staging), "-f", source.file]), {
-    stdin: "ignore",
-    stdout: "ignore",
-    stderr: "pipe",
-    buffer: { stderr: true },
-    cancelSignal: expected.cancelSignal,
-    forceKillAfterDelay: 2_000,
-  });
-  const [exited] = await Promise.allSettled([fromFile]);
+  const fromFile = startReceive(pool, [...receiveArgs(staging), "-f", source.file], false, expected);
+  const [exited] = await Promise.allSettled([fromFile.done]);
   if (exited.status === "rejected") throw receiveFailure(exited.reason, undefined, bytes, expected);
   expected.onProgress?.(bytes);
   return { bytes, sha256: source.sha256 };
+}
+
+/** A running `btrfs receive`: its stdin (when fed), and its end (rejects with execa's or the launcher's error). */
+interface ReceiveProcess {
+  stdin: Writable | null;
+  done: Promise<unknown>;
+}
+
+/**
+ * Start `btrfs receive`, bound to its starter (setpriv), from this process or from the caller's
+ * launcher; a cancel sends SIGTERM, and SIGKILL 2 s later, either way.
+ */
+function startReceive(pool: Pool, args: string[], stdin: boolean, expected: ExpectedStream): ReceiveProcess {
+  // The pool's launcher (launcher.ts: the agent keeps its pages out of fork's way), or this process.
+  const launcher = pool.launcher;
+  if (!launcher) {
+    const subprocess = execa(...boundToCaller("btrfs", args), {
+      stdin: stdin ? "pipe" : "ignore",
+      stdout: "ignore",
+      stderr: "pipe",
+      buffer: { stderr: true },
+      cancelSignal: expected.cancelSignal,
+      forceKillAfterDelay: 2_000,
+      reject: true,
+    });
+    return { stdin: stdin ? subprocess.stdin : null, done: subprocess };
+  }
+  const signal = expected.cancelSignal;
+  const [file, bound] = boundToCaller("btrfs", args);
+  const tool = launcher.start(file, bound, { stdin });
+  let forceKill: NodeJS.Timeout | undefined;
+  const cancel = () => {
+    tool.kill("SIGTERM");
+    forceKill = setTimeout(() => tool.kill("SIGKILL"), 2_000);
+  };
+  if (signal?.aborted) cancel();
+  else signal?.addEventListener("abort", cancel, { once: true });
+  const done = launchedResult(file, tool).finally(() => {
+    signal?.removeEventListener("abort", cancel);
+    clearTimeout(forceKill);
+  });
+  return { stdin: tool.stdin, done };
 }
 
 /**
@@ -181,7 +218,8 @@ function boundToCaller(file: string, args: readonly string[]): [string, string[]
 
 /** setpriv's own report that the program it was to run is not installed (exit 127). */
 function boundToolMissing(file: string, err: unknown): GildError | undefined {
-  if (!(err instanceof ExecaError) || err.exitCode !== 127) return undefined;
+  if (!(err instanceof ExecaError || err instanceof LaunchedToolError) || err.exitCode !== 127)
+    return undefined;
   if (!String(err.stderr ?? "").includes(`failed to execute ${file}`)) return undefined;
   return spawnFailure(file, { code: "ENOENT" });
 }
@@ -193,26 +231,19 @@ function receiveArgs(staging: string): string[] {
 }
 
 async function runReceiveStream(
+  pool: Pool,
   staging: string,
   source: Readable,
   expected: ExpectedStream,
 ): Promise<{ bytes: number; sha256: string }> {
-  const subprocess = execa(...boundToCaller("btrfs", receiveArgs(staging)), {
-    stdin: "pipe",
-    stdout: "ignore",
-    stderr: "pipe",
-    buffer: { stderr: true },
-    cancelSignal: expected.cancelSignal,
-    forceKillAfterDelay: 2_000,
-    reject: true,
-  });
+  const receiver = startReceive(pool, receiveArgs(staging), true, expected);
   // A chunk-verified source was hashed chunk by chunk already: a second hash of every byte is CPU on
   // the agent's one thread that the download needs.
   const hash = expected.chunkVerified ? null : createHash("sha256");
   let bytes = 0;
   const feed = feedReceive(
     source,
-    subprocess.stdin,
+    receiver.stdin as Writable,
     (chunk) => {
       hash?.update(chunk);
       bytes += chunk.length;
@@ -221,8 +252,8 @@ async function runReceiveStream(
     expected.onWritten,
   );
   // A receive that fails stops the stream; one that succeeds lets the rest be hashed (see feedReceive).
-  subprocess.catch(() => source.destroy());
-  const [fed, exited] = await Promise.allSettled([feed, subprocess]);
+  receiver.done.catch(() => source.destroy());
+  const [fed, exited] = await Promise.allSettled([feed, receiver.done]);
   if (exited.status === "rejected") {
     const sourceError =
       fed.status === "rejected" && !isPipeClosed(fed.reason) ? toGildError(fed.reason) : undefined;
@@ -255,7 +286,15 @@ function receiveFailure(
       },
     );
   }
-  if (err instanceof ExecaError && err.signal !== undefined) {
+  if (err instanceof LaunchedToolError && err.code !== undefined) {
+    // It did not run to its end for a reason of the launcher's (its helper died): not the stream's.
+    return new GildError(
+      "GILD_TRANSFER_FAILED",
+      `btrfs receive did not run to its end after ${bytes} bytes: ${err.message}`,
+      { hint: "the stream can be received again from its start", cause: err },
+    );
+  }
+  if ((err instanceof ExecaError || err instanceof LaunchedToolError) && err.signal !== undefined) {
     // Killed from outside (an operator, the OOM killer): the stream is not at fault, and a caller
     // that still has it may start another receive (docs/architecture.md, Artifact sockets).
     return new GildError(
@@ -264,7 +303,8 @@ function receiveFailure(
       { hint: "the stream can be received again from its start", cause: err },
     );
   }
-  const stderr = err instanceof ExecaError ? String(err.stderr ?? "") : "";
+  const stderr =
+    err instanceof ExecaError || err instanceof LaunchedToolError ? String(err.stderr ?? "") : "";
   const classified = classifyBtrfsStderr(stderr);
   if (classified === "GILD_NO_SPACE" || classified === "GILD_PARENT_MISSING") {
     return new GildError(classified, `btrfs receive failed: ${lastLines(stderr)}`, { cause: err });
@@ -340,7 +380,13 @@ function feedReceive(
 
 function isPipeClosed(err: unknown): boolean {
   const code = (err as { code?: string }).code;
-  return code === "EPIPE" || code === "ERR_STREAM_PREMATURE_CLOSE" || code === "ERR_STREAM_DESTROYED";
+  // ECONNRESET: a launched receive reads a socket (launcher.ts), which it may close with bytes unread.
+  return (
+    code === "EPIPE" ||
+    code === "ECONNRESET" ||
+    code === "ERR_STREAM_PREMATURE_CLOSE" ||
+    code === "ERR_STREAM_DESTROYED"
+  );
 }
 
 function lastLines(text: string): string {
@@ -379,7 +425,7 @@ async function verifyAndPromote(
   }
   const rootfs = join(staging, ROOTFS_NAME);
   if (!(await isSubvolume(rootfs))) fail(`${ROOTFS_NAME} is not a subvolume`);
-  const info = await showSubvolume(rootfs);
+  const info = await showSubvolume(rootfs, store.pool.launcher);
   if (!info.readOnly) fail("the subvolume is not read-only (the stream did not finish)");
   if (info.receivedUuid === null) fail("the subvolume has no received_uuid");
   if (expected.uuid !== undefined && info.receivedUuid !== expected.uuid) {

@@ -2,6 +2,7 @@ import { lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { GildError } from "@gild/core";
 import { runTool } from "./exec.js";
+import type { ToolLauncher } from "./launcher.js";
 
 /** What `btrfs subvolume show` says about one subvolume. */
 export interface SubvolumeInfo {
@@ -58,8 +59,9 @@ function parseSubvolumeShow(path: string, output: string): SubvolumeInfo {
 }
 
 /** uuid, parent_uuid, received_uuid, read-only flag and generation of the subvolume at `path`. */
-export async function showSubvolume(path: string): Promise<SubvolumeInfo> {
+export async function showSubvolume(path: string, launcher?: ToolLauncher): Promise<SubvolumeInfo> {
   const { stdout } = await runTool("btrfs", ["subvolume", "show", path], {
+    ...(launcher ? { launcher } : {}),
     classify: (stderr) =>
       /Not a Btrfs subvolume|not a subvolume|No such file/i.test(stderr)
         ? "GILD_SUBVOLUME_NOT_FOUND"
@@ -87,9 +89,11 @@ export async function createSubvolume(path: string): Promise<void> {
 export async function snapshotSubvolume(
   source: string,
   target: string,
-  options: { readOnly?: boolean } = {},
+  options: { readOnly?: boolean; launcher?: ToolLauncher | undefined } = {},
 ): Promise<void> {
-  await runTool("btrfs", ["subvolume", "snapshot", ...(options.readOnly ? ["-r"] : []), source, target]);
+  await runTool("btrfs", ["subvolume", "snapshot", ...(options.readOnly ? ["-r"] : []), source, target], {
+    ...(options.launcher ? { launcher: options.launcher } : {}),
+  });
 }
 
 /**
@@ -101,8 +105,8 @@ export async function setReadOnly(path: string): Promise<void> {
 }
 
 /** Delete one subvolume (no recursion, no guard: callers go through Pool.removeTree). */
-export async function deleteSubvolumeUnguarded(path: string): Promise<void> {
-  await runTool("btrfs", ["subvolume", "delete", path]);
+export async function deleteSubvolumeUnguarded(path: string, launcher?: ToolLauncher): Promise<void> {
+  await runTool("btrfs", ["subvolume", "delete", path], { ...(launcher ? { launcher } : {}) });
 }
 
 /**

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { chmod, chown, link, mkdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import type { ImageStore } from "@gild/btrfs";
+import { type ImageStore, send } from "@gild/btrfs";
 import type { ImageOrigin, ImageVersionInfo } from "@gild/core";
 import { buildBusyboxRoot, run } from "@gild/testkit";
 
@@ -63,4 +63,26 @@ export async function addChanged(store: ImageStore, line: string, script: string
   return store.addVersion(line, { from, origin }, async (rootfs) => {
     await run("sh", ["-c", script], { cwd: rootfs });
   });
+}
+
+/** What stream.test.ts changes between img@1 and img@2: a line added, a file deleted, a mode, a new file. */
+export const SAMPLE_CHANGES =
+  "echo changed >> srv/sample/small.txt && rm srv/sample/to-delete.txt && chmod 0700 srv/sample/nested && echo new > srv/sample/new.txt";
+
+/**
+ * img@1 (the sample tree, made in `scratch`) and img@2 (SAMPLE_CHANGES) in `source`, and the full
+ * stream of the one and the incremental stream of the other.
+ */
+export async function twoVersions(
+  source: ImageStore,
+  scratch: string,
+): Promise<{ full: Buffer; incremental: Buffer }> {
+  const tree = join(scratch, "tree");
+  await makeSampleTree(tree);
+  await addFromDir(source, "img", tree, "test");
+  await addChanged(source, "img", SAMPLE_CHANGES);
+  return {
+    full: await collect(send(source, "img", 1)),
+    incremental: await collect(send(source, "img", 2, { parent: 1 })),
+  };
 }

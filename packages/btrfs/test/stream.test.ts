@@ -9,7 +9,7 @@ import { isGildError } from "@gild/core";
 import { createLoopBtrfs, type LoopBtrfs, run, treeDigest } from "@gild/testkit";
 import { describeWith } from "@gild/testkit/gate";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { addChanged, addFromDir, collect, makeSampleTree } from "./fixtures.js";
+import { addFromDir, collect, makeSampleTree, twoVersions } from "./fixtures.js";
 
 const sha256 = (buf: Buffer) => createHash("sha256").update(buf).digest("hex");
 
@@ -51,16 +51,7 @@ describeWith(["root", "btrfs", "busybox"], "send and receive between pools", () 
     source = await openStore(fsA);
     target = await openStore(fsB);
     empty = await openStore(fsC);
-    const tree = join(scratch, "tree");
-    await makeSampleTree(tree);
-    await addFromDir(source, "img", tree, "test");
-    await addChanged(
-      source,
-      "img",
-      "echo changed >> srv/sample/small.txt && rm srv/sample/to-delete.txt && chmod 0700 srv/sample/nested && echo new > srv/sample/new.txt",
-    );
-    full = await collect(send(source, "img", 1));
-    incremental = await collect(send(source, "img", 2, { parent: 1 }));
+    ({ full, incremental } = await twoVersions(source, scratch));
   });
 
   afterAll(async () => {

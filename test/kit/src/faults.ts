@@ -36,10 +36,24 @@ function parentOf(pid: number): number | undefined {
   }
 }
 
-/** Live children of `parent` whose argv starts with `prefix` (e.g. ["btrfs", "receive"]). */
-export function childProcesses(parent: number, prefix: readonly string[]): number[] {
+/** Is `ancestor` the parent of `pid`, or the parent of its parent, and so on? */
+function isBelow(pid: number, ancestor: number): boolean {
+  let parent = parentOf(pid);
+  // A bounded walk: a pid may be reused while it runs.
+  for (let depth = 0; parent !== undefined && parent > 1 && depth < 64; depth++) {
+    if (parent === ancestor) return true;
+    parent = parentOf(parent);
+  }
+  return false;
+}
+
+/**
+ * Live processes below `ancestor` (its children, and theirs: the agent's btrfs programs run under
+ * its spawn helper) whose argv starts with `prefix` (e.g. ["btrfs", "receive"]).
+ */
+export function descendantProcesses(ancestor: number, prefix: readonly string[]): number[] {
   return pids().filter((pid) => {
-    if (parentOf(pid) !== parent) return false;
+    if (!isBelow(pid, ancestor)) return false;
     const argv = processArgv(pid);
     return argv !== undefined && prefix.every((word, i) => argv[i] === word);
   });

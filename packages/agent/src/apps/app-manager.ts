@@ -443,7 +443,9 @@ export class AppManager {
       };
       // A writable snapshot of the image: instant, and sharing every block with it.
       const root = this.layout.generationDir(app, generation);
-      await snapshotSubvolume(this.deps.store.pool.rootfsPath(line, version), root);
+      await snapshotSubvolume(this.deps.store.pool.rootfsPath(line, version), root, {
+        launcher: this.deps.store.pool.launcher,
+      });
       if (code)
         await this.placeCode(root, code).catch(async (err: unknown) => {
           await this.layout.removeGeneration(app, generation);
@@ -577,6 +579,7 @@ export class AppManager {
     }
     await snapshotSubvolume(this.deps.store.pool.rootfsPath(code.line, code.version), target, {
       readOnly: true,
+      launcher: this.deps.store.pool.launcher,
     });
   }
 
