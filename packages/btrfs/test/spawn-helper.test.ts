@@ -56,6 +56,29 @@ describe("SpawnHelper", () => {
     expect(readdirSync(join(dir, "sockets"))).toEqual([]);
   });
 
+  it("keeps its sockets in a directory of its own when the given one's path is too long for one", async () => {
+    const deep = join(dir, "d".repeat(120));
+    const before = new Set(readdirSync(tmpdir()));
+    const long = new SpawnHelper({ socketDir: deep, log: silentLogger });
+    try {
+      const made = readdirSync(tmpdir()).filter(
+        (name) => !before.has(name) && name.startsWith("gild-spawn-"),
+      );
+      expect(made.length).toBe(1);
+      const out = join(dir, "long.txt");
+      const tool = long.start("setpriv", sh('cat > "$1"', out), { stdin: true });
+      (tool.stdin as NodeJS.WritableStream).end("through a socket elsewhere\n");
+      expect(await tool.exited).toMatchObject({ exitCode: 0 });
+      expect(readFileSync(out, "utf8")).toBe("through a socket elsewhere\n");
+      expect(existsSync(deep)).toBe(false);
+      long.close();
+      // Its own directory goes with it.
+      expect(existsSync(join(tmpdir(), made[0] as string))).toBe(false);
+    } finally {
+      long.close();
+    }
+  });
+
   it("says how a program ended, and runs nothing but btrfs and setpriv", async () => {
     const failed = await helper.start("setpriv", sh("echo no >&2; exit 3"), { stdin: false }).exited;
     expect(failed).toMatchObject({ exitCode: 3, signal: null, stderr: "no\n" });
