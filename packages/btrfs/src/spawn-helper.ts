@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "@gild/core";
 import type { LaunchedTool, ToolExit, ToolLauncher } from "./launcher.js";
@@ -87,7 +88,9 @@ export class SpawnHelper implements ToolLauncher {
     const exited = new Promise<ToolExit>((r) => (resolve = r));
     if (this.closed) {
       resolve(failed("ECLOSED", "the agent is stopping"));
-      return { stdin: null, exited, kill: () => undefined };
+      // A stdin asked for is one that takes nothing: its writer sees it closed, as a program's that ended.
+      const stdin = options.stdin ? new PassThrough().destroy() : null;
+      return { stdin, exited, kill: () => undefined };
     }
     const run: Run = { id, resolve, sent: false };
     this.runs.set(id, run);

@@ -127,6 +127,10 @@ describe("SpawnHelper", () => {
     expect((await helper.start("setpriv", ["--", "true"], { stdin: false }).exited).startError?.code).toBe(
       "ECLOSED",
     );
+    // One that wanted a stdin gets one already closed, which its writer sees as such.
+    const late = helper.start("setpriv", ["--", "true"], { stdin: true });
+    expect(late.stdin?.destroyed).toBe(true);
+    expect((await late.exited).startError?.code).toBe("ECLOSED");
   });
 
   it("kills what runs when its parent is killed with -9", async () => {
