@@ -43,7 +43,14 @@ export async function runTool(
   args: readonly string[],
   options: ToolOptions = {},
 ): Promise<ToolResult> {
-  if (options.launcher && !options.onOutput) return runLaunched(options.launcher, file, args, options);
+  if (options.launcher && !options.onOutput) {
+    const tool = options.launcher.start(file, args, { stdin: false });
+    return launchedResult(file, tool, { signal: options.cancelSignal, forceKillAfterMs: 5_000 }).catch(
+      (err: unknown) => {
+        throw toolError(file, args, err, options);
+      },
+    );
+  }
   const subprocess = execa(file, args, {
     stdin: "ignore",
     cancelSignal: options.cancelSignal,
@@ -65,32 +72,6 @@ export async function runTool(
     return { stdout: String(result.stdout), stderr: String(result.stderr) };
   } catch (err) {
     throw toolError(file, args, err, options);
-  }
-}
-
-/** runTool through a launcher: the same answers, errors and cancellation (SIGTERM, then SIGKILL). */
-async function runLaunched(
-  launcher: ToolLauncher,
-  file: string,
-  args: readonly string[],
-  options: ToolOptions,
-): Promise<ToolResult> {
-  const signal = options.cancelSignal;
-  signal?.throwIfAborted();
-  const tool = launcher.start(file, args, { stdin: false });
-  let forceKill: NodeJS.Timeout | undefined;
-  const cancel = () => {
-    tool.kill("SIGTERM");
-    forceKill = setTimeout(() => tool.kill("SIGKILL"), 5_000);
-  };
-  signal?.addEventListener("abort", cancel, { once: true });
-  try {
-    return await launchedResult(file, tool);
-  } catch (err) {
-    throw toolError(file, args, err, options);
-  } finally {
-    signal?.removeEventListener("abort", cancel);
-    clearTimeout(forceKill);
   }
 }
 

@@ -6,7 +6,7 @@ import type { Writable } from "node:stream";
  * of its pages, so after a spawn every page the caller writes again costs it a fault. For a daemon
  * with a large heap and warm transfer buffers that is the most expensive part of a small pull
  * (measured on a 2-core VM: 15 ms to write a 4 MiB buffer again after one spawn, 0.4 ms without).
- * The agent's launcher (packages/agent/src/spawn-helper.ts) starts them from a small helper
+ * The agent's pool has one (SpawnHelper, spawn-helper.ts) that starts them from a small helper
  * process instead. Without one, the package spawns them itself.
  */
 export interface ToolLauncher {
@@ -61,12 +61,30 @@ export class LaunchedToolError extends Error {
   }
 }
 
-/** A launched program's end as execa's: its output when it exited 0, else a LaunchedToolError. */
+/**
+ * A launched program's end as execa's: its output when it exited 0, else a LaunchedToolError. A
+ * cancel (also one before it started) sends it SIGTERM, and SIGKILL `forceKillAfterMs` later, as
+ * execa's cancelSignal and forceKillAfterDelay do.
+ */
 export async function launchedResult(
   file: string,
   tool: LaunchedTool,
+  cancel: { signal?: AbortSignal | undefined; forceKillAfterMs: number },
 ): Promise<{ stdout: string; stderr: string }> {
-  const exit = await tool.exited;
-  if (exit.exitCode === 0 && !exit.startError) return { stdout: exit.stdout, stderr: exit.stderr };
-  throw new LaunchedToolError(file, exit);
+  const { signal } = cancel;
+  let forceKill: NodeJS.Timeout | undefined;
+  const onAbort = () => {
+    tool.kill("SIGTERM");
+    forceKill = setTimeout(() => tool.kill("SIGKILL"), cancel.forceKillAfterMs);
+  };
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    const exit = await tool.exited;
+    if (exit.exitCode === 0 && !exit.startError) return { stdout: exit.stdout, stderr: exit.stderr };
+    throw new LaunchedToolError(file, exit);
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    clearTimeout(forceKill);
+  }
 }

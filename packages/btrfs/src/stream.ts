@@ -172,7 +172,7 @@ interface ReceiveProcess {
 }
 
 /**
- * Start `btrfs receive`, bound to its starter (setpriv), from this process or from the caller's
+ * Start `btrfs receive`, bound to its starter (setpriv), from this process or from the pool's
  * launcher; a cancel sends SIGTERM, and SIGKILL 2 s later, either way.
  */
 function startReceive(pool: Pool, args: string[], stdin: boolean, expected: ExpectedStream): ReceiveProcess {
@@ -190,20 +190,9 @@ function startReceive(pool: Pool, args: string[], stdin: boolean, expected: Expe
     });
     return { stdin: stdin ? subprocess.stdin : null, done: subprocess };
   }
-  const signal = expected.cancelSignal;
   const [file, bound] = boundToCaller("btrfs", args);
   const tool = launcher.start(file, bound, { stdin });
-  let forceKill: NodeJS.Timeout | undefined;
-  const cancel = () => {
-    tool.kill("SIGTERM");
-    forceKill = setTimeout(() => tool.kill("SIGKILL"), 2_000);
-  };
-  if (signal?.aborted) cancel();
-  else signal?.addEventListener("abort", cancel, { once: true });
-  const done = launchedResult(file, tool).finally(() => {
-    signal?.removeEventListener("abort", cancel);
-    clearTimeout(forceKill);
-  });
+  const done = launchedResult(file, tool, { signal: expected.cancelSignal, forceKillAfterMs: 2_000 });
   return { stdin: tool.stdin, done };
 }
 

@@ -85,6 +85,26 @@ describeWith(["root", "btrfs", "busybox"], "receive through a spawn helper", () 
     expect(await readdir(target.pool.paths.staging)).toEqual([]);
   });
 
+  it("stops a receive through the helper when it is cancelled", async () => {
+    const feed = new PassThrough();
+    const cancel = new AbortController();
+    const receiving = receive(target, feed, {
+      line: "img",
+      version: 2,
+      parentUuid: (await source.get("img", 1)).uuid,
+      cancelSignal: cancel.signal,
+      // The first half is in the receive's socket: the caller gives up.
+      onWritten: () => cancel.abort(),
+    });
+    feed.write(incremental.subarray(0, Math.floor(incremental.length / 2)));
+    const err = await receiving.catch((e: unknown) => e);
+    feed.destroy();
+    expect(isGildError(err) ? err.code : err).toBe("GILD_TRANSFER_FAILED");
+    expect((err as Error).message).toContain("cancelled");
+    expect(await target.versions("img")).toEqual([1]);
+    expect(await readdir(target.pool.paths.staging)).toEqual([]);
+  });
+
   it("fails a receive whose helper died as a transfer to retry, and leaves nothing behind", async () => {
     const feed = new PassThrough();
     const half = Math.floor(incremental.length / 2);
