@@ -1,4 +1,4 @@
-import type { Writable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 
 /**
  * Starts host programs for this package somewhere other than the calling process. Node (libuv)
@@ -10,13 +10,24 @@ import type { Writable } from "node:stream";
  * process instead. Without one, the package spawns them itself.
  */
 export interface ToolLauncher {
-  start(file: string, args: readonly string[], options: { stdin: boolean }): LaunchedTool;
+  start(file: string, args: readonly string[], options: LaunchOptions): LaunchedTool;
+}
+
+/**
+ * Which of the program's standard streams the caller holds: its stdin to write (a receive), or its
+ * stdout to read (a send), never both. Otherwise stdin is empty and stdout is collected (capped).
+ */
+export interface LaunchOptions {
+  stdin: boolean;
+  stdout?: boolean;
 }
 
 /** A program a launcher started. */
 export interface LaunchedTool {
   /** Its standard input when asked for (`stdin: true`): end it to give the program end of file. */
   readonly stdin: Writable | null;
+  /** Its standard output when asked for (`stdout: true`), ending when the program closes it. */
+  readonly stdout: Readable | null;
   /** Resolves when it is gone, however it ended; never rejects. */
   readonly exited: Promise<ToolExit>;
   /** Send it a signal (nothing once it exited). */

@@ -31,11 +31,11 @@ function collect(stream: NodeJS.ReadableStream | null | undefined): () => string
   return () => Buffer.concat(parts).toString("utf8");
 }
 
-function run(request: Extract<HelperRequest, { type: "run" }>, stdin: Socket | undefined): void {
+function run(request: Extract<HelperRequest, { type: "run" }>, socket: Socket | undefined): void {
   const exit = (fields: Omit<HelperExit, "type" | "id">) =>
     reply({ type: "exit", id: request.id, ...fields });
   if (!HELPER_PROGRAMS.has(request.file)) {
-    stdin?.destroy();
+    socket?.destroy();
     exit({
       exitCode: null,
       signal: null,
@@ -45,15 +45,16 @@ function run(request: Extract<HelperRequest, { type: "run" }>, stdin: Socket | u
     });
     return;
   }
+  const toStdout = request.socket === "stdout";
   const subprocess = execa(request.file, request.args, {
-    stdin: stdin ?? "ignore",
-    stdout: "pipe",
+    stdin: (!toStdout && socket) || "ignore",
+    stdout: (toStdout && socket) || "pipe",
     stderr: "pipe",
     buffer: false,
     reject: true,
   });
   // The program has its own copy of the socket now; this process reads and writes none of it.
-  stdin?.destroy();
+  socket?.destroy();
   running.set(request.id, subprocess);
   const stdout = collect(subprocess.stdout);
   const stderr = collect(subprocess.stderr);

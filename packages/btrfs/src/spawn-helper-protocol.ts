@@ -8,8 +8,11 @@ export const HELPER_PROGRAMS: ReadonlySet<string> = new Set(["btrfs", "setpriv"]
 export const OUTPUT_CAP_BYTES = 1024 * 1024;
 
 export type HelperRequest =
-  /** Start a program; its stdin is the socket sent with the message, or none. */
-  | { type: "run"; id: number; file: string; args: string[] }
+  /**
+   * Start a program; the socket sent with the message (if any) is its stdin, or its stdout when
+   * `socket` says so (ToolLauncher's LaunchOptions: never both).
+   */
+  | { type: "run"; id: number; file: string; args: string[]; socket?: "stdin" | "stdout" }
   | { type: "kill"; id: number; signal: NodeJS.Signals };
 
 /**

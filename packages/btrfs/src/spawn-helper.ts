@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "@gild/core";
-import type { LaunchedTool, ToolExit, ToolLauncher } from "./launcher.js";
+import type { LaunchedTool, LaunchOptions, ToolExit, ToolLauncher } from "./launcher.js";
 import type { HelperReply, HelperRequest } from "./spawn-helper-protocol.js";
 
 /** Longest unix socket path the kernel takes is 108 bytes with its NUL; leave room. */
@@ -31,12 +31,12 @@ const failed = (code: string, message: string): ToolExit => ({
 });
 
 /**
- * A launcher (launcher.ts) for a daemon with a large heap, the agent: a small helper process, forked
+ * A launcher (launcher.ts) for a daemon with a large heap (the agent, the controller): a small helper process, forked
  * once while the daemon is still small, starts this package's programs (btrfs, setpriv: nothing else),
  * so the daemon's own pages are never write-protected by a fork (each fork of a large process costs it
  * a fault on every page it writes afterwards: for a 4 MiB chunk buffer, 15 ms on a 2-core VM). A
- * program's stdin is a unix socket the daemon writes to: a connection to a socket file in `socketDir`,
- * accepted and handed to the helper over IPC. The helper kills what it started and exits when the
+ * program's stdin that the daemon writes (a receive), or its stdout that the daemon reads (a send), is a
+ * unix socket: a connection to a socket file in `socketDir`, accepted and handed to the helper over IPC. The helper kills what it started and exits when the
  * daemon is gone. A helper that died is forked again for the next program.
  */
 export class SpawnHelper implements ToolLauncher {
@@ -78,27 +78,39 @@ export class SpawnHelper implements ToolLauncher {
     const child = this.child;
     this.child = undefined;
     if (child?.connected) child.disconnect();
-    for (const id of [...this.runs.keys()]) this.finish(id, failed("ECLOSED", "the agent is stopping"));
+    for (const id of [...this.runs.keys()]) this.finish(id, failed("ECLOSED", "the daemon is stopping"));
     if (this.ownDir) rmSync(this.ownDir, { recursive: true, force: true });
   }
 
-  start(file: string, args: readonly string[], options: { stdin: boolean }): LaunchedTool {
+  start(file: string, args: readonly string[], options: LaunchOptions): LaunchedTool {
+    if (options.stdin && options.stdout)
+      throw new Error("a launched program gives its caller stdin or stdout, not both");
     const id = this.nextId++;
     let resolve: (exit: ToolExit) => void = () => undefined;
     const exited = new Promise<ToolExit>((r) => (resolve = r));
     if (this.closed) {
-      resolve(failed("ECLOSED", "the agent is stopping"));
-      // A stdin asked for is one that takes nothing: its writer sees it closed, as a program's that ended.
+      resolve(failed("ECLOSED", "the daemon is stopping"));
+      // A stdin asked for is one that takes nothing: its writer sees it closed, as a program's that
+      // ended; a stdout asked for gives nothing.
       const stdin = options.stdin ? new PassThrough().destroy() : null;
-      return { stdin, exited, kill: () => undefined };
+      const stdout = options.stdout ? new PassThrough().end() : null;
+      return { stdin, stdout, exited, kill: () => undefined };
     }
     const run: Run = { id, resolve, sent: false };
     this.runs.set(id, run);
-    const request: HelperRequest = { type: "run", id, file, args: [...args] };
-    const stdin = options.stdin ? this.connectStdin(id, run, request) : null;
-    if (!stdin) this.send(run, request);
+    const side = options.stdin ? "stdin" : options.stdout ? "stdout" : undefined;
+    const request: HelperRequest = {
+      type: "run",
+      id,
+      file,
+      args: [...args],
+      ...(side ? { socket: side } : {}),
+    };
+    const socket = side ? this.connectSocket(id, run, request) : null;
+    if (!socket) this.send(run, request);
     return {
-      stdin,
+      stdin: side === "stdin" ? socket : null,
+      stdout: side === "stdout" ? socket : null,
       exited,
       kill: (signal) => {
         if (!this.runs.has(id)) return;
@@ -118,7 +130,7 @@ export class SpawnHelper implements ToolLauncher {
     this.child = child;
     const waiting: Array<(child: ChildProcess) => void> = [];
     this.waiting = waiting;
-    // The helper keeps this process running only while a program runs (refs): an agent that is done
+    // The helper keeps this process running only while a program runs (refs): a daemon that is done
     // exits, and the helper follows it (disconnect).
     child.unref();
     this.refs();
@@ -166,25 +178,25 @@ export class SpawnHelper implements ToolLauncher {
     else channel?.unref();
   }
 
-  private send(run: Run, request: Extract<HelperRequest, { type: "run" }>, stdin?: net.Socket): void {
+  private send(run: Run, request: Extract<HelperRequest, { type: "run" }>, socket?: net.Socket): void {
     if (run.killedBefore) {
-      stdin?.destroy();
+      socket?.destroy();
       this.finish(run.id, { exitCode: null, signal: run.killedBefore, stdout: "", stderr: "" });
       return;
     }
     run.sent = true;
     // The socket goes to the helper, and is closed here once sent.
-    this.post(request, stdin, (err) =>
+    this.post(request, socket, (err) =>
       this.finish(run.id, failed("EHELPER", `could not reach the spawn helper: ${err.message}`)),
     );
     this.refs();
   }
 
   /** Send the helper a request, in order, once it listens (forking one if there is none). */
-  private post(request: HelperRequest, stdin?: net.Socket, onError?: (err: Error) => void): void {
+  private post(request: HelperRequest, socket?: net.Socket, onError?: (err: Error) => void): void {
     const child = this.helper();
     const sendTo = (to: ChildProcess) =>
-      to.send(request, stdin, (err) => {
+      to.send(request, socket, (err) => {
         if (err) onError?.(err);
       });
     if (this.waiting) this.waiting.push(sendTo);
@@ -192,10 +204,11 @@ export class SpawnHelper implements ToolLauncher {
   }
 
   /**
-   * The program's stdin: a connection to a socket file that only this process listens on (the
-   * directory is root's), accepted paused (nothing is read from it here) and handed to the helper.
+   * The program's stdin or stdout (request.socket): a connection to a socket file that only this
+   * process listens on (the directory is root's), accepted paused (nothing is read from it here) and
+   * handed to the helper; this process keeps the other end.
    */
-  private connectStdin(id: number, run: Run, request: Extract<HelperRequest, { type: "run" }>): net.Socket {
+  private connectSocket(id: number, run: Run, request: Extract<HelperRequest, { type: "run" }>): net.Socket {
     const path = join(this.socketDir, `${this.prefix}-${id}.sock`);
     const server = net.createServer({ pauseOnConnect: true });
     const fail = (err: Error) => {
@@ -203,7 +216,10 @@ export class SpawnHelper implements ToolLauncher {
       rmSync(path, { force: true });
       this.finish(
         id,
-        failed((err as NodeJS.ErrnoException).code ?? "ESOCKET", `stdin socket: ${err.message}`),
+        failed(
+          (err as NodeJS.ErrnoException).code ?? "ESOCKET",
+          `${request.socket ?? "stdin"} socket: ${err.message}`,
+        ),
       );
     };
     server.once("error", fail);

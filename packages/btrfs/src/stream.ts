@@ -30,25 +30,49 @@ export function send(store: ImageStore, line: string, version: number, options: 
   if (options.parent !== undefined) args.push("-p", store.pool.rootfsPath(line, options.parent));
   args.push(store.pool.rootfsPath(line, version));
   const out = new PassThrough({ highWaterMark: 1024 * 1024 });
-  const subprocess = execa("btrfs", args, {
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-    buffer: { stdout: false, stderr: true },
-    cancelSignal: options.cancelSignal,
-    forceKillAfterDelay: 2_000,
-  });
-  subprocess.stdout.pipe(out, { end: false });
+  // The pool's launcher (launcher.ts: a daemon keeps its pages out of fork's way), or this process.
+  const launcher = store.pool.launcher;
+  let stdout: Readable;
+  let done: Promise<unknown>;
+  let stop: () => void;
+  if (launcher) {
+    const tool = launcher.start("btrfs", args, { stdin: false, stdout: true });
+    stdout = tool.stdout as Readable;
+    done = launchedResult("btrfs", tool, { signal: options.cancelSignal, forceKillAfterMs: 2_000 });
+    let exited = false;
+    void tool.exited.then(() => {
+      exited = true;
+    });
+    stop = () => {
+      if (!exited) tool.kill("SIGTERM");
+      stdout.destroy();
+    };
+  } else {
+    const subprocess = execa("btrfs", args, {
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+      buffer: { stdout: false, stderr: true },
+      cancelSignal: options.cancelSignal,
+      forceKillAfterDelay: 2_000,
+    });
+    stdout = subprocess.stdout;
+    done = subprocess;
+    stop = () => {
+      if (subprocess.exitCode === null) subprocess.kill();
+    };
+  }
+  stdout.pipe(out, { end: false });
+  // A socket from the launcher that breaks while btrfs runs: the stream is cut, never ended whole.
+  stdout.once("error", (err) => out.destroy(toolError("btrfs", args, err)));
   // A consumer that stops reading early (destroy) must stop btrfs too.
-  out.on("close", () => {
-    if (subprocess.exitCode === null) subprocess.kill();
-  });
-  subprocess.then(
+  out.on("close", stop);
+  done.then(
     () => {
-      if (subprocess.stdout.readableEnded) out.end();
-      else subprocess.stdout.once("end", () => out.end());
+      if (stdout.readableEnded) out.end();
+      else stdout.once("end", () => out.end());
     },
-    (err: unknown) => out.destroy(toolError("btrfs", args, err)),
+    (err: unknown) => out.destroy(toolError("btrfs", args, err, { cancelSignal: options.cancelSignal })),
   );
   return out;
 }
