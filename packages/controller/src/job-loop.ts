@@ -42,7 +42,12 @@ export class JobLoop {
    * flood of reports keeps the turn it waits for from ending (EndOfTurn).
    */
   private readonly scheduled = new Map<string, EndOfTurn>();
-  private readonly again = new Set<string>();
+  /**
+   * Jobs poked while a step of theirs runs, with the soonest hurry asked for: the step after it keeps
+   * that hurry (the news that completes a wave, arriving mid-step, must not wait STEP_WAIT_FACTOR
+   * times a step's cost for it).
+   */
+  private readonly again = new Map<string, number | undefined>();
   /** Host id -> ids of the active jobs that cover it. */
   private readonly byHost = new Map<string, Set<string>>();
   /**
@@ -192,7 +197,11 @@ export class JobLoop {
       return;
     }
     if (this.running.has(jobId)) {
-      this.again.add(jobId);
+      const asked = this.again.get(jobId);
+      this.again.set(
+        jobId,
+        hurryAfterMs === undefined ? asked : Math.min(asked ?? Number.POSITIVE_INFINITY, hurryAfterMs),
+      );
       return;
     }
     const run = new Promise<void>((resolve) => {
@@ -216,7 +225,11 @@ export class JobLoop {
       )
       .finally(() => {
         this.running.delete(jobId);
-        if (this.again.delete(jobId)) this.poke(jobId);
+        if (this.again.has(jobId)) {
+          const hurry = this.again.get(jobId);
+          this.again.delete(jobId);
+          this.poke(jobId, hurry);
+        }
       });
     this.running.set(jobId, run);
   }

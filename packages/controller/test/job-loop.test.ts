@@ -26,6 +26,8 @@ describe("the job loop", () => {
   let loop: JobLoop;
   /** The hosts the job waits for to go on (JobLoop's waitingOn); none unless a test says. */
   let waitingOn: ReadonlySet<string> | undefined;
+  /** What a step waits for before it ends (a step that awaits, as the executor's may); none unless set. */
+  let gate: Promise<void> | undefined;
 
   beforeEach(() => {
     // The loop's own clocks (setImmediate for a poke, setTimeout for news that can wait), faked: what
@@ -34,6 +36,7 @@ describe("the job loop", () => {
     steps = 0;
     stepTakesMs = 0;
     waitingOn = undefined;
+    gate = undefined;
     const commands = {
       addListener: (listener: { onFinished?: (record: CommandRecord) => void }) => {
         if (listener.onFinished) finished = listener.onFinished;
@@ -60,6 +63,7 @@ describe("the job loop", () => {
       step: async () => {
         steps += 1;
         later(stepTakesMs);
+        await gate;
         return null;
       },
       idPrefix,
@@ -218,6 +222,31 @@ describe("the job loop", () => {
     result(NOW_HOST);
     await microtasks();
     expect(steps).toBe(5);
+  });
+
+  it("keeps the hurry of news that came while a step ran for the step after it", async () => {
+    stepTakesMs = 300;
+    result(NOW_HOST);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(steps).toBe(1);
+    // A step that has not ended yet (it awaits) when the news that may complete the wave comes.
+    let open: () => void = () => undefined;
+    gate = new Promise<void>((resolve) => (open = resolve));
+    result(NOW_HOST);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(steps).toBe(2);
+    const WAVE_HOST = "h_0000000000000003";
+    waitingOn = new Set([WAVE_HOST]);
+    result(WAVE_HOST);
+    gate = undefined;
+    open();
+    await microtasks();
+    expect(steps).toBe(2);
+    // The step it asked for is hurried after OVERDUE_MS, not after twice a step's cost.
+    later(OVERDUE_MS);
+    hurryOverdue();
+    await microtasks();
+    expect(steps).toBe(3);
   });
 
   it("plans news that could wait when later news finds its timer late", async () => {
