@@ -186,11 +186,13 @@ export class ImageStore {
     const staging = await this.pool.newStagingDir(`build-${line}`);
     const rootfs = join(staging, ROOTFS_NAME);
     try {
-      if (parentRootfs === null) await createSubvolume(rootfs);
-      else await snapshotSubvolume(parentRootfs, rootfs);
+      // The pool's launcher, when it has one: a build forks the daemon only for what `fill` runs.
+      const launcher = this.pool.launcher;
+      if (parentRootfs === null) await createSubvolume(rootfs, launcher);
+      else await snapshotSubvolume(parentRootfs, rootfs, { launcher });
       await fill(rootfs);
-      await setReadOnly(rootfs);
-      const sizeBytes = await subvolumeSize(rootfs);
+      await setReadOnly(rootfs, launcher);
+      const sizeBytes = await subvolumeSize(rootfs, launcher);
       // Another build of the same line may promote first: take the next number and try again.
       for (let attempt = 0; ; attempt++) {
         const next = ((await this.latest(line)) ?? 0) + 1;

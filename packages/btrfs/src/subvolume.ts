@@ -81,8 +81,8 @@ export async function isSubvolume(path: string): Promise<boolean> {
   }
 }
 
-export async function createSubvolume(path: string): Promise<void> {
-  await runTool("btrfs", ["subvolume", "create", path]);
+export async function createSubvolume(path: string, launcher?: ToolLauncher): Promise<void> {
+  await runTool("btrfs", ["subvolume", "create", path], { ...(launcher ? { launcher } : {}) });
 }
 
 /** Snapshot `source` at `target`: writable by default, read-only with `readOnly`. Never a copy. */
@@ -100,8 +100,10 @@ export async function snapshotSubvolume(
  * Mark a locally made subvolume read-only. Never used on received copies: making one writable clears its
  * received_uuid and breaks every later incremental send (docs/architecture.md, Images and generations).
  */
-export async function setReadOnly(path: string): Promise<void> {
-  await runTool("btrfs", ["property", "set", "-ts", path, "ro", "true"]);
+export async function setReadOnly(path: string, launcher?: ToolLauncher): Promise<void> {
+  await runTool("btrfs", ["property", "set", "-ts", path, "ro", "true"], {
+    ...(launcher ? { launcher } : {}),
+  });
 }
 
 /** Delete one subvolume (no recursion, no guard: callers go through Pool.removeTree). */
@@ -134,10 +136,11 @@ export async function findSubvolumes(dir: string): Promise<string[]> {
 }
 
 /** Bytes referenced by a subvolume's files (`btrfs filesystem du`), or null when it cannot tell. */
-export async function subvolumeSize(path: string): Promise<number | null> {
+export async function subvolumeSize(path: string, launcher?: ToolLauncher): Promise<number | null> {
+  const options = launcher ? { launcher } : {};
   // Freshly written data has no extents until it is flushed, and du counts extents.
-  await runTool("btrfs", ["filesystem", "sync", path]);
-  const { stdout } = await runTool("btrfs", ["filesystem", "du", "-s", "--raw", path]);
+  await runTool("btrfs", ["filesystem", "sync", path], options);
+  const { stdout } = await runTool("btrfs", ["filesystem", "du", "-s", "--raw", path], options);
   const line = stdout.trim().split("\n").at(-1) ?? "";
   const total = Number(line.trim().split(/\s+/)[0]);
   return Number.isFinite(total) ? total : null;

@@ -3,12 +3,12 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
-import { ImageStore, Pool, receive, SpawnHelper, send } from "@gild/btrfs";
+import { ImageStore, Pool, receive, SpawnHelper, send, type ToolLauncher } from "@gild/btrfs";
 import { isGildError, silentLogger } from "@gild/core";
 import { createLoopBtrfs, descendantProcesses, type LoopBtrfs, treeDigest, waitFor } from "@gild/testkit";
 import { describeWith } from "@gild/testkit/gate";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { collect, twoVersions } from "./fixtures.js";
+import { addChanged, collect, twoVersions } from "./fixtures.js";
 
 const sha256 = (buf: Buffer) => createHash("sha256").update(buf).digest("hex");
 
@@ -178,6 +178,30 @@ describeWith(["root", "btrfs", "busybox"], "send through a spawn helper", () => 
       expect(await treeDigest(target.pool.rootfsPath("img", v))).toEqual(
         await treeDigest(source.pool.rootfsPath("img", v)),
       );
+  });
+
+  it("builds a version with the pool's launcher: snapshot, read-only flag and size", async () => {
+    const started: string[] = [];
+    const counting: ToolLauncher = {
+      start: (file, args, options) => {
+        started.push([file, ...args.slice(0, 2)].join(" "));
+        return helper.start(file, args, options);
+      },
+    };
+    const store = new ImageStore(await Pool.open(join(fsA.mountPoint, "pool"), { launcher: counting }));
+    const built = await addChanged(store, "img", "echo three > srv/sample/three.txt");
+    expect(built.version).toBe(3);
+    expect(built.parent).toBe(2);
+    expect(built.sizeBytes).toBeGreaterThan(0);
+    expect(started).toEqual(
+      expect.arrayContaining([
+        "btrfs subvolume snapshot",
+        "btrfs property set",
+        "btrfs filesystem sync",
+        "btrfs filesystem du",
+      ]),
+    );
+    await store.remove("img", 3);
   });
 
   it("fails a send btrfs refuses with a coded error, never a stream that ends whole", async () => {
