@@ -31,13 +31,14 @@ const failed = (code: string, message: string): ToolExit => ({
 });
 
 /**
- * A launcher (launcher.ts) for a daemon with a large heap (the agent, the controller): a small helper process, forked
- * once while the daemon is still small, starts this package's programs (btrfs, setpriv: nothing else),
- * so the daemon's own pages are never write-protected by a fork (each fork of a large process costs it
- * a fault on every page it writes afterwards: for a 4 MiB chunk buffer, 15 ms on a 2-core VM). A
- * program's stdin that the daemon writes (a receive), or its stdout that the daemon reads (a send), is a
- * unix socket: a connection to a socket file in `socketDir`, accepted and handed to the helper over IPC. The helper kills what it started and exits when the
- * daemon is gone. A helper that died is forked again for the next program.
+ * A launcher (launcher.ts) for a daemon with a large heap (the agent, the controller): a small helper
+ * process, forked once while the daemon is still small, starts this package's programs (btrfs,
+ * setpriv: nothing else), so the daemon's own pages are never write-protected by a fork (each fork of
+ * a large process costs it a fault on every page it writes afterwards: for a 4 MiB chunk buffer, 15 ms
+ * on a 2-core VM). A program's stdin that the daemon writes (a receive), or its stdout that the daemon
+ * reads (a send), is a unix socket: a connection to a socket file in `socketDir`, accepted and handed
+ * to the helper over IPC. The helper kills what it started and exits when the daemon is gone. A
+ * helper that died is forked again for the next program.
  */
 export class SpawnHelper implements ToolLauncher {
   private child: ChildProcess | undefined;
