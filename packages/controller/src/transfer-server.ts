@@ -8,15 +8,43 @@ import { WebSocket, WebSocketServer } from "ws";
 import type { ArtifactService } from "./artifact-service.js";
 import type { ArtifactRecord } from "./store/artifacts-repo.js";
 
-/** Frames written to the socket but not yet flushed; bounds memory whatever the artifact size. */
-const MAX_FRAMES_IN_FLIGHT = 8;
+/**
+ * Frames written to the socket but not yet flushed: one being written, and the next waiting. More
+ * would be written together (a writev), which TLS first copies into one fresh allocation: above the
+ * unit's mmap threshold, a page fault per 4 KiB and an munmap. With 8 MiB waiting that cost the
+ * controller 3.4 s of CPU per GiB sent, against 1.4 s with frames written one by one.
+ */
+const MAX_FRAMES_IN_FLIGHT = 2;
+
+/** Room before each read for the frame's header: 2 bytes, and 8 of length at most. */
+const FRAME_HEAD_ROOM = 10;
+
+/**
+ * Write an unmasked, final binary WebSocket frame's header into the FRAME_HEAD_ROOM bytes before a
+ * payload of `length` bytes at FRAME_HEAD_ROOM in `buffer` (the shortest length form, RFC 6455 5.2);
+ * returns where the frame starts.
+ */
+export function frameHeaderBefore(buffer: Buffer, length: number): number {
+  const size = length < 126 ? 2 : length < 65536 ? 4 : 10;
+  const start = FRAME_HEAD_ROOM - size;
+  buffer[start] = 0x82;
+  if (size === 2) buffer[start + 1] = length;
+  else if (size === 4) {
+    buffer[start + 1] = 126;
+    buffer.writeUInt16BE(length, start + 2);
+  } else {
+    buffer[start + 1] = 127;
+    buffer.writeBigUInt64BE(BigInt(length), start + 2);
+  }
+  return start;
+}
 
 /**
  * Read buffers handed from one transfer's ring to the next (BufferPool: fresh memory costs a page
  * fault per 4 KiB, and the controller's unit maps every buffer of 64 KiB and up afresh,
  * deploy/systemd/gild-controller.service). Two full rings.
  */
-const frameBuffers = new BufferPool(2 * MAX_FRAMES_IN_FLIGHT * MAX_FRAME_BYTES);
+const frameBuffers = new BufferPool(2 * MAX_FRAMES_IN_FLIGHT * (MAX_FRAME_BYTES + FRAME_HEAD_ROOM));
 
 /**
  * Payload bytes per frame. Unlimited: the largest the protocol allows (fewest writes and TLS calls).
@@ -106,7 +134,7 @@ export class TransferServer {
     target: { artifact: ArtifactRecord; offset: number },
   ): void {
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      this.serve(ws, hostId, target.artifact, target.offset).catch((err: unknown) => {
+      this.serve(ws, socket, hostId, target.artifact, target.offset).catch((err: unknown) => {
         this.log.warn(
           { hostId, artifact: target.artifact.id, err: (err as Error).message },
           "transfer ended with an error",
@@ -139,6 +167,7 @@ export class TransferServer {
 
   private async serve(
     ws: WebSocket,
+    socket: Duplex,
     hostId: string,
     artifact: ArtifactRecord,
     offset: number,
@@ -176,16 +205,20 @@ export class TransferServer {
           if (closed) break;
         }
         const slot = frame % MAX_FRAMES_IN_FLIGHT;
-        ring[slot] ??= frameBuffers.take(frameBytes);
+        ring[slot] ??= frameBuffers.take(frameBytes + FRAME_HEAD_ROOM);
         const buffer = ring[slot];
-        const { bytesRead } = await file.read(buffer, 0, length, position);
+        const { bytesRead } = await file.read(buffer, FRAME_HEAD_ROOM, length, position);
         if (bytesRead === 0)
           throw new GildError("GILD_INTERNAL", `artifact ${artifact.id} ends before its recorded size`);
         // The peer may have begun a close while the read ran: nothing more may follow its close frame.
         if (closed || ws.readyState !== WebSocket.OPEN) break;
         position += bytesRead;
         inFlight++;
-        ws.send(buffer.subarray(0, bytesRead), { binary: true }, flushed);
+        // Header and payload in one buffer, one write: ws would cork the two into a writev (see
+        // MAX_FRAMES_IN_FLIGHT). Its own frames (the header above, pongs, the close) are whole writes
+        // to the same socket, so frames never interleave.
+        const start = frameHeaderBefore(buffer, bytesRead);
+        socket.write(buffer.subarray(start, FRAME_HEAD_ROOM + bytesRead), () => flushed());
         sent += bytesRead;
       }
     } finally {

@@ -6,8 +6,9 @@ import { joinController } from "@gild/agent";
 import { tlsOptions } from "@gild/api-client";
 import { CloseCode, decodeTransferHeader, MAX_FRAME_BYTES } from "@gild/protocol";
 import { describeWith } from "@gild/testkit/gate";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
+import { frameHeaderBefore } from "../src/transfer-server.js";
 import { startTestController, type TestController } from "./support.js";
 
 interface Fetched {
@@ -105,5 +106,23 @@ describeWith(["root", "btrfs"], "artifact transfers", () => {
       const offset = offsets[i] as number;
       expect(Buffer.concat(got.frames).equals(file.subarray(offset)), `offset ${offset}`).toBe(true);
     });
+  });
+});
+
+describe("the transfer server's frame header", () => {
+  it("writes the shortest length form before the payload, as RFC 6455 reads it", () => {
+    for (const [length, head] of [
+      [5, [0x82, 5]],
+      [125, [0x82, 125]],
+      [126, [0x82, 126, 0, 126]],
+      [65535, [0x82, 126, 0xff, 0xff]],
+      [65536, [0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]],
+      [MAX_FRAME_BYTES, [0x82, 127, 0, 0, 0, 0, 0, 0x10, 0, 0]],
+    ] as const) {
+      const buffer = Buffer.alloc(10 + length);
+      const start = frameHeaderBefore(buffer, length);
+      expect(start + head.length).toBe(10);
+      expect([...buffer.subarray(start, 10)]).toEqual(head);
+    }
   });
 });
